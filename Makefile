@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: GPL-2.0
+# Out-of-tree build of pvpass.ko against the patched kernel build (KDIR).
+#   make                 build the module (KDIR defaults to the cached build)
+#   make demo            install everything, build, run the demo (README)
+#   make check           build what is stale and run every test (README)
+KDIR ?= $(shell PVPASS_QUIET=1 ./scripts/kernel.sh --print-dir 2>/dev/null)
+KMAKE := LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc HOSTRUSTC=/usr/bin/rustc BINDGEN=/usr/local/bin/bindgen
+
+all: module
+
+module:
+	@test -n "$(KDIR)" || { echo "no kernel build: run scripts/setup.sh"; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KMAKE) modules
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KMAKE) clean
+
+demo:
+	./scripts/demo.sh
+
+check:
+	./scripts/test.sh
+
+.PHONY: all module clean demo check

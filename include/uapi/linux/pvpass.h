@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * pvpass: share one network device between KVM guests at near-passthrough
+ * speed. This header is the contract between the pvpass module, the
+ * pvpassctl tool and the tests.
+ *
+ * The module exposes /dev/pvpass. A process opens it and ATTACHes running
+ * VMs: it passes a KVM VM file descriptor (for example one taken from QEMU
+ * with pidfd_getfd), a 4 KiB guest-physical window where the guest's stock
+ * virtio-mmio driver finds a virtio-net device, the GSI and the MAC. Every
+ * guest access to the window is then served by the module, in the kernel, on
+ * the vCPU thread. An attachment lives until DETACH, until the /dev/pvpass
+ * file that made it is closed, or until the module is unloaded (it cannot be
+ * while a /dev/pvpass file is open).
+ *
+ * Versioning: PVPASS_GET_VERSION returns PVPASS_API_VERSION. Structures only
+ * grow at their end into reserved fields, which callers must zero; the module
+ * rejects non-zero reserved fields and unknown flags with EINVAL so that a
+ * newer tool fails loudly on an older module.
+ */
+#ifndef _UAPI_LINUX_PVPASS_H
+#define _UAPI_LINUX_PVPASS_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define PVPASS_API_VERSION	1
+#define PVPASS_DEVICE_PATH	"/dev/pvpass"
+
+/* Size of the guest-physical MMIO window of one device (virtio-mmio). */
+#define PVPASS_WINDOW_SIZE	0x1000
+/* Most attachments one module instance serves (all files together). */
+#define PVPASS_MAX_ATTACH	64
+#define PVPASS_NAME_LEN		16
+
+/* What a struct pvpass_version::features bit says the module can do. */
+#define PVPASS_FEAT_MMIO_ID	(1U << 0)	/* identification registers */
+#define PVPASS_FEAT_CONFIG	(1U << 1)	/* virtio-net config space  */
+
+struct pvpass_version {
+	__u32 api_version;	/* out: PVPASS_API_VERSION */
+	__u32 features;		/* out: PVPASS_FEAT_* */
+	__u32 window_size;	/* out: PVPASS_WINDOW_SIZE */
+	__u32 max_attach;	/* out: PVPASS_MAX_ATTACH */
+};
+
+/*
+ * ATTACH errors:
+ *   EBADF   vm_fd is not an open file descriptor
+ *   EINVAL  vm_fd is not a KVM VM; gpa not 4 KiB aligned or window wraps;
+ *           mac is zero or multicast; unknown flags; reserved fields set;
+ *           backend not NUL-terminated
+ *   EEXIST  the window overlaps guest RAM (a memslot) or another pvpass
+ *           window of the same VM
+ *   EBUSY   the GSI is already used by another pvpass device of this VM
+ *   ENOSPC  PVPASS_MAX_ATTACH attachments exist, or the VM's MMIO bus is full
+ *   EOPNOTSUPP  irq_fd >= 0: interrupt delivery is not in this API version
+ *   ENODEV  backend names a switch that does not exist
+ */
+struct pvpass_attach {
+	__u32 flags;		/* in: must be 0 */
+	__s32 vm_fd;		/* in: KVM VM file descriptor */
+	__s32 irq_fd;		/* in: eventfd bound to gsi by the module, or -1 */
+	__u32 gsi;		/* in: guest interrupt line of the device */
+	__u64 gpa;		/* in: base of the PVPASS_WINDOW_SIZE window */
+	__u8  mac[6];		/* in: the device's MAC address */
+	__u16 reserved0;	/* in: must be 0 */
+	char  backend[PVPASS_NAME_LEN];	/* in: switch name, "" = default */
+	__u32 id;		/* out: attachment id, unique while loaded */
+	__u32 reserved[7];	/* in: must be 0 */
+};
+
+struct pvpass_detach {
+	__u32 id;		/* in: id returned by ATTACH on this file */
+	__u32 flags;		/* in: must be 0 */
+};
+
+/* Counters of one attachment; all count since ATTACH. */
+struct pvpass_stats {
+	__u32 id;		/* in: attachment id on this file */
+	__u32 flags;		/* in: must be 0 */
+	__u64 mmio_reads;	/* out: guest reads served in the kernel */
+	__u64 mmio_writes;	/* out: guest writes served in the kernel */
+	__u64 mmio_bad;		/* out: accesses with a bad size or offset */
+	__u64 reserved[12];	/* out: zero for now */
+};
+
+#define PVPASS_IOCTL_MAGIC	0xBC
+
+#define PVPASS_GET_VERSION	_IOR(PVPASS_IOCTL_MAGIC, 0x00, struct pvpass_version)
+#define PVPASS_ATTACH		_IOWR(PVPASS_IOCTL_MAGIC, 0x01, struct pvpass_attach)
+#define PVPASS_DETACH		_IOW(PVPASS_IOCTL_MAGIC, 0x02, struct pvpass_detach)
+#define PVPASS_GET_STATS	_IOWR(PVPASS_IOCTL_MAGIC, 0x03, struct pvpass_stats)
+
+#endif /* _UAPI_LINUX_PVPASS_H */

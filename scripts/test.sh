@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The pvpass test command (README, .ci/run): builds whatever is stale, runs
+# the userspace tests on the host and the kselftests in the test bed (the
+# patched kernel under QEMU TCG via virtme-ng, kvm_amd inside), prints one
+# "N passed, N failed, N skipped" line and exits non-zero on any failure.
+#
+#   scripts/test.sh            everything
+#   PVPASS_SKIP_BED=1 ...      host-side only (no kernel boot): for quick edits
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+. scripts/lib.sh
+
+pass=0 fail=0 skip=0
+failed_names=()
+ok() { pass=$((pass + 1)); echo "PASS: $1"; }
+bad() { fail=$((fail + 1)); failed_names+=("$1"); echo "FAIL: $1"; }
+step() { # name, command... : one host-side check
+	local name=$1; shift
+	if "$@" >"$logs/${name// /_}.log" 2>&1; then ok "$name"; else bad "$name (log: $logs/${name// /_}.log)"; tail -n 30 "$logs/${name// /_}.log"; fi
+}
+
+build=$here/build
+logs=$build/logs
+rm -rf "$logs" "$build/results"
+mkdir -p "$logs" "$build/results"
+
+finish() {
+	echo
+	if [ ${#failed_names[@]} -gt 0 ]; then printf 'failed: %s\n' "${failed_names[@]}"; fi
+	echo "$pass passed, $fail failed, $skip skipped"
+	[ "$fail" = 0 ] && [ "$pass" -gt 0 ]
+	exit $?
+}
+
+# --- 1. toolchain and kernel ------------------------------------------------
+step "setup" bash scripts/setup.sh || finish
+if ! KDIR=$(bash scripts/kernel.sh 2>"$logs/kernel.log"); then
+	tail -n 40 "$logs/kernel.log"; bad "kernel build"; finish
+fi
+ok "kernel build"
+KSRC=$(readlink -f "$KDIR/source")
+
+# --- 2. the patch series applies to a pristine 7.2.y and exports to pvpass --
+check_patches() {
+	local deb tmp
+	deb=$(ls -t /var/cache/pvpass/linux-source-7.2_*_all.deb | head -n1)
+	tmp=$(mktemp -d)
+	dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/src/linux-source-7.2.tar.xz |
+		tar -xJ -C "$tmp" linux-source-7.2/include/linux/kvm_types.h \
+			linux-source-7.2/virt/kvm/kvm_main.c linux-source-7.2/virt/kvm/eventfd.c
+	for p in patches/*.patch; do
+		patch -d "$tmp/linux-source-7.2" -p1 --dry-run -F0 <"$p" | grep -q FAIL && return 1
+		patch -d "$tmp/linux-source-7.2" -p1 -s -F0 <"$p" || return 1
+	done
+	rm -rf "$tmp"
+}
+step "patches apply to pristine $(basename "$KSRC")" check_patches
+check_symvers() {
+	local s
+	for s in file_is_kvm kvm_io_bus_register_dev kvm_io_bus_unregister_dev kvm_irqfd mark_page_dirty_in_slot; do
+		grep -P "\t$s\t" "$KDIR/Module.symvers" | grep -q 'module:.*pvpass' || { echo "$s not exported to pvpass"; return 1; }
+	done
+	# Nothing else is exported to pvpass.
+	[ "$(grep -c 'module:.*pvpass' "$KDIR/Module.symvers")" = 5 ]
+}
+step "kernel exports exactly the patched symbols to pvpass" check_symvers
+
+# --- 3. module and selftests ---------------------------------------------------
+step "pvpass.ko builds" make -C "$here" KDIR="$KDIR" module
+step "selftests build" make -C selftests KSRC="$KSRC" KBUILD="$KDIR" OUT="$build/selftests"
+
+# --- 4. userspace Rust: the no_std core ---------------------------------------
+cargo_tests() { # dir
+	local out="$logs/cargo-$(basename "$1").log" p f
+	(cd "$1" && cargo test --locked 2>&1) >"$out"
+	local rc=$?
+	p=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$out" | awk '{s+=$4} END {print s+0}')
+	f=$(grep -Eo '[0-9]+ failed' "$out" | awk '{s+=$1} END {print s+0}')
+	pass=$((pass + p)); fail=$((fail + f))
+	echo "cargo test $1: $p passed, $f failed"
+	if [ $rc != 0 ] && [ "$f" = 0 ]; then bad "cargo test $1 (log: $out)"; tail -n 30 "$out"; fi
+}
+[ -f rust/Cargo.toml ] && cargo_tests rust
+
+# --- 5. the test bed: kselftests in the patched kernel -------------------------
+if [ "${PVPASS_SKIP_BED:-0}" = 1 ]; then
+	echo "test bed skipped (PVPASS_SKIP_BED=1)"; skip=$((skip + 1)); finish
+fi
+res=$build/results
+start=$(date +%s)
+timeout 1500 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 2 \
+	--rwdir "$res" --rodir "$here" \
+	--exec "$here/scripts/guest-tests.sh $res $here/pvpass.ko $build/selftests/pvpass" \
+	>"$logs/vng.log" 2>&1
+echo "test bed ran in $(($(date +%s) - start)) s (vng exit $?; judged by the results, not the console)"
+[ -f "$res/finished" ] && ok "test bed booted and finished" || { bad "test bed booted and finished (log: $logs/vng.log)"; tail -n 40 "$logs/vng.log"; }
+
+count_tap() { # file, label
+	local f=$1 line
+	[ -s "$f" ] || { bad "$2: no TAP output"; return; }
+	while IFS= read -r line; do
+		case "$line" in
+		"ok "*"# SKIP"*) skip=$((skip + 1)); echo "SKIP: $2: ${line#ok }" ;;
+		"ok "*) ok "$2: ${line#ok }" ;;
+		"not ok "*) bad "$2: ${line#not ok }" ;;
+		esac
+	done < <(grep -E '^(not )?ok [0-9]+' "$f")
+}
+count_tap "$res/bed.tap" "bed"
+for t in pvpass_test pvpass_unload_test; do
+	count_tap "$res/$t.tap" "$t"
+	rc=$(cat "$res/$t.rc" 2>/dev/null || echo missing)
+	[ "$rc" = 0 ] || { bad "$t exit code $rc (stderr: $res/$t.err)"; tail -n 20 "$res/$t.err" 2>/dev/null; }
+done
+if [ -f "$res/dmesg.txt" ]; then
+	if grep -nE 'BUG:|WARNING:|Oops|KASAN|general protection|Call Trace' "$res/dmesg.txt"; then
+		bad "guest kernel log has no BUG/WARNING/Oops"
+	else
+		ok "guest kernel log has no BUG/WARNING/Oops"
+	fi
+fi
+finish

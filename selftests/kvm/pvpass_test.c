@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pvpass selftests: KVM VMs whose guest code drives the pvpass device window
+ * directly, and the ATTACH/DETACH contract of /dev/pvpass.
+ *
+ * Built with the in-tree KVM selftest library (see selftests/Makefile) and
+ * run as root in the test bed with pvpass.ko loaded. Each TEST runs in its
+ * own child process (kselftest harness), so a failure in one cannot hide
+ * another.
+ *
+ * "Served in the kernel" is proven by counting exits: the guest makes
+ * hundreds of accesses and then one ucall; the host sees exactly one exit
+ * from KVM_RUN, the ucall, and the module's counters match the accesses.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/pvpass.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "ucall_common.h"
+#include "kselftest_harness.h"
+
+/* Above the selftest VM's RAM, below 4 GiB, identity-mapped in the guest. */
+#define WIN_GPA		0xd0000000ULL
+#define WIN2_GPA	0xd0001000ULL
+#define ROUNDS		200
+
+#define VIRTIO_MAGIC	0x74726976
+#define PVPASS_VENDOR	0x53505650
+
+/* virtio-mmio register offsets */
+#define R_MAGIC		0x000
+#define R_VERSION	0x004
+#define R_DEVICE_ID	0x008
+#define R_VENDOR_ID	0x00c
+#define R_DEV_FEAT	0x010
+#define R_DEV_FEAT_SEL	0x014
+#define R_STATUS	0x070
+#define R_CONFIG	0x100
+
+static const __u8 mac_a[6] = { 0x52, 0x54, 0x00, 0xaa, 0x00, 0x01 };
+static const __u8 mac_b[6] = { 0x52, 0x54, 0x00, 0xbb, 0x00, 0x02 };
+
+static inline u32 mmio_rd32(u64 base, u64 off)
+{
+	return READ_ONCE(*(volatile u32 *)(base + off));
+}
+
+static inline void mmio_wr32(u64 base, u64 off, u32 v)
+{
+	WRITE_ONCE(*(volatile u32 *)(base + off), v);
+}
+
+/* Reads the identification and feature registers ROUNDS times. */
+static void guest_id(u64 base)
+{
+	int i;
+
+	for (i = 0; i < ROUNDS; i++) {
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_MAGIC), VIRTIO_MAGIC);
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_VERSION), 2);
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_DEVICE_ID), 1);
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_VENDOR_ID), PVPASS_VENDOR);
+		mmio_wr32(base, R_DEV_FEAT_SEL, 1);
+		/* VIRTIO_F_VERSION_1 is bit 32 */
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_DEV_FEAT) & 1, 1);
+		mmio_wr32(base, R_DEV_FEAT_SEL, 0);
+		/* VIRTIO_NET_F_MAC (5) and VIRTIO_NET_F_STATUS (16) */
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_DEV_FEAT), (1u << 5) | (1u << 16));
+	}
+	GUEST_DONE();
+}
+#define ID_READS	(ROUNDS * 6)
+#define ID_WRITES	(ROUNDS * 2)
+
+/* Reads the MAC from config space and hands it to the host. */
+static void guest_mac(u64 base)
+{
+	u64 mac = 0;
+	int i;
+
+	for (i = 0; i < 6; i++)
+		mac |= (u64)READ_ONCE(*(volatile u8 *)(base + R_CONFIG + i)) << (8 * i);
+	GUEST_SYNC(mac);
+	GUEST_DONE();
+}
+
+/* Hostile but harmless accesses: bad widths, read-only registers, config writes. */
+static void guest_bad(u64 base)
+{
+	GUEST_ASSERT_EQ(READ_ONCE(*(volatile u16 *)(base + R_MAGIC)), 0);
+	GUEST_ASSERT_EQ(READ_ONCE(*(volatile u8 *)(base + R_VERSION + 1)), 0);
+	GUEST_ASSERT_EQ(mmio_rd32(base, 0x018), 0);	/* no register there */
+	GUEST_ASSERT_EQ(mmio_rd32(base, 0xffc), 0);	/* config tail, zero */
+	mmio_wr32(base, R_MAGIC, 0xdeadbeef);		/* read-only */
+	WRITE_ONCE(*(volatile u8 *)(base + R_CONFIG), 0xff); /* config is RO */
+	WRITE_ONCE(*(volatile u64 *)(base + R_STATUS), ~0ull); /* 8-byte write */
+	GUEST_ASSERT_EQ(mmio_rd32(base, R_MAGIC), VIRTIO_MAGIC);
+	GUEST_ASSERT_EQ(READ_ONCE(*(volatile u8 *)(base + R_CONFIG)), mac_a[0]);
+	GUEST_DONE();
+}
+
+/* Spins on the magic value until it stops being served by pvpass. */
+static void guest_spin(u64 base)
+{
+	for (;;)
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_MAGIC), VIRTIO_MAGIC);
+}
+
+static int pvpass_open(void)
+{
+	int fd = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		ksft_exit_skip("%s: %s (is pvpass.ko loaded?)\n", PVPASS_DEVICE_PATH,
+			       strerror(errno));
+	return fd;
+}
+
+static struct pvpass_attach attach_req(int vm_fd, __u64 gpa, __u32 gsi, const __u8 *mac)
+{
+	struct pvpass_attach a = {
+		.vm_fd = vm_fd,
+		.irq_fd = -1,
+		.gsi = gsi,
+		.gpa = gpa,
+	};
+
+	memcpy(a.mac, mac, 6);
+	return a;
+}
+
+/* ATTACH; returns the id, or -errno. */
+static int do_attach(int pv, struct pvpass_attach *a)
+{
+	if (ioctl(pv, PVPASS_ATTACH, a))
+		return -errno;
+	return a->id;
+}
+
+static int attach(int pv, struct kvm_vm *vm, __u64 gpa, __u32 gsi, const __u8 *mac)
+{
+	struct pvpass_attach a = attach_req(vm->fd, gpa, gsi, mac);
+
+	return do_attach(pv, &a);
+}
+
+static struct pvpass_stats stats(int pv, __u32 id)
+{
+	struct pvpass_stats s = { .id = id };
+
+	TEST_ASSERT(!ioctl(pv, PVPASS_GET_STATS, &s), "GET_STATS(%u): %s", id, strerror(errno));
+	return s;
+}
+
+static struct kvm_vm *vm_with_window(struct kvm_vcpu **vcpu, void *guest_code, __u64 gpa)
+{
+	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);
+
+	virt_map(vm, gpa, gpa, 1);
+	vcpu_args_set(*vcpu, 1, gpa);
+	return vm;
+}
+
+/* Run until the next exit to userspace; return the ucall, failing on anything else. */
+static u64 run_to_ucall(struct kvm_vcpu *vcpu, struct ucall *uc)
+{
+	vcpu_run(vcpu);
+	TEST_ASSERT(vcpu->run->exit_reason == KVM_EXIT_IO,
+		    "exit to userspace that was not a ucall: reason %u (%s), mmio addr 0x%llx",
+		    vcpu->run->exit_reason, exit_reason_str(vcpu->run->exit_reason),
+		    vcpu->run->exit_reason == KVM_EXIT_MMIO ? vcpu->run->mmio.phys_addr : 0);
+	switch (get_ucall(vcpu, uc)) {
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(*uc);
+		break;
+	default:
+		break;
+	}
+	return uc->cmd;
+}
+
+TEST(version)
+{
+	struct pvpass_version v = { 0 };
+	int pv = pvpass_open();
+
+	ASSERT_EQ(0, ioctl(pv, PVPASS_GET_VERSION, &v));
+	EXPECT_EQ(PVPASS_API_VERSION, v.api_version);
+	EXPECT_EQ(PVPASS_WINDOW_SIZE, v.window_size);
+	EXPECT_EQ(PVPASS_MAX_ATTACH, v.max_attach);
+	EXPECT_NE(0, v.features & PVPASS_FEAT_MMIO_ID);
+	close(pv);
+}
+
+/* Control: without pvpass the window exits to userspace. */
+TEST(window_exits_without_attach)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_id, WIN_GPA);
+
+	vcpu_run(vcpu);
+	EXPECT_EQ(KVM_EXIT_MMIO, vcpu->run->exit_reason);
+	EXPECT_EQ(WIN_GPA + R_MAGIC, vcpu->run->mmio.phys_addr);
+	kvm_vm_free(vm);
+}
+
+TEST(id_registers_served_in_kernel)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_id, WIN_GPA);
+	struct pvpass_stats s;
+	struct ucall uc;
+	int pv = pvpass_open();
+	int id = attach(pv, vm, WIN_GPA, 5, mac_a);
+
+	ASSERT_GT(id, 0) TH_LOG("attach: %s", strerror(-id));
+	/* One KVM_RUN, one exit: the final ucall. No access reached userspace. */
+	ASSERT_EQ(UCALL_DONE, run_to_ucall(vcpu, &uc));
+	s = stats(pv, id);
+	EXPECT_EQ(ID_READS, s.mmio_reads);
+	EXPECT_EQ(ID_WRITES, s.mmio_writes);
+	EXPECT_EQ(0, s.mmio_bad);
+	ASSERT_EQ(0, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id }));
+	kvm_vm_free(vm);
+	close(pv);
+}
+
+TEST(hostile_accesses_are_answered_and_counted)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_bad, WIN_GPA);
+	struct pvpass_stats s;
+	struct ucall uc;
+	int pv = pvpass_open();
+	int id = attach(pv, vm, WIN_GPA, 5, mac_a);
+
+	ASSERT_GT(id, 0);
+	ASSERT_EQ(UCALL_DONE, run_to_ucall(vcpu, &uc));
+	s = stats(pv, id);
+	/* 2-byte magic, 1-byte version, no register at 0x18, RO magic, config write, 8-byte status */
+	EXPECT_EQ(6, s.mmio_bad);
+	kvm_vm_free(vm);
+	close(pv);
+}
+
+/* Two VMs on one file, each sees its own MAC in config space. */
+TEST(two_vms)
+{
+	struct kvm_vcpu *vcpu_a, *vcpu_b;
+	struct kvm_vm *vm_a = vm_with_window(&vcpu_a, guest_mac, WIN_GPA);
+	struct kvm_vm *vm_b = vm_with_window(&vcpu_b, guest_mac, WIN_GPA);
+	struct ucall uc;
+	u64 want_a = 0, want_b = 0;
+	int pv = pvpass_open();
+	int i, id_a, id_b;
+
+	for (i = 0; i < 6; i++) {
+		want_a |= (u64)mac_a[i] << (8 * i);
+		want_b |= (u64)mac_b[i] << (8 * i);
+	}
+	/* The same GPA and GSI in two different VMs is fine. */
+	id_a = attach(pv, vm_a, WIN_GPA, 5, mac_a);
+	id_b = attach(pv, vm_b, WIN_GPA, 5, mac_b);
+	ASSERT_GT(id_a, 0);
+	ASSERT_GT(id_b, 0);
+	ASSERT_NE(id_a, id_b);
+	ASSERT_EQ(UCALL_SYNC, run_to_ucall(vcpu_a, &uc));
+	EXPECT_EQ(want_a, uc.args[1]);
+	ASSERT_EQ(UCALL_SYNC, run_to_ucall(vcpu_b, &uc));
+	EXPECT_EQ(want_b, uc.args[1]);
+	EXPECT_EQ(6, stats(pv, id_a).mmio_reads);
+	EXPECT_EQ(6, stats(pv, id_b).mmio_reads);
+	kvm_vm_free(vm_a);
+	kvm_vm_free(vm_b);
+	close(pv);
+}
+
+/* Every malformed ATTACH gets its errno, and nothing is left attached. */
+TEST(attach_bad_arguments)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_id, WIN_GPA);
+	struct pvpass_attach a;
+	int pv = pvpass_open();
+	int null_fd = open("/dev/null", O_RDWR);
+	int kvm_fd = open("/dev/kvm", O_RDWR);
+	int id;
+
+#define BAD(errno_, ...) do {						\
+		a = attach_req(vm->fd, WIN_GPA, 5, mac_a);		\
+		__VA_ARGS__;						\
+		EXPECT_EQ(-(errno_), do_attach(pv, &a))			\
+			TH_LOG("case: %s", #__VA_ARGS__);		\
+	} while (0)
+
+	BAD(EBADF, a.vm_fd = -1);
+	BAD(EBADF, a.vm_fd = 4000);
+	BAD(EINVAL, a.vm_fd = null_fd);			/* not KVM */
+	BAD(EINVAL, a.vm_fd = kvm_fd);			/* /dev/kvm, not a VM */
+	BAD(EINVAL, a.vm_fd = pv);			/* ourselves */
+	BAD(EINVAL, a.gpa = WIN_GPA + 8);		/* misaligned */
+	BAD(EINVAL, a.gpa = ~0xfffULL);			/* wraps */
+	BAD(EEXIST, a.gpa = 0);				/* guest RAM */
+	BAD(EINVAL, memset(a.mac, 0, 6));		/* zero MAC */
+	BAD(EINVAL, a.mac[0] = 0x01);			/* multicast */
+	BAD(EINVAL, a.gsi = 0);
+	BAD(EINVAL, a.gsi = 100000);
+	BAD(EINVAL, a.flags = 1);
+	BAD(EINVAL, a.reserved0 = 1);
+	BAD(EINVAL, a.reserved[6] = 1);
+	BAD(EINVAL, a.id = 7);
+	BAD(EINVAL, a.irq_fd = -2);
+	BAD(EOPNOTSUPP, a.irq_fd = null_fd);
+	BAD(ENODEV, strcpy(a.backend, "nosuchswitch"));
+	BAD(EINVAL, memset(a.backend, 'x', sizeof(a.backend)));	/* no NUL */
+	EXPECT_EQ(-1, ioctl(pv, PVPASS_ATTACH, (void *)8));	/* bad pointer */
+	EXPECT_EQ(EFAULT, errno);
+
+	/* A good attach, then conflicts with it. */
+	id = attach(pv, vm, WIN_GPA, 5, mac_a);
+	ASSERT_GT(id, 0);
+	BAD(EEXIST);					/* same window */
+	BAD(EBUSY, a.gpa = WIN2_GPA);			/* same GSI */
+	BAD(EEXIST, a.gsi = 6);			/* same window, other GSI */
+
+	/* DETACH/STATS of ids this file does not have. */
+	EXPECT_EQ(-1, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id + 1000 }));
+	EXPECT_EQ(ENOENT, errno);
+	EXPECT_EQ(-1, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id, .flags = 1 }));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(pv, _IO(PVPASS_IOCTL_MAGIC, 0x7f)));
+	EXPECT_EQ(ENOTTY, errno);
+	{
+		int pv2 = pvpass_open();
+		struct pvpass_stats s = { .id = id };
+
+		EXPECT_EQ(-1, ioctl(pv2, PVPASS_GET_STATS, &s));
+		EXPECT_EQ(ENOENT, errno);
+		EXPECT_EQ(-1, ioctl(pv2, PVPASS_DETACH, &(struct pvpass_detach){ .id = id }));
+		EXPECT_EQ(ENOENT, errno);
+		/* Another file cannot take the same window of the same VM either. */
+		a = attach_req(vm->fd, WIN_GPA, 9, mac_b);
+		EXPECT_EQ(-EEXIST, do_attach(pv2, &a));
+		close(pv2);
+	}
+	/* After all that, the good attachment still works. */
+	{
+		struct ucall uc;
+
+		ASSERT_EQ(UCALL_DONE, run_to_ucall(vcpu, &uc));
+		EXPECT_EQ(ID_READS, stats(pv, id).mmio_reads);
+	}
+	EXPECT_EQ(0, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id }));
+	/* Detached: the window is free again, for a new attach. */
+	id = attach(pv, vm, WIN_GPA, 5, mac_a);
+	EXPECT_GT(id, 0);
+#undef BAD
+	close(null_fd);
+	close(kvm_fd);
+	kvm_vm_free(vm);
+	close(pv);
+}
+
+struct spin_ctx {
+	struct kvm_vcpu *vcpu;
+	volatile int exited;
+};
+
+static void *vcpu_thread(void *arg)
+{
+	struct spin_ctx *ctx = arg;
+
+	vcpu_run(ctx->vcpu);
+	ctx->exited = 1;
+	return NULL;
+}
+
+/* DETACH while a vCPU hammers the window: it falls back to userspace exits. */
+TEST(detach_while_vcpu_runs)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_spin, WIN_GPA);
+	struct spin_ctx ctx = { .vcpu = vcpu };
+	pthread_t t;
+	int pv = pvpass_open();
+	int id = attach(pv, vm, WIN_GPA, 5, mac_a);
+	int waited;
+
+	ASSERT_GT(id, 0);
+	ASSERT_EQ(0, pthread_create(&t, NULL, vcpu_thread, &ctx));
+	/* Wait until the guest is demonstrably reading through pvpass. */
+	for (waited = 0; stats(pv, id).mmio_reads < 1000 && waited < 60000; waited += 10)
+		usleep(10000);
+	ASSERT_GE(stats(pv, id).mmio_reads, 1000);
+	EXPECT_EQ(0, ctx.exited);
+	ASSERT_EQ(0, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id }));
+	pthread_join(t, NULL);
+	EXPECT_EQ(KVM_EXIT_MMIO, vcpu->run->exit_reason);
+	EXPECT_EQ(WIN_GPA + R_MAGIC, vcpu->run->mmio.phys_addr);
+	kvm_vm_free(vm);
+	close(pv);
+}
+
+/* Closing /dev/pvpass without DETACH takes every attachment of the file down. */
+TEST(close_without_detach)
+{
+	struct kvm_vcpu *vcpu_a, *vcpu_b;
+	struct kvm_vm *vm_a = vm_with_window(&vcpu_a, guest_id, WIN_GPA);
+	struct kvm_vm *vm_b = vm_with_window(&vcpu_b, guest_id, WIN2_GPA);
+	int pv = pvpass_open();
+
+	ASSERT_GT(attach(pv, vm_a, WIN_GPA, 5, mac_a), 0);
+	ASSERT_GT(attach(pv, vm_b, WIN2_GPA, 5, mac_b), 0);
+	close(pv);
+	vcpu_run(vcpu_a);
+	EXPECT_EQ(KVM_EXIT_MMIO, vcpu_a->run->exit_reason);
+	vcpu_run(vcpu_b);
+	EXPECT_EQ(KVM_EXIT_MMIO, vcpu_b->run->exit_reason);
+	EXPECT_EQ(WIN2_GPA, vcpu_b->run->mmio.phys_addr);
+	/* And a new file can attach the same windows again. */
+	pv = pvpass_open();
+	EXPECT_GT(attach(pv, vm_a, WIN_GPA, 5, mac_a), 0);
+	close(pv);
+	kvm_vm_free(vm_a);
+	kvm_vm_free(vm_b);
+}
+
+/* The VMM closes its VM fd first: the attachment keeps the VM alive until it goes. */
+TEST(vm_fd_closed_while_attached)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_id, WIN_GPA);
+	struct ucall uc;
+	int pv = pvpass_open();
+	int id = attach(pv, vm, WIN_GPA, 5, mac_a);
+
+	ASSERT_GT(id, 0);
+	ASSERT_EQ(UCALL_DONE, run_to_ucall(vcpu, &uc));
+	kvm_vm_free(vm);
+	EXPECT_EQ(ID_READS, stats(pv, id).mmio_reads);
+	EXPECT_EQ(0, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id }));
+	close(pv);
+}
+
+/* Attach many, up to the module-wide limit, and one more. */
+TEST(attach_limit)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_id, WIN_GPA);
+	int pv = pvpass_open();
+	int i, id;
+
+	for (i = 0; i < PVPASS_MAX_ATTACH; i++) {
+		id = attach(pv, vm, WIN_GPA + (__u64)i * PVPASS_WINDOW_SIZE, 1 + i, mac_a);
+		ASSERT_GT(id, 0) TH_LOG("attach %d: %s", i, strerror(-id));
+	}
+	id = attach(pv, vm, WIN_GPA + (__u64)i * PVPASS_WINDOW_SIZE, 1 + i, mac_a);
+	EXPECT_EQ(-ENOSPC, id);
+	close(pv);
+	kvm_vm_free(vm);
+}
+
+TEST_HARNESS_MAIN

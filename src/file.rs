@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An open /dev/pvpass file: its attachments and its ioctls.
+//!
+//! Who owns an attachment: the file that made it. It lives until DETACH on
+//! that file or until the file is closed (also when the process holding it
+//! exits). Only root (CAP_SYS_ADMIN) may attach: the caller hands the module
+//! a VM, and the module will pin that VM's memory.
+//!
+//! Lock order: `PvpassFile::attachments`, then `registry::REGISTRY`. No lock
+//! is held while an attachment is dropped (that waits for the VM's srcu).
+
+use kernel::{
+    fs::File,
+    ioctl::_IOC_SIZE,
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::{
+    device::Device,
+    kvm::{self, MmioWindow, VmFile},
+    registry::{self, Reservation},
+    uapi,
+};
+
+/// Largest GSI accepted (KVM_MAX_IRQ_ROUTES on x86). GSI 0 is the timer.
+const MAX_GSI: u32 = 4096;
+
+/// One VM attached through this file. Field order is drop order: the window
+/// leaves the bus first, then the VM file is released, then the device and
+/// its registry entry go.
+struct Attachment {
+    _window: MmioWindow,
+    _vm: VmFile,
+    dev: Arc<Device>,
+    _reservation: Reservation,
+}
+
+#[pin_data]
+pub(crate) struct PvpassFile {
+    #[pin]
+    attachments: Mutex<KVec<Attachment>>,
+}
+
+#[vtable]
+impl MiscDevice for PvpassFile {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        KBox::try_pin_init(
+            try_pin_init!(Self {
+                attachments <- new_mutex!(KVec::new()),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn release(me: Pin<KBox<Self>>, _file: &File) {
+        // Take the attachments out under the lock, drop them outside it.
+        let all = core::mem::take(&mut *me.attachments.lock());
+        drop(all);
+    }
+
+    fn ioctl(me: Pin<&Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
+        match cmd {
+            uapi::GET_VERSION => {
+                let v = uapi::Version {
+                    api_version: uapi::API_VERSION,
+                    features: uapi::FEAT_MMIO_ID | uapi::FEAT_CONFIG,
+                    window_size: uapi::WINDOW_SIZE as u32,
+                    max_attach: uapi::MAX_ATTACH as u32,
+                };
+                user.writer().write(&v)?;
+            }
+            uapi::ATTACH => {
+                require_admin()?;
+                let (mut reader, mut writer) = user.reader_writer();
+                let mut req: uapi::Attach = reader.read()?;
+                req.id = me.attach(&req)?;
+                writer.write(&req)?;
+            }
+            uapi::DETACH => {
+                let req: uapi::Detach = user.reader().read()?;
+                if req.flags != 0 {
+                    return Err(EINVAL);
+                }
+                me.detach(req.id)?;
+            }
+            uapi::GET_STATS => {
+                let (mut reader, mut writer) = user.reader_writer();
+                let req: uapi::Stats = reader.read()?;
+                if req.flags != 0 {
+                    return Err(EINVAL);
+                }
+                let stats = me.find(req.id, |dev| dev.stats())?;
+                writer.write(&stats)?;
+            }
+            _ => return Err(ENOTTY),
+        }
+        Ok(0)
+    }
+}
+
+/// ATTACH hands the module a VM whose memory it will pin: root only.
+fn require_admin() -> Result {
+    // SAFETY: `capable` only reads the current task's credentials.
+    if unsafe { kernel::bindings::capable(kernel::bindings::CAP_SYS_ADMIN as i32) } {
+        Ok(())
+    } else {
+        Err(EPERM)
+    }
+}
+
+/// Check an ATTACH request's fields that need no lookup.
+fn validate(req: &uapi::Attach) -> Result {
+    if req.flags != 0 || req.reserved0 != 0 || req.reserved.iter().any(|&r| r != 0) || req.id != 0 {
+        return Err(EINVAL);
+    }
+    if req.gpa % uapi::WINDOW_SIZE != 0 || req.gpa.checked_add(uapi::WINDOW_SIZE).is_none() {
+        return Err(EINVAL);
+    }
+    // A unicast, non-zero MAC.
+    if req.mac.iter().all(|&b| b == 0) || req.mac[0] & 1 != 0 {
+        return Err(EINVAL);
+    }
+    if req.gsi == 0 || req.gsi >= MAX_GSI {
+        return Err(EINVAL);
+    }
+    // The backend name must be NUL-terminated; only the default switch exists.
+    let name_len = req.backend.iter().position(|&b| b == 0).ok_or(EINVAL)?;
+    if name_len != 0 {
+        return Err(ENODEV);
+    }
+    match req.irq_fd {
+        -1 => Ok(()),
+        fd if fd >= 0 => Err(EOPNOTSUPP),
+        _ => Err(EINVAL),
+    }
+}
+
+impl PvpassFile {
+    fn attach(&self, req: &uapi::Attach) -> Result<u32> {
+        if let Err(e) = validate(req) {
+            if kvm::ratelimit() {
+                pr_info!("pvpass: ATTACH rejected: bad arguments ({:?})\n", e);
+            }
+            return Err(e);
+        }
+        let vm = VmFile::from_fd(req.vm_fd)?;
+        let reservation = registry::reserve(vm.key(), req.gpa, req.gsi)?;
+        let dev = Device::new(reservation.id(), req.gpa, req.mac)?;
+        // Room in the list first, so nothing can fail after the window is live.
+        self.attachments.lock().reserve(1, GFP_KERNEL)?;
+        // SAFETY: `dev` and `vm` are stored with the window in one
+        // `Attachment`, whose field order drops the window first.
+        let window = unsafe {
+            MmioWindow::register(&vm, req.gpa, Arc::as_ptr(&dev).cast())
+        }?;
+        let id = dev.id;
+        let att = Attachment { _window: window, _vm: vm, dev, _reservation: reservation };
+        let mut list = self.attachments.lock();
+        if let Err(err) = list.push_within_capacity(att) {
+            // Another ATTACH on this file used the room; drop the attachment
+            // outside the lock.
+            drop(list);
+            drop(err);
+            return Err(ENOMEM);
+        }
+        pr_info!("pvpass: device {} attached at gpa {:#x}, gsi {}\n", id, req.gpa, req.gsi);
+        Ok(id)
+    }
+
+    fn detach(&self, id: u32) -> Result {
+        let att = {
+            let mut list = self.attachments.lock();
+            let i = list.iter().position(|a| a.dev.id == id).ok_or(ENOENT)?;
+            list.remove(i).map_err(|_| ENOENT)?
+        };
+        drop(att);
+        pr_info!("pvpass: device {} detached\n", id);
+        Ok(())
+    }
+
+    fn find<R>(&self, id: u32, f: impl FnOnce(&Device) -> R) -> Result<R> {
+        let list = self.attachments.lock();
+        list.iter().find(|a| a.dev.id == id).map(|a| f(&a.dev)).ok_or(ENOENT)
+    }
+}

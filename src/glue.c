@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pvpass C glue: the part of the module that must be C.
+ *
+ * Why C: struct kvm, struct kvm_io_device and the memslot structures are not
+ * in the kernel crate's bindings, and an out-of-tree module cannot add them;
+ * kvm_iodevice_init(), __kvm_memslots(), kvm_for_each_memslot() and
+ * kvm_arch_nr_memslot_as_ids() are static inlines or macros. Rust sees only
+ * opaque handles (struct pvpass_mmio *, struct file *) and the functions
+ * below; all policy (which windows, which registers, which values) is Rust.
+ *
+ * Locking: pvpass_mmio_register/unregister take kvm->slots_lock, as
+ * kvm_io_bus_{,un}register_dev require. They are never called from the MMIO
+ * ops (which run under kvm->srcu: unregistering there would deadlock in
+ * synchronize_srcu).
+ */
+#include <linux/kvm_host.h>
+#include <linux/slab.h>
+#include <kvm/iodev.h>
+
+#define PVPASS_WINDOW_SIZE 0x1000
+
+/* Implemented in Rust (src/device.rs). */
+int pvpass_rs_mmio_read(void *ctx, u64 offset, int len, void *val);
+int pvpass_rs_mmio_write(void *ctx, u64 offset, int len, const void *val);
+
+struct pvpass_mmio {
+	struct kvm_io_device iodev;
+	struct kvm *kvm;
+	gpa_t base;
+	/* The Rust device; it outlives the registration (see unregister). */
+	void *ctx;
+};
+
+static struct pvpass_mmio *to_pvpass(struct kvm_io_device *dev)
+{
+	return container_of(dev, struct pvpass_mmio, iodev);
+}
+
+/*
+ * Runs on the vCPU thread inside KVM_RUN with kvm->srcu held; may sleep.
+ * Returning non-zero passes the access on to userspace, which only happens
+ * for an access that does not lie wholly inside our window.
+ */
+static int pvpass_mmio_read(struct kvm_vcpu *vcpu, struct kvm_io_device *dev,
+			    gpa_t addr, int len, void *val)
+{
+	struct pvpass_mmio *m = to_pvpass(dev);
+
+	if (addr < m->base || len <= 0 || len > 8 ||
+	    addr - m->base + len > PVPASS_WINDOW_SIZE)
+		return -EOPNOTSUPP;
+	return pvpass_rs_mmio_read(m->ctx, addr - m->base, len, val);
+}
+
+static int pvpass_mmio_write(struct kvm_vcpu *vcpu, struct kvm_io_device *dev,
+			     gpa_t addr, int len, const void *val)
+{
+	struct pvpass_mmio *m = to_pvpass(dev);
+
+	if (addr < m->base || len <= 0 || len > 8 ||
+	    addr - m->base + len > PVPASS_WINDOW_SIZE)
+		return -EOPNOTSUPP;
+	return pvpass_rs_mmio_write(m->ctx, addr - m->base, len, val);
+}
+
+/*
+ * Called by kvm_io_bus_unregister_dev() and by kvm_io_bus_destroy() (VM
+ * teardown, or a failed bus shrink). The memory is owned and freed by
+ * pvpass_mmio_unregister(), so this does nothing and is safe to run any
+ * number of times.
+ */
+static void pvpass_mmio_destructor(struct kvm_io_device *dev)
+{
+}
+
+static const struct kvm_io_device_ops pvpass_mmio_ops = {
+	.read = pvpass_mmio_read,
+	.write = pvpass_mmio_write,
+	.destructor = pvpass_mmio_destructor,
+};
+
+bool pvpass_file_is_vm(struct file *file)
+{
+	return file_is_kvm(file);
+}
+
+/* Caller holds kvm->slots_lock. */
+static bool pvpass_overlaps_memslot(struct kvm *kvm, gpa_t gpa, u64 len)
+{
+	gfn_t first = gpa >> PAGE_SHIFT, last = (gpa + len - 1) >> PAGE_SHIFT;
+	int i, bkt;
+
+	for (i = 0; i < kvm_arch_nr_memslot_as_ids(kvm); i++) {
+		struct kvm_memslots *slots = __kvm_memslots(kvm, i);
+		struct kvm_memory_slot *slot;
+
+		kvm_for_each_memslot(slot, bkt, slots)
+			if (first < slot->base_gfn + slot->npages &&
+			    slot->base_gfn <= last)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Register the window [gpa, gpa + PVPASS_WINDOW_SIZE) on the MMIO bus of the
+ * VM behind @vm_file (which the caller checked with pvpass_file_is_vm and
+ * holds a reference on). Returns the handle or an ERR_PTR: -EEXIST if the
+ * window overlaps guest RAM, -ENOSPC if the bus is full, -ENOMEM.
+ */
+struct pvpass_mmio *pvpass_mmio_register(struct file *vm_file, u64 gpa, void *ctx)
+{
+	struct kvm *kvm = vm_file->private_data;
+	struct pvpass_mmio *m;
+	int ret;
+
+	m = kzalloc(sizeof(*m), GFP_KERNEL_ACCOUNT);
+	if (!m)
+		return ERR_PTR(-ENOMEM);
+	m->kvm = kvm;
+	m->base = gpa;
+	m->ctx = ctx;
+	kvm_iodevice_init(&m->iodev, &pvpass_mmio_ops);
+
+	mutex_lock(&kvm->slots_lock);
+	if (pvpass_overlaps_memslot(kvm, gpa, PVPASS_WINDOW_SIZE))
+		ret = -EEXIST;
+	else
+		ret = kvm_io_bus_register_dev(kvm, KVM_MMIO_BUS, gpa,
+					      PVPASS_WINDOW_SIZE, &m->iodev);
+	mutex_unlock(&kvm->slots_lock);
+	if (ret) {
+		kfree(m);
+		return ERR_PTR(ret);
+	}
+	return m;
+}
+
+/*
+ * Take the window off the bus and free the handle. When this returns, no
+ * MMIO op of this device runs or will run (kvm_io_bus_unregister_dev waits
+ * for kvm->srcu readers), so the caller may free ctx. Must not be called
+ * from an MMIO op.
+ */
+void pvpass_mmio_unregister(struct pvpass_mmio *m)
+{
+	struct kvm *kvm = m->kvm;
+
+	mutex_lock(&kvm->slots_lock);
+	kvm_io_bus_unregister_dev(kvm, KVM_MMIO_BUS, &m->iodev);
+	mutex_unlock(&kvm->slots_lock);
+	kfree(m);
+}
+
+/*
+ * One rate limit for every warning a guest or a user can trigger, so that a
+ * hostile guest cannot flood the host log (DEFINE_RATELIMIT_STATE and
+ * __ratelimit are macros).
+ */
+static DEFINE_RATELIMIT_STATE(pvpass_rs, 5 * HZ, 10);
+
+bool pvpass_ratelimit(void)
+{
+	return __ratelimit(&pvpass_rs);
+}

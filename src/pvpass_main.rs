@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! pvpass: many KVM guests and the host share one network device.
+//!
+//! Guests see a stock virtio-net device on the virtio-mmio transport. The
+//! module registers the device window on each attached VM's MMIO bus, so the
+//! guest's register accesses are served here, in the kernel, on the vCPU
+//! thread, without an exit to userspace.
+//!
+//! Files: `uapi` (the ioctl contract, mirrored from include/uapi/linux/pvpass.h),
+//! `kvm` (safe handles over the C glue in glue.c), `device` (one attached
+//! device and its MMIO entry points), `registry` (every attachment of the
+//! module, for conflict checks), `file` (the /dev/pvpass file and its ioctls),
+//! `miscdev` (registration of /dev/pvpass with `.owner` set). The pure logic
+//! (the virtio-mmio register file, the descriptor engine) is the no_std core
+//! in ../rust/src, included below and tested in userspace with `cargo test`.
+
+use kernel::prelude::*;
+
+mod device;
+mod file;
+mod kvm;
+mod miscdev;
+mod registry;
+mod uapi;
+
+/// The no_std core shared with the userspace tests (../rust/src).
+#[path = "../rust/src"]
+#[allow(dead_code, unreachable_pub)]
+mod pvcore {
+    pub(crate) mod mmio;
+}
+
+module! {
+    type: PvpassModule,
+    name: "pvpass",
+    authors: ["pvpass developers"],
+    description: "Share one network device between KVM guests (virtio-net over virtio-mmio, served in the kernel)",
+    license: "GPL",
+}
+
+#[pin_data]
+struct PvpassModule {
+    #[pin]
+    dev: miscdev::Registration<file::PvpassFile>,
+}
+
+impl kernel::InPlaceModule for PvpassModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        registry::init();
+        pr_info!("pvpass: loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
+        try_pin_init!(Self {
+            dev <- miscdev::Registration::register(c"pvpass", module),
+        })
+    }
+}

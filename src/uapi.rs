@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The ioctl contract, mirrored from include/uapi/linux/pvpass.h.
+//!
+//! Out-of-tree code cannot add the header to the kernel crate's bindings, so
+//! the structures are written out here; the size assertions below and the
+//! selftests (which use the C header) keep the two in step.
+
+use kernel::{
+    ioctl::{_IOR, _IOW, _IOWR},
+    transmute::{AsBytes, FromBytes},
+};
+
+pub(crate) const API_VERSION: u32 = 1;
+pub(crate) const WINDOW_SIZE: u64 = 0x1000;
+pub(crate) const MAX_ATTACH: usize = 64;
+pub(crate) const NAME_LEN: usize = 16;
+
+pub(crate) const FEAT_MMIO_ID: u32 = 1 << 0;
+pub(crate) const FEAT_CONFIG: u32 = 1 << 1;
+
+const MAGIC: u32 = 0xBC;
+
+pub(crate) const GET_VERSION: u32 = _IOR::<Version>(MAGIC, 0x00);
+pub(crate) const ATTACH: u32 = _IOWR::<Attach>(MAGIC, 0x01);
+pub(crate) const DETACH: u32 = _IOW::<Detach>(MAGIC, 0x02);
+pub(crate) const GET_STATS: u32 = _IOWR::<Stats>(MAGIC, 0x03);
+
+/// `struct pvpass_version`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Version {
+    pub(crate) api_version: u32,
+    pub(crate) features: u32,
+    pub(crate) window_size: u32,
+    pub(crate) max_attach: u32,
+}
+
+/// `struct pvpass_attach`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Attach {
+    pub(crate) flags: u32,
+    pub(crate) vm_fd: i32,
+    pub(crate) irq_fd: i32,
+    pub(crate) gsi: u32,
+    pub(crate) gpa: u64,
+    pub(crate) mac: [u8; 6],
+    pub(crate) reserved0: u16,
+    pub(crate) backend: [u8; NAME_LEN],
+    pub(crate) id: u32,
+    pub(crate) reserved: [u32; 7],
+}
+
+/// `struct pvpass_detach`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Detach {
+    pub(crate) id: u32,
+    pub(crate) flags: u32,
+}
+
+/// `struct pvpass_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Stats {
+    pub(crate) id: u32,
+    pub(crate) flags: u32,
+    pub(crate) mmio_reads: u64,
+    pub(crate) mmio_writes: u64,
+    pub(crate) mmio_bad: u64,
+    pub(crate) reserved: [u64; 12],
+}
+
+const _: () = assert!(core::mem::size_of::<Version>() == 16);
+const _: () = assert!(core::mem::size_of::<Attach>() == 80);
+const _: () = assert!(core::mem::size_of::<Detach>() == 8);
+const _: () = assert!(core::mem::size_of::<Stats>() == 128);
+
+// SAFETY: `Version` is `repr(C)` with only integer fields and no padding
+// (16 bytes, asserted above), so any bit pattern is valid and every byte is
+// initialised.
+unsafe impl FromBytes for Version {}
+// SAFETY: As above: no padding, integer fields only.
+unsafe impl AsBytes for Version {}
+// SAFETY: `Attach` is `repr(C)` of integers and byte arrays laid out without
+// padding (80 bytes, asserted above): any bit pattern is valid.
+unsafe impl FromBytes for Attach {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for Attach {}
+// SAFETY: `Detach` is two `u32`s: any bit pattern is valid.
+unsafe impl FromBytes for Detach {}
+// SAFETY: `Stats` is `repr(C)` of integers without padding (asserted above).
+unsafe impl FromBytes for Stats {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for Stats {}
