@@ -138,7 +138,8 @@ fn validate(req: &uapi::Attach) -> Result {
     }
     match req.irq_fd {
         -1 => Ok(()),
-        fd if fd >= 0 => Err(EOPNOTSUPP),
+        // Interrupt delivery is not in API v1 (the kernel crate has no EOPNOTSUPP).
+        fd if fd >= 0 => Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))),
         _ => Err(EINVAL),
     }
 }

@@ -18,11 +18,9 @@
 #include <linux/slab.h>
 #include <kvm/iodev.h>
 
-#define PVPASS_WINDOW_SIZE 0x1000
+#include "glue.h"
 
-/* Implemented in Rust (src/device.rs). */
-int pvpass_rs_mmio_read(void *ctx, u64 offset, int len, void *val);
-int pvpass_rs_mmio_write(void *ctx, u64 offset, int len, const void *val);
+#define PVPASS_WINDOW_SIZE 0x1000
 
 struct pvpass_mmio {
 	struct kvm_io_device iodev;

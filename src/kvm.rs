@@ -8,17 +8,17 @@
 
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{
-    bindings,
     error::from_err_ptr,
     fs::{File, LocalFile},
     prelude::*,
     sync::aref::ARef,
 };
 
+// Declared in glue.h. `struct file` is passed as `void *`: it is opaque here,
+// and bindgen's `file` type is not FFI-safe by rustc's lint.
 extern "C" {
-    fn pvpass_file_is_vm(file: *mut bindings::file) -> bool;
-    fn pvpass_mmio_register(vm_file: *mut bindings::file, gpa: u64, ctx: *mut c_void)
-        -> *mut c_void;
+    fn pvpass_file_is_vm(file: *mut c_void) -> bool;
+    fn pvpass_mmio_register(vm_file: *mut c_void, gpa: u64, ctx: *mut c_void) -> *mut c_void;
     fn pvpass_mmio_unregister(mmio: *mut c_void);
     fn pvpass_ratelimit() -> bool;
 }
@@ -46,7 +46,7 @@ impl VmFile {
         // `fdget_pos` region on this thread.
         let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
         // SAFETY: `file` is a valid file: we hold a reference on it.
-        if !unsafe { pvpass_file_is_vm(file.as_ptr()) } {
+        if !unsafe { pvpass_file_is_vm(file.as_ptr().cast()) } {
             return Err(EINVAL);
         }
         Ok(Self(file))
@@ -85,7 +85,7 @@ impl MmioWindow {
     pub(crate) unsafe fn register(vm: &VmFile, gpa: u64, ctx: *const c_void) -> Result<Self> {
         // SAFETY: `vm` holds a reference on a file that is a KVM VM (checked
         // in `VmFile::from_fd`); the caller keeps `ctx` valid as required.
-        let raw = from_err_ptr(unsafe { pvpass_mmio_register(vm.0.as_ptr(), gpa, ctx.cast_mut()) })?;
+        let raw = from_err_ptr(unsafe { pvpass_mmio_register(vm.0.as_ptr().cast(), gpa, ctx.cast_mut()) })?;
         Ok(Self {
             raw: NonNull::new(raw).ok_or(ENOMEM)?,
         })

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The main job (README's first command): install everything, build the
+# patched kernel, pvpass.ko and pvpassctl, boot the test bed and run two stock
+# QEMU guests that find their NIC served by pvpass in the host kernel.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+. scripts/lib.sh
+bash scripts/setup.sh
+KDIR=$(bash scripts/kernel.sh)
+make -s -C "$here" KDIR="$KDIR" module
+(cd tool && cargo build --release --locked -q)
+mkdir -p build
+bash scripts/initramfs.sh build/demo-initramfs.cpio.gz
+res=$here/build/demo
+rm -rf "$res"; mkdir -p "$res"
+echo "demo: booting the test bed (patched $(basename "$KDIR") under QEMU TCG), then two nested guests; about 2 minutes"
+timeout 1200 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 2 \
+	--rwdir "$res" --rodir "$here" \
+	--exec "$here/scripts/guest-demo.sh $res $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $here/build/demo-initramfs.cpio.gz" \
+	>"$res/vng.log" 2>&1 || true
+if [ ! -f "$res/finished" ]; then
+	echo "demo: the test bed did not finish; see $res/vng.log and $res/demo.log" >&2
+	tail -n 30 "$res/demo.log" "$res/vng.log" >&2 || true
+	exit 1
+fi
+cat "$res/demo.log"
+# Each guest's stock virtio_net must have bound to the pvpass device with its own MAC.
+ok=1
+for i in 1 2; do
+	grep -q "pvpass-demo: netdev .* mac=52:54:00:00:00:0$i" "$res/guest$i.console" || ok=0
+done
+[ $ok = 1 ] && echo "demo: both guests found their pvpass NIC (stock virtio_mmio + virtio_net, registers served in the host kernel)" \
+	|| { echo "demo: a guest did not find its NIC" >&2; exit 1; }

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The interface between pvpass's C glue (glue.c) and its Rust code. The Rust
+ * side declares the same functions by hand in src/kvm.rs and src/device.rs
+ * (an out-of-tree module cannot add to the kernel crate's bindings); keep the
+ * two in step. All pointers are opaque to Rust.
+ */
+#ifndef PVPASS_GLUE_H
+#define PVPASS_GLUE_H
+
+#include <linux/types.h>
+
+struct file;
+struct pvpass_mmio;
+
+/* C, called from Rust (src/kvm.rs). */
+bool pvpass_file_is_vm(struct file *file);
+struct pvpass_mmio *pvpass_mmio_register(struct file *vm_file, u64 gpa, void *ctx);
+void pvpass_mmio_unregister(struct pvpass_mmio *m);
+bool pvpass_ratelimit(void);
+
+/* Rust, called from C (src/device.rs). */
+int pvpass_rs_mmio_read(void *ctx, u64 offset, int len, void *val);
+int pvpass_rs_mmio_write(void *ctx, u64 offset, int len, const void *val);
+
+#endif

@@ -1,0 +1,223 @@
+//! Pure parsing and validation of command-line values.
+//!
+//! These functions are used as clap `value_parser`s, so their error strings
+//! are what the user sees after "invalid value '...' for '--x <X>': ".
+
+use crate::uapi::{PVPASS_NAME_LEN, PVPASS_WINDOW_SIZE};
+use std::fmt;
+
+/// A unicast, non-zero Ethernet address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+/// Parse `aa:bb:cc:dd:ee:ff` (also accepts `-` as separator). Rejects the
+/// zero address and multicast/broadcast addresses, which the module refuses.
+pub fn parse_mac(s: &str) -> Result<Mac, String> {
+    let sep = if s.contains('-') { '-' } else { ':' };
+    let parts: Vec<&str> = s.split(sep).collect();
+    if parts.len() != 6 {
+        return Err("expected six hex bytes like 52:54:00:12:34:56".into());
+    }
+    let mut mac = [0u8; 6];
+    for (byte, part) in mac.iter_mut().zip(&parts) {
+        if part.is_empty() || part.len() > 2 || !part.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "'{part}' is not a hex byte (expected six hex bytes like 52:54:00:12:34:56)"
+            ));
+        }
+        *byte = u8::from_str_radix(part, 16).map_err(|e| e.to_string())?;
+    }
+    if mac == [0; 6] {
+        return Err("the all-zero MAC address cannot be used".into());
+    }
+    if mac[0] & 1 != 0 {
+        return Err(format!(
+            "{} is a multicast address (low bit of the first byte set); \
+             a NIC needs a unicast address, e.g. 52:54:00:xx:xx:xx",
+            Mac(mac)
+        ));
+    }
+    Ok(Mac(mac))
+}
+
+/// Parse an unsigned 64-bit number given as `0x...` hex or decimal
+/// (underscores allowed as digit separators).
+pub fn parse_u64(s: &str) -> Result<u64, String> {
+    let t = s.trim().replace('_', "");
+    let r = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16)
+    } else {
+        t.parse::<u64>()
+    };
+    r.map_err(|e| format!("'{s}' is not a number (hex with 0x, or decimal): {e}"))
+}
+
+/// Parse the guest-physical base of the device window: 4 KiB aligned and the
+/// whole window below 2^64.
+pub fn parse_gpa(s: &str) -> Result<u64, String> {
+    let gpa = parse_u64(s)?;
+    if gpa % PVPASS_WINDOW_SIZE != 0 {
+        return Err(format!("GPA {gpa:#x} is not 4 KiB aligned"));
+    }
+    if gpa.checked_add(PVPASS_WINDOW_SIZE).is_none() {
+        return Err(format!("the 4 KiB window at {gpa:#x} wraps past 2^64"));
+    }
+    Ok(gpa)
+}
+
+/// Parse the guest interrupt line: a positive integer (GSI 0 is the timer).
+pub fn parse_gsi(s: &str) -> Result<u32, String> {
+    let gsi = parse_u64(s)?;
+    if gsi == 0 {
+        return Err("GSI must be greater than 0".into());
+    }
+    u32::try_from(gsi).map_err(|_| format!("GSI {gsi} is too large"))
+}
+
+/// Validate a backend switch name: at most 15 bytes (so it stays
+/// NUL-terminated in the 16-byte field), no NUL, printable ASCII.
+pub fn parse_switch(s: &str) -> Result<String, String> {
+    if s.len() >= PVPASS_NAME_LEN {
+        return Err(format!(
+            "switch name '{s}' is {} bytes, at most {} are allowed",
+            s.len(),
+            PVPASS_NAME_LEN - 1
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "switch name '{}' contains {c:?}; use printable ASCII without spaces",
+            s.escape_debug()
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// The NUL-padded backend field of `struct pvpass_attach`.
+pub fn backend_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
+    let name = parse_switch(name)?;
+    let mut field = [0u8; PVPASS_NAME_LEN];
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    Ok(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_ok() {
+        assert_eq!(
+            parse_mac("52:54:00:12:34:56"),
+            Ok(Mac([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]))
+        );
+        assert_eq!(
+            parse_mac("02-AA-bb-0-1-ff"),
+            Ok(Mac([0x02, 0xaa, 0xbb, 0x00, 0x01, 0xff]))
+        );
+        assert_eq!(
+            Mac([0x52, 0x54, 0, 1, 0xa, 0xff]).to_string(),
+            "52:54:00:01:0a:ff"
+        );
+    }
+
+    #[test]
+    fn mac_rejects_bad_syntax() {
+        for bad in [
+            "",
+            "52:54:00:12:34",
+            "52:54:00:12:34:56:78",
+            "52:54:00:12:34:5g",
+            "52:54:00:12:34:",
+            "525:54:00:12:34:56",
+            "52:54:00:12:34:+5",
+            "52:54-00:12:34:56",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn mac_rejects_zero_and_multicast() {
+        assert!(parse_mac("00:00:00:00:00:00").unwrap_err().contains("zero"));
+        assert!(parse_mac("01:00:5e:00:00:01")
+            .unwrap_err()
+            .contains("multicast"));
+        assert!(parse_mac("ff:ff:ff:ff:ff:ff")
+            .unwrap_err()
+            .contains("multicast"));
+        assert!(parse_mac("33:33:00:00:00:01")
+            .unwrap_err()
+            .contains("multicast"));
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64("0xd0000000"), Ok(0xd000_0000));
+        assert_eq!(parse_u64("0XD000_0000"), Ok(0xd000_0000));
+        assert_eq!(parse_u64("3489660928"), Ok(0xd000_0000));
+        assert!(parse_u64("0x").is_err());
+        assert!(parse_u64("-1").is_err());
+        assert!(parse_u64("12abc").is_err());
+        assert!(parse_u64("0x1_0000_0000_0000_0000").is_err());
+    }
+
+    #[test]
+    fn gpa() {
+        assert_eq!(parse_gpa("0xd0000000"), Ok(0xd000_0000));
+        assert_eq!(parse_gpa("4096"), Ok(4096));
+        assert_eq!(parse_gpa("0"), Ok(0));
+        assert!(parse_gpa("0xd0000800").unwrap_err().contains("aligned"));
+        assert!(parse_gpa("4095").unwrap_err().contains("aligned"));
+        assert!(parse_gpa("0xfffffffffffff000")
+            .unwrap_err()
+            .contains("wraps"));
+        assert_eq!(parse_gpa("0xffffffffffffe000"), Ok(0xffff_ffff_ffff_e000));
+    }
+
+    #[test]
+    fn gsi() {
+        assert_eq!(parse_gsi("5"), Ok(5));
+        assert_eq!(parse_gsi("0x10"), Ok(16));
+        assert!(parse_gsi("0").unwrap_err().contains("greater than 0"));
+        assert!(parse_gsi("4294967296").unwrap_err().contains("too large"));
+        assert!(parse_gsi("five").is_err());
+    }
+
+    #[test]
+    fn switch_names() {
+        assert_eq!(parse_switch("br0"), Ok("br0".into()));
+        assert_eq!(parse_switch(""), Ok(String::new()));
+        assert_eq!(
+            parse_switch("abcdefghijklmno"),
+            Ok("abcdefghijklmno".into())
+        );
+        assert!(parse_switch("abcdefghijklmnop")
+            .unwrap_err()
+            .contains("at most 15"));
+        assert!(parse_switch("a b").is_err());
+        assert!(parse_switch("a\0b").is_err());
+        assert!(parse_switch("sw\u{e9}").is_err());
+    }
+
+    #[test]
+    fn backend_is_nul_padded() {
+        let f = backend_field("sw0").unwrap();
+        assert_eq!(&f[..3], b"sw0");
+        assert!(f[3..].iter().all(|&b| b == 0));
+        assert_eq!(backend_field("").unwrap(), [0; PVPASS_NAME_LEN]);
+        let f = backend_field("abcdefghijklmno").unwrap();
+        assert_eq!(f[15], 0);
+    }
+}

@@ -1,0 +1,371 @@
+//! `pvpassctl attach`: attach, then hold the attachment until the VMM exits
+//! or a stop signal arrives.
+
+use crate::cli::AttachArgs;
+use crate::device::{AttachRequest, Device};
+use crate::pidfd::{open_process, take_fd, wait_for_fd};
+use crate::procscan::KVM_VM_LINK;
+use crate::uapi::{PvpassStats, PVPASS_API_VERSION};
+use crate::{say, warn};
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::{fork, setsid, ForkResult};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why the attach process stopped holding the attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    VmmExited(i32),
+    Signal(Signal),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::VmmExited(pid) => write!(f, "VMM process {pid} exited"),
+            StopReason::Signal(s) => write!(f, "{}", s.as_str()),
+        }
+    }
+}
+
+pub fn stats_line(s: &PvpassStats) -> String {
+    format!(
+        "stats id={} mmio_reads={} mmio_writes={} mmio_bad={}",
+        s.id, s.mmio_reads, s.mmio_writes, s.mmio_bad
+    )
+}
+
+/// Signals that end the attachment, plus SIGUSR1 (print stats).
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Write `id` to `path` atomically (temp file + rename), so a script polling
+/// for the file never reads it half-written.
+pub fn write_ready_file(path: &Path, id: u32) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let res = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "{id}")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("cannot write ready file {}", path.display()))
+}
+
+fn remove_ready_file(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => warn!("cannot remove ready file {}: {e}", path.display()),
+    }
+}
+
+pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
+    // An absolute path keeps working after --daemon changes to "/".
+    let ready_file = match &args.ready_file {
+        Some(p) => Some(
+            std::path::absolute(p)
+                .with_context(|| format!("bad ready file path {}", p.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(p) = &ready_file {
+        remove_ready_file(p); // never leave a stale id from an earlier run
+    }
+
+    let pid = args.pid;
+    let pidfd = open_process(pid)?;
+    let dev = Device::open(device)?;
+    let version = dev.version()?;
+    if version.api_version < PVPASS_API_VERSION {
+        bail!(
+            "the loaded pvpass module speaks API {}, this tool needs {}",
+            version.api_version,
+            PVPASS_API_VERSION
+        );
+    }
+
+    let target_fd = wait_for_fd(pid, &pidfd, KVM_VM_LINK, Duration::from_secs(args.wait))?;
+    let vm_fd = take_fd(pid, &pidfd, target_fd)?;
+
+    // Block the signals before ATTACH: from here on they are read from a
+    // signalfd, so a Ctrl-C during ATTACH still detaches cleanly.
+    let signals = handled_signals();
+    signals.thread_block().context("cannot block signals")?;
+
+    let req = AttachRequest {
+        pid,
+        gpa: args.gpa,
+        gsi: args.gsi,
+        mac: args.mac,
+        switch: args.switch.clone(),
+        max_attach: version.max_attach,
+    };
+    let id = dev.attach(vm_fd.as_fd(), &req)?;
+    // The module holds its own reference to the VM; our copy of the VM fd
+    // must not keep the VM alive after the VMM exits.
+    drop(vm_fd);
+
+    say!(
+        "attached id={id} pid={pid} gpa={:#x} gsi={} mac={}",
+        args.gpa,
+        args.gsi,
+        args.mac
+    );
+    if let Some(p) = &ready_file {
+        if let Err(e) = write_ready_file(p, id) {
+            let reason = format!("{e:#}");
+            finish(&dev, id, &reason, None);
+            bail!(reason);
+        }
+    }
+
+    if args.daemon {
+        if let Some(child) = daemonize()? {
+            warn!("running in the background as pid {child}; `kill -TERM {child}` detaches");
+            // Our copy of the /dev/pvpass file closes; the child's keeps the
+            // attachment.
+            return Ok(());
+        }
+    }
+
+    let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("cannot create signalfd")?;
+    let interval = (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval));
+    match hold(pid, &pidfd, &sfd, interval, || print_stats(&dev, id)) {
+        Ok(reason) => {
+            finish(&dev, id, &reason.to_string(), ready_file.as_deref());
+            Ok(())
+        }
+        Err(e) => {
+            finish(&dev, id, &format!("{e:#}"), ready_file.as_deref());
+            Err(e)
+        }
+    }
+}
+
+/// Print final stats, detach explicitly and report.
+fn finish(dev: &Device, id: u32, reason: &str, ready_file: Option<&Path>) {
+    match dev.stats(id) {
+        Ok(s) => say!("{}", stats_line(&s)),
+        Err(e) => warn!("{e:#}"),
+    }
+    if let Err(e) = dev.detach(id) {
+        // Closing the file detaches anyway.
+        warn!("{e:#}");
+    }
+    if let Some(p) = ready_file {
+        remove_ready_file(p);
+    }
+    say!("detached id={id}: {reason}");
+}
+
+/// Wait until the VMM exits or a stop signal arrives, serving SIGUSR1 and
+/// the periodic stats in between.
+fn hold(
+    pid: i32,
+    pidfd: &OwnedFd,
+    sfd: &SignalFd,
+    interval: Option<Duration>,
+    mut on_stats: impl FnMut(),
+) -> Result<StopReason> {
+    let mut next_stats = interval.map(|i| Instant::now() + i);
+    loop {
+        let timeout = match next_stats {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                let left = t.saturating_duration_since(Instant::now());
+                // Round up so we do not wake a millisecond early and spin.
+                PollTimeout::try_from(left + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => bail!("poll failed: {} ({e})", e.desc()),
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            return Ok(StopReason::VmmExited(pid));
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            while let Some(info) = sfd.read_signal().context("cannot read signalfd")? {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGUSR1) => on_stats(),
+                    Ok(sig) => return Ok(StopReason::Signal(sig)),
+                    Err(_) => {}
+                }
+            }
+        }
+        if let (Some(t), Some(i)) = (next_stats, interval) {
+            let now = Instant::now();
+            if now >= t {
+                on_stats();
+                next_stats = Some(now + i);
+            }
+        }
+    }
+}
+
+fn print_stats(dev: &Device, id: u32) {
+    match dev.stats(id) {
+        Ok(s) => say!("{}", stats_line(&s)),
+        Err(e) => warn!("{e:#}"),
+    }
+}
+
+/// Fork into the background. Returns `Some(child pid)` in the parent and
+/// `None` in the child, which is a new session leader with stdin on
+/// /dev/null. stdout/stderr stay if they are regular files (`>> log`),
+/// anything else (terminal, pipe) is replaced by /dev/null so the daemon
+/// neither writes to a closed terminal nor holds a caller's pipe open.
+fn daemonize() -> Result<Option<i32>> {
+    // SAFETY: pvpassctl is single-threaded, so the child may run any code.
+    match unsafe { fork() }.context("fork failed")? {
+        ForkResult::Parent { child } => Ok(Some(child.as_raw())),
+        ForkResult::Child => {
+            setsid().context("setsid failed")?;
+            std::env::set_current_dir("/").context("chdir / failed")?;
+            let null = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .context("cannot open /dev/null")?;
+            nix::unistd::dup2_stdin(&null).context("dup2 stdin")?;
+            if !is_regular_file(std::io::stdout().as_fd()) {
+                nix::unistd::dup2_stdout(&null).context("dup2 stdout")?;
+            }
+            if !is_regular_file(std::io::stderr().as_fd()) {
+                nix::unistd::dup2_stderr(&null).context("dup2 stderr")?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn is_regular_file(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    let Ok(dup) = fd.try_clone_to_owned() else {
+        return false;
+    };
+    File::from(dup)
+        .metadata()
+        .map(|m| m.file_type().is_file())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons() {
+        assert_eq!(StopReason::VmmExited(7).to_string(), "VMM process 7 exited");
+        assert_eq!(StopReason::Signal(Signal::SIGTERM).to_string(), "SIGTERM");
+    }
+
+    #[test]
+    fn stats_format() {
+        let s = PvpassStats {
+            id: 3,
+            mmio_reads: 10,
+            mmio_writes: 20,
+            mmio_bad: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            stats_line(&s),
+            "stats id=3 mmio_reads=10 mmio_writes=20 mmio_bad=1"
+        );
+    }
+
+    fn sleeper(secs: &str) -> (std::process::Child, OwnedFd) {
+        let child = std::process::Command::new("sleep")
+            .arg(secs)
+            .spawn()
+            .unwrap();
+        let pidfd = crate::pidfd::open_process(child.id() as i32).unwrap();
+        (child, pidfd)
+    }
+
+    /// Signals are sent to this test thread only (pthread_kill), blocked in
+    /// it and read through the signalfd, so other test threads never see
+    /// them.
+    fn raise_here(sig: Signal) {
+        // SAFETY: signalling the calling thread with a blocked signal.
+        let r = unsafe { libc::pthread_kill(libc::pthread_self(), sig as libc::c_int) };
+        assert_eq!(r, 0);
+    }
+
+    fn signalfd() -> SignalFd {
+        let set = handled_signals();
+        set.thread_block().unwrap();
+        SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).unwrap()
+    }
+
+    #[test]
+    fn hold_usr1_then_term() {
+        let (mut child, pidfd) = sleeper("30");
+        let sfd = signalfd();
+        raise_here(Signal::SIGUSR1);
+        raise_here(Signal::SIGTERM);
+        let mut n = 0;
+        let r = hold(child.id() as i32, &pidfd, &sfd, None, || n += 1).unwrap();
+        assert_eq!(r, StopReason::Signal(Signal::SIGTERM));
+        assert_eq!(n, 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn hold_until_vmm_exits_with_periodic_stats() {
+        let (mut child, pidfd) = sleeper("0.5");
+        let sfd = signalfd();
+        let pid = child.id() as i32;
+        let t = Instant::now();
+        let mut n = 0;
+        let r = hold(pid, &pidfd, &sfd, Some(Duration::from_millis(100)), || {
+            n += 1
+        })
+        .unwrap();
+        assert_eq!(r, StopReason::VmmExited(pid));
+        assert!(t.elapsed() >= Duration::from_millis(400));
+        assert!((3..=6).contains(&n), "{n} periodic stats in 0.5 s");
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn ready_file_roundtrip() {
+        let p = std::env::temp_dir().join(format!("pvpassctl-ready-{}", std::process::id()));
+        write_ready_file(&p, 42).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "42\n");
+        remove_ready_file(&p);
+        assert!(!p.exists());
+        remove_ready_file(&p); // missing is fine
+        assert!(write_ready_file(Path::new("/nonexistent-dir/x"), 1).is_err());
+    }
+}

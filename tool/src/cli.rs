@@ -1,0 +1,187 @@
+//! Command-line definition.
+
+use crate::args::{parse_gpa, parse_gsi, parse_mac, parse_switch, Mac};
+use crate::uapi::PVPASS_DEVICE_PATH;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const LIFETIME: &str = "\
+Lifetime of an attachment:
+  An attachment belongs to the /dev/pvpass file that made it, i.e. to the
+  running `pvpassctl attach` process. It ends when the VMM process exits, or
+  when `pvpassctl attach` gets SIGTERM or SIGINT (or is killed). There is no
+  separate `detach` command in API v1: to detach, stop the attach process,
+  e.g. `kill -TERM <pid of pvpassctl attach>`.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pvpassctl",
+    version,
+    about = "Attach a running KVM VMM (e.g. QEMU) to the pvpass kernel module",
+    after_help = LIFETIME
+)]
+pub struct Cli {
+    /// pvpass device node
+    #[arg(long, global = true, value_name = "PATH", default_value = PVPASS_DEVICE_PATH)]
+    pub device: PathBuf,
+
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Print the API version and limits of the loaded pvpass module
+    Version,
+    /// Attach a VM to pvpass and keep the attachment until the VMM exits or
+    /// this process gets SIGTERM/SIGINT
+    #[command(after_help = ATTACH_HELP)]
+    Attach(AttachArgs),
+}
+
+const ATTACH_HELP: &str = "\
+The guest finds the device through its kernel command line, e.g.
+  virtio_mmio.device=4K@0xd0000000:5   (matches --gpa 0xd0000000 --gsi 5)
+Start the VMM paused (QEMU: -S -machine q35,kernel-irqchip=on), attach, then
+resume it (QEMU monitor: cont).
+
+Signals: SIGUSR1 prints the current stats; SIGTERM/SIGINT detach and exit.
+Stopping this process is the only way to detach (no `detach` command in API v1).
+On exit the final stats and `detached id=<id>: <reason>` are printed.";
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// PID of the VMM process (e.g. QEMU) that owns the KVM VM
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub pid: i32,
+
+    /// Guest-physical base of the 4 KiB virtio-mmio window (hex 0x... or decimal)
+    #[arg(long, value_parser = parse_gpa)]
+    pub gpa: u64,
+
+    /// Guest interrupt line (GSI) of the device, > 0
+    #[arg(long, value_parser = parse_gsi)]
+    pub gsi: u32,
+
+    /// Unicast MAC address of the guest NIC, aa:bb:cc:dd:ee:ff
+    #[arg(long, value_parser = parse_mac)]
+    pub mac: Mac,
+
+    /// Backend switch name (at most 15 bytes); default: the module's default switch
+    #[arg(
+        long = "switch",
+        value_name = "NAME",
+        value_parser = parse_switch,
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub switch: String,
+
+    /// Seconds to wait for the VMM to create its KVM VM fd
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub wait: u64,
+
+    /// After a successful attach, continue in the background (stdout/stderr
+    /// are kept only if they are regular files, e.g. `>> attach.log`)
+    #[arg(long)]
+    pub daemon: bool,
+
+    /// Write the attachment id into this file once attached (removed on detach)
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Print stats every SECONDS while attached (0 = off)
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub stats_interval: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pvpassctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn attach_parses() {
+        let cli = parse(&[
+            "attach",
+            "--pid",
+            "42",
+            "--gpa",
+            "0xd0000000",
+            "--gsi",
+            "5",
+            "--mac",
+            "52:54:00:12:34:56",
+        ])
+        .unwrap();
+        let Cmd::Attach(a) = cli.cmd else {
+            panic!("not attach")
+        };
+        assert_eq!(a.pid, 42);
+        assert_eq!(a.gpa, 0xd000_0000);
+        assert_eq!(a.gsi, 5);
+        assert_eq!(a.switch, "");
+        assert_eq!(a.wait, 30);
+        assert_eq!(a.stats_interval, 0);
+        assert!(!a.daemon);
+        assert_eq!(cli.device, PathBuf::from("/dev/pvpass"));
+    }
+
+    #[test]
+    fn attach_rejects_bad_values() {
+        let base = ["attach", "--pid", "42", "--gpa", "0xd0000000", "--gsi", "5"];
+        let with = |extra: &[&str]| {
+            let mut v: Vec<&str> = base.to_vec();
+            v.extend_from_slice(extra);
+            parse(&v)
+        };
+        assert!(with(&["--mac", "52:54:00:12:34:56"]).is_ok());
+        assert!(with(&["--mac", "01:00:5e:00:00:01"]).is_err());
+        assert!(with(&[]).is_err());
+        assert!(parse(&[
+            "attach",
+            "--pid",
+            "0",
+            "--gpa",
+            "0",
+            "--gsi",
+            "5",
+            "--mac",
+            "02:00:00:00:00:01"
+        ])
+        .is_err());
+        assert!(parse(&[
+            "attach",
+            "--pid",
+            "1",
+            "--gpa",
+            "0x800",
+            "--gsi",
+            "5",
+            "--mac",
+            "02:00:00:00:00:01"
+        ])
+        .is_err());
+        assert!(parse(&[
+            "attach",
+            "--pid",
+            "1",
+            "--gpa",
+            "0",
+            "--gsi",
+            "0",
+            "--mac",
+            "02:00:00:00:00:01"
+        ])
+        .is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Rust mirror of `include/uapi/linux/pvpass.h`.
+//!
+//! The layouts are checked at compile time against the sizes and offsets of
+//! the C header; `tests` additionally compiles the real header with `cc` (when
+//! a C compiler is available) and compares every number.
+
+#![allow(dead_code)] // the whole contract is mirrored, the tool uses part of it
+
+use nix::{request_code_read, request_code_readwrite, request_code_write};
+use std::mem::{offset_of, size_of};
+
+pub const PVPASS_API_VERSION: u32 = 1;
+pub const PVPASS_DEVICE_PATH: &str = "/dev/pvpass";
+pub const PVPASS_WINDOW_SIZE: u64 = 0x1000;
+pub const PVPASS_MAX_ATTACH: u32 = 64;
+pub const PVPASS_NAME_LEN: usize = 16;
+
+pub const PVPASS_FEAT_MMIO_ID: u32 = 1 << 0;
+pub const PVPASS_FEAT_CONFIG: u32 = 1 << 1;
+
+pub const PVPASS_IOCTL_MAGIC: u8 = 0xBC;
+pub const PVPASS_NR_GET_VERSION: u8 = 0x00;
+pub const PVPASS_NR_ATTACH: u8 = 0x01;
+pub const PVPASS_NR_DETACH: u8 = 0x02;
+pub const PVPASS_NR_GET_STATS: u8 = 0x03;
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassVersion {
+    pub api_version: u32,
+    pub features: u32,
+    pub window_size: u32,
+    pub max_attach: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassAttach {
+    pub flags: u32,
+    pub vm_fd: i32,
+    pub irq_fd: i32,
+    pub gsi: u32,
+    pub gpa: u64,
+    pub mac: [u8; 6],
+    pub reserved0: u16,
+    pub backend: [u8; PVPASS_NAME_LEN],
+    pub id: u32,
+    pub reserved: [u32; 7],
+}
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassDetach {
+    pub id: u32,
+    pub flags: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassStats {
+    pub id: u32,
+    pub flags: u32,
+    pub mmio_reads: u64,
+    pub mmio_writes: u64,
+    pub mmio_bad: u64,
+    pub reserved: [u64; 12],
+}
+
+// Sizes from the C header (x86_64 and every other 64-bit Linux ABI).
+const _: () = assert!(size_of::<PvpassVersion>() == 16);
+const _: () = assert!(size_of::<PvpassAttach>() == 80);
+const _: () = assert!(size_of::<PvpassDetach>() == 8);
+const _: () = assert!(size_of::<PvpassStats>() == 128);
+
+const _: () = assert!(offset_of!(PvpassAttach, vm_fd) == 4);
+const _: () = assert!(offset_of!(PvpassAttach, irq_fd) == 8);
+const _: () = assert!(offset_of!(PvpassAttach, gsi) == 12);
+const _: () = assert!(offset_of!(PvpassAttach, gpa) == 16);
+const _: () = assert!(offset_of!(PvpassAttach, mac) == 24);
+const _: () = assert!(offset_of!(PvpassAttach, reserved0) == 30);
+const _: () = assert!(offset_of!(PvpassAttach, backend) == 32);
+const _: () = assert!(offset_of!(PvpassAttach, id) == 48);
+const _: () = assert!(offset_of!(PvpassAttach, reserved) == 52);
+const _: () = assert!(offset_of!(PvpassStats, mmio_reads) == 8);
+const _: () = assert!(offset_of!(PvpassStats, mmio_writes) == 16);
+const _: () = assert!(offset_of!(PvpassStats, mmio_bad) == 24);
+const _: () = assert!(offset_of!(PvpassStats, reserved) == 32);
+
+/// Request numbers, built exactly as the header does (_IOR/_IOWR/_IOW).
+pub const PVPASS_GET_VERSION: u32 = request_code_read!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_GET_VERSION,
+    size_of::<PvpassVersion>()
+) as u32;
+pub const PVPASS_ATTACH: u32 = request_code_readwrite!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_ATTACH,
+    size_of::<PvpassAttach>()
+) as u32;
+pub const PVPASS_DETACH: u32 = request_code_write!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_DETACH,
+    size_of::<PvpassDetach>()
+) as u32;
+pub const PVPASS_GET_STATS: u32 = request_code_readwrite!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_GET_STATS,
+    size_of::<PvpassStats>()
+) as u32;
+
+nix::ioctl_read!(
+    pvpass_get_version,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_GET_VERSION,
+    PvpassVersion
+);
+nix::ioctl_readwrite!(
+    pvpass_attach,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_ATTACH,
+    PvpassAttach
+);
+nix::ioctl_write_ptr!(
+    pvpass_detach,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_DETACH,
+    PvpassDetach
+);
+nix::ioctl_readwrite!(
+    pvpass_get_stats,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_GET_STATS,
+    PvpassStats
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    /// Linux asm-generic _IOC: dir<<30 | size<<16 | type<<8 | nr,
+    /// with _IOC_WRITE = 1 and _IOC_READ = 2.
+    const fn ioc(dir: u32, ty: u32, nr: u32, size: u32) -> u32 {
+        (dir << 30) | (size << 16) | (ty << 8) | nr
+    }
+
+    #[test]
+    fn ioctl_numbers_match_hand_encoding() {
+        assert_eq!(PVPASS_GET_VERSION, ioc(2, 0xBC, 0, 16));
+        assert_eq!(PVPASS_ATTACH, ioc(3, 0xBC, 1, 80));
+        assert_eq!(PVPASS_DETACH, ioc(1, 0xBC, 2, 8));
+        assert_eq!(PVPASS_GET_STATS, ioc(3, 0xBC, 3, 128));
+        // And the literal values, worked out on paper.
+        assert_eq!(PVPASS_GET_VERSION, 0x8010_BC00);
+        assert_eq!(PVPASS_ATTACH, 0xC050_BC01);
+        assert_eq!(PVPASS_DETACH, 0x4008_BC02);
+        assert_eq!(PVPASS_GET_STATS, 0xC080_BC03);
+    }
+
+    fn header_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../include/uapi")
+    }
+
+    /// Compile a tiny C program against the real header and compare every
+    /// number it prints with the Rust mirror. Skipped (with a note) when the
+    /// header or a C compiler is not there.
+    #[test]
+    fn matches_c_header() {
+        let inc = header_dir();
+        if !inc.join("linux/pvpass.h").exists() {
+            eprintln!("skipped: {} not found", inc.display());
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("pvpassctl-uapi-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("probe.c");
+        let bin = dir.join("probe");
+        std::fs::write(
+            &src,
+            r#"#include <stdio.h>
+#include <stddef.h>
+#include <linux/pvpass.h>
+#define P(x) printf(#x " %llu\n", (unsigned long long)(x))
+int main(void) {
+    P(PVPASS_API_VERSION); P(PVPASS_WINDOW_SIZE); P(PVPASS_MAX_ATTACH);
+    P(PVPASS_NAME_LEN); P(PVPASS_FEAT_MMIO_ID); P(PVPASS_FEAT_CONFIG);
+    P(PVPASS_GET_VERSION); P(PVPASS_ATTACH); P(PVPASS_DETACH); P(PVPASS_GET_STATS);
+    P(sizeof(struct pvpass_version)); P(sizeof(struct pvpass_attach));
+    P(sizeof(struct pvpass_detach)); P(sizeof(struct pvpass_stats));
+    P(offsetof(struct pvpass_attach, gpa)); P(offsetof(struct pvpass_attach, mac));
+    P(offsetof(struct pvpass_attach, backend)); P(offsetof(struct pvpass_attach, id));
+    P(offsetof(struct pvpass_stats, mmio_bad));
+    return 0;
+}
+"#,
+        )
+        .unwrap();
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let status = Command::new(&cc)
+            .arg("-I")
+            .arg(&inc)
+            .arg("-o")
+            .arg(&bin)
+            .arg(&src)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            other => {
+                eprintln!("skipped: could not compile the header with {cc}: {other:?}");
+                let _ = std::fs::remove_dir_all(&dir);
+                return;
+            }
+        }
+        let out = Command::new(&bin).output().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let expect: &[(&str, u64)] = &[
+            ("PVPASS_API_VERSION", PVPASS_API_VERSION.into()),
+            ("PVPASS_WINDOW_SIZE", PVPASS_WINDOW_SIZE),
+            ("PVPASS_MAX_ATTACH", PVPASS_MAX_ATTACH.into()),
+            ("PVPASS_NAME_LEN", PVPASS_NAME_LEN as u64),
+            ("PVPASS_FEAT_MMIO_ID", PVPASS_FEAT_MMIO_ID.into()),
+            ("PVPASS_FEAT_CONFIG", PVPASS_FEAT_CONFIG.into()),
+            ("PVPASS_GET_VERSION", PVPASS_GET_VERSION.into()),
+            ("PVPASS_ATTACH", PVPASS_ATTACH.into()),
+            ("PVPASS_DETACH", PVPASS_DETACH.into()),
+            ("PVPASS_GET_STATS", PVPASS_GET_STATS.into()),
+            (
+                "sizeof(struct pvpass_version)",
+                size_of::<PvpassVersion>() as u64,
+            ),
+            (
+                "sizeof(struct pvpass_attach)",
+                size_of::<PvpassAttach>() as u64,
+            ),
+            (
+                "sizeof(struct pvpass_detach)",
+                size_of::<PvpassDetach>() as u64,
+            ),
+            (
+                "sizeof(struct pvpass_stats)",
+                size_of::<PvpassStats>() as u64,
+            ),
+            (
+                "offsetof(struct pvpass_attach, gpa)",
+                offset_of!(PvpassAttach, gpa) as u64,
+            ),
+            (
+                "offsetof(struct pvpass_attach, mac)",
+                offset_of!(PvpassAttach, mac) as u64,
+            ),
+            (
+                "offsetof(struct pvpass_attach, backend)",
+                offset_of!(PvpassAttach, backend) as u64,
+            ),
+            (
+                "offsetof(struct pvpass_attach, id)",
+                offset_of!(PvpassAttach, id) as u64,
+            ),
+            (
+                "offsetof(struct pvpass_stats, mmio_bad)",
+                offset_of!(PvpassStats, mmio_bad) as u64,
+            ),
+        ];
+        let lines: Vec<(&str, u64)> = text
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k, v.parse().ok()?))
+            })
+            .collect();
+        assert_eq!(lines.len(), expect.len(), "probe output:\n{text}");
+        for ((ck, cv), (rk, rv)) in lines.iter().zip(expect) {
+            assert_eq!(ck, rk);
+            assert_eq!(cv, rv, "{ck}: C says {cv:#x}, Rust says {rv:#x}");
+        }
+    }
+}

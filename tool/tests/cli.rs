@@ -1,0 +1,117 @@
+//! End-to-end checks of the binary that need no pvpass module.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pvpassctl"))
+        .args(args)
+        .output()
+        .expect("run pvpassctl")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runtime errors: exit code 1, one clean line, no panic or backtrace.
+fn assert_runtime_error(o: &Output, want: &str) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {e}");
+    assert!(e.contains(want), "expected {want:?} in {e:?}");
+    assert!(e.starts_with("pvpassctl: error: "), "{e:?}");
+    assert!(!e.contains("panicked") && !e.contains("backtrace"), "{e:?}");
+    assert_eq!(e.lines().count(), 1, "{e:?}");
+}
+
+const ATTACH_OK: [&str; 9] = [
+    "attach",
+    "--pid",
+    "1",
+    "--gpa",
+    "0xd0000000",
+    "--gsi",
+    "5",
+    "--mac",
+    "52:54:00:12:34:56",
+];
+
+#[test]
+fn help_explains_detach() {
+    let o = run(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("SIGTERM") && out.contains("detach"), "{out}");
+    let o = run(&["attach", "--help"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("virtio_mmio.device=4K@0xd0000000:5"), "{out}");
+    assert!(out.contains("SIGUSR1"), "{out}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let mut bad_mac = ATTACH_OK.to_vec();
+    bad_mac[8] = "ff:ff:ff:ff:ff:ff";
+    let o = run(&bad_mac);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("multicast"));
+
+    let mut bad_gpa = ATTACH_OK.to_vec();
+    bad_gpa[4] = "0xd0000100";
+    let o = run(&bad_gpa);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("4 KiB aligned"));
+
+    let mut bad_gsi = ATTACH_OK.to_vec();
+    bad_gsi[6] = "0";
+    assert_eq!(run(&bad_gsi).status.code(), Some(2));
+
+    let mut long_switch = ATTACH_OK.to_vec();
+    long_switch.extend(["--switch", "a-very-long-switch-name"]);
+    assert_eq!(run(&long_switch).status.code(), Some(2));
+
+    assert_eq!(run(&["detach"]).status.code(), Some(2));
+    assert_eq!(run(&[]).status.code(), Some(2));
+}
+
+#[test]
+fn module_not_loaded() {
+    let o = run(&["--device", "/nonexistent/pvpass", "version"]);
+    assert_runtime_error(&o, "pvpass module not loaded: insmod pvpass.ko");
+    let mut a = vec!["--device", "/nonexistent/pvpass"];
+    a.extend(ATTACH_OK);
+    assert_runtime_error(&run(&a), "pvpass module not loaded: insmod pvpass.ko");
+}
+
+#[test]
+fn not_a_pvpass_device() {
+    let o = run(&["--device", "/dev/null", "version"]);
+    assert_runtime_error(&o, "/dev/null does not answer PVPASS_GET_VERSION");
+}
+
+#[test]
+fn missing_pid() {
+    let mut a = ATTACH_OK.to_vec();
+    a[2] = "999999999";
+    assert_runtime_error(&run(&a), "process 999999999 does not exist");
+}
+
+/// As an unprivileged user, a root-only device gives the root message.
+#[test]
+fn not_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/dev/kvm").exists() {
+        eprintln!("skipped: needs root and a root-only device node");
+        return;
+    }
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_pvpassctl"))
+        .args(["--device", "/dev/kvm", "version"])
+        .output();
+    match o {
+        Ok(o) if !stderr(&o).contains("setpriv:") => {
+            assert_runtime_error(&o, "pvpassctl must run as root")
+        }
+        _ => eprintln!("skipped: setpriv not usable"),
+    }
+}
