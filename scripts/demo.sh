@@ -15,8 +15,9 @@ bash scripts/initramfs.sh build/demo-initramfs.cpio.gz
 res=$here/build/demo
 rm -rf "$res"; mkdir -p "$res"
 echo "demo: booting the test bed (patched $(basename "$KDIR") under QEMU TCG), then two nested guests; about 2 minutes"
+# /var/cache is a tmpfs in the guest: mount the kernel cache explicitly.
 timeout 1200 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 2 \
-	--rwdir "$res" --rodir "$here" \
+	--rwdir "$res" --rodir "$(dirname "$KDIR")" \
 	--exec "$here/scripts/guest-demo.sh $res $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $here/build/demo-initramfs.cpio.gz" \
 	>"$res/vng.log" 2>&1 || true
 if [ ! -f "$res/finished" ]; then

@@ -82,6 +82,8 @@ cargo_tests() { # dir
 	if [ $rc != 0 ] && [ "$f" = 0 ]; then bad "cargo test $1 (log: $out)"; tail -n 30 "$out"; fi
 }
 [ -f rust/Cargo.toml ] && cargo_tests rust
+cargo_tests tool
+step "pvpassctl builds (release)" bash -c "cd tool && cargo build --release --locked -q"
 
 # --- 5. the test bed: kselftests in the patched kernel -------------------------
 if [ "${PVPASS_SKIP_BED:-0}" = 1 ]; then
@@ -89,8 +91,10 @@ if [ "${PVPASS_SKIP_BED:-0}" = 1 ]; then
 fi
 res=$build/results
 start=$(date +%s)
+# The guest sees the host root read-only, but /var/cache is a tmpfs there:
+# mount the kernel cache (modules live in it) explicitly.
 timeout 1500 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 2 \
-	--rwdir "$res" --rodir "$here" \
+	--rwdir "$res" --rodir "$(dirname "$KDIR")" \
 	--exec "$here/scripts/guest-tests.sh $res $here/pvpass.ko $build/selftests/pvpass" \
 	>"$logs/vng.log" 2>&1
 echo "test bed ran in $(($(date +%s) - start)) s (vng exit $?; judged by the results, not the console)"

@@ -67,7 +67,7 @@ impl Device {
         self.mmio_bad.add(1, Relaxed);
         if kvm::ratelimit() {
             pr_warn!(
-                "pvpass: device {}: guest {} of {} bytes at window offset {:#x} ignored\n",
+                "device {}: guest {} of {} bytes at window offset {:#x} ignored\n",
                 self.id,
                 if write { "write" } else { "read" },
                 len,

@@ -116,41 +116,54 @@ fn require_admin() -> Result {
     }
 }
 
-/// Check an ATTACH request's fields that need no lookup.
-fn validate(req: &uapi::Attach) -> Result {
-    if req.flags != 0 || req.reserved0 != 0 || req.reserved.iter().any(|&r| r != 0) || req.id != 0 {
-        return Err(EINVAL);
+/// Check an ATTACH request's fields that need no lookup. On error, says which.
+fn validate(req: &uapi::Attach) -> Result<(), (Error, &'static str)> {
+    if req.flags != 0 {
+        return Err((EINVAL, "unknown flags"));
     }
-    if req.gpa % uapi::WINDOW_SIZE != 0 || req.gpa.checked_add(uapi::WINDOW_SIZE).is_none() {
-        return Err(EINVAL);
+    if req.reserved0 != 0 || req.reserved.iter().any(|&r| r != 0) || req.id != 0 {
+        return Err((EINVAL, "reserved fields (or id) not zero"));
     }
-    // A unicast, non-zero MAC.
-    if req.mac.iter().all(|&b| b == 0) || req.mac[0] & 1 != 0 {
-        return Err(EINVAL);
+    if req.gpa % uapi::WINDOW_SIZE != 0 {
+        return Err((EINVAL, "gpa not 4 KiB aligned"));
+    }
+    if req.gpa.checked_add(uapi::WINDOW_SIZE).is_none() {
+        return Err((EINVAL, "window wraps the address space"));
+    }
+    if req.mac.iter().all(|&b| b == 0) {
+        return Err((EINVAL, "zero MAC"));
+    }
+    if req.mac[0] & 1 != 0 {
+        return Err((EINVAL, "multicast MAC"));
     }
     if req.gsi == 0 || req.gsi >= MAX_GSI {
-        return Err(EINVAL);
+        return Err((EINVAL, "gsi out of range (1..4095)"));
     }
-    // The backend name must be NUL-terminated; only the default switch exists.
-    let name_len = req.backend.iter().position(|&b| b == 0).ok_or(EINVAL)?;
+    let Some(name_len) = req.backend.iter().position(|&b| b == 0) else {
+        return Err((EINVAL, "backend name not NUL-terminated"));
+    };
+    // Only the default switch exists in this version.
     if name_len != 0 {
-        return Err(ENODEV);
+        return Err((ENODEV, "no such switch"));
     }
     match req.irq_fd {
         -1 => Ok(()),
-        // Interrupt delivery is not in API v1 (the kernel crate has no EOPNOTSUPP).
-        fd if fd >= 0 => Err(Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))),
-        _ => Err(EINVAL),
+        // The kernel crate has no EOPNOTSUPP constant.
+        fd if fd >= 0 => Err((
+            Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)),
+            "irq_fd: interrupt delivery is not in API v1",
+        )),
+        _ => Err((EINVAL, "irq_fd must be -1 or an eventfd")),
     }
 }
 
 impl PvpassFile {
     fn attach(&self, req: &uapi::Attach) -> Result<u32> {
-        if let Err(e) = validate(req) {
+        if let Err((err, why)) = validate(req) {
             if kvm::ratelimit() {
-                pr_info!("pvpass: ATTACH rejected: bad arguments ({:?})\n", e);
+                pr_info!("ATTACH rejected ({}): {}\n", err.to_errno(), why);
             }
-            return Err(e);
+            return Err(err);
         }
         let vm = VmFile::from_fd(req.vm_fd)?;
         let reservation = registry::reserve(vm.key(), req.gpa, req.gsi)?;
@@ -172,7 +185,7 @@ impl PvpassFile {
             drop(err);
             return Err(ENOMEM);
         }
-        pr_info!("pvpass: device {} attached at gpa {:#x}, gsi {}\n", id, req.gpa, req.gsi);
+        pr_info!("device {} attached at gpa {:#x}, gsi {}\n", id, req.gpa, req.gsi);
         Ok(id)
     }
 
@@ -183,7 +196,7 @@ impl PvpassFile {
             list.remove(i).map_err(|_| ENOENT)?
         };
         drop(att);
-        pr_info!("pvpass: device {} detached\n", id);
+        pr_info!("device {} detached\n", id);
         Ok(())
     }
 

@@ -48,7 +48,7 @@ struct PvpassModule {
 impl kernel::InPlaceModule for PvpassModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         registry::init();
-        pr_info!("pvpass: loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
+        pr_info!("loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
         try_pin_init!(Self {
             dev <- miscdev::Registration::register(c"pvpass", module),
         })
