@@ -51,5 +51,5 @@ for p in "${pids[@]}"; do
 done
 wait
 for i in 1 2; do echo "--- guest $i"; grep 'pvpass-demo' "$res/guest$i.console"; done
-dmesg | grep pvpass
+dmesg | grep -E '] pvpass: '
 echo done >"$res/finished"
