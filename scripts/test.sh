@@ -81,8 +81,18 @@ cargo_tests() { # dir
 	echo "cargo test $1: $p passed, $f failed"
 	if [ $rc != 0 ] && [ "$f" = 0 ]; then bad "cargo test $1 (log: $out)"; tail -n 30 "$out"; fi
 }
-[ -f rust/Cargo.toml ] && cargo_tests rust
+cargo_tests rust
 cargo_tests tool
+for d in rust tool; do
+	step "clippy clean: $d" bash -c "cd $d && cargo clippy --locked --all-targets -q -- -D warnings"
+	step "rustfmt clean: $d" bash -c "cd $d && cargo fmt --check"
+done
+# The module compiles the core's files itself: its list must be lib.rs's.
+core_mods_match() {
+	diff <(sed -n 's/^pub mod \([a-z_]*\);/\1/p' rust/src/lib.rs | sort) \
+		<(sed -n 's/^    pub(crate) mod \([a-z_]*\);/\1/p' src/pvpass_main.rs | sort)
+}
+step "module includes every core file" core_mods_match
 step "pvpassctl builds (release)" bash -c "cd tool && cargo build --release --locked -q"
 
 # --- 5. the test bed: kselftests in the patched kernel -------------------------

@@ -24,11 +24,19 @@ mod miscdev;
 mod registry;
 mod uapi;
 
-/// The no_std core shared with the userspace tests (../rust/src).
+/// The no_std core shared with the userspace tests (../rust/src): the same
+/// files that `cargo test` runs, compiled into the module. Keep this list in
+/// step with rust/src/lib.rs. Its items are `pub` for the userspace crate, and
+/// not all are called from the module yet (the data path will).
 #[path = "../rust/src"]
 #[allow(dead_code, unreachable_pub)]
 mod pvcore {
+    pub(crate) mod memmap;
     pub(crate) mod mmio;
+    pub(crate) mod pincache;
+    pub(crate) mod traits;
+    pub(crate) mod translate;
+    pub(crate) mod virtq;
 }
 
 module! {

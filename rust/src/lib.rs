@@ -1,0 +1,38 @@
+//! `pvpass-core`: the pure, `no_std` logic of pvpass.
+//!
+//! This crate decides whether a guest's DMA request is safe and where it goes. It
+//! never allocates, never panics on guest input, contains no `unsafe`, and uses only
+//! `core`. The kernel module includes the module files directly through a `#[path]`
+//! module block, so this file holds nothing but crate attributes, docs and `mod`
+//! lines; every module refers to its siblings through `super::`.
+//!
+//! - [`mmio`]: the virtio-mmio v2 register file of one virtio-net device.
+//! - [`traits`]: what the environment provides (guest memory access, page pinning).
+//! - [`memmap`]: the VM's memory slots and checked GPA range lookup.
+//! - [`virtq`]: the split virtqueue (virtio 1.x): setup checks, chain walking,
+//!   used ring, notification suppression.
+//! - [`translate`]: a checked chain becomes a page-split scatter list.
+//! - [`pincache`]: per-VM pin quota, LRU of idle pins, refcounts of in-flight buffers.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects,
+    clippy::float_arithmetic,
+    clippy::cast_possible_truncation,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::unreachable
+)]
+
+pub mod memmap;
+pub mod mmio;
+pub mod pincache;
+pub mod traits;
+pub mod translate;
+pub mod virtq;
