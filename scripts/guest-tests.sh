@@ -20,7 +20,7 @@ check "/dev/kvm exists" test -c /dev/kvm
 check "pvpass.ko loads" insmod "$ko"
 check "/dev/pvpass exists" test -c /dev/pvpass
 echo "1..$n" >>"$res/bed.tap"
-for t in pvpass_test pvpass_unload_test; do
+for t in pvpass_test pvpass_datapath_test pvpass_unload_test; do
 	PVPASS_KO=$ko timeout 600 "$bin/$t" >"$res/$t.tap" 2>"$res/$t.err"
 	echo $? >"$res/$t.rc"
 done

@@ -122,7 +122,7 @@ count_tap() { # file, label
 	done < <(grep -E '^(not )?ok [0-9]+' "$f")
 }
 count_tap "$res/bed.tap" "bed"
-for t in pvpass_test pvpass_unload_test; do
+for t in pvpass_test pvpass_datapath_test pvpass_unload_test; do
 	count_tap "$res/$t.tap" "$t"
 	rc=$(cat "$res/$t.rc" 2>/dev/null || echo missing)
 	[ "$rc" = 0 ] || { bad "$t exit code $rc (stderr: $res/$t.err)"; tail -n 20 "$res/$t.err" 2>/dev/null; }

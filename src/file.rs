@@ -22,22 +22,40 @@ use kernel::{
 
 use crate::{
     device::Device,
-    kvm::{self, MmioWindow, VmFile},
+    kvm::{self, IrqFd, MmioWindow, VmFile},
     registry::{self, Reservation},
-    uapi,
+    switch, uapi,
 };
 
 /// Largest GSI accepted (KVM_MAX_IRQ_ROUTES on x86). GSI 0 is the timer.
 const MAX_GSI: u32 = 4096;
 
-/// One VM attached through this file. Field order is drop order: the window
-/// leaves the bus first, then the VM file is released, then the device and
-/// its registry entry go.
+/// One VM attached through this file. Field order is drop order: the port
+/// leaves the switch and the window leaves the bus first (no new frames, no
+/// guest access), then the VM file is released, then the device and its
+/// registry entry go.
 struct Attachment {
+    _port: Port,
     _window: MmioWindow,
     _vm: VmFile,
     dev: Arc<Device>,
     _reservation: Reservation,
+}
+
+/// A device's port on the switch; dropping it disconnects the port.
+struct Port(u32);
+
+impl Port {
+    fn connect(dev: &Arc<Device>) -> Result<Self> {
+        switch::add_port(dev.clone())?;
+        Ok(Self(dev.id))
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        switch::remove_port(self.0);
+    }
 }
 
 #[pin_data]
@@ -71,7 +89,7 @@ impl MiscDevice for PvpassFile {
             uapi::GET_VERSION => {
                 let v = uapi::Version {
                     api_version: uapi::API_VERSION,
-                    features: uapi::FEAT_MMIO_ID | uapi::FEAT_CONFIG,
+                    features: uapi::FEAT_MMIO_ID | uapi::FEAT_CONFIG | uapi::FEAT_SWITCH,
                     window_size: uapi::WINDOW_SIZE as u32,
                     max_attach: uapi::MAX_ATTACH as u32,
                 };
@@ -146,15 +164,10 @@ fn validate(req: &uapi::Attach) -> Result<(), (Error, &'static str)> {
     if name_len != 0 {
         return Err((ENODEV, "no such switch"));
     }
-    match req.irq_fd {
-        -1 => Ok(()),
-        // The kernel crate has no EOPNOTSUPP constant.
-        fd if fd >= 0 => Err((
-            Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32)),
-            "irq_fd: interrupt delivery is not in API v1",
-        )),
-        _ => Err((EINVAL, "irq_fd must be -1 or an eventfd")),
+    if req.irq_fd < -1 {
+        return Err((EINVAL, "irq_fd must be -1 or an eventfd"));
     }
+    Ok(())
 }
 
 impl PvpassFile {
@@ -167,7 +180,20 @@ impl PvpassFile {
         }
         let vm = VmFile::from_fd(req.vm_fd)?;
         let reservation = registry::reserve(vm.key(), req.gpa, req.gsi)?;
-        let dev = Device::new(reservation.id(), req.gpa, req.mac)?;
+        let irq = match req.irq_fd {
+            -1 => None,
+            fd => Some(IrqFd::bind(&vm, fd, req.gsi).inspect_err(|e| {
+                if kvm::ratelimit() {
+                    pr_info!(
+                        "ATTACH rejected ({}): irq_fd {} cannot be bound to gsi {} (not an eventfd, or no in-kernel irqchip)\n",
+                        e.to_errno(),
+                        fd,
+                        req.gsi
+                    );
+                }
+            })?),
+        };
+        let dev = Device::new(reservation.id(), req.gpa, req.mac, irq)?;
         // Room in the list first, so nothing can fail after the window is live.
         self.attachments.lock().reserve(1, GFP_KERNEL)?;
         // SAFETY: `dev` and `vm` are stored with the window in one
@@ -176,7 +202,8 @@ impl PvpassFile {
             MmioWindow::register(&vm, req.gpa, Arc::as_ptr(&dev).cast())
         }?;
         let id = dev.id;
-        let att = Attachment { _window: window, _vm: vm, dev, _reservation: reservation };
+        let port = Port::connect(&dev)?;
+        let att = Attachment { _port: port, _window: window, _vm: vm, dev, _reservation: reservation };
         let mut list = self.attachments.lock();
         if let Err(err) = list.push_within_capacity(att) {
             // Another ATTACH on this file used the room; drop the attachment

@@ -14,6 +14,7 @@
  * ops (which run under kvm->srcu: unregistering there would deadlock in
  * synchronize_srcu).
  */
+#include <linux/eventfd.h>
 #include <linux/kvm_host.h>
 #include <linux/slab.h>
 #include <kvm/iodev.h>
@@ -48,7 +49,7 @@ static int pvpass_mmio_read(struct kvm_vcpu *vcpu, struct kvm_io_device *dev,
 	if (addr < m->base || len <= 0 || len > 8 ||
 	    addr - m->base + len > PVPASS_WINDOW_SIZE)
 		return -EOPNOTSUPP;
-	return pvpass_rs_mmio_read(m->ctx, addr - m->base, len, val);
+	return pvpass_rs_mmio_read(m->ctx, m, addr - m->base, len, val);
 }
 
 static int pvpass_mmio_write(struct kvm_vcpu *vcpu, struct kvm_io_device *dev,
@@ -59,7 +60,7 @@ static int pvpass_mmio_write(struct kvm_vcpu *vcpu, struct kvm_io_device *dev,
 	if (addr < m->base || len <= 0 || len > 8 ||
 	    addr - m->base + len > PVPASS_WINDOW_SIZE)
 		return -EOPNOTSUPP;
-	return pvpass_rs_mmio_write(m->ctx, addr - m->base, len, val);
+	return pvpass_rs_mmio_write(m->ctx, m, addr - m->base, len, val);
 }
 
 /*
@@ -161,4 +162,73 @@ static DEFINE_RATELIMIT_STATE(pvpass_rs, 5 * HZ, 10);
 bool pvpass_ratelimit(void)
 {
 	return __ratelimit(&pvpass_rs);
+}
+
+/*
+ * Snapshot the VM's guest memory slots (address space 0, where devices DMA)
+ * into @out. Only on the vCPU thread inside an MMIO op: kvm->srcu is held
+ * there, which __kvm_memslots() requires. Returns the number of slots, or
+ * -ENOSPC if there are more than @max. The hva is a user address in the VM's
+ * mm, which is current->mm on that thread.
+ */
+int pvpass_memslots(struct pvpass_mmio *m, struct pvpass_slot *out, int max, u64 *generation)
+{
+	struct kvm_memslots *slots = __kvm_memslots(m->kvm, 0);
+	struct kvm_memory_slot *slot;
+	int bkt, n = 0;
+
+	*generation = slots->generation;
+	kvm_for_each_memslot(slot, bkt, slots) {
+		if (slot->flags & KVM_MEMSLOT_INVALID)
+			continue;
+		if (n == max)
+			return -ENOSPC;
+		out[n++] = (struct pvpass_slot) {
+			.gpa = slot->base_gfn << PAGE_SHIFT,
+			.size = slot->npages << PAGE_SHIFT,
+			.hva = slot->userspace_addr,
+			.read_only = !!(slot->flags & KVM_MEM_READONLY),
+		};
+	}
+	return n;
+}
+
+/*
+ * Bind eventfd @fd (in the caller's fd table: ATTACH runs in the tool's
+ * process) to @gsi of the VM with KVM's own irqfd, and return a reference to
+ * the eventfd for pvpass_irqfd_signal(). KVM refuses the KVM_IRQFD ioctl from
+ * a process that is not the VM's, which is why the module does this.
+ *
+ * There is no unbind: KVM's deassign looks the eventfd up by fd number in the
+ * current process, which a closing /dev/pvpass file no longer has. After
+ * DETACH nothing signals the eventfd any more, and KVM drops the irqfd when
+ * the VM goes away.
+ */
+struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi)
+{
+	struct kvm *kvm = vm_file->private_data;
+	struct kvm_irqfd args = { .fd = fd, .gsi = gsi };
+	struct eventfd_ctx *ctx;
+	int ret;
+
+	ctx = eventfd_ctx_fdget(fd);
+	if (IS_ERR(ctx))
+		return ctx;
+	ret = kvm_irqfd(kvm, &args);
+	if (ret) {
+		eventfd_ctx_put(ctx);
+		return ERR_PTR(ret);
+	}
+	return ctx;
+}
+
+/* eventfd_signal() is a static inline. Any context. */
+void pvpass_irqfd_signal(struct eventfd_ctx *ctx)
+{
+	eventfd_signal(ctx);
+}
+
+void pvpass_irqfd_put(struct eventfd_ctx *ctx)
+{
+	eventfd_ctx_put(ctx);
 }

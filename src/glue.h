@@ -12,15 +12,29 @@
 
 struct file;
 struct pvpass_mmio;
+struct eventfd_ctx;
+
+/* One guest memory slot as the Rust memory map wants it. */
+struct pvpass_slot {
+	u64 gpa;
+	u64 size;
+	u64 hva;
+	u32 read_only;
+	u32 pad;
+};
 
 /* C, called from Rust (src/kvm.rs). */
 bool pvpass_file_is_vm(struct file *file);
 struct pvpass_mmio *pvpass_mmio_register(struct file *vm_file, u64 gpa, void *ctx);
 void pvpass_mmio_unregister(struct pvpass_mmio *m);
 bool pvpass_ratelimit(void);
+int pvpass_memslots(struct pvpass_mmio *m, struct pvpass_slot *out, int max, u64 *generation);
+struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi);
+void pvpass_irqfd_signal(struct eventfd_ctx *ctx);
+void pvpass_irqfd_put(struct eventfd_ctx *ctx);
 
 /* Rust, called from C (src/device.rs). */
-int pvpass_rs_mmio_read(void *ctx, u64 offset, int len, void *val);
-int pvpass_rs_mmio_write(void *ctx, u64 offset, int len, const void *val);
+int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, u64 offset, int len, void *val);
+int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, u64 offset, int len, const void *val);
 
 #endif

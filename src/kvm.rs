@@ -6,13 +6,38 @@
 //! holds opaque pointers: the VM's `struct file` (whose reference keeps the VM
 //! and its vendor module alive) and the glue's `struct pvpass_mmio`.
 
-use core::{ffi::c_void, ptr::NonNull};
+use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
 use kernel::{
     error::from_err_ptr,
     fs::{File, LocalFile},
     prelude::*,
-    sync::aref::ARef,
+    sync::{
+        aref::ARef,
+        barrier::{smp_mb, smp_rmb, smp_wmb},
+    },
+    uaccess::{UserPtr, UserSlice},
 };
+
+use crate::pvcore::{
+    memmap::{Access, MemMap, Slot},
+    traits::{Fence, GuestMemory, MemFault},
+};
+
+/// Most memory slots of a VM that pvpass maps (QEMU uses a handful).
+pub(crate) const MAX_SLOTS: usize = 32;
+/// The VM's memory map as the descriptor engine sees it.
+pub(crate) type GuestMap = MemMap<MAX_SLOTS>;
+
+/// `struct pvpass_slot` of glue.h.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct RawSlot {
+    gpa: u64,
+    size: u64,
+    hva: u64,
+    read_only: u32,
+    pad: u32,
+}
 
 // Declared in glue.h. `struct file` is passed as `void *`: it is opaque here,
 // and bindgen's `file` type is not FFI-safe by rustc's lint.
@@ -21,6 +46,11 @@ extern "C" {
     fn pvpass_mmio_register(vm_file: *mut c_void, gpa: u64, ctx: *mut c_void) -> *mut c_void;
     fn pvpass_mmio_unregister(mmio: *mut c_void);
     fn pvpass_ratelimit() -> bool;
+    fn pvpass_memslots(mmio: *mut c_void, out: *mut RawSlot, max: i32, generation: *mut u64)
+        -> i32;
+    fn pvpass_irqfd_bind(vm_file: *mut c_void, fd: i32, gsi: u32) -> *mut c_void;
+    fn pvpass_irqfd_signal(ctx: *mut c_void);
+    fn pvpass_irqfd_put(ctx: *mut c_void);
 }
 
 /// True if a warning may be printed now. One budget for every message that a
@@ -98,5 +128,124 @@ impl Drop for MmioWindow {
         // unregistered exactly once, here. We are not inside an MMIO callback
         // (those never drop attachments), so waiting for kvm->srcu is fine.
         unsafe { pvpass_mmio_unregister(self.raw.as_ptr()) };
+    }
+}
+
+/// Proof that the code runs inside one of the window's MMIO ops: on the VM's
+/// vCPU thread, inside KVM_RUN, with `kvm->srcu` read-held and `current->mm`
+/// the VM's own mm. Only there may guest memory be read and written through
+/// its user addresses, and the memslots be walked. Not `Send`: it cannot leave
+/// the thread.
+pub(crate) struct InVcpu {
+    mmio: NonNull<c_void>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl InVcpu {
+    /// # Safety
+    ///
+    /// Only in an MMIO op of the glue, with the `struct pvpass_mmio` it was
+    /// called for; the value must not outlive the op.
+    pub(crate) unsafe fn new(mmio: NonNull<c_void>) -> Self {
+        Self { mmio, _not_send: PhantomData }
+    }
+
+    /// Refill `map` with the VM's memory slots. `ENOSPC` if it has more than
+    /// `MAX_SLOTS`, `EINVAL` if KVM reports slots the map rejects.
+    pub(crate) fn snapshot(&self, map: &mut GuestMap) -> Result {
+        let mut raw = [RawSlot::default(); MAX_SLOTS];
+        let mut generation = 0u64;
+        // SAFETY: By the type invariant we are in an MMIO op of `mmio`, so
+        // kvm->srcu is held as `pvpass_memslots` requires; `raw` has room for
+        // `MAX_SLOTS` entries.
+        let n = unsafe {
+            pvpass_memslots(self.mmio.as_ptr(), raw.as_mut_ptr(), MAX_SLOTS as i32, &mut generation)
+        };
+        let n = usize::try_from(n).map_err(|_| ENOSPC)?;
+        map.clear(generation);
+        for r in raw.iter().take(n) {
+            map.insert(Slot { gpa: r.gpa, size: r.size, host: r.hva, read_only: r.read_only != 0 })
+                .map_err(|_| EINVAL)?;
+        }
+        Ok(())
+    }
+}
+
+/// Guest memory of the VM whose vCPU thread this is, through the memory map:
+/// every access is checked against the slots, then copied with
+/// copy_{from,to}_user at the slot's user address.
+pub(crate) struct VcpuMem<'a> {
+    _cpu: &'a InVcpu,
+    map: &'a GuestMap,
+}
+
+impl<'a> VcpuMem<'a> {
+    pub(crate) fn new(cpu: &'a InVcpu, map: &'a GuestMap) -> Self {
+        Self { _cpu: cpu, map }
+    }
+
+    fn user(&self, gpa: u64, len: usize, access: Access) -> Result<UserSlice, MemFault> {
+        let host = self.map.lookup(gpa, len as u64, access).map_err(|_| MemFault)?;
+        let addr = usize::try_from(host).map_err(|_| MemFault)?;
+        Ok(UserSlice::new(UserPtr::from_addr(addr), len))
+    }
+
+    /// Write `data` at `gpa` (a device-writable buffer).
+    pub(crate) fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemFault> {
+        self.user(gpa, data.len(), Access::Write)?.writer().write_slice(data).map_err(|_| MemFault)
+    }
+}
+
+impl GuestMemory for VcpuMem<'_> {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+        self.user(gpa, buf.len(), Access::Read)?.reader().read_slice(buf).map_err(|_| MemFault)
+    }
+
+    fn write_u16(&self, gpa: u64, val: u16) -> Result<(), MemFault> {
+        self.write(gpa, &val.to_le_bytes())
+    }
+
+    fn write_u32(&self, gpa: u64, val: u32) -> Result<(), MemFault> {
+        self.write(gpa, &val.to_le_bytes())
+    }
+
+    fn fence(&self, kind: Fence) {
+        match kind {
+            Fence::Read => smp_rmb(),
+            Fence::Write => smp_wmb(),
+            Fence::Full => smp_mb(),
+        }
+    }
+}
+
+/// An eventfd bound by KVM's irqfd to the device's GSI: signalling it injects
+/// the guest interrupt, from any thread.
+pub(crate) struct IrqFd(NonNull<c_void>);
+
+// SAFETY: `eventfd_signal` and `eventfd_ctx_put` may be called from any thread.
+unsafe impl Send for IrqFd {}
+// SAFETY: Signalling through `&IrqFd` is safe from several threads at once.
+unsafe impl Sync for IrqFd {}
+
+impl IrqFd {
+    /// Bind eventfd `fd` of the calling process to `gsi` of `vm`. `EINVAL`
+    /// if `fd` is not an eventfd or the VM has no in-kernel irqchip.
+    pub(crate) fn bind(vm: &VmFile, fd: i32, gsi: u32) -> Result<Self> {
+        // SAFETY: `vm` holds a reference on a KVM VM file; `fd` is only looked
+        // up in the caller's fd table.
+        let raw = from_err_ptr(unsafe { pvpass_irqfd_bind(vm.0.as_ptr().cast(), fd, gsi) })?;
+        Ok(Self(NonNull::new(raw).ok_or(EINVAL)?))
+    }
+
+    pub(crate) fn signal(&self) {
+        // SAFETY: We hold a reference on the eventfd context.
+        unsafe { pvpass_irqfd_signal(self.0.as_ptr()) };
+    }
+}
+
+impl Drop for IrqFd {
+    fn drop(&mut self) {
+        // SAFETY: Drops the reference taken by `pvpass_irqfd_bind`, once.
+        unsafe { pvpass_irqfd_put(self.0.as_ptr()) };
     }
 }

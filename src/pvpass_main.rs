@@ -22,6 +22,7 @@ mod file;
 mod kvm;
 mod miscdev;
 mod registry;
+mod switch;
 mod uapi;
 
 /// The no_std core shared with the userspace tests (../rust/src): the same
@@ -56,6 +57,7 @@ struct PvpassModule {
 impl kernel::InPlaceModule for PvpassModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         registry::init();
+        switch::init();
         pr_info!("loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
         try_pin_init!(Self {
             dev <- miscdev::Registration::register(c"pvpass", module),

@@ -18,6 +18,7 @@ pub(crate) const NAME_LEN: usize = 16;
 
 pub(crate) const FEAT_MMIO_ID: u32 = 1 << 0;
 pub(crate) const FEAT_CONFIG: u32 = 1 << 1;
+pub(crate) const FEAT_SWITCH: u32 = 1 << 2;
 
 const MAGIC: u32 = 0xBC;
 
@@ -69,7 +70,17 @@ pub(crate) struct Stats {
     pub(crate) mmio_reads: u64,
     pub(crate) mmio_writes: u64,
     pub(crate) mmio_bad: u64,
-    pub(crate) reserved: [u64; 12],
+    pub(crate) notifies: u64,
+    pub(crate) interrupts: u64,
+    pub(crate) tx_frames: u64,
+    pub(crate) tx_bytes: u64,
+    pub(crate) rx_frames: u64,
+    pub(crate) rx_bytes: u64,
+    pub(crate) drop_tx_bad_chain: u64,
+    pub(crate) drop_tx_bad_buffer: u64,
+    pub(crate) drop_rx_no_buffer: u64,
+    pub(crate) drop_rx_too_small: u64,
+    pub(crate) reserved: [u64; 2],
 }
 
 const _: () = assert!(core::mem::size_of::<Version>() == 16);

@@ -98,12 +98,16 @@ pub mod feature {
     pub const NET_F_MAC: u64 = 1 << 5;
     /// Config space has a link status field.
     pub const NET_F_STATUS: u64 = 1 << 16;
+    /// Config space has the device's MTU, the largest the driver may use.
+    pub const NET_F_MTU: u64 = 1 << 3;
     /// Driver and device use the virtio 1.x interface (mandatory here).
     pub const VERSION_1: u64 = 1 << 32;
 }
 
 /// virtio-net config space: link is up.
 pub const NET_S_LINK_UP: u16 = 1;
+/// MTU reported in config space when NET_F_MTU is offered.
+pub const NET_MTU: u16 = 1500;
 
 /// Why an access was not a well-formed register access. The access is still
 /// answered (reads return zero, writes are ignored).
@@ -269,10 +273,15 @@ impl MmioDevice {
 
     fn config_byte(&self, i: usize) -> u8 {
         let link = if self.link_up { NET_S_LINK_UP } else { 0 }.to_le_bytes();
+        let mtu = NET_MTU.to_le_bytes();
+        let has = |f: u64| self.device_features & f != 0;
         match i {
             0..=5 => self.mac.get(i).copied().unwrap_or(0),
-            6 if self.device_features & feature::NET_F_STATUS != 0 => link[0],
-            7 if self.device_features & feature::NET_F_STATUS != 0 => link[1],
+            6 if has(feature::NET_F_STATUS) => link[0],
+            7 if has(feature::NET_F_STATUS) => link[1],
+            // 8..=9: max_virtqueue_pairs, only with MQ (not offered).
+            10 if has(feature::NET_F_MTU) => mtu[0],
+            11 if has(feature::NET_F_MTU) => mtu[1],
             _ => 0,
         }
     }
@@ -483,6 +492,16 @@ mod tests {
         assert_ne!(rd(&d, reg::CONFIG_GENERATION), gen);
         assert_eq!(rd(&d, reg::INTERRUPT_STATUS) & 2, 2);
         assert_eq!(d.write(reg::CONFIG, &[1]), Err(MmioError::ReadOnlyConfig));
+    }
+
+    #[test]
+    fn config_space_mtu_only_when_offered() {
+        let mut mtu = [0u8; 2];
+        dev().read(reg::CONFIG + 10, &mut mtu).unwrap();
+        assert_eq!(mtu, [0, 0]);
+        let d = MmioDevice::new(feature::NET_F_MAC | feature::NET_F_MTU, MAC);
+        d.read(reg::CONFIG + 10, &mut mtu).unwrap();
+        assert_eq!(u16::from_le_bytes(mtu), 1500);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -27,37 +28,7 @@
 #include "processor.h"
 #include "ucall_common.h"
 #include "kselftest_harness.h"
-
-/* Above the selftest VM's RAM, below 4 GiB, identity-mapped in the guest. */
-#define WIN_GPA		0xd0000000ULL
-#define WIN2_GPA	0xd0001000ULL
-#define ROUNDS		200
-
-#define VIRTIO_MAGIC	0x74726976
-#define PVPASS_VENDOR	0x53505650
-
-/* virtio-mmio register offsets */
-#define R_MAGIC		0x000
-#define R_VERSION	0x004
-#define R_DEVICE_ID	0x008
-#define R_VENDOR_ID	0x00c
-#define R_DEV_FEAT	0x010
-#define R_DEV_FEAT_SEL	0x014
-#define R_STATUS	0x070
-#define R_CONFIG	0x100
-
-static const __u8 mac_a[6] = { 0x52, 0x54, 0x00, 0xaa, 0x00, 0x01 };
-static const __u8 mac_b[6] = { 0x52, 0x54, 0x00, 0xbb, 0x00, 0x02 };
-
-static inline u32 mmio_rd32(u64 base, u64 off)
-{
-	return READ_ONCE(*(volatile u32 *)(base + off));
-}
-
-static inline void mmio_wr32(u64 base, u64 off, u32 v)
-{
-	WRITE_ONCE(*(volatile u32 *)(base + off), v);
-}
+#include "pvpass_util.h"
 
 /* Reads the identification and feature registers ROUNDS times. */
 static void guest_id(u64 base)
@@ -73,8 +44,8 @@ static void guest_id(u64 base)
 		/* VIRTIO_F_VERSION_1 is bit 32 */
 		GUEST_ASSERT_EQ(mmio_rd32(base, R_DEV_FEAT) & 1, 1);
 		mmio_wr32(base, R_DEV_FEAT_SEL, 0);
-		/* VIRTIO_NET_F_MAC (5) and VIRTIO_NET_F_STATUS (16) */
-		GUEST_ASSERT_EQ(mmio_rd32(base, R_DEV_FEAT), (1u << 5) | (1u << 16));
+		/* VIRTIO_NET_F_MTU (3), _MAC (5) and _STATUS (16) */
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_DEV_FEAT), (1u << 3) | (1u << 5) | (1u << 16));
 	}
 	GUEST_DONE();
 }
@@ -113,79 +84,6 @@ static void guest_spin(u64 base)
 {
 	for (;;)
 		GUEST_ASSERT_EQ(mmio_rd32(base, R_MAGIC), VIRTIO_MAGIC);
-}
-
-static int pvpass_open(void)
-{
-	int fd = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		ksft_exit_skip("%s: %s (is pvpass.ko loaded?)\n", PVPASS_DEVICE_PATH,
-			       strerror(errno));
-	return fd;
-}
-
-static struct pvpass_attach attach_req(int vm_fd, __u64 gpa, __u32 gsi, const __u8 *mac)
-{
-	struct pvpass_attach a = {
-		.vm_fd = vm_fd,
-		.irq_fd = -1,
-		.gsi = gsi,
-		.gpa = gpa,
-	};
-
-	memcpy(a.mac, mac, 6);
-	return a;
-}
-
-/* ATTACH; returns the id, or -errno. */
-static int do_attach(int pv, struct pvpass_attach *a)
-{
-	if (ioctl(pv, PVPASS_ATTACH, a))
-		return -errno;
-	return a->id;
-}
-
-static int attach(int pv, struct kvm_vm *vm, __u64 gpa, __u32 gsi, const __u8 *mac)
-{
-	struct pvpass_attach a = attach_req(vm->fd, gpa, gsi, mac);
-
-	return do_attach(pv, &a);
-}
-
-static struct pvpass_stats stats(int pv, __u32 id)
-{
-	struct pvpass_stats s = { .id = id };
-
-	TEST_ASSERT(!ioctl(pv, PVPASS_GET_STATS, &s), "GET_STATS(%u): %s", id, strerror(errno));
-	return s;
-}
-
-static struct kvm_vm *vm_with_window(struct kvm_vcpu **vcpu, void *guest_code, __u64 gpa)
-{
-	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);
-
-	virt_map(vm, gpa, gpa, 1);
-	vcpu_args_set(*vcpu, 1, gpa);
-	return vm;
-}
-
-/* Run until the next exit to userspace; return the ucall, failing on anything else. */
-static u64 run_to_ucall(struct kvm_vcpu *vcpu, struct ucall *uc)
-{
-	vcpu_run(vcpu);
-	TEST_ASSERT(vcpu->run->exit_reason == KVM_EXIT_IO,
-		    "exit to userspace that was not a ucall: reason %u (%s), mmio addr 0x%llx",
-		    vcpu->run->exit_reason, exit_reason_str(vcpu->run->exit_reason),
-		    vcpu->run->exit_reason == KVM_EXIT_MMIO ? vcpu->run->mmio.phys_addr : 0);
-	switch (get_ucall(vcpu, uc)) {
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(*uc);
-		break;
-	default:
-		break;
-	}
-	return uc->cmd;
 }
 
 TEST(version)
@@ -319,7 +217,8 @@ TEST(attach_bad_arguments)
 	BAD(EINVAL, a.reserved[6] = 1);
 	BAD(EINVAL, a.id = 7);
 	BAD(EINVAL, a.irq_fd = -2);
-	BAD(EOPNOTSUPP, a.irq_fd = null_fd);
+	BAD(EINVAL, a.irq_fd = null_fd);		/* not an eventfd */
+	BAD(EBADF, a.irq_fd = 4000);			/* not open */
 	BAD(ENODEV, strcpy(a.backend, "nosuchswitch"));
 	BAD(EINVAL, memset(a.backend, 'x', sizeof(a.backend)));	/* no NUL */
 	EXPECT_EQ(-1, ioctl(pv, PVPASS_ATTACH, (void *)8));	/* bad pointer */
@@ -468,5 +367,23 @@ TEST(attach_limit)
 	close(pv);
 	kvm_vm_free(vm);
 }
+
+/* ATTACH with an eventfd: the module binds it to the GSI with KVM's irqfd. */
+TEST(attach_with_irqfd)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_id, WIN_GPA);
+	struct pvpass_attach a = attach_req(vm->fd, WIN_GPA, 5, mac_a);
+	int pv = pvpass_open();
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	ASSERT_GE(efd, 0);
+	a.irq_fd = efd;
+	EXPECT_GT(do_attach(pv, &a), 0);
+	close(pv);
+	close(efd);
+	kvm_vm_free(vm);
+}
+
 
 TEST_HARNESS_MAIN

@@ -7,9 +7,10 @@ use crate::pidfd::{open_process, take_fd, wait_for_fd};
 use crate::procscan::KVM_VM_LINK;
 use crate::uapi::{PvpassStats, PVPASS_API_VERSION};
 use crate::{say, warn};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{fork, setsid, ForkResult};
@@ -37,8 +38,23 @@ impl std::fmt::Display for StopReason {
 
 pub fn stats_line(s: &PvpassStats) -> String {
     format!(
-        "stats id={} mmio_reads={} mmio_writes={} mmio_bad={}",
-        s.id, s.mmio_reads, s.mmio_writes, s.mmio_bad
+        "stats id={} mmio_reads={} mmio_writes={} mmio_bad={} notifies={} interrupts={} \
+         tx_frames={} tx_bytes={} rx_frames={} rx_bytes={} drops: tx_bad_chain={} \
+         tx_bad_buffer={} rx_no_buffer={} rx_too_small={}",
+        s.id,
+        s.mmio_reads,
+        s.mmio_writes,
+        s.mmio_bad,
+        s.notifies,
+        s.interrupts,
+        s.tx_frames,
+        s.tx_bytes,
+        s.rx_frames,
+        s.rx_bytes,
+        s.drop_tx_bad_chain,
+        s.drop_tx_bad_buffer,
+        s.drop_rx_no_buffer,
+        s.drop_rx_too_small
     )
 }
 
@@ -97,6 +113,19 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
 
     let pid = args.pid;
     let pidfd = open_process(pid)?;
+    // The interrupt eventfd, which the module binds to the GSI with KVM's
+    // irqfd. It is created before the device is opened so that, by reverse
+    // drop order, it is closed only after the /dev/pvpass file (and with it
+    // any attachment still left) is gone: it stays open for the whole life
+    // of the attachment.
+    let irq = if args.no_irq {
+        None
+    } else {
+        Some(
+            EventFd::from_flags(EfdFlags::EFD_CLOEXEC)
+                .map_err(|e| anyhow!("cannot create the interrupt eventfd: {} ({e})", e.desc()))?,
+        )
+    };
     let dev = Device::open(device)?;
     let version = dev.version()?;
     if version.api_version < PVPASS_API_VERSION {
@@ -117,6 +146,7 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
 
     let req = AttachRequest {
         pid,
+        irq_fd: irq.as_ref().map(|e| e.as_fd()),
         gpa: args.gpa,
         gsi: args.gsi,
         mac: args.mac,
@@ -134,6 +164,9 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
         args.gsi,
         args.mac
     );
+    if irq.is_none() {
+        warn!("attached without interrupts (--no-irq): the guest must poll the device");
+    }
     if let Some(p) = &ready_file {
         if let Err(e) = write_ready_file(p, id) {
             let reason = format!("{e:#}");
@@ -295,11 +328,23 @@ mod tests {
             mmio_reads: 10,
             mmio_writes: 20,
             mmio_bad: 1,
+            notifies: 4,
+            interrupts: 5,
+            tx_frames: 6,
+            tx_bytes: 7,
+            rx_frames: 8,
+            rx_bytes: 9,
+            drop_tx_bad_chain: 11,
+            drop_tx_bad_buffer: 12,
+            drop_rx_no_buffer: 13,
+            drop_rx_too_small: 14,
             ..Default::default()
         };
         assert_eq!(
             stats_line(&s),
-            "stats id=3 mmio_reads=10 mmio_writes=20 mmio_bad=1"
+            "stats id=3 mmio_reads=10 mmio_writes=20 mmio_bad=1 notifies=4 interrupts=5 \
+             tx_frames=6 tx_bytes=7 rx_frames=8 rx_bytes=9 drops: tx_bad_chain=11 \
+             tx_bad_buffer=12 rx_no_buffer=13 rx_too_small=14"
         );
     }
 

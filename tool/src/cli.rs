@@ -45,6 +45,11 @@ The guest finds the device through its kernel command line, e.g.
 Start the VMM paused (QEMU: -S -machine q35,kernel-irqchip=on), attach, then
 resume it (QEMU monitor: cont).
 
+Interrupts: the tool creates an eventfd and passes it in ATTACH; the module
+binds it to the GSI with KVM's irqfd, which needs the VMM's in-kernel irqchip.
+For a VMM without one, --no-irq attaches without interrupts (the guest must
+poll).
+
 Signals: SIGUSR1 prints the current stats; SIGTERM/SIGINT detach and exit.
 Stopping this process is the only way to detach (no `detach` command in API v1).
 On exit the final stats and `detached id=<id>: <reason>` are printed.";
@@ -90,6 +95,11 @@ pub struct AttachArgs {
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
 
+    /// Attach without interrupts (irq_fd = -1), for VMMs without an in-kernel
+    /// irqchip; the guest then gets no interrupts and must poll
+    #[arg(long)]
+    pub no_irq: bool,
+
     /// Print stats every SECONDS while attached (0 = off)
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     pub stats_interval: u64,
@@ -133,7 +143,29 @@ mod tests {
         assert_eq!(a.wait, 30);
         assert_eq!(a.stats_interval, 0);
         assert!(!a.daemon);
+        assert!(!a.no_irq);
         assert_eq!(cli.device, PathBuf::from("/dev/pvpass"));
+    }
+
+    #[test]
+    fn attach_no_irq() {
+        let cli = parse(&[
+            "attach",
+            "--pid",
+            "42",
+            "--gpa",
+            "0xd0000000",
+            "--gsi",
+            "5",
+            "--mac",
+            "52:54:00:12:34:56",
+            "--no-irq",
+        ])
+        .unwrap();
+        let Cmd::Attach(a) = cli.cmd else {
+            panic!("not attach")
+        };
+        assert!(a.no_irq);
     }
 
     #[test]

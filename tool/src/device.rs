@@ -19,8 +19,11 @@ pub struct Device {
 
 /// What ATTACH is asked to do, kept for error messages.
 #[derive(Debug, Clone)]
-pub struct AttachRequest {
+pub struct AttachRequest<'a> {
     pub pid: i32,
+    /// Eventfd the module binds to `gsi` with KVM's irqfd; `None` passes
+    /// irq_fd = -1 (no interrupts, the guest must poll).
+    pub irq_fd: Option<BorrowedFd<'a>>,
     pub gpa: u64,
     pub gsi: u32,
     pub mac: Mac,
@@ -55,7 +58,7 @@ fn not_pvpass(path: &Path, what: &str) -> String {
 
 /// Message for a failed PVPASS_ATTACH, one per errno documented in the UAPI
 /// header.
-pub fn attach_error_message(errno: Errno, req: &AttachRequest) -> String {
+pub fn attach_error_message(errno: Errno, req: &AttachRequest<'_>) -> String {
     match errno {
         Errno::EPERM | Errno::EACCES => ROOT_MSG.to_owned(),
         Errno::EEXIST => format!(
@@ -66,12 +69,23 @@ pub fn attach_error_message(errno: Errno, req: &AttachRequest) -> String {
             "GSI {} is already used by a pvpass device of this VM",
             req.gsi
         ),
-        Errno::EINVAL => format!(
-            "the module rejected the attach request (EINVAL): the fd taken from process {} \
-             is not a KVM VM, or gpa {:#x} / mac {} / switch '{}' is malformed, or the module \
-             is older than this tool and does not know a flag or field",
-            req.pid, req.gpa, req.mac, req.switch
-        ),
+        Errno::EINVAL => {
+            let mut m = format!(
+                "the module rejected the attach request (EINVAL): the fd taken from process {} \
+                 is not a KVM VM, or gpa {:#x} / mac {} / switch '{}' is malformed, or the \
+                 module is older than this tool and does not know a flag or field",
+                req.pid, req.gpa, req.mac, req.switch
+            );
+            if req.irq_fd.is_some() {
+                m.push_str(&format!(
+                    "; most likely the interrupt could not be bound: QEMU needs the in-kernel \
+                     irqchip (-machine ...,kernel-irqchip=on), or GSI {} cannot be routed \
+                     (--no-irq attaches without interrupts)",
+                    req.gsi
+                ));
+            }
+            m
+        }
         Errno::EBADF => format!(
             "the VM file descriptor taken from process {} is not an open file (EBADF)",
             req.pid
@@ -81,9 +95,9 @@ pub fn attach_error_message(errno: Errno, req: &AttachRequest) -> String {
              or the VM's MMIO bus is full",
             req.max_attach
         ),
-        Errno::EOPNOTSUPP => "the module does not support interrupt delivery (irq_fd) in this \
-                              API version (EOPNOTSUPP)"
-            .to_owned(),
+        Errno::EOPNOTSUPP => {
+            "the module is too old for interrupt delivery (EOPNOTSUPP); use --no-irq".to_owned()
+        }
         Errno::ENODEV if req.switch.is_empty() => {
             "the default switch does not exist (ENODEV)".to_owned()
         }
@@ -123,11 +137,11 @@ impl Device {
     }
 
     /// ATTACH the VM behind `vm_fd`; returns the attachment id.
-    pub fn attach(&self, vm_fd: BorrowedFd<'_>, req: &AttachRequest) -> Result<u32> {
+    pub fn attach(&self, vm_fd: BorrowedFd<'_>, req: &AttachRequest<'_>) -> Result<u32> {
         let backend = crate::args::backend_field(&req.switch).map_err(|e| anyhow!(e))?;
         let mut a = PvpassAttach {
             vm_fd: vm_fd.as_raw_fd(),
-            irq_fd: -1, // interrupt delivery is not in API v1
+            irq_fd: req.irq_fd.map_or(-1, |fd| fd.as_raw_fd()),
             gsi: req.gsi,
             gpa: req.gpa,
             mac: req.mac.0,
@@ -174,7 +188,11 @@ pub fn feature_names(features: u32) -> String {
     if features & uapi::PVPASS_FEAT_CONFIG != 0 {
         names.push("config".to_owned());
     }
-    let unknown = features & !(uapi::PVPASS_FEAT_MMIO_ID | uapi::PVPASS_FEAT_CONFIG);
+    if features & uapi::PVPASS_FEAT_SWITCH != 0 {
+        names.push("switch".to_owned());
+    }
+    let unknown = features
+        & !(uapi::PVPASS_FEAT_MMIO_ID | uapi::PVPASS_FEAT_CONFIG | uapi::PVPASS_FEAT_SWITCH);
     if unknown != 0 {
         names.push(format!("unknown {unknown:#x}"));
     }
@@ -189,9 +207,10 @@ pub fn feature_names(features: u32) -> String {
 mod tests {
     use super::*;
 
-    fn req() -> AttachRequest {
+    fn req() -> AttachRequest<'static> {
         AttachRequest {
             pid: 1234,
+            irq_fd: None,
             gpa: 0xd000_0000,
             gsi: 5,
             mac: Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
@@ -213,10 +232,14 @@ mod tests {
         );
         assert_eq!(attach_error_message(Errno::EPERM, &r), ROOT_MSG);
         assert_eq!(attach_error_message(Errno::EACCES, &r), ROOT_MSG);
-        assert!(attach_error_message(Errno::EINVAL, &r).contains("EINVAL"));
+        let m = attach_error_message(Errno::EINVAL, &r);
+        assert!(m.contains("EINVAL") && !m.contains("irqchip"), "{m}");
         assert!(attach_error_message(Errno::EBADF, &r).contains("process 1234"));
         assert!(attach_error_message(Errno::ENOSPC, &r).contains("64 attachments"));
-        assert!(attach_error_message(Errno::EOPNOTSUPP, &r).contains("interrupt"));
+        assert_eq!(
+            attach_error_message(Errno::EOPNOTSUPP, &r),
+            "the module is too old for interrupt delivery (EOPNOTSUPP); use --no-irq"
+        );
         assert_eq!(
             attach_error_message(Errno::ENODEV, &r),
             "switch 'sw0' does not exist (ENODEV)"
@@ -225,6 +248,24 @@ mod tests {
         d.switch.clear();
         assert!(attach_error_message(Errno::ENODEV, &d).contains("default switch"));
         assert!(attach_error_message(Errno::EIO, &r).starts_with("attach failed"));
+    }
+
+    #[test]
+    fn einval_with_irq_names_the_irqchip() {
+        let efd = nix::sys::eventfd::EventFd::new().unwrap();
+        let r = AttachRequest {
+            irq_fd: Some(std::os::fd::AsFd::as_fd(&efd)),
+            ..req()
+        };
+        let m = attach_error_message(Errno::EINVAL, &r);
+        assert!(m.contains("is not a KVM VM"), "{m}");
+        assert!(
+            m.contains(
+                "QEMU needs the in-kernel irqchip (-machine ...,kernel-irqchip=on), \
+                 or GSI 5 cannot be routed"
+            ),
+            "{m}"
+        );
     }
 
     #[test]
@@ -245,6 +286,7 @@ mod tests {
     fn features() {
         assert_eq!(feature_names(0), "none");
         assert_eq!(feature_names(3), "mmio-id, config");
+        assert_eq!(feature_names(7), "mmio-id, config, switch");
         assert_eq!(feature_names(1 | 8), "mmio-id, unknown 0x8");
     }
 }

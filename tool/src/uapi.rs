@@ -17,6 +17,7 @@ pub const PVPASS_NAME_LEN: usize = 16;
 
 pub const PVPASS_FEAT_MMIO_ID: u32 = 1 << 0;
 pub const PVPASS_FEAT_CONFIG: u32 = 1 << 1;
+pub const PVPASS_FEAT_SWITCH: u32 = 1 << 2;
 
 pub const PVPASS_IOCTL_MAGIC: u8 = 0xBC;
 pub const PVPASS_NR_GET_VERSION: u8 = 0x00;
@@ -63,7 +64,17 @@ pub struct PvpassStats {
     pub mmio_reads: u64,
     pub mmio_writes: u64,
     pub mmio_bad: u64,
-    pub reserved: [u64; 12],
+    pub notifies: u64,
+    pub interrupts: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub drop_tx_bad_chain: u64,
+    pub drop_tx_bad_buffer: u64,
+    pub drop_rx_no_buffer: u64,
+    pub drop_rx_too_small: u64,
+    pub reserved: [u64; 2],
 }
 
 // Sizes from the C header (x86_64 and every other 64-bit Linux ABI).
@@ -84,7 +95,17 @@ const _: () = assert!(offset_of!(PvpassAttach, reserved) == 52);
 const _: () = assert!(offset_of!(PvpassStats, mmio_reads) == 8);
 const _: () = assert!(offset_of!(PvpassStats, mmio_writes) == 16);
 const _: () = assert!(offset_of!(PvpassStats, mmio_bad) == 24);
-const _: () = assert!(offset_of!(PvpassStats, reserved) == 32);
+const _: () = assert!(offset_of!(PvpassStats, notifies) == 32);
+const _: () = assert!(offset_of!(PvpassStats, interrupts) == 40);
+const _: () = assert!(offset_of!(PvpassStats, tx_frames) == 48);
+const _: () = assert!(offset_of!(PvpassStats, tx_bytes) == 56);
+const _: () = assert!(offset_of!(PvpassStats, rx_frames) == 64);
+const _: () = assert!(offset_of!(PvpassStats, rx_bytes) == 72);
+const _: () = assert!(offset_of!(PvpassStats, drop_tx_bad_chain) == 80);
+const _: () = assert!(offset_of!(PvpassStats, drop_tx_bad_buffer) == 88);
+const _: () = assert!(offset_of!(PvpassStats, drop_rx_no_buffer) == 96);
+const _: () = assert!(offset_of!(PvpassStats, drop_rx_too_small) == 104);
+const _: () = assert!(offset_of!(PvpassStats, reserved) == 112);
 
 /// Request numbers, built exactly as the header does (_IOR/_IOWR/_IOW).
 pub const PVPASS_GET_VERSION: u32 = request_code_read!(
@@ -185,12 +206,26 @@ mod tests {
 int main(void) {
     P(PVPASS_API_VERSION); P(PVPASS_WINDOW_SIZE); P(PVPASS_MAX_ATTACH);
     P(PVPASS_NAME_LEN); P(PVPASS_FEAT_MMIO_ID); P(PVPASS_FEAT_CONFIG);
+    P(PVPASS_FEAT_SWITCH);
     P(PVPASS_GET_VERSION); P(PVPASS_ATTACH); P(PVPASS_DETACH); P(PVPASS_GET_STATS);
     P(sizeof(struct pvpass_version)); P(sizeof(struct pvpass_attach));
     P(sizeof(struct pvpass_detach)); P(sizeof(struct pvpass_stats));
     P(offsetof(struct pvpass_attach, gpa)); P(offsetof(struct pvpass_attach, mac));
     P(offsetof(struct pvpass_attach, backend)); P(offsetof(struct pvpass_attach, id));
-    P(offsetof(struct pvpass_stats, mmio_bad));
+    P(offsetof(struct pvpass_attach, vm_fd)); P(offsetof(struct pvpass_attach, irq_fd));
+    P(offsetof(struct pvpass_attach, gsi)); P(offsetof(struct pvpass_attach, reserved0));
+    P(offsetof(struct pvpass_attach, reserved));
+    P(offsetof(struct pvpass_stats, flags)); P(offsetof(struct pvpass_stats, mmio_reads));
+    P(offsetof(struct pvpass_stats, mmio_writes)); P(offsetof(struct pvpass_stats, mmio_bad));
+    P(offsetof(struct pvpass_stats, notifies)); P(offsetof(struct pvpass_stats, interrupts));
+    P(offsetof(struct pvpass_stats, tx_frames)); P(offsetof(struct pvpass_stats, tx_bytes));
+    P(offsetof(struct pvpass_stats, rx_frames)); P(offsetof(struct pvpass_stats, rx_bytes));
+    P(offsetof(struct pvpass_stats, drop_tx_bad_chain));
+    P(offsetof(struct pvpass_stats, drop_tx_bad_buffer));
+    P(offsetof(struct pvpass_stats, drop_rx_no_buffer));
+    P(offsetof(struct pvpass_stats, drop_rx_too_small));
+    P(offsetof(struct pvpass_stats, reserved));
+    P(sizeof(((struct pvpass_stats *)0)->reserved));
     return 0;
 }
 "#,
@@ -222,6 +257,7 @@ int main(void) {
             ("PVPASS_NAME_LEN", PVPASS_NAME_LEN as u64),
             ("PVPASS_FEAT_MMIO_ID", PVPASS_FEAT_MMIO_ID.into()),
             ("PVPASS_FEAT_CONFIG", PVPASS_FEAT_CONFIG.into()),
+            ("PVPASS_FEAT_SWITCH", PVPASS_FEAT_SWITCH.into()),
             ("PVPASS_GET_VERSION", PVPASS_GET_VERSION.into()),
             ("PVPASS_ATTACH", PVPASS_ATTACH.into()),
             ("PVPASS_DETACH", PVPASS_DETACH.into()),
@@ -258,11 +294,32 @@ int main(void) {
                 "offsetof(struct pvpass_attach, id)",
                 offset_of!(PvpassAttach, id) as u64,
             ),
-            (
-                "offsetof(struct pvpass_stats, mmio_bad)",
-                offset_of!(PvpassStats, mmio_bad) as u64,
-            ),
         ];
+        // Offsets are listed by field name and expanded below, so every
+        // field of the mirror is compared with the C header.
+        macro_rules! offsets {
+            ($ty:ident, $c:literal: $($f:ident),+) => {
+                [$((concat!("offsetof(struct ", $c, ", ", stringify!($f), ")"),
+                    offset_of!($ty, $f) as u64)),+]
+            };
+        }
+        let attach_offsets = offsets!(PvpassAttach, "pvpass_attach":
+            vm_fd, irq_fd, gsi, reserved0, reserved);
+        let stats_offsets = offsets!(PvpassStats, "pvpass_stats":
+            flags, mmio_reads, mmio_writes, mmio_bad, notifies, interrupts,
+            tx_frames, tx_bytes, rx_frames, rx_bytes, drop_tx_bad_chain,
+            drop_tx_bad_buffer, drop_rx_no_buffer, drop_rx_too_small, reserved);
+        let reserved_size = [(
+            "sizeof(((struct pvpass_stats *)0)->reserved)",
+            std::mem::size_of_val(&PvpassStats::default().reserved) as u64,
+        )];
+        let expect: Vec<(&str, u64)> = expect
+            .iter()
+            .copied()
+            .chain(attach_offsets)
+            .chain(stats_offsets)
+            .chain(reserved_size)
+            .collect();
         let lines: Vec<(&str, u64)> = text
             .lines()
             .filter_map(|l| {
@@ -271,7 +328,7 @@ int main(void) {
             })
             .collect();
         assert_eq!(lines.len(), expect.len(), "probe output:\n{text}");
-        for ((ck, cv), (rk, rv)) in lines.iter().zip(expect) {
+        for ((ck, cv), (rk, rv)) in lines.iter().zip(&expect) {
             assert_eq!(ck, rk);
             assert_eq!(cv, rv, "{ck}: C says {cv:#x}, Rust says {rv:#x}");
         }

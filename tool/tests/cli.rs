@@ -45,6 +45,7 @@ fn help_explains_detach() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("virtio_mmio.device=4K@0xd0000000:5"), "{out}");
     assert!(out.contains("SIGUSR1"), "{out}");
+    assert!(out.contains("--no-irq") && out.contains("irqfd"), "{out}");
 }
 
 #[test]

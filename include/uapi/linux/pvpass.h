@@ -36,6 +36,7 @@
 /* What a struct pvpass_version::features bit says the module can do. */
 #define PVPASS_FEAT_MMIO_ID	(1U << 0)	/* identification registers */
 #define PVPASS_FEAT_CONFIG	(1U << 1)	/* virtio-net config space  */
+#define PVPASS_FEAT_SWITCH	(1U << 2)	/* queues, switch, irqfd    */
 
 struct pvpass_version {
 	__u32 api_version;	/* out: PVPASS_API_VERSION */
@@ -54,13 +55,16 @@ struct pvpass_version {
  *           window of the same VM
  *   EBUSY   the GSI is already used by another pvpass device of this VM
  *   ENOSPC  PVPASS_MAX_ATTACH attachments exist, or the VM's MMIO bus is full
- *   EOPNOTSUPP  irq_fd >= 0: interrupt delivery is not in this API version
+ *           (also: irq_fd is not an eventfd, or the VM has no in-kernel
+ *           irqchip / the GSI cannot be routed)
  *   ENODEV  backend names a switch that does not exist
  */
 struct pvpass_attach {
 	__u32 flags;		/* in: must be 0 */
 	__s32 vm_fd;		/* in: KVM VM file descriptor */
-	__s32 irq_fd;		/* in: eventfd bound to gsi by the module, or -1 */
+	__s32 irq_fd;		/* in: eventfd the module binds to gsi with KVM's
+				 * irqfd, or -1 for none (no interrupts: the
+				 * guest must poll) */
 	__u32 gsi;		/* in: guest interrupt line of the device */
 	__u64 gpa;		/* in: base of the PVPASS_WINDOW_SIZE window */
 	__u8  mac[6];		/* in: the device's MAC address */
@@ -82,7 +86,18 @@ struct pvpass_stats {
 	__u64 mmio_reads;	/* out: guest reads served in the kernel */
 	__u64 mmio_writes;	/* out: guest writes served in the kernel */
 	__u64 mmio_bad;		/* out: accesses with a bad size or offset */
-	__u64 reserved[12];	/* out: zero for now */
+	__u64 notifies;		/* out: queue notifies */
+	__u64 interrupts;	/* out: interrupts injected through the irqfd */
+	__u64 tx_frames;	/* out: frames the guest sent */
+	__u64 tx_bytes;
+	__u64 rx_frames;	/* out: frames put in the guest's receive buffers */
+	__u64 rx_bytes;
+	/* drops, by reason */
+	__u64 drop_tx_bad_chain;	/* malformed transmit chain: device needs reset */
+	__u64 drop_tx_bad_buffer;	/* buffer outside guest RAM, writable, too big or short */
+	__u64 drop_rx_no_buffer;	/* backlog full: the guest posted no receive buffers */
+	__u64 drop_rx_too_small;	/* receive buffer smaller than the frame */
+	__u64 reserved[2];	/* out: zero for now */
 };
 
 #define PVPASS_IOCTL_MAGIC	0xBC

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared by the pvpass selftests: the window's registers, guest MMIO
+ * accessors, and host helpers around /dev/pvpass and the KVM selftest library.
+ */
+#ifndef PVPASS_UTIL_H
+#define PVPASS_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <linux/pvpass.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "ucall_common.h"
+#include "kselftest_harness.h"
+
+/* Above the selftest VM's RAM, below 4 GiB, identity-mapped in the guest. */
+#define WIN_GPA		0xd0000000ULL
+#define WIN2_GPA	0xd0001000ULL
+#define ROUNDS		200
+
+#define VIRTIO_MAGIC	0x74726976
+#define PVPASS_VENDOR	0x53505650
+
+/* virtio-mmio register offsets */
+#define R_MAGIC		0x000
+#define R_VERSION	0x004
+#define R_DEVICE_ID	0x008
+#define R_VENDOR_ID	0x00c
+#define R_DEV_FEAT	0x010
+#define R_DEV_FEAT_SEL	0x014
+#define R_STATUS	0x070
+#define R_CONFIG	0x100
+
+static const __u8 __maybe_unused mac_a[6] = { 0x52, 0x54, 0x00, 0xaa, 0x00, 0x01 };
+static const __u8 __maybe_unused mac_b[6] = { 0x52, 0x54, 0x00, 0xbb, 0x00, 0x02 };
+
+static inline u32 mmio_rd32(u64 base, u64 off)
+{
+	return READ_ONCE(*(volatile u32 *)(base + off));
+}
+
+static inline void mmio_wr32(u64 base, u64 off, u32 v)
+{
+	WRITE_ONCE(*(volatile u32 *)(base + off), v);
+}
+
+static inline int pvpass_open(void)
+{
+	int fd = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		ksft_exit_skip("%s: %s (is pvpass.ko loaded?)\n", PVPASS_DEVICE_PATH,
+			       strerror(errno));
+	return fd;
+}
+
+static inline struct pvpass_attach attach_req(int vm_fd, __u64 gpa, __u32 gsi, const __u8 *mac)
+{
+	struct pvpass_attach a = {
+		.vm_fd = vm_fd,
+		.irq_fd = -1,
+		.gsi = gsi,
+		.gpa = gpa,
+	};
+
+	memcpy(a.mac, mac, 6);
+	return a;
+}
+
+/* ATTACH; returns the id, or -errno. */
+static inline int do_attach(int pv, struct pvpass_attach *a)
+{
+	if (ioctl(pv, PVPASS_ATTACH, a))
+		return -errno;
+	return a->id;
+}
+
+static inline int attach(int pv, struct kvm_vm *vm, __u64 gpa, __u32 gsi, const __u8 *mac)
+{
+	struct pvpass_attach a = attach_req(vm->fd, gpa, gsi, mac);
+
+	return do_attach(pv, &a);
+}
+
+static inline struct pvpass_stats stats(int pv, __u32 id)
+{
+	struct pvpass_stats s = { .id = id };
+
+	TEST_ASSERT(!ioctl(pv, PVPASS_GET_STATS, &s), "GET_STATS(%u): %s", id, strerror(errno));
+	return s;
+}
+
+static inline struct kvm_vm *vm_with_window(struct kvm_vcpu **vcpu, void *guest_code, __u64 gpa)
+{
+	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);
+
+	virt_map(vm, gpa, gpa, 1);
+	vcpu_args_set(*vcpu, 1, gpa);
+	return vm;
+}
+
+/* Run until the next exit to userspace; return the ucall, failing on anything else. */
+static inline u64 run_to_ucall(struct kvm_vcpu *vcpu, struct ucall *uc)
+{
+	vcpu_run(vcpu);
+	TEST_ASSERT(vcpu->run->exit_reason == KVM_EXIT_IO,
+		    "exit to userspace that was not a ucall: reason %u (%s), mmio addr 0x%llx",
+		    vcpu->run->exit_reason, exit_reason_str(vcpu->run->exit_reason),
+		    vcpu->run->exit_reason == KVM_EXIT_MMIO ? vcpu->run->mmio.phys_addr : 0);
+	switch (get_ucall(vcpu, uc)) {
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(*uc);
+		break;
+	default:
+		break;
+	}
+	return uc->cmd;
+}
+
+#endif
