@@ -269,8 +269,9 @@ impl Device {
     fn mmio_read(&self, cpu: &InVcpu, offset: u64, data: &mut [u8]) {
         self.counters.inc(C::MmioReads);
         let mut st = self.state.lock();
-        if offset == reg::INTERRUPT_STATUS {
-            // The guest's interrupt handler: deliver what is waiting first.
+        if offset == reg::INTERRUPT_STATUS && self.refresh(cpu, &mut st) {
+            // The guest's interrupt handler: deliver what is waiting first,
+            // through a memory map read afresh (as on every notify).
             self.drain_rx(cpu, &mut st, false);
         }
         if st.regs.read(offset, data).is_err() {

@@ -255,6 +255,19 @@ static u64 sync_value(struct guest *g)
 
 static const u8 mac_c[6] = { 0x52, 0x54, 0x00, 0xcc, 0x00, 0x03 };
 
+/* Two fresh guests, A and B, on the same switch: A's frame reaches B intact. */
+static void neighbours_exchange_a_frame(struct __test_metadata *_metadata, int pv)
+{
+	struct guest b = start(pv, M_RECV, mac_b, mac_a);
+	struct guest a = start(pv, M_SEND, mac_a, mac_b);
+
+	ASSERT_EQ(0, sync_value(&b));				/* B posted a buffer */
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);		/* A sent */
+	EXPECT_EQ(HDR + FRAME_LEN, sync_value(&b));		/* B got it, intact */
+	kvm_vm_free(a.vm);
+	kvm_vm_free(b.vm);
+}
+
 /* A frame from A reaches B through the switch, each on its own vCPU thread. */
 TEST(frame_between_two_vms)
 {
@@ -294,16 +307,7 @@ TEST(port_without_buffers_drops_its_own_traffic)
 	EXPECT_EQ(SEND_MANY - 64, s.drop_rx_no_buffer);
 	EXPECT_EQ(0, s.rx_frames);
 	/* And the other ports still exchange frames. */
-	{
-		struct guest b = start(pv, M_RECV, mac_b, mac_a);
-		struct guest a2 = start(pv, M_SEND, mac_a, mac_b);
-
-		ASSERT_EQ(0, sync_value(&b));
-		EXPECT_EQ(0, sync_value(&a2) & S_NEEDS_RESET);
-		EXPECT_EQ(HDR + FRAME_LEN, sync_value(&b));
-		kvm_vm_free(a2.vm);
-		kvm_vm_free(b.vm);
-	}
+	neighbours_exchange_a_frame(_metadata, pv);
 	kvm_vm_free(a.vm);
 	kvm_vm_free(c.vm);
 	close(pv);
@@ -331,17 +335,7 @@ static void hostile(struct __test_metadata *_metadata, int mode, bool breaks)
 		EXPECT_EQ(1, s.drop_tx_bad_buffer);
 		EXPECT_EQ(1, s.tx_frames);
 	}
-	/* The neighbours are unaffected. */
-	{
-		struct guest b = start(pv, M_RECV, mac_b, mac_a);
-		struct guest a = start(pv, M_SEND, mac_a, mac_b);
-
-		ASSERT_EQ(0, sync_value(&b));
-		EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
-		EXPECT_EQ(HDR + FRAME_LEN, sync_value(&b));
-		kvm_vm_free(a.vm);
-		kvm_vm_free(b.vm);
-	}
+	neighbours_exchange_a_frame(_metadata, pv);
 	kvm_vm_free(bad.vm);
 	close(pv);
 }
