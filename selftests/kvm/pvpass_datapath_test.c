@@ -17,6 +17,7 @@
 #define FRAME_LEN	60
 #define BUF_LEN		2048
 #define SEND_MANY	70	/* more than a port's backlog (64) */
+#define STORM		20000
 
 #define R_DRV_FEAT	0x020
 #define R_DRV_FEAT_SEL	0x024
@@ -64,6 +65,7 @@ enum mode {
 	M_AVAIL_JUMP,	/* avail index jumps by more than the queue size */
 	M_ZERO_LEN,	/* zero-length descriptor */
 	M_QUEUE_OUTSIDE, /* rings outside guest memory */
+	M_NOTIFY_STORM,	/* STORM notifies with nothing new, on every queue */
 };
 
 /* What the host tells each guest; guest-physical addresses of its own rings. */
@@ -209,6 +211,16 @@ static void guest_main(void)
 		mmio_wr32(base, R_QUEUE_NOTIFY, 1);
 		GUEST_SYNC(mmio_rd32(base, R_STATUS));
 		break;
+	case M_NOTIFY_STORM:
+		for (i = 0; i < STORM; i++)
+			mmio_wr32(base, R_QUEUE_NOTIFY, i % 4);	/* incl. queues 2, 3 */
+		/* The device still works afterwards. */
+		fill_frame(bufs[1]);
+		tx->desc[0] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, 0, 0 };
+		kick(base, 1, 0);
+		GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), 1);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		break;
 	case M_ZERO_LEN:
 		tx->desc[0] = (struct desc){ params.buf_gpa[1], 0, 0, 0 };
 		kick(base, 1, 0);
@@ -345,6 +357,23 @@ TEST(descriptor_loop) { hostile(_metadata, M_LOOP, true); }
 TEST(avail_index_jump) { hostile(_metadata, M_AVAIL_JUMP, true); }
 TEST(zero_length_descriptor) { hostile(_metadata, M_ZERO_LEN, true); }
 TEST(buffer_outside_guest_memory) { hostile(_metadata, M_BAD_ADDR, false); }
+
+/* A notify storm is absorbed on the guest's own vCPU thread; nothing breaks. */
+TEST(notify_storm)
+{
+	int pv = pvpass_open();
+	struct guest g = start(pv, M_NOTIFY_STORM, mac_c, mac_b);
+	struct pvpass_stats s;
+
+	EXPECT_EQ(0, sync_value(&g) & S_NEEDS_RESET);
+	s = stats(pv, g.id);
+	/* Notifies of queues 2 and 3 (which do not exist) are not counted. */
+	EXPECT_EQ(STORM / 2 + 1, s.notifies);
+	EXPECT_EQ(1, s.tx_frames);
+	neighbours_exchange_a_frame(_metadata, pv);
+	kvm_vm_free(g.vm);
+	close(pv);
+}
 
 TEST(rings_outside_guest_memory)
 {
