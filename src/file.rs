@@ -22,46 +22,18 @@ use kernel::{
 
 use crate::{
     device::Device,
+    attachment::{Attachment, Live, Port},
     kvm::{self, IrqFd, MmioWindow, VmFile},
-    registry::{self, Reservation},
-    switch, uapi,
+    registry, uapi,
 };
 
 /// Largest GSI accepted (KVM_MAX_IRQ_ROUTES on x86). GSI 0 is the timer.
 const MAX_GSI: u32 = 4096;
 
-/// One VM attached through this file. Field order is drop order: the port
-/// leaves the switch and the window leaves the bus first (no new frames, no
-/// guest access), then the VM file is released, then the device and its
-/// registry entry go.
-struct Attachment {
-    _port: Port,
-    _window: MmioWindow,
-    _vm: VmFile,
-    dev: Arc<Device>,
-    _reservation: Reservation,
-}
-
-/// A device's port on the switch; dropping it disconnects the port.
-struct Port(u32);
-
-impl Port {
-    fn connect(dev: &Arc<Device>) -> Result<Self> {
-        switch::add_port(dev.clone())?;
-        Ok(Self(dev.id))
-    }
-}
-
-impl Drop for Port {
-    fn drop(&mut self) {
-        switch::remove_port(self.0);
-    }
-}
-
 #[pin_data]
 pub(crate) struct PvpassFile {
     #[pin]
-    attachments: Mutex<KVec<Attachment>>,
+    attachments: Mutex<KVec<Arc<Attachment>>>,
 }
 
 #[vtable]
@@ -78,9 +50,11 @@ impl MiscDevice for PvpassFile {
     }
 
     fn release(me: Pin<KBox<Self>>, _file: &File) {
-        // Take the attachments out under the lock, drop them outside it.
+        // Take the attachments out under the lock, release them outside it.
         let all = core::mem::take(&mut *me.attachments.lock());
-        drop(all);
+        for a in all.iter() {
+            a.release();
+        }
     }
 
     fn ioctl(me: Pin<&Self>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
@@ -115,7 +89,10 @@ impl MiscDevice for PvpassFile {
                 if req.flags != 0 {
                     return Err(EINVAL);
                 }
-                let stats = me.find(req.id, |dev| dev.stats())?;
+                let stats = me.find(req.id, |a| uapi::Stats {
+                    released: u64::from(!a.is_live()),
+                    ..a.dev.stats()
+                })?;
                 writer.write(&stats)?;
             }
             _ => return Err(ENOTTY),
@@ -196,20 +173,20 @@ impl PvpassFile {
         let dev = Device::new(reservation.id(), req.gpa, req.mac, irq)?;
         // Room in the list first, so nothing can fail after the window is live.
         self.attachments.lock().reserve(1, GFP_KERNEL)?;
-        // SAFETY: `dev` and `vm` are stored with the window in one
-        // `Attachment`, whose field order drops the window first.
+        // SAFETY: The window is stored with `vm` in one `Live`, whose field
+        // order drops the window first, inside an `Attachment` that holds
+        // `dev` for longer than the `Live`.
         let window = unsafe {
             MmioWindow::register(&vm, req.gpa, Arc::as_ptr(&dev).cast())
         }?;
         let id = dev.id;
         let port = Port::connect(&dev)?;
-        let att = Attachment { _port: port, _window: window, _vm: vm, dev, _reservation: reservation };
+        let att = Attachment::new(dev, Live { _port: port, _window: window, vm, _reservation: reservation })?;
         let mut list = self.attachments.lock();
-        if let Err(err) = list.push_within_capacity(att) {
-            // Another ATTACH on this file used the room; drop the attachment
-            // outside the lock.
+        if list.push_within_capacity(att.clone()).is_err() {
+            // Another ATTACH on this file used the room.
             drop(list);
-            drop(err);
+            att.release();
             return Err(ENOMEM);
         }
         pr_info!("device {} attached at gpa {:#x}, gsi {}\n", id, req.gpa, req.gsi);
@@ -222,13 +199,13 @@ impl PvpassFile {
             let i = list.iter().position(|a| a.dev.id == id).ok_or(ENOENT)?;
             list.remove(i).map_err(|_| ENOENT)?
         };
-        drop(att);
+        att.release();
         pr_info!("device {} detached\n", id);
         Ok(())
     }
 
-    fn find<R>(&self, id: u32, f: impl FnOnce(&Device) -> R) -> Result<R> {
+    fn find<R>(&self, id: u32, f: impl FnOnce(&Attachment) -> R) -> Result<R> {
         let list = self.attachments.lock();
-        list.iter().find(|a| a.dev.id == id).map(|a| f(&a.dev)).ok_or(ENOENT)
+        list.iter().find(|a| a.dev.id == id).map(|a| f(a)).ok_or(ENOENT)
     }
 }

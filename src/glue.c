@@ -16,7 +16,9 @@
  */
 #include <linux/eventfd.h>
 #include <linux/kvm_host.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/workqueue.h>
 #include <kvm/iodev.h>
 
 #include "glue.h"
@@ -231,4 +233,41 @@ void pvpass_irqfd_signal(struct eventfd_ctx *ctx)
 void pvpass_irqfd_put(struct eventfd_ctx *ctx)
 {
 	eventfd_ctx_put(ctx);
+}
+
+/*
+ * True while the VMM that owns the VM still exists. KVM holds mm_count on
+ * kvm->mm, so the mm_struct itself stays valid; mm_users drops to zero when
+ * the last task using it (the VMM) has exited, and never rises again.
+ */
+bool pvpass_vm_mm_alive(struct file *vm_file)
+{
+	struct kvm *kvm = vm_file->private_data;
+
+	return atomic_read(&kvm->mm->mm_users) > 0;
+}
+
+/*
+ * The reaper: every 250 ms, let Rust release attachments whose VMM has
+ * exited (pvpass_rs_reap), so a VM is let go within a second even if the
+ * process that attached it is stuck. A self-arming delayed work item;
+ * cancel_delayed_work_sync() stops it for good at module exit.
+ */
+static void pvpass_reap_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(pvpass_reap_work, pvpass_reap_fn);
+
+static void pvpass_reap_fn(struct work_struct *work)
+{
+	pvpass_rs_reap();
+	schedule_delayed_work(&pvpass_reap_work, HZ / 4);
+}
+
+void pvpass_reaper_start(void)
+{
+	schedule_delayed_work(&pvpass_reap_work, HZ / 4);
+}
+
+void pvpass_reaper_stop(void)
+{
+	cancel_delayed_work_sync(&pvpass_reap_work);
 }

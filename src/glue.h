@@ -32,9 +32,13 @@ int pvpass_memslots(struct pvpass_mmio *m, struct pvpass_slot *out, int max, u64
 struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi);
 void pvpass_irqfd_signal(struct eventfd_ctx *ctx);
 void pvpass_irqfd_put(struct eventfd_ctx *ctx);
+bool pvpass_vm_mm_alive(struct file *vm_file);
+void pvpass_reaper_start(void);
+void pvpass_reaper_stop(void);
 
 /* Rust, called from C (src/device.rs). */
 int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, u64 offset, int len, void *val);
 int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, u64 offset, int len, const void *val);
+void pvpass_rs_reap(void);
 
 #endif

@@ -51,6 +51,28 @@ extern "C" {
     fn pvpass_irqfd_bind(vm_file: *mut c_void, fd: i32, gsi: u32) -> *mut c_void;
     fn pvpass_irqfd_signal(ctx: *mut c_void);
     fn pvpass_irqfd_put(ctx: *mut c_void);
+    fn pvpass_vm_mm_alive(vm_file: *mut c_void) -> bool;
+    fn pvpass_reaper_start();
+    fn pvpass_reaper_stop();
+}
+
+/// The reaper (a delayed work item in glue.c) calls `reaper::reap` every
+/// 250 ms while this guard lives.
+pub(crate) struct Reaper(());
+
+impl Reaper {
+    pub(crate) fn start() -> Self {
+        // SAFETY: Starts the glue's static work item; `Drop` stops it.
+        unsafe { pvpass_reaper_start() };
+        Self(())
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // SAFETY: Waits for a running reap and keeps it from re-arming.
+        unsafe { pvpass_reaper_stop() };
+    }
 }
 
 /// True if a warning may be printed now. One budget for every message that a
@@ -86,6 +108,12 @@ impl VmFile {
     /// (`dup` and `pidfd_getfd` share the file, and KVM creates one per VM.)
     pub(crate) fn key(&self) -> usize {
         self.0.as_ptr() as usize
+    }
+
+    /// False once the VMM process that owns the VM has exited.
+    pub(crate) fn vmm_alive(&self) -> bool {
+        // SAFETY: `self` holds a reference on a KVM VM file.
+        unsafe { pvpass_vm_mm_alive(self.0.as_ptr().cast()) }
     }
 }
 

@@ -17,6 +17,7 @@
 
 use kernel::prelude::*;
 
+mod attachment;
 mod device;
 mod file;
 mod kvm;
@@ -52,15 +53,20 @@ module! {
 struct PvpassModule {
     #[pin]
     dev: miscdev::Registration<file::PvpassFile>,
+    // Dropped after `dev`: by then no file is open (each pins the module),
+    // so there is nothing left to reap.
+    _reaper: kvm::Reaper,
 }
 
 impl kernel::InPlaceModule for PvpassModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         registry::init();
         switch::init();
+        attachment::init();
         pr_info!("loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
         try_pin_init!(Self {
             dev <- miscdev::Registration::register(c"pvpass", module),
+            _reaper: kvm::Reaper::start(),
         })
     }
 }

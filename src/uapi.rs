@@ -80,7 +80,8 @@ pub(crate) struct Stats {
     pub(crate) drop_tx_bad_buffer: u64,
     pub(crate) drop_rx_no_buffer: u64,
     pub(crate) drop_rx_too_small: u64,
-    pub(crate) reserved: [u64; 2],
+    pub(crate) released: u64,
+    pub(crate) reserved: [u64; 1],
 }
 
 const _: () = assert!(core::mem::size_of::<Version>() == 16);

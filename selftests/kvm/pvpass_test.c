@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/eventfd.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -366,6 +369,71 @@ TEST(attach_limit)
 	EXPECT_EQ(-ENOSPC, id);
 	close(pv);
 	kvm_vm_free(vm);
+}
+
+static int count_vms(void)
+{
+	/* KVM makes a debugfs directory "<pid>-<fd>" per live VM. */
+	DIR *d = opendir("/sys/kernel/debug/kvm");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] >= '1' && e->d_name[0] <= '9' && strchr(e->d_name, '-');
+	closedir(d);
+	return n;
+}
+
+/*
+ * The VMM exits while the /dev/pvpass file that attached its VM stays open
+ * (here: in the parent, like a stuck attach tool): within a second pvpass
+ * lets the VM go, and KVM destroys it.
+ */
+TEST(vmm_exit_releases_vm)
+{
+	int pv = pvpass_open();
+	int vms_before, p[2], id = 0, waited;
+	struct pvpass_stats s;
+	pid_t child;
+
+	if (access("/sys/kernel/debug/kvm", F_OK))
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	vms_before = count_vms();
+	ASSERT_GE(vms_before, 0) TH_LOG("no /sys/kernel/debug/kvm");
+	ASSERT_EQ(0, pipe(p));
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		/* The VMM: make a VM, attach it through the shared file, exit. */
+		struct kvm_vcpu *vcpu;
+		struct kvm_vm *vm = vm_with_window(&vcpu, guest_id, WIN_GPA);
+
+		id = attach(pv, vm, WIN_GPA, 5, mac_a);
+		if (write(p[1], &id, sizeof(id)) != sizeof(id))
+			_exit(2);
+		_exit(0);	/* no kvm_vm_free: the process just goes */
+	}
+	close(p[1]);
+	ASSERT_EQ(sizeof(id), read(p[0], &id, sizeof(id)));
+	ASSERT_GT(id, 0);
+	waitpid(child, NULL, 0);
+	for (waited = 0; waited < 3000; waited += 50) {
+		s = stats(pv, id);
+		if (s.released)
+			break;
+		usleep(50000);
+	}
+	EXPECT_EQ(1, s.released);
+	EXPECT_LE(waited, 1000) TH_LOG("released after %d ms", waited);
+	/* KVM destroyed the VM: its debugfs directory is gone. */
+	for (waited = 0; count_vms() != vms_before && waited < 3000; waited += 50)
+		usleep(50000);
+	EXPECT_EQ(vms_before, count_vms());
+	/* The husk still answers, and DETACH removes it. */
+	EXPECT_EQ(0, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id }));
+	close(pv);
 }
 
 /* ATTACH with an eventfd: the module binds it to the GSI with KVM's irqfd. */

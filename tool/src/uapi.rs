@@ -74,7 +74,9 @@ pub struct PvpassStats {
     pub drop_tx_bad_buffer: u64,
     pub drop_rx_no_buffer: u64,
     pub drop_rx_too_small: u64,
-    pub reserved: [u64; 2],
+    /// 1 once the VMM exited and the module let the VM go.
+    pub released: u64,
+    pub reserved: [u64; 1],
 }
 
 // Sizes from the C header (x86_64 and every other 64-bit Linux ABI).
@@ -105,7 +107,8 @@ const _: () = assert!(offset_of!(PvpassStats, drop_tx_bad_chain) == 80);
 const _: () = assert!(offset_of!(PvpassStats, drop_tx_bad_buffer) == 88);
 const _: () = assert!(offset_of!(PvpassStats, drop_rx_no_buffer) == 96);
 const _: () = assert!(offset_of!(PvpassStats, drop_rx_too_small) == 104);
-const _: () = assert!(offset_of!(PvpassStats, reserved) == 112);
+const _: () = assert!(offset_of!(PvpassStats, released) == 112);
+const _: () = assert!(offset_of!(PvpassStats, reserved) == 120);
 
 /// Request numbers, built exactly as the header does (_IOR/_IOWR/_IOW).
 pub const PVPASS_GET_VERSION: u32 = request_code_read!(
@@ -224,6 +227,7 @@ int main(void) {
     P(offsetof(struct pvpass_stats, drop_tx_bad_buffer));
     P(offsetof(struct pvpass_stats, drop_rx_no_buffer));
     P(offsetof(struct pvpass_stats, drop_rx_too_small));
+    P(offsetof(struct pvpass_stats, released));
     P(offsetof(struct pvpass_stats, reserved));
     P(sizeof(((struct pvpass_stats *)0)->reserved));
     return 0;
@@ -308,7 +312,7 @@ int main(void) {
         let stats_offsets = offsets!(PvpassStats, "pvpass_stats":
             flags, mmio_reads, mmio_writes, mmio_bad, notifies, interrupts,
             tx_frames, tx_bytes, rx_frames, rx_bytes, drop_tx_bad_chain,
-            drop_tx_bad_buffer, drop_rx_no_buffer, drop_rx_too_small, reserved);
+            drop_tx_bad_buffer, drop_rx_no_buffer, drop_rx_too_small, released, reserved);
         let reserved_size = [(
             "sizeof(((struct pvpass_stats *)0)->reserved)",
             std::mem::size_of_val(&PvpassStats::default().reserved) as u64,

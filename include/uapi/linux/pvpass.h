@@ -97,7 +97,10 @@ struct pvpass_stats {
 	__u64 drop_tx_bad_buffer;	/* buffer outside guest RAM, writable, too big or short */
 	__u64 drop_rx_no_buffer;	/* backlog full: the guest posted no receive buffers */
 	__u64 drop_rx_too_small;	/* receive buffer smaller than the frame */
-	__u64 reserved[2];	/* out: zero for now */
+	__u64 released;		/* out: 1 once the VMM exited and pvpass let the
+				 * VM go (within a second); the counters stay
+				 * readable until DETACH or close */
+	__u64 reserved[1];	/* out: zero for now */
 };
 
 #define PVPASS_IOCTL_MAGIC	0xBC

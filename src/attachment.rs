@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One VM attached to pvpass, and the reaper that lets it go when its VMM
+//! exits.
+//!
+//! An `Attachment` is owned by the /dev/pvpass file that made it (see
+//! `file.rs`). Its live part (the switch port, the MMIO window, the VM file
+//! reference and the registry reservation) is dropped on DETACH, on close,
+//! or by the reaper once the VMM process has exited, whichever comes first:
+//! a VM is never kept alive by pvpass after its VMM is gone, even when the
+//! process that attached it is stuck. What remains is a husk whose counters
+//! can still be read (GET_STATS reports it as released) until DETACH or close.
+//!
+//! Lock order: a file's `attachments`, then `LIVE`, then `Attachment::live`.
+//! The live part is always dropped with no lock held (dropping the window
+//! waits for the VM's srcu).
+
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{global_lock, Arc, Mutex},
+};
+
+use crate::{
+    device::Device,
+    kvm::{MmioWindow, VmFile},
+    registry::Reservation,
+    switch,
+};
+
+/// A device's port on the switch; dropping it disconnects the port.
+pub(crate) struct Port(u32);
+
+impl Port {
+    pub(crate) fn connect(dev: &Arc<Device>) -> Result<Self> {
+        switch::add_port(dev.clone())?;
+        Ok(Self(dev.id))
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        switch::remove_port(self.0);
+    }
+}
+
+/// What an attachment holds while the VM is served. Field order is drop
+/// order: the port leaves the switch and the window leaves the bus first (no
+/// new frames, no guest access), then the VM file is released, then the
+/// registry entry (window, GSI) is freed.
+pub(crate) struct Live {
+    pub(crate) _port: Port,
+    pub(crate) _window: MmioWindow,
+    pub(crate) vm: VmFile,
+    pub(crate) _reservation: Reservation,
+}
+
+#[pin_data]
+pub(crate) struct Attachment {
+    pub(crate) dev: Arc<Device>,
+    #[pin]
+    live: Mutex<Option<Live>>,
+}
+
+global_lock! {
+    // SAFETY: Initialised by `init` in the module initialiser, before the misc
+    // device (the only way in) is registered.
+    unsafe(uninit) static LIVE: Mutex<KVec<Arc<Attachment>>> = KVec::new();
+}
+
+/// Called once, from the module initialiser.
+pub(crate) fn init() {
+    // SAFETY: Called exactly once, before any other use of `LIVE`.
+    unsafe { LIVE.init() };
+}
+
+impl Attachment {
+    /// Wrap a live device and put it under the reaper's watch.
+    pub(crate) fn new(dev: Arc<Device>, live: Live) -> Result<Arc<Self>> {
+        let att = Arc::pin_init(
+            pin_init!(Self { dev, live <- new_mutex!(Some(live)) }),
+            GFP_KERNEL,
+        )?;
+        LIVE.lock().push(att.clone(), GFP_KERNEL)?;
+        Ok(att)
+    }
+
+    /// False once the reaper let the VM go.
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.lock().is_some()
+    }
+
+    /// Stop serving the VM: drop the live part (if still there) and stop
+    /// watching it. Called on DETACH and close.
+    pub(crate) fn release(&self) {
+        LIVE.lock().retain(|a| a.dev.id != self.dev.id);
+        let live = self.live.lock().take();
+        drop(live);
+    }
+}
+
+/// Called by the glue's reaper every 250 ms: release every attachment whose
+/// VMM has exited.
+#[no_mangle]
+extern "C" fn pvpass_rs_reap() {
+    let mut gone = KVec::new();
+    {
+        let mut live = LIVE.lock();
+        let mut i = 0;
+        while i < live.len() {
+            let dead = live.get(i).is_some_and(|a| {
+                a.live.lock().as_ref().is_some_and(|l| !l.vm.vmm_alive())
+            });
+            if !dead {
+                i += 1;
+                continue;
+            }
+            match live.remove(i) {
+                // Released below. Should `gone` fail to grow, the file's
+                // reference still holds the attachment, which is then
+                // released at DETACH or close instead.
+                Ok(a) => {
+                    let _ = gone.push(a, GFP_KERNEL);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    for a in gone.iter() {
+        let live = a.live.lock().take();
+        drop(live);
+        pr_info!("device {} released: its VMM exited\n", a.dev.id);
+    }
+}
