@@ -45,6 +45,12 @@ for i in 1 2; do
 		${PVPASS_DEMO_ATTACH_OPTS:-} --ready-file "/tmp/attach$i" >"$res/attach$i.log" 2>&1 &
 	for _ in $(seq 600); do [ -s "/tmp/attach$i" ] && break; sleep 0.1; done
 	cat "$res/attach$i.log"
+	if [ ! -s "/tmp/attach$i" ]; then
+		echo "demo: guest $i could not be attached"
+		kill "${pids[@]}" 2>/dev/null
+		echo done >"$res/finished"
+		exit 1
+	fi
 	qmp "/tmp/qmp$i" cont
 done
 # The guests power off by themselves once they have reported.

@@ -78,7 +78,10 @@ fi
 
 if ! python3 -m pip show virtme-ng 2>/dev/null | grep -q "^Version: $VIRTME_NG_VERSION\$"; then
 	log "installing virtme-ng $VIRTME_NG_VERSION from PyPI"
-	python3 -m pip install -q --root-user-action=ignore "virtme-ng==$VIRTME_NG_VERSION"
+	# A Debian python3 refuses system-wide pip installs (PEP 668); the
+	# machine's own CPython does not need the override.
+	python3 -m pip install -q --root-user-action=ignore "virtme-ng==$VIRTME_NG_VERSION" ||
+		python3 -m pip install -q --root-user-action=ignore --break-system-packages "virtme-ng==$VIRTME_NG_VERSION"
 fi
 
 # The kernel build needs the package lists for the newest linux-source-7.2.

@@ -217,6 +217,13 @@ struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi)
 	if (IS_ERR(ctx))
 		return ctx;
 	ret = kvm_irqfd(kvm, &args);
+	/*
+	 * With a valid eventfd and no resample fd, kvm_irqfd() fails with
+	 * -EINVAL only when the VM has no in-kernel irqchip (yet: QEMU creates
+	 * it right after the VM fd appears). Say so with an errno of its own.
+	 */
+	if (ret == -EINVAL)
+		ret = -ENXIO;
 	if (ret) {
 		eventfd_ctx_put(ctx);
 		return ERR_PTR(ret);

@@ -436,6 +436,25 @@ TEST(vmm_exit_releases_vm)
 	close(pv);
 }
 
+/* A VM without an in-kernel irqchip cannot take an irqfd: ENXIO, distinctly. */
+TEST(attach_irqfd_without_irqchip)
+{
+	struct kvm_vm *vm = vm_create_barebones();	/* no KVM_CREATE_IRQCHIP */
+	struct pvpass_attach a = attach_req(vm->fd, WIN_GPA, 5, mac_a);
+	int pv = pvpass_open();
+	int efd = eventfd(0, EFD_CLOEXEC);
+
+	ASSERT_GE(efd, 0);
+	a.irq_fd = efd;
+	EXPECT_EQ(-ENXIO, do_attach(pv, &a));
+	/* Nothing was left reserved: without the irqfd it attaches. */
+	a = attach_req(vm->fd, WIN_GPA, 5, mac_a);
+	EXPECT_GT(do_attach(pv, &a), 0);
+	close(pv);
+	close(efd);
+	kvm_vm_free(vm);
+}
+
 /* ATTACH with an eventfd: the module binds it to the GSI with KVM's irqfd. */
 TEST(attach_with_irqfd)
 {

@@ -152,6 +152,7 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
         mac: args.mac,
         switch: args.switch.clone(),
         max_attach: version.max_attach,
+        irqchip_wait: Duration::from_secs(args.wait),
     };
     let id = dev.attach(vm_fd.as_fd(), &req)?;
     // The module holds its own reference to the VM; our copy of the VM fd

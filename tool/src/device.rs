@@ -29,6 +29,8 @@ pub struct AttachRequest<'a> {
     pub mac: Mac,
     pub switch: String,
     pub max_attach: u32,
+    /// How long to retry while the VM has no in-kernel irqchip yet (ENXIO).
+    pub irqchip_wait: std::time::Duration,
 }
 
 /// Message for a failed open of the device node.
@@ -95,6 +97,11 @@ pub fn attach_error_message(errno: Errno, req: &AttachRequest<'_>) -> String {
              or the VM's MMIO bus is full",
             req.max_attach
         ),
+        Errno::ENXIO => format!(
+            "process {} has no in-kernel irqchip for the interrupt (ENXIO): start QEMU with \
+             -machine ...,kernel-irqchip=on, or attach with --no-irq",
+            req.pid
+        ),
         Errno::EOPNOTSUPP => {
             "the module is too old for interrupt delivery (EOPNOTSUPP); use --no-irq".to_owned()
         }
@@ -148,11 +155,19 @@ impl Device {
             backend,
             ..Default::default()
         };
-        // SAFETY: the fd is open and `a` is a valid pvpass_attach whose
-        // reserved fields and flags are zero.
-        match unsafe { uapi::pvpass_attach(self.file.as_raw_fd(), &mut a) } {
-            Ok(_) => Ok(a.id),
-            Err(e) => bail!(attach_error_message(e, req)),
+        // The VMM creates its in-kernel irqchip just after the VM fd that we
+        // waited for: ENXIO until then. Retry for a while before giving up.
+        let deadline = std::time::Instant::now() + req.irqchip_wait;
+        loop {
+            // SAFETY: the fd is open and `a` is a valid pvpass_attach whose
+            // reserved fields and flags are zero.
+            match unsafe { uapi::pvpass_attach(self.file.as_raw_fd(), &mut a) } {
+                Ok(_) => return Ok(a.id),
+                Err(Errno::ENXIO) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => bail!(attach_error_message(e, req)),
+            }
         }
     }
 
@@ -216,7 +231,17 @@ mod tests {
             mac: Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
             switch: "sw0".into(),
             max_attach: 64,
+            irqchip_wait: std::time::Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn enxio_names_the_irqchip() {
+        let m = attach_error_message(Errno::ENXIO, &req());
+        assert!(
+            m.contains("kernel-irqchip=on") && m.contains("--no-irq"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -58,6 +58,8 @@ struct pvpass_version {
  *           (also: irq_fd is not an eventfd, or the VM has no in-kernel
  *           irqchip / the GSI cannot be routed)
  *   ENODEV  backend names a switch that does not exist
+ *   ENXIO   irq_fd given, but the VM has no in-kernel irqchip (yet: a VMM
+ *           creates it just after the VM, so a tool may retry briefly)
  */
 struct pvpass_attach {
 	__u32 flags;		/* in: must be 0 */
