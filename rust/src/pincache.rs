@@ -587,14 +587,7 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
             }
             if x.state == State::Stale {
                 let handle = x.handle;
-                if k == MAX_BATCH {
-                    pinner.unpin(&self.unpin_buf);
-                    k = 0;
-                }
-                if let Some(b) = self.unpin_buf.get_mut(k) {
-                    *b = handle;
-                    k = k.wrapping_add(1);
-                }
+                self.queue_unpin(&mut k, handle, pinner);
                 self.free(e);
             } else {
                 self.lru_push_tail(e);
@@ -602,6 +595,19 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
         }
         if k > 0 {
             pinner.unpin(self.unpin_buf.get(..k).unwrap_or(&[]));
+        }
+    }
+
+    /// Adds `handle` to the unpin batch (`k` entries so far), unpinning the
+    /// batch first when it is full. The caller unpins the last `k` itself.
+    fn queue_unpin<P: Pinner>(&mut self, k: &mut usize, handle: u64, pinner: &mut P) {
+        if *k == MAX_BATCH {
+            pinner.unpin(&self.unpin_buf);
+            *k = 0;
+        }
+        if let Some(b) = self.unpin_buf.get_mut(*k) {
+            *b = handle;
+            *k = k.wrapping_add(1);
         }
     }
 
@@ -628,14 +634,7 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
                 continue;
             }
             self.lru_remove(e);
-            if k == MAX_BATCH {
-                pinner.unpin(&self.unpin_buf);
-                k = 0;
-            }
-            if let Some(b) = self.unpin_buf.get_mut(k) {
-                *b = x.handle;
-                k = k.wrapping_add(1);
-            }
+            self.queue_unpin(&mut k, x.handle, pinner);
             self.free(e);
         }
         if k > 0 {
