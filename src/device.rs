@@ -99,6 +99,8 @@ impl Backlog {
 struct DevState {
     regs: MmioDevice,
     map: GuestMap,
+    /// `map` was filled from the memslots of generation `map.generation`.
+    map_valid: bool,
     rxq: Option<Virtqueue>,
     txq: Option<Virtqueue>,
     /// Transmit scratch: header + frame, each byte copied from the guest once.
@@ -173,6 +175,7 @@ impl Device {
                 state <- new_mutex!(DevState {
                     regs,
                     map: GuestMap::new(0),
+                    map_valid: false,
                     rxq: None,
                     txq: None,
                     frame: [0; HDR_LEN + FRAME_MAX],
@@ -309,9 +312,11 @@ impl Device {
 
     /// Set up the queues the driver made ready, checked against guest memory.
     fn start_queues(&self, cpu: &InVcpu, st: &mut DevState) {
+        st.map_valid = false;
         if let Err(e) = cpu.snapshot(&mut st.map) {
             return self.broken(st, "guest memory map", e);
         }
+        st.map_valid = true;
         for (n, slot) in [(0u16, 0usize), (1, 1)] {
             let Some(r) = st.regs.queue(n).copied() else { continue };
             if !r.ready {
@@ -333,13 +338,19 @@ impl Device {
         }
     }
 
-    /// Re-read the memory map (it changes when the VMM updates memslots) and
-    /// re-check the queues against it. False if the device is not usable.
+    /// Re-read the memory map if the VMM changed the memslots since it was
+    /// read, and re-check the queues against it. False if the device is not
+    /// usable.
     fn refresh(&self, cpu: &InVcpu, st: &mut DevState) -> bool {
+        if st.map_valid && cpu.generation() == st.map.generation {
+            return true;
+        }
+        st.map_valid = false;
         if let Err(e) = cpu.snapshot(&mut st.map) {
             self.broken(st, "guest memory map", e);
             return false;
         }
+        st.map_valid = true;
         let DevState { map, rxq, txq, .. } = &mut *st;
         let checked = [rxq, txq].into_iter().flatten().try_for_each(|q| q.recheck(map));
         if let Err(e) = checked {

@@ -195,6 +195,12 @@ int pvpass_memslots(struct pvpass_mmio *m, struct pvpass_slot *out, int max, u64
 	return n;
 }
 
+/* The generation of the memslots pvpass_memslots() would copy; same context. */
+u64 pvpass_memslots_generation(struct pvpass_mmio *m)
+{
+	return __kvm_memslots(m->kvm, 0)->generation;
+}
+
 /*
  * Bind eventfd @fd (in the caller's fd table: ATTACH runs in the tool's
  * process) to @gsi of the VM with KVM's own irqfd, and return a reference to

@@ -29,6 +29,7 @@ struct pvpass_mmio *pvpass_mmio_register(struct file *vm_file, u64 gpa, void *ct
 void pvpass_mmio_unregister(struct pvpass_mmio *m);
 bool pvpass_ratelimit(void);
 int pvpass_memslots(struct pvpass_mmio *m, struct pvpass_slot *out, int max, u64 *generation);
+u64 pvpass_memslots_generation(struct pvpass_mmio *m);
 struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi);
 void pvpass_irqfd_signal(struct eventfd_ctx *ctx);
 void pvpass_irqfd_put(struct eventfd_ctx *ctx);

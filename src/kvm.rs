@@ -48,6 +48,7 @@ extern "C" {
     fn pvpass_ratelimit() -> bool;
     fn pvpass_memslots(mmio: *mut c_void, out: *mut RawSlot, max: i32, generation: *mut u64)
         -> i32;
+    fn pvpass_memslots_generation(mmio: *mut c_void) -> u64;
     fn pvpass_irqfd_bind(vm_file: *mut c_void, fd: i32, gsi: u32) -> *mut c_void;
     fn pvpass_irqfd_signal(ctx: *mut c_void);
     fn pvpass_irqfd_put(ctx: *mut c_void);
@@ -176,6 +177,13 @@ impl InVcpu {
     /// called for; the value must not outlive the op.
     pub(crate) unsafe fn new(mmio: NonNull<c_void>) -> Self {
         Self { mmio, _not_send: PhantomData }
+    }
+
+    /// The current memslot generation (KVM bumps it on every change).
+    pub(crate) fn generation(&self) -> u64 {
+        // SAFETY: By the type invariant we are in an MMIO op of `mmio`, so
+        // kvm->srcu is held as `pvpass_memslots_generation` requires.
+        unsafe { pvpass_memslots_generation(self.mmio.as_ptr()) }
     }
 
     /// Refill `map` with the VM's memory slots. `ENOSPC` if it has more than
