@@ -33,7 +33,7 @@ pub(crate) struct Port(u32);
 
 impl Port {
     pub(crate) fn connect(dev: &Arc<Device>) -> Result<Self> {
-        switch::add_port(dev.clone())?;
+        switch::add_port(switch::Port::Vm(dev.clone()))?;
         Ok(Self(dev.id))
     }
 }

@@ -7,12 +7,18 @@
 //! Everything that touches the guest's memory runs on the guest's own vCPU
 //! thread, inside the MMIO op (`kvm::InVcpu`): a transmit notify walks the
 //! transmit queue through the descriptor engine, copies each frame once into
-//! the device's scratch buffer and forwards it; frames for this device wait
-//! in its backlog until its own vCPU thread copies them into receive buffers
-//! (on a receive notify, or when the guest's interrupt handler reads
-//! InterruptStatus after the sender kicked the interrupt).
+//! the device's scratch buffer, checks its virtio-net header and forwards it;
+//! frames for this device wait in its backlog until its own vCPU thread copies
+//! them into receive buffers (on a receive notify, or when the guest's
+//! interrupt handler reads InterruptStatus after the sender kicked the
+//! interrupt).
 //!
-//! Lock order: `Device::state`, then `switch::PORTS`, then any
+//! Offloads: CSUM, HOST_TSO4/6 (the guest sends 64 KiB TCP segments with
+//! partial checksums) and GUEST_CSUM, GUEST_TSO4/6 (it takes them), checked by
+//! `vnet`; MRG_RXBUF (a frame may fill several receive buffers) and
+//! EVENT_IDX (notification suppression in both directions).
+//!
+//! Lock order: `Device::state`, then `switch::SWITCH`, then any
 //! `Device::backlog` (a leaf). `state` is taken on the vCPU thread with
 //! `kvm->srcu` read-held: nothing that waits for srcu (unregistering a window)
 //! may run under it.
@@ -31,69 +37,52 @@ use kernel::{
 use crate::{
     kvm::{self, GuestMap, InVcpu, IrqFd, VcpuMem},
     pvcore::{
+        backlog::Backlog,
         mmio::{feature, reg, MmioDevice, MmioEvent},
         traits::GuestMemory,
         virtq::{Chain, Desc, QueueConfig, Virtqueue},
+        vnet::{self, NetHdr, Offloads, FRAME_MAX, HDR_LEN},
     },
     switch, uapi,
 };
 
-/// Features offered: VERSION_1 (added by `MmioDevice`), a MAC, link status
-/// and a fixed MTU. Offloads, EVENT_IDX and MRG_RXBUF come with a later
-/// version of the data path.
-const DEVICE_FEATURES: u64 = feature::NET_F_MAC | feature::NET_F_STATUS | feature::NET_F_MTU;
-/// `struct virtio_net_hdr_v1`: with VERSION_1 it always has `num_buffers`.
-const HDR_LEN: usize = 12;
-/// Largest frame carried: MTU 1500 + Ethernet header + one VLAN tag.
-const FRAME_MAX: usize = 1500 + 14 + 4;
-/// Frames a port's backlog holds before it drops its own traffic.
-const BACKLOG: usize = 64;
+/// Features offered besides VERSION_1 (added by `MmioDevice`).
+const DEVICE_FEATURES: u64 = feature::NET_F_MAC
+    | feature::NET_F_STATUS
+    | feature::NET_F_MTU
+    | feature::NET_F_CSUM
+    | feature::NET_F_GUEST_CSUM
+    | feature::NET_F_HOST_TSO4
+    | feature::NET_F_HOST_TSO6
+    | feature::NET_F_GUEST_TSO4
+    | feature::NET_F_GUEST_TSO6
+    | feature::NET_F_MRG_RXBUF
+    | feature::RING_EVENT_IDX;
+/// Bytes of frames a port's backlog holds (16 full GSO frames, or about 700
+/// MTU-sized ones) before it drops its own traffic.
+const BACKLOG_BYTES: usize = 1 << 20;
+/// Frames a port's backlog holds.
+const BACKLOG_FRAMES: usize = 256;
+/// Receive buffers one frame may fill with MRG_RXBUF; a guest posting
+/// smaller buffers than that loses the frame (counted as too small).
+const MAX_RX_BUFFERS: usize = 64;
 
-/// Frames waiting for a port's receive buffers.
-struct Backlog {
-    data: KVVec<u8>,
-    lens: [u16; BACKLOG],
-    head: usize,
-    count: usize,
-}
+/// The backlog's byte storage (the core wants `AsRef`/`AsMut` slices).
+struct Bytes(KVVec<u8>);
 
-impl Backlog {
-    fn new() -> Result<Self> {
-        Ok(Self { data: KVVec::from_elem(0u8, BACKLOG * FRAME_MAX, GFP_KERNEL)?, lens: [0; BACKLOG], head: 0, count: 0 })
-    }
-
-    /// Queue a copy of `frame` (at most FRAME_MAX bytes). Returns whether the
-    /// backlog was empty, or `None` if it is full.
-    fn push(&mut self, frame: &[u8]) -> Option<bool> {
-        if self.count == BACKLOG || frame.len() > FRAME_MAX {
-            return None;
-        }
-        let slot = (self.head + self.count) % BACKLOG;
-        self.data.get_mut(slot * FRAME_MAX..slot * FRAME_MAX + frame.len())?.copy_from_slice(frame);
-        *self.lens.get_mut(slot)? = frame.len() as u16;
-        self.count += 1;
-        Some(self.count == 1)
-    }
-
-    fn front(&self) -> Option<&[u8]> {
-        if self.count == 0 {
-            return None;
-        }
-        let len = usize::from(*self.lens.get(self.head)?);
-        self.data.get(self.head * FRAME_MAX..self.head * FRAME_MAX + len)
-    }
-
-    fn pop(&mut self) {
-        if self.count > 0 {
-            self.head = (self.head + 1) % BACKLOG;
-            self.count -= 1;
-        }
-    }
-
-    fn clear(&mut self) {
-        self.count = 0;
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
+
+impl AsMut<[u8]> for Bytes {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+type PortBacklog = Backlog<Bytes, BACKLOG_FRAMES>;
 
 /// What the vCPU thread works on, under `Device::state`.
 struct DevState {
@@ -103,8 +92,14 @@ struct DevState {
     map_valid: bool,
     rxq: Option<Virtqueue>,
     txq: Option<Virtqueue>,
+    /// Offloads the driver negotiated for sending and for receiving.
+    tx_off: Offloads,
+    rx_off: Offloads,
+    mrg_rxbuf: bool,
     /// Transmit scratch: header + frame, each byte copied from the guest once.
-    frame: [u8; HDR_LEN + FRAME_MAX],
+    frame: KVVec<u8>,
+    /// Receive buffers filled for the current frame: (head, bytes).
+    rx_used: [(u16, u32); MAX_RX_BUFFERS],
 }
 
 /// Per-device counters (`pvpass_stats`), by index.
@@ -123,8 +118,13 @@ enum C {
     DropTxBadBuffer,
     DropRxNoBuffer,
     DropRxTooSmall,
+    DropTxBadHdr,
+    DropRxNoOffload,
+    TxGso,
+    RxGso,
+    RxCsumCompleted,
 }
-const NR_COUNTERS: usize = C::DropRxTooSmall as usize + 1;
+const NR_COUNTERS: usize = C::RxCsumCompleted as usize + 1;
 
 struct Counters([Atomic<u64>; NR_COUNTERS]);
 
@@ -158,13 +158,30 @@ pub(crate) struct Device {
     #[pin]
     state: Mutex<DevState>,
     #[pin]
-    backlog: Mutex<Backlog>,
+    backlog: Mutex<PortBacklog>,
     counters: Counters,
+}
+
+/// The offloads in `f` (driver features) for each direction.
+fn offloads(f: u64) -> (Offloads, Offloads) {
+    let has = |bit: u64| f & bit != 0;
+    let tx = Offloads {
+        csum: has(feature::NET_F_CSUM),
+        tso4: has(feature::NET_F_HOST_TSO4),
+        tso6: has(feature::NET_F_HOST_TSO6),
+    };
+    let rx = Offloads {
+        csum: has(feature::NET_F_GUEST_CSUM),
+        tso4: has(feature::NET_F_GUEST_TSO4),
+        tso6: has(feature::NET_F_GUEST_TSO6),
+    };
+    (tx, rx)
 }
 
 impl Device {
     pub(crate) fn new(id: u32, gpa: u64, mac: [u8; 6], irq: Option<IrqFd>) -> Result<Arc<Self>> {
-        let backlog = Backlog::new()?;
+        let backlog = Backlog::new(Bytes(KVVec::from_elem(0u8, BACKLOG_BYTES, GFP_KERNEL)?));
+        let frame = KVVec::from_elem(0u8, HDR_LEN + FRAME_MAX, GFP_KERNEL)?;
         let regs = MmioDevice::new(DEVICE_FEATURES, mac);
         Arc::pin_init(
             try_pin_init!(Self {
@@ -178,7 +195,11 @@ impl Device {
                     map_valid: false,
                     rxq: None,
                     txq: None,
-                    frame: [0; HDR_LEN + FRAME_MAX],
+                    tx_off: Offloads::default(),
+                    rx_off: Offloads::default(),
+                    mrg_rxbuf: false,
+                    frame,
+                    rx_used: [(0, 0); MAX_RX_BUFFERS],
                 }),
                 backlog <- new_mutex!(backlog),
                 counters: Counters::new(),
@@ -187,8 +208,8 @@ impl Device {
         )
     }
 
-    pub(crate) fn mac(&self) -> &[u8] {
-        &self.mac
+    pub(crate) fn mac(&self) -> [u8; 6] {
+        self.mac
     }
 
     pub(crate) fn stats(&self) -> uapi::Stats {
@@ -208,6 +229,11 @@ impl Device {
             drop_tx_bad_buffer: c.get(C::DropTxBadBuffer),
             drop_rx_no_buffer: c.get(C::DropRxNoBuffer),
             drop_rx_too_small: c.get(C::DropRxTooSmall),
+            drop_tx_bad_hdr: c.get(C::DropTxBadHdr),
+            drop_rx_no_offload: c.get(C::DropRxNoOffload),
+            tx_gso_frames: c.get(C::TxGso),
+            rx_gso_frames: c.get(C::RxGso),
+            rx_csum_completed: c.get(C::RxCsumCompleted),
             ..Default::default()
         }
     }
@@ -254,13 +280,14 @@ impl Device {
         }
     }
 
-    /// Called by the switch on the sender's thread: queue `frame` for this
-    /// port and kick its interrupt if the backlog was empty.
-    pub(crate) fn receive(&self, frame: &[u8]) {
-        match self.backlog.lock().push(frame) {
-            None => self.counters.inc(C::DropRxNoBuffer),
-            Some(false) => {}
-            Some(true) => {
+    /// Called by the switch on the sender's thread: queue `frame` (with its
+    /// checked header) for this port and kick its interrupt if the backlog
+    /// was empty.
+    pub(crate) fn receive(&self, hdr: &NetHdr, frame: &[u8]) {
+        match self.backlog.lock().push(*hdr, frame) {
+            Err(_) => self.counters.inc(C::DropRxNoBuffer),
+            Ok(false) => {}
+            Ok(true) => {
                 if let Some(irq) = &self.irq {
                     self.counters.inc(C::Interrupts);
                     irq.signal();
@@ -317,6 +344,9 @@ impl Device {
             return self.broken(st, "guest memory map", e);
         }
         st.map_valid = true;
+        let f = st.regs.driver_features();
+        (st.tx_off, st.rx_off) = offloads(f);
+        st.mrg_rxbuf = f & feature::NET_F_MRG_RXBUF != 0;
         for (n, slot) in [(0u16, 0usize), (1, 1)] {
             let Some(r) = st.regs.queue(n).copied() else { continue };
             if !r.ready {
@@ -327,7 +357,7 @@ impl Device {
                 desc: r.desc,
                 avail: r.driver,
                 used: r.device,
-                event_idx: false,
+                event_idx: f & feature::RING_EVENT_IDX != 0,
                 indirect: false,
             };
             match Virtqueue::new(cfg, &st.map) {
@@ -361,15 +391,21 @@ impl Device {
     }
 
     /// Transmit: every chain the guest made available, run to completion.
+    /// With EVENT_IDX the guest is then asked to notify at its next frame,
+    /// and frames it added meanwhile are served in the same call.
     fn process_tx(&self, cpu: &InVcpu, st: &mut DevState) {
         let mut chain = Chain::<64>::new();
         let mut completed = false;
         loop {
-            let DevState { map, txq, frame, .. } = &mut *st;
+            let DevState { map, txq, frame, tx_off, .. } = &mut *st;
             let Some(q) = txq.as_mut() else { return };
             let mem = VcpuMem::new(cpu, map);
             match q.pop(&mem, map, &mut chain) {
-                Ok(false) => break,
+                Ok(false) => match q.enable_notify(&mem) {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => return self.broken(st, "transmit ring", e),
+                },
                 Ok(true) => {}
                 Err(e) => {
                     self.counters.inc(C::DropTxBadChain);
@@ -381,14 +417,22 @@ impl Device {
                 return self.broken(st, "transmit used ring", e);
             }
             completed = true;
-            match len.and_then(|n| frame.get(HDR_LEN..n).filter(|f| f.len() >= 14)) {
-                Some(f) => {
-                    self.counters.inc(C::TxFrames);
-                    self.counters.add(C::TxBytes, f.len() as u64);
-                    switch::forward(self.id, f);
-                }
-                None => self.counters.inc(C::DropTxBadBuffer),
+            let Some((raw, f)) = len.and_then(|n| frame.get(..n)).and_then(|b| b.split_first_chunk::<HDR_LEN>()) else {
+                self.counters.inc(C::DropTxBadBuffer);
+                continue;
+            };
+            let mut hdr = NetHdr::parse(raw);
+            if let Err(e) = hdr.check(f, *tx_off) {
+                self.counters.inc(C::DropTxBadHdr);
+                self.warn("transmit header refused, frame dropped", e);
+                continue;
             }
+            self.counters.inc(C::TxFrames);
+            self.counters.add(C::TxBytes, f.len() as u64);
+            if hdr.is_gso() {
+                self.counters.inc(C::TxGso);
+            }
+            switch::forward(self.id, &hdr, f);
         }
         let DevState { regs, map, txq, .. } = &mut *st;
         if let Some(q) = txq.as_mut() {
@@ -405,35 +449,71 @@ impl Device {
         let mut backlog = self.backlog.lock();
         let mut completed = false;
         loop {
-            let Some(frame) = backlog.front() else { break };
-            let DevState { map, rxq, .. } = &mut *st;
+            if backlog.is_empty() {
+                break;
+            }
+            let DevState { map, rxq, rx_off, mrg_rxbuf, rx_used, .. } = &mut *st;
             let Some(q) = rxq.as_mut() else { return };
             let mem = VcpuMem::new(cpu, map);
-            match q.pop(&mem, map, &mut chain) {
-                Ok(false) => break, // no buffer yet: the frame waits
-                Ok(true) => {}
-                Err(e) => {
+            let Some((hdr, frame)) = backlog.front() else { break };
+            match hdr.fits(*rx_off) {
+                Ok(()) => {}
+                Err(true) => {
+                    if vnet::complete_csum(frame, hdr).is_ok() {
+                        hdr.flags &= !vnet::F_NEEDS_CSUM;
+                        self.counters.inc(C::RxCsumCompleted);
+                    }
+                }
+                Err(false) => {
+                    self.counters.inc(C::DropRxNoOffload);
+                    backlog.pop();
+                    continue;
+                }
+            }
+            let gso = hdr.is_gso();
+            let flen = frame.len() as u64;
+            let filled = if *mrg_rxbuf {
+                fill_mergeable(q, &mem, map, &mut chain, hdr, frame, rx_used)
+            } else {
+                fill_one(q, &mem, map, &mut chain, hdr, frame, rx_used)
+            };
+            let used = match filled {
+                Fill::Done(n) => {
+                    self.counters.inc(C::RxFrames);
+                    self.counters.add(C::RxBytes, flen);
+                    if gso {
+                        self.counters.inc(C::RxGso);
+                    }
+                    n
+                }
+                Fill::TooSmall(n) => {
+                    self.counters.inc(C::DropRxTooSmall);
+                    n
+                }
+                Fill::Wait => {
+                    // No buffer (or not enough) yet: the frame waits. With
+                    // EVENT_IDX, ask for a notify at the next buffer; serve
+                    // buffers that came meanwhile right away.
+                    match q.enable_notify(&mem) {
+                        Ok(true) => continue,
+                        Ok(false) => break,
+                        Err(e) => {
+                            drop(backlog);
+                            return self.broken(st, "receive ring", e);
+                        }
+                    }
+                }
+                Fill::Broken(e) => {
                     drop(backlog);
                     return self.broken(st, "malformed receive chain", e);
                 }
-            }
-            let written = copy_out(&mem, chain.descs(), frame);
-            let flen = frame.len() as u64;
-            backlog.pop();
-            let used = match written {
-                Some(n) => {
-                    self.counters.inc(C::RxFrames);
-                    self.counters.add(C::RxBytes, flen);
-                    n
-                }
-                None => {
-                    self.counters.inc(C::DropRxTooSmall);
-                    0
-                }
             };
-            if let Err(e) = q.push(&mem, chain.head(), used) {
-                drop(backlog);
-                return self.broken(st, "receive used ring", e);
+            backlog.pop();
+            for &(head, len) in rx_used.iter().take(used) {
+                if let Err(e) = q.push(&mem, head, len) {
+                    drop(backlog);
+                    return self.broken(st, "receive used ring", e);
+                }
             }
             completed = true;
         }
@@ -444,6 +524,114 @@ impl Device {
             if completed && q.need_notify(&mem).unwrap_or(true) {
                 self.interrupt(regs, kick);
             }
+        }
+    }
+}
+
+/// What filling receive buffers with one frame came to. `Done(n)` and
+/// `TooSmall(n)`: the first `n` entries of `rx_used` are to be pushed.
+enum Fill {
+    Done(usize),
+    /// The frame did not fit (dropped); the buffers go back empty.
+    TooSmall(usize),
+    /// Not enough buffers now; nothing was consumed.
+    Wait,
+    Broken(crate::pvcore::virtq::QueueError),
+}
+
+/// Without MRG_RXBUF: the whole frame in one chain (big enough for a GSO frame
+/// when the driver negotiated GUEST_TSO, as Linux's "big packets" mode does).
+fn fill_one(
+    q: &mut Virtqueue,
+    mem: &VcpuMem<'_>,
+    map: &GuestMap,
+    chain: &mut Chain<64>,
+    hdr: &NetHdr,
+    frame: &[u8],
+    rx_used: &mut [(u16, u32); MAX_RX_BUFFERS],
+) -> Fill {
+    match q.pop(mem, map, chain) {
+        Ok(false) => return Fill::Wait,
+        Ok(true) => {}
+        Err(e) => return Fill::Broken(e),
+    }
+    let h = NetHdr { num_buffers: 1, ..*hdr }.to_bytes();
+    let Some(slot) = rx_used.first_mut() else { return Fill::Wait };
+    match copy_out(mem, chain.descs(), &h, frame, 0) {
+        Some(n) if n == HDR_LEN + frame.len() => {
+            *slot = (chain.head(), u32::try_from(n).unwrap_or(0));
+            Fill::Done(1)
+        }
+        _ => {
+            *slot = (chain.head(), 0);
+            Fill::TooSmall(1)
+        }
+    }
+}
+
+/// With MRG_RXBUF: as many chains as the frame needs; the header (written
+/// last, once the count is known) goes at the start of the first.
+fn fill_mergeable(
+    q: &mut Virtqueue,
+    mem: &VcpuMem<'_>,
+    map: &GuestMap,
+    chain: &mut Chain<64>,
+    hdr: &NetHdr,
+    frame: &[u8],
+    rx_used: &mut [(u16, u32); MAX_RX_BUFFERS],
+) -> Fill {
+    let total = HDR_LEN + frame.len();
+    let mut pos = 0usize;
+    let mut n = 0usize;
+    let mut first: Option<Chain<64>> = None;
+    while pos < total {
+        if n == MAX_RX_BUFFERS {
+            // Buffers too small for any sane frame: drop it, give them back.
+            for slot in rx_used.iter_mut() {
+                slot.1 = 0;
+            }
+            return Fill::TooSmall(n);
+        }
+        match q.pop(mem, map, chain) {
+            Ok(true) => {}
+            Ok(false) => {
+                for _ in 0..n {
+                    q.unpop();
+                }
+                return Fill::Wait;
+            }
+            Err(e) => return Fill::Broken(e),
+        }
+        // Frame bytes at stream position `pos` (the header's place is left
+        // for the end).
+        let written = copy_out(mem, chain.descs(), &[0u8; HDR_LEN], frame, pos);
+        let Some(written) = written.filter(|&w| w > 0) else {
+            // Read-only or unusable buffer: the frame cannot be delivered.
+            if let Some(slot) = rx_used.get_mut(n) {
+                *slot = (chain.head(), 0);
+            }
+            for slot in rx_used.iter_mut().take(n) {
+                slot.1 = 0;
+            }
+            return Fill::TooSmall(n + 1);
+        };
+        if let Some(slot) = rx_used.get_mut(n) {
+            *slot = (chain.head(), u32::try_from(written).unwrap_or(0));
+        }
+        if first.is_none() {
+            first = Some(chain.clone());
+        }
+        pos += written;
+        n += 1;
+    }
+    let h = NetHdr { num_buffers: u16::try_from(n).unwrap_or(0), ..*hdr }.to_bytes();
+    match first.map(|c| copy_out(mem, c.descs(), &h, &[], 0)) {
+        Some(Some(HDR_LEN)) => Fill::Done(n),
+        _ => {
+            for slot in rx_used.iter_mut().take(n) {
+                slot.1 = 0;
+            }
+            Fill::TooSmall(n)
         }
     }
 }
@@ -464,26 +652,20 @@ fn copy_in<M: GuestMemory>(mem: &M, descs: &[Desc], frame: &mut [u8]) -> Option<
     Some(len)
 }
 
-/// Write a virtio-net header and `frame` into a receive chain's buffers.
-/// The bytes written, or `None` if the buffers are too small, read-only or
-/// outside guest memory.
-fn copy_out(mem: &VcpuMem<'_>, descs: &[Desc], frame: &[u8]) -> Option<u32> {
-    // virtio_net_hdr_v1: no checksum or GSO, num_buffers = 1.
-    let mut hdr = [0u8; HDR_LEN];
-    hdr[10] = 1;
-    let total = HDR_LEN + frame.len();
-    let room = descs.iter().try_fold(0usize, |acc, d| {
-        if d.writable { acc.checked_add(usize::try_from(d.len).ok()?) } else { None }
-    })?;
-    if room < total {
-        return None;
-    }
-    let mut pos = 0usize;
+/// Write the stream `hdr ++ frame`, from stream position `from` on, into a
+/// receive chain's buffers, as far as they reach. The bytes written, or `None`
+/// if a buffer is read-only or outside guest memory.
+fn copy_out(mem: &VcpuMem<'_>, descs: &[Desc], hdr: &[u8], frame: &[u8], from: usize) -> Option<usize> {
+    let total = hdr.len() + frame.len();
+    let mut pos = from;
     for d in descs {
+        if !d.writable {
+            return None;
+        }
         let mut addr = d.addr;
-        let mut left = usize::try_from(d.len).ok()?.min(total - pos);
+        let mut left = usize::try_from(d.len).ok()?.min(total.checked_sub(pos)?);
         while left > 0 {
-            let src = if pos < HDR_LEN { hdr.get(pos..)? } else { frame.get(pos - HDR_LEN..)? };
+            let src = if pos < hdr.len() { hdr.get(pos..)? } else { frame.get(pos - hdr.len()..)? };
             let n = src.len().min(left);
             mem.write(addr, src.get(..n)?).ok()?;
             addr = addr.checked_add(n as u64)?;
@@ -494,7 +676,7 @@ fn copy_out(mem: &VcpuMem<'_>, descs: &[Desc], frame: &[u8]) -> Option<u32> {
             break;
         }
     }
-    u32::try_from(total).ok()
+    Some(pos - from)
 }
 
 /// Called by glue.c for a guest read of `len` bytes at `offset` in the window.

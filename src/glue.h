@@ -37,9 +37,18 @@ bool pvpass_vm_mm_alive(struct file *vm_file);
 void pvpass_reaper_start(void);
 void pvpass_reaper_stop(void);
 
-/* Rust, called from C (src/device.rs). */
+/* C, called from Rust (src/hostport.rs); defined in hostport.c. */
+struct pvpass_hostport;
+struct pvpass_hostport *pvpass_hostport_create(const char *name);
+void pvpass_hostport_mac(struct pvpass_hostport *hp, u8 *mac);
+void pvpass_hostport_destroy(struct pvpass_hostport *hp);
+int pvpass_hostport_rx(struct pvpass_hostport *hp, const void *hdr,
+		       const void *data, u32 len);
+
+/* Rust, called from C (src/device.rs, src/hostport.rs). */
 int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, u64 offset, int len, void *val);
 int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, u64 offset, int len, const void *val);
 void pvpass_rs_reap(void);
+void pvpass_rs_host_xmit(const void *hdr, const void *data, u32 len);
 
 #endif

@@ -11,7 +11,9 @@
 //! `kvm` (safe handles over the C glue in glue.c), `device` (one attached
 //! device and its MMIO entry points), `registry` (every attachment of the
 //! module, for conflict checks), `file` (the /dev/pvpass file and its ioctls),
-//! `miscdev` (registration of /dev/pvpass with `.owner` set). The pure logic
+//! `miscdev` (registration of /dev/pvpass with `.owner` set), `switch` (the
+//! in-kernel L2 switch), `hostport` (its port into the host stack, pvpsw0,
+//! with hostport.c). The pure logic
 //! (the virtio-mmio register file, the descriptor engine) is the no_std core
 //! in ../rust/src, included below and tested in userspace with `cargo test`.
 
@@ -20,6 +22,7 @@ use kernel::prelude::*;
 mod attachment;
 mod device;
 mod file;
+mod hostport;
 mod kvm;
 mod miscdev;
 mod registry;
@@ -33,12 +36,14 @@ mod uapi;
 #[path = "../rust/src"]
 #[allow(dead_code, unreachable_pub)]
 mod pvcore {
+    pub(crate) mod backlog;
     pub(crate) mod memmap;
     pub(crate) mod mmio;
     pub(crate) mod pincache;
     pub(crate) mod traits;
     pub(crate) mod translate;
     pub(crate) mod virtq;
+    pub(crate) mod vnet;
 }
 
 module! {
@@ -53,6 +58,8 @@ module! {
 struct PvpassModule {
     #[pin]
     dev: miscdev::Registration<file::PvpassFile>,
+    // The host port (pvpsw0); after `dev`, before the reaper.
+    _host: hostport::HostLink,
     // Dropped after `dev`: by then no file is open (each pins the module),
     // so there is nothing left to reap.
     _reaper: kvm::Reaper,
@@ -66,6 +73,7 @@ impl kernel::InPlaceModule for PvpassModule {
         pr_info!("loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
         try_pin_init!(Self {
             dev <- miscdev::Registration::register(c"pvpass", module),
+            _host: hostport::HostLink::create(c"pvpsw0")?,
             _reaper: kvm::Reaper::start(),
         })
     }

@@ -81,13 +81,18 @@ pub(crate) struct Stats {
     pub(crate) drop_rx_no_buffer: u64,
     pub(crate) drop_rx_too_small: u64,
     pub(crate) released: u64,
-    pub(crate) reserved: [u64; 1],
+    pub(crate) drop_tx_bad_hdr: u64,
+    pub(crate) drop_rx_no_offload: u64,
+    pub(crate) tx_gso_frames: u64,
+    pub(crate) rx_gso_frames: u64,
+    pub(crate) rx_csum_completed: u64,
+    pub(crate) reserved: [u64; 4],
 }
 
 const _: () = assert!(core::mem::size_of::<Version>() == 16);
 const _: () = assert!(core::mem::size_of::<Attach>() == 80);
 const _: () = assert!(core::mem::size_of::<Detach>() == 8);
-const _: () = assert!(core::mem::size_of::<Stats>() == 128);
+const _: () = assert!(core::mem::size_of::<Stats>() == 192);
 
 // SAFETY: `Version` is `repr(C)` with only integer fields and no padding
 // (16 bytes, asserted above), so any bit pattern is valid and every byte is

@@ -13,6 +13,8 @@
 //!   used ring, notification suppression.
 //! - [`translate`]: a checked chain becomes a page-split scatter list.
 //! - [`pincache`]: per-VM pin quota, LRU of idle pins, refcounts of in-flight buffers.
+//! - [`vnet`]: the virtio-net header: checks of what a guest sends, checksum completion.
+//! - [`backlog`]: a port's queue of frames waiting for receive buffers.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -30,9 +32,11 @@
     clippy::unreachable
 )]
 
+pub mod backlog;
 pub mod memmap;
 pub mod mmio;
 pub mod pincache;
 pub mod traits;
 pub mod translate;
 pub mod virtq;
+pub mod vnet;

@@ -102,6 +102,31 @@ pub mod feature {
     pub const NET_F_MTU: u64 = 1 << 3;
     /// Driver and device use the virtio 1.x interface (mandatory here).
     pub const VERSION_1: u64 = 1 << 32;
+    /// Device completes partial checksums of transmitted frames.
+    pub const NET_F_CSUM: u64 = 1 << 0;
+    /// Driver takes received frames with partial checksums.
+    pub const NET_F_GUEST_CSUM: u64 = 1 << 1;
+    /// Driver takes TCPv4 GSO frames.
+    pub const NET_F_GUEST_TSO4: u64 = 1 << 7;
+    /// Driver takes TCPv6 GSO frames.
+    pub const NET_F_GUEST_TSO6: u64 = 1 << 8;
+    /// Device takes TCPv4 GSO frames from the driver.
+    pub const NET_F_HOST_TSO4: u64 = 1 << 11;
+    /// Device takes TCPv6 GSO frames from the driver.
+    pub const NET_F_HOST_TSO6: u64 = 1 << 12;
+    /// Driver can merge receive buffers (`num_buffers` in the header).
+    pub const NET_F_MRG_RXBUF: u64 = 1 << 15;
+    /// `used_event` / `avail_event` notification suppression.
+    pub const RING_EVENT_IDX: u64 = 1 << 29;
+
+    /// Features that need another one (virtio 1.2, 5.1.3.1): each pair is
+    /// (feature, what it requires).
+    pub const DEPENDS: [(u64, u64); 4] = [
+        (NET_F_GUEST_TSO4, NET_F_GUEST_CSUM),
+        (NET_F_GUEST_TSO6, NET_F_GUEST_CSUM),
+        (NET_F_HOST_TSO4, NET_F_CSUM),
+        (NET_F_HOST_TSO6, NET_F_CSUM),
+    ];
 }
 
 /// virtio-net config space: link is up.
@@ -416,8 +441,12 @@ impl MmioDevice {
             // Accept FEATURES_OK only for a subset of our features that
             // includes VERSION_1; otherwise the bit does not stick and the
             // driver sees the failure when it reads Status back.
-            let ok = self.driver_features & !self.device_features == 0
-                && self.driver_features & feature::VERSION_1 != 0;
+            let f = self.driver_features;
+            let ok = f & !self.device_features == 0
+                && f & feature::VERSION_1 != 0
+                && feature::DEPENDS
+                    .iter()
+                    .all(|&(what, needs)| f & what == 0 || f & needs != 0);
             if !ok {
                 value &= !status::FEATURES_OK;
             }
@@ -552,6 +581,32 @@ mod tests {
         assert_eq!(d.driver_features(), feature::VERSION_1 | feature::NET_F_MAC);
         wr(&mut d, reg::DRIVER_FEATURES, 0);
         assert_eq!(d.driver_features(), feature::VERSION_1 | feature::NET_F_MAC);
+    }
+
+    #[test]
+    fn negotiation_enforces_feature_dependencies() {
+        use feature::*;
+        let offered =
+            NET_F_MAC | NET_F_CSUM | NET_F_GUEST_CSUM | NET_F_HOST_TSO4 | NET_F_GUEST_TSO6;
+        for (want, sticks) in [
+            (NET_F_HOST_TSO4, false),
+            (NET_F_HOST_TSO4 | NET_F_CSUM, true),
+            (NET_F_GUEST_TSO6, false),
+            (NET_F_GUEST_TSO6 | NET_F_GUEST_CSUM, true),
+        ] {
+            let mut d = MmioDevice::new(offered, [2, 0, 0, 0, 0, 1]);
+            wr(&mut d, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+            wr(&mut d, reg::DRIVER_FEATURES_SEL, 0);
+            wr(&mut d, reg::DRIVER_FEATURES, u32::try_from(want).unwrap());
+            wr(&mut d, reg::DRIVER_FEATURES_SEL, 1);
+            wr(&mut d, reg::DRIVER_FEATURES, 1);
+            wr(&mut d, reg::STATUS, 0x3 | status::FEATURES_OK);
+            assert_eq!(
+                rd(&d, reg::STATUS) & status::FEATURES_OK != 0,
+                sticks,
+                "{want:#x}"
+            );
+        }
     }
 
     #[test]

@@ -76,14 +76,19 @@ pub struct PvpassStats {
     pub drop_rx_too_small: u64,
     /// 1 once the VMM exited and the module let the VM go.
     pub released: u64,
-    pub reserved: [u64; 1],
+    pub drop_tx_bad_hdr: u64,
+    pub drop_rx_no_offload: u64,
+    pub tx_gso_frames: u64,
+    pub rx_gso_frames: u64,
+    pub rx_csum_completed: u64,
+    pub reserved: [u64; 4],
 }
 
 // Sizes from the C header (x86_64 and every other 64-bit Linux ABI).
 const _: () = assert!(size_of::<PvpassVersion>() == 16);
 const _: () = assert!(size_of::<PvpassAttach>() == 80);
 const _: () = assert!(size_of::<PvpassDetach>() == 8);
-const _: () = assert!(size_of::<PvpassStats>() == 128);
+const _: () = assert!(size_of::<PvpassStats>() == 192);
 
 const _: () = assert!(offset_of!(PvpassAttach, vm_fd) == 4);
 const _: () = assert!(offset_of!(PvpassAttach, irq_fd) == 8);
@@ -108,7 +113,7 @@ const _: () = assert!(offset_of!(PvpassStats, drop_tx_bad_buffer) == 88);
 const _: () = assert!(offset_of!(PvpassStats, drop_rx_no_buffer) == 96);
 const _: () = assert!(offset_of!(PvpassStats, drop_rx_too_small) == 104);
 const _: () = assert!(offset_of!(PvpassStats, released) == 112);
-const _: () = assert!(offset_of!(PvpassStats, reserved) == 120);
+const _: () = assert!(offset_of!(PvpassStats, reserved) == 160);
 
 /// Request numbers, built exactly as the header does (_IOR/_IOWR/_IOW).
 pub const PVPASS_GET_VERSION: u32 = request_code_read!(
@@ -174,12 +179,12 @@ mod tests {
         assert_eq!(PVPASS_GET_VERSION, ioc(2, 0xBC, 0, 16));
         assert_eq!(PVPASS_ATTACH, ioc(3, 0xBC, 1, 80));
         assert_eq!(PVPASS_DETACH, ioc(1, 0xBC, 2, 8));
-        assert_eq!(PVPASS_GET_STATS, ioc(3, 0xBC, 3, 128));
+        assert_eq!(PVPASS_GET_STATS, ioc(3, 0xBC, 3, 192));
         // And the literal values, worked out on paper.
         assert_eq!(PVPASS_GET_VERSION, 0x8010_BC00);
         assert_eq!(PVPASS_ATTACH, 0xC050_BC01);
         assert_eq!(PVPASS_DETACH, 0x4008_BC02);
-        assert_eq!(PVPASS_GET_STATS, 0xC080_BC03);
+        assert_eq!(PVPASS_GET_STATS, 0xC0C0_BC03);
     }
 
     fn header_dir() -> PathBuf {

@@ -76,15 +76,23 @@ struct pvpass_attach {
 	__u32 reserved[7];	/* in: must be 0 */
 };
 
+/*
+ * Flag of DETACH and GET_STATS: the id may belong to an attachment made on
+ * another /dev/pvpass file (CAP_SYS_ADMIN only, else EPERM). DETACH of
+ * another file's attachment releases the VM at once; the owning file keeps a
+ * released husk (stats.released = 1) until it detaches or closes.
+ */
+#define PVPASS_F_ANY_FILE	(1U << 0)
+
 struct pvpass_detach {
 	__u32 id;		/* in: id returned by ATTACH on this file */
-	__u32 flags;		/* in: must be 0 */
+	__u32 flags;		/* in: 0 or PVPASS_F_ANY_FILE */
 };
 
 /* Counters of one attachment; all count since ATTACH. */
 struct pvpass_stats {
 	__u32 id;		/* in: attachment id on this file */
-	__u32 flags;		/* in: must be 0 */
+	__u32 flags;		/* in: 0 or PVPASS_F_ANY_FILE */
 	__u64 mmio_reads;	/* out: guest reads served in the kernel */
 	__u64 mmio_writes;	/* out: guest writes served in the kernel */
 	__u64 mmio_bad;		/* out: accesses with a bad size or offset */
@@ -102,7 +110,41 @@ struct pvpass_stats {
 	__u64 released;		/* out: 1 once the VMM exited and pvpass let the
 				 * VM go (within a second); the counters stay
 				 * readable until DETACH or close */
-	__u64 reserved[1];	/* out: zero for now */
+	__u64 drop_tx_bad_hdr;		/* virtio_net_hdr refused (offsets outside
+					 * the frame, GSO not negotiated or not
+					 * matching the frame, unknown flags) */
+	__u64 drop_rx_no_offload;	/* GSO frame for a guest that did not
+					 * negotiate GUEST_TSO4/6 */
+	__u64 tx_gso_frames;	/* out: of tx_frames, GSO (TSO) frames */
+	__u64 rx_gso_frames;	/* out: of rx_frames, GSO (TSO) frames */
+	__u64 rx_csum_completed;	/* out: partial checksums completed by
+					 * pvpass for a guest without GUEST_CSUM */
+	__u64 reserved[4];	/* out: zero for now */
+};
+
+/* One attachment as PVPASS_LIST reports it. */
+#define PVPASS_INFO_RELEASED	(1U << 0)	/* VMM gone or detached: a husk */
+struct pvpass_info {
+	__u32 id;
+	__u32 flags;		/* PVPASS_INFO_* */
+	__s32 owner_pid;	/* process (tgid) that made the attachment */
+	__u32 gsi;
+	__u64 gpa;
+	__u8  mac[6];
+	__u16 reserved0;
+	char  backend[PVPASS_NAME_LEN];	/* switch name ("default") */
+	__u64 reserved[3];
+};
+
+/*
+ * LIST: every attachment of the module, whichever file made it (any user may
+ * list). count in: room in entries; out: number of attachments, which may be
+ * larger than the room (then only the first count-in entries are written).
+ */
+struct pvpass_list {
+	__u32 count;		/* in/out */
+	__u32 flags;		/* in: must be 0 */
+	__u64 entries;		/* in: user pointer to struct pvpass_info[count] */
 };
 
 #define PVPASS_IOCTL_MAGIC	0xBC
@@ -111,5 +153,6 @@ struct pvpass_stats {
 #define PVPASS_ATTACH		_IOWR(PVPASS_IOCTL_MAGIC, 0x01, struct pvpass_attach)
 #define PVPASS_DETACH		_IOW(PVPASS_IOCTL_MAGIC, 0x02, struct pvpass_detach)
 #define PVPASS_GET_STATS	_IOWR(PVPASS_IOCTL_MAGIC, 0x03, struct pvpass_stats)
+#define PVPASS_LIST		_IOWR(PVPASS_IOCTL_MAGIC, 0x04, struct pvpass_list)
 
 #endif /* _UAPI_LINUX_PVPASS_H */

@@ -1,0 +1,125 @@
+//! The receive backlog against a VecDeque model.
+
+use proptest::prelude::*;
+use pvpass_core::backlog::{Backlog, BacklogError};
+use pvpass_core::vnet::NetHdr;
+use std::collections::VecDeque;
+
+fn hdr(n: u16) -> NetHdr {
+    NetHdr {
+        gso_size: n,
+        ..NetHdr::default()
+    }
+}
+
+#[test]
+fn fifo_order_and_kick_on_first() {
+    let mut b: Backlog<Vec<u8>, 4> = Backlog::new(vec![0; 100]);
+    assert_eq!(b.push(hdr(1), &[1; 10]), Ok(true));
+    assert_eq!(b.push(hdr(2), &[2; 20]), Ok(false));
+    let (h, f) = b.front().unwrap();
+    assert_eq!((h.gso_size, f.len(), f[0]), (1, 10, 1));
+    b.pop();
+    let (h, f) = b.front().unwrap();
+    assert_eq!((h.gso_size, f.len(), f[0]), (2, 20, 2));
+    b.pop();
+    assert!(b.front().is_none());
+    assert!(b.is_empty());
+    assert_eq!(b.push(hdr(3), &[3; 5]), Ok(true));
+}
+
+#[test]
+fn refuses_when_full_by_count_or_bytes() {
+    let mut b: Backlog<Vec<u8>, 2> = Backlog::new(vec![0; 100]);
+    b.push(hdr(0), &[0; 10]).unwrap();
+    b.push(hdr(0), &[0; 10]).unwrap();
+    assert_eq!(b.push(hdr(0), &[0; 10]), Err(BacklogError::TooManyFrames));
+    let mut b: Backlog<Vec<u8>, 8> = Backlog::new(vec![0; 100]);
+    b.push(hdr(0), &[0; 60]).unwrap();
+    assert_eq!(b.push(hdr(0), &[0; 41]), Err(BacklogError::NoRoom));
+    assert_eq!(b.push(hdr(0), &[0; 40]), Ok(false));
+    assert_eq!(b.push(hdr(0), &[0; 101]), Err(BacklogError::BadLength));
+    assert_eq!(b.push(hdr(0), &[]), Err(BacklogError::BadLength));
+}
+
+#[test]
+fn wraps_without_splitting_frames() {
+    let mut b: Backlog<Vec<u8>, 8> = Backlog::new(vec![0; 100]);
+    b.push(hdr(1), &[1; 40]).unwrap();
+    b.push(hdr(2), &[2; 40]).unwrap();
+    b.pop();
+    // 20 bytes left at the end, 40 free at the start: a 30-byte frame wraps.
+    b.push(hdr(3), &[3; 30]).unwrap();
+    // Only 10 bytes between the new tail and the head now.
+    assert_eq!(b.push(hdr(4), &[4; 11]), Err(BacklogError::NoRoom));
+    b.push(hdr(4), &[4; 10]).unwrap();
+    for (n, len) in [(2u16, 40usize), (3, 30), (4, 10)] {
+        let (h, f) = b.front().unwrap();
+        assert_eq!(h.gso_size, n);
+        assert_eq!(f.len(), len);
+        assert!(f.iter().all(|&x| x == n as u8));
+        b.pop();
+    }
+    assert!(b.is_empty());
+}
+
+#[test]
+fn clear_empties() {
+    let mut b: Backlog<Vec<u8>, 4> = Backlog::new(vec![0; 64]);
+    b.push(hdr(0), &[9; 60]).unwrap();
+    b.clear();
+    assert_eq!(b.len(), 0);
+    assert_eq!(b.push(hdr(0), &[9; 64]), Ok(true));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Push(u16, usize),
+    Pop,
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (any::<u16>(), 1usize..70).prop_map(|(n, l)| Op::Push(n, l)),
+        2 => Just(Op::Pop),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Every frame that was accepted comes out intact, in order; a refusal
+    /// never disturbs what is queued; with the backlog empty any frame that
+    /// fits the ring is accepted.
+    #[test]
+    fn matches_fifo_model(ops in prop::collection::vec(arb_op(), 1..200)) {
+        let mut b: Backlog<Vec<u8>, 6> = Backlog::new(vec![0; 200]);
+        let mut model: VecDeque<(u16, Vec<u8>)> = VecDeque::new();
+        for op in ops {
+            match op {
+                Op::Push(n, len) => {
+                    let frame: Vec<u8> = (0..len).map(|i| (i as u16 ^ n) as u8).collect();
+                    let was_empty = model.is_empty();
+                    match b.push(hdr(n), &frame) {
+                        Ok(kick) => { prop_assert_eq!(kick, was_empty); model.push_back((n, frame)); }
+                        Err(BacklogError::TooManyFrames) => prop_assert_eq!(model.len(), 6),
+                        Err(BacklogError::NoRoom) => prop_assert!(!was_empty),
+                        Err(e) => prop_assert!(false, "{:?}", e),
+                    }
+                    let used: usize = model.iter().map(|(_, f)| f.len()).sum();
+                    prop_assert!(used <= 200);
+                }
+                Op::Pop => { b.pop(); model.pop_front(); }
+            }
+            prop_assert_eq!(b.len(), model.len());
+            match (b.front(), model.front()) {
+                (None, None) => {}
+                (Some((h, f)), Some((n, want))) => {
+                    prop_assert_eq!(h.gso_size, *n);
+                    prop_assert_eq!(&f[..], &want[..]);
+                }
+                _ => prop_assert!(false, "front differs"),
+            }
+        }
+    }
+}
