@@ -13,6 +13,8 @@
 //!   used ring, notification suppression.
 //! - [`translate`]: a checked chain becomes a page-split scatter list.
 //! - [`pincache`]: per-VM pin quota, LRU of idle pins, refcounts of in-flight buffers.
+//! - [`fdb`]: the L2 switch's MAC learning table: ageing, static (pinned) entries,
+//!   per-port limits.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -30,6 +32,7 @@
     clippy::unreachable
 )]
 
+pub mod fdb;
 pub mod memmap;
 pub mod mmio;
 pub mod pincache;
