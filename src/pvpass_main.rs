@@ -37,6 +37,7 @@ mod uapi;
 #[allow(dead_code, unreachable_pub)]
 mod pvcore {
     pub(crate) mod backlog;
+    pub(crate) mod fdb;
     pub(crate) mod memmap;
     pub(crate) mod mmio;
     pub(crate) mod pincache;

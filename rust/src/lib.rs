@@ -15,6 +15,8 @@
 //! - [`pincache`]: per-VM pin quota, LRU of idle pins, refcounts of in-flight buffers.
 //! - [`vnet`]: the virtio-net header: checks of what a guest sends, checksum completion.
 //! - [`backlog`]: a port's queue of frames waiting for receive buffers.
+//! - [`fdb`]: the L2 switch's MAC learning table: ageing, static (pinned) entries,
+//!   per-port limits.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@
 )]
 
 pub mod backlog;
+pub mod fdb;
 pub mod memmap;
 pub mod mmio;
 pub mod pincache;

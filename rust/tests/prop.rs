@@ -666,3 +666,289 @@ proptest! {
         prop_assert!(pinner.pinned.is_empty(), "pins leaked");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Forwarding database model: a HashMap, every rule spelled out directly.
+
+use pvpass_core::fdb::{Fdb, FdbEntry, FdbError, Learn, Mac};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ModelFdbEntry {
+    port: u32,
+    seen: u64,
+    is_static: bool,
+}
+
+struct ModelFdb {
+    cap: usize,
+    map: HashMap<Mac, ModelFdbEntry>,
+}
+
+fn model_age(seen: u64, now: u64) -> u64 {
+    let d = now.wrapping_sub(seen);
+    if d >= 1 << 63 {
+        0
+    } else {
+        d
+    }
+}
+
+impl ModelFdb {
+    fn live(e: &ModelFdbEntry, now: u64, max_age: u64) -> bool {
+        e.is_static || model_age(e.seen, now) <= max_age
+    }
+
+    /// The oldest dynamic entry; ties: the smallest MAC.
+    fn oldest(&self, now: u64) -> Option<Mac> {
+        self.map
+            .iter()
+            .filter(|(_, e)| !e.is_static)
+            .max_by_key(|(m, e)| (model_age(e.seen, now), std::cmp::Reverse(**m)))
+            .map(|(m, _)| *m)
+    }
+
+    fn learn(&mut self, mac: Mac, port: u32, now: u64, max_age: u64, limit: u32) -> Learn {
+        if mac[0] & 1 != 0 {
+            return Learn::Group;
+        }
+        if mac == [0; 6] {
+            return Learn::Zero;
+        }
+        let cur = self.map.get(&mac).copied();
+        if let Some(e) = cur {
+            if e.is_static {
+                return if e.port == port {
+                    Learn::Static
+                } else {
+                    Learn::Spoofed { owner: e.port }
+                };
+            }
+            if e.port == port && Self::live(&e, now, max_age) {
+                self.map.get_mut(&mac).unwrap().seen = now;
+                return Learn::Refreshed;
+            }
+        }
+        let count = self
+            .map
+            .values()
+            .filter(|e| !e.is_static && e.port == port && Self::live(e, now, max_age))
+            .count();
+        if count as u64 >= u64::from(limit) {
+            return Learn::PortLimit;
+        }
+        let new = ModelFdbEntry {
+            port,
+            seen: now,
+            is_static: false,
+        };
+        if let Some(e) = cur {
+            self.map.insert(mac, new);
+            return if Self::live(&e, now, max_age) {
+                Learn::Moved { from: e.port }
+            } else {
+                Learn::Added
+            };
+        }
+        if self.map.len() < self.cap {
+            self.map.insert(mac, new);
+            return Learn::Added;
+        }
+        let Some(v) = self.oldest(now) else {
+            return Learn::Full;
+        };
+        let old = self.map.remove(&v).unwrap();
+        self.map.insert(mac, new);
+        if Self::live(&old, now, max_age) {
+            Learn::Evicted {
+                mac: v,
+                port: old.port,
+            }
+        } else {
+            Learn::Added
+        }
+    }
+
+    fn add_static(&mut self, mac: Mac, port: u32, now: u64) -> Result<(), FdbError> {
+        if mac[0] & 1 != 0 || mac == [0; 6] {
+            return Err(FdbError::BadMac);
+        }
+        let new = ModelFdbEntry {
+            port,
+            seen: now,
+            is_static: true,
+        };
+        match self.map.get(&mac) {
+            Some(e) if e.is_static && e.port != port => Err(FdbError::Exists { port: e.port }),
+            Some(e) if e.is_static => Ok(()),
+            Some(_) => {
+                self.map.insert(mac, new);
+                Ok(())
+            }
+            None => {
+                if self.map.len() >= self.cap {
+                    let v = self.oldest(now).ok_or(FdbError::Full)?;
+                    self.map.remove(&v);
+                }
+                self.map.insert(mac, new);
+                Ok(())
+            }
+        }
+    }
+
+    fn lookup(&self, mac: Mac, now: u64, max_age: u64) -> Option<u32> {
+        let e = self.map.get(&mac)?;
+        Self::live(e, now, max_age).then_some(e.port)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum FdbOp {
+    Learn(usize, u32),
+    AddStatic(usize, u32),
+    Remove(usize),
+    RemovePort(u32),
+    Age,
+}
+
+/// MAC number `i` of the pool: the zero address, two group addresses, unicast
+/// addresses that differ in one byte (the switch's usual case) or in several.
+fn pool_mac(i: usize) -> Mac {
+    match i {
+        0 => [0; 6],
+        1 => [0xff; 6],
+        2 => [0x01, 0x00, 0x5e, 0, 0, 0x01],
+        _ if i % 3 == 0 => [0x52, 0x54, 0, 0x12, 0x34, i as u8],
+        _ => [0x02, i as u8, 0x10, i as u8 ^ 0x5a, 0, 0x77],
+    }
+}
+
+const FDB_POOL: usize = 18;
+
+fn arb_fdb_op() -> impl Strategy<Value = (FdbOp, i64)> {
+    let op = prop_oneof![
+        10 => (0..FDB_POOL, 0u32..4).prop_map(|(m, p)| FdbOp::Learn(m, p)),
+        2 => (0..FDB_POOL, 0u32..4).prop_map(|(m, p)| FdbOp::AddStatic(m, p)),
+        1 => (0..FDB_POOL).prop_map(FdbOp::Remove),
+        1 => (0u32..4).prop_map(FdbOp::RemovePort),
+        2 => Just(FdbOp::Age),
+    ];
+    // Time steps: mostly forward, sometimes still, now and then backward.
+    (op, prop_oneof![8 => 0i64..12, 1 => -3i64..0])
+}
+
+fn arb_fdb_start() -> impl Strategy<Value = u64> {
+    prop_oneof![Just(0u64), Just(u64::MAX - 40), any::<u64>()]
+}
+
+fn arb_fdb_limit() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(u32::MAX), 0u32..8]
+}
+
+fn fdb_matches_model<const N: usize, const H: usize>(
+    start: u64,
+    max_age: u64,
+    limit: u32,
+    ops: &[(FdbOp, i64)],
+) -> Result<(), TestCaseError> {
+    let mut f: Fdb<N, H> = Fdb::new();
+    let mut m = ModelFdb {
+        cap: N,
+        map: HashMap::new(),
+    };
+    let mut now = start;
+    let mut went_back = false;
+    for (op, dt) in ops {
+        now = now.wrapping_add_signed(*dt);
+        went_back |= *dt < 0;
+        match *op {
+            FdbOp::Learn(i, p) => {
+                let mac = pool_mac(i);
+                let got = f.learn(mac, p, now, max_age, limit);
+                prop_assert_eq!(
+                    got,
+                    m.learn(mac, p, now, max_age, limit),
+                    "learn {:x?}",
+                    mac
+                );
+            }
+            FdbOp::AddStatic(i, p) => {
+                let mac = pool_mac(i);
+                prop_assert_eq!(f.add_static(mac, p, now), m.add_static(mac, p, now));
+            }
+            FdbOp::Remove(i) => {
+                let mac = pool_mac(i);
+                prop_assert_eq!(f.remove(mac), m.map.remove(&mac).is_some());
+            }
+            FdbOp::RemovePort(p) => {
+                let before = m.map.len();
+                m.map.retain(|_, e| e.port != p);
+                prop_assert_eq!(f.remove_port(p), before - m.map.len());
+            }
+            FdbOp::Age => {
+                let before = m.map.len();
+                m.map.retain(|_, e| ModelFdb::live(e, now, max_age));
+                prop_assert_eq!(f.age(now, max_age), before - m.map.len());
+            }
+        }
+        prop_assert_eq!(f.len(), m.map.len());
+        prop_assert!(f.len() <= N);
+        let got: HashMap<Mac, ModelFdbEntry> = f
+            .iter()
+            .map(|e: &FdbEntry| {
+                (
+                    e.mac,
+                    ModelFdbEntry {
+                        port: e.port,
+                        seen: e.seen,
+                        is_static: e.is_static,
+                    },
+                )
+            })
+            .collect();
+        prop_assert_eq!(got.len(), f.len(), "duplicate MACs");
+        prop_assert_eq!(&got, &m.map);
+        for i in 0..FDB_POOL {
+            let mac = pool_mac(i);
+            for age in [max_age, 0, u64::MAX] {
+                prop_assert_eq!(f.lookup(mac, now, age), m.lookup(mac, now, age));
+            }
+        }
+        // The per-port limit holds while time goes forward (going back in
+        // time revives aged-out entries).
+        if limit != u32::MAX && !went_back {
+            for p in 0..4 {
+                let live = m
+                    .map
+                    .values()
+                    .filter(|e| !e.is_static && e.port == p && ModelFdb::live(e, now, max_age))
+                    .count();
+                prop_assert!(live as u64 <= u64::from(limit));
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn fdb_dense_matches_model(
+        start in arb_fdb_start(),
+        max_age in 0u64..30,
+        limit in arb_fdb_limit(),
+        ops in prop::collection::vec(arb_fdb_op(), 1..120),
+    ) {
+        fdb_matches_model::<7, 8>(start, max_age, limit, &ops)?;
+    }
+
+    #[test]
+    fn fdb_sparse_matches_model(
+        start in arb_fdb_start(),
+        max_age in 0u64..30,
+        limit in arb_fdb_limit(),
+        ops in prop::collection::vec(arb_fdb_op(), 1..120),
+    ) {
+        fdb_matches_model::<5, 16>(start, max_age, limit, &ops)?;
+    }
+}
