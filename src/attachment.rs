@@ -11,7 +11,11 @@
 //! process that attached it is stuck. What remains is a husk whose counters
 //! can still be read (GET_STATS reports it as released) until DETACH or close.
 //!
-//! Lock order: a file's `attachments`, then `LIVE`, then `Attachment::live`.
+//! Every attachment, live or husk, is also on `ALL` (for LIST, and for
+//! DETACH/GET_STATS with PVPASS_F_ANY_FILE) until its file lets it go.
+//!
+//! Lock order: a file's `attachments`, then `ALL`, then `LIVE`, then
+//! `Attachment::live`.
 //! The live part is always dropped with no lock held (dropping the window
 //! waits for the VM's srcu).
 
@@ -58,6 +62,9 @@ pub(crate) struct Live {
 #[pin_data]
 pub(crate) struct Attachment {
     pub(crate) dev: Arc<Device>,
+    /// Process (tgid) that attached, and the GSI, for LIST.
+    pub(crate) owner_pid: i32,
+    pub(crate) gsi: u32,
     #[pin]
     live: Mutex<Option<Live>>,
 }
@@ -68,21 +75,55 @@ global_lock! {
     unsafe(uninit) static LIVE: Mutex<KVec<Arc<Attachment>>> = KVec::new();
 }
 
+global_lock! {
+    // SAFETY: Initialised by `init` in the module initialiser, before the misc
+    // device (the only way in) is registered.
+    unsafe(uninit) static ALL: Mutex<KVec<Arc<Attachment>>> = KVec::new();
+}
+
 /// Called once, from the module initialiser.
 pub(crate) fn init() {
     // SAFETY: Called exactly once, before any other use of `LIVE`.
     unsafe { LIVE.init() };
+    // SAFETY: Called exactly once, before any other use of `ALL`.
+    unsafe { ALL.init() };
+}
+
+/// The attachment `id`, whichever file made it.
+pub(crate) fn find_any(id: u32) -> Option<Arc<Attachment>> {
+    ALL.lock().iter().find(|a| a.dev.id == id).cloned()
+}
+
+/// Call `f` for every attachment, in attach order.
+pub(crate) fn for_each(mut f: impl FnMut(&Attachment)) {
+    for a in ALL.lock().iter() {
+        f(a);
+    }
 }
 
 impl Attachment {
     /// Wrap a live device and put it under the reaper's watch.
-    pub(crate) fn new(dev: Arc<Device>, live: Live) -> Result<Arc<Self>> {
+    pub(crate) fn new(dev: Arc<Device>, owner_pid: i32, gsi: u32, live: Live) -> Result<Arc<Self>> {
         let att = Arc::pin_init(
-            pin_init!(Self { dev, live <- new_mutex!(Some(live)) }),
+            pin_init!(Self { dev, owner_pid, gsi, live <- new_mutex!(Some(live)) }),
             GFP_KERNEL,
         )?;
-        LIVE.lock().push(att.clone(), GFP_KERNEL)?;
+        ALL.lock().push(att.clone(), GFP_KERNEL)?;
+        if let Err(e) = LIVE.lock().push(att.clone(), GFP_KERNEL) {
+            att.forget();
+            return Err(e.into());
+        }
         Ok(att)
+    }
+
+    /// The owning file lets the attachment go (after `release`).
+    pub(crate) fn forget(&self) {
+        let gone = {
+            let mut all = ALL.lock();
+            let i = all.iter().position(|a| a.dev.id == self.dev.id);
+            i.and_then(|i| all.remove(i).ok())
+        };
+        drop(gone);
     }
 
     /// False once the reaper let the VM go.
@@ -130,5 +171,25 @@ extern "C" fn pvpass_rs_reap() {
         let live = a.live.lock().take();
         drop(live);
         pr_info!("device {} released: its VMM exited\n", a.dev.id);
+    }
+}
+
+impl Attachment {
+    /// What LIST reports about this attachment.
+    pub(crate) fn info(&self) -> crate::uapi::Info {
+        let mut backend = [0u8; crate::uapi::NAME_LEN];
+        for (d, s) in backend.iter_mut().zip(b"default") {
+            *d = *s;
+        }
+        crate::uapi::Info {
+            id: self.dev.id,
+            flags: if self.is_live() { 0 } else { crate::uapi::INFO_RELEASED },
+            owner_pid: self.owner_pid,
+            gsi: self.gsi,
+            gpa: self.dev.gpa,
+            mac: self.dev.mac(),
+            backend,
+            ..Default::default()
+        }
     }
 }

@@ -123,8 +123,9 @@ enum C {
     TxGso,
     RxGso,
     RxCsumCompleted,
+    DropTxSpoofed,
 }
-const NR_COUNTERS: usize = C::RxCsumCompleted as usize + 1;
+const NR_COUNTERS: usize = C::DropTxSpoofed as usize + 1;
 
 struct Counters([Atomic<u64>; NR_COUNTERS]);
 
@@ -234,6 +235,7 @@ impl Device {
             tx_gso_frames: c.get(C::TxGso),
             rx_gso_frames: c.get(C::RxGso),
             rx_csum_completed: c.get(C::RxCsumCompleted),
+            drop_tx_spoofed: c.get(C::DropTxSpoofed),
             ..Default::default()
         }
     }
@@ -427,12 +429,16 @@ impl Device {
                 self.warn("transmit header refused, frame dropped", e);
                 continue;
             }
+            if switch::forward(self.id, &hdr, f) == switch::Forwarded::Spoofed {
+                self.counters.inc(C::DropTxSpoofed);
+                self.warn("frame with another port's MAC as source dropped", f.get(6..12));
+                continue;
+            }
             self.counters.inc(C::TxFrames);
             self.counters.add(C::TxBytes, f.len() as u64);
             if hdr.is_gso() {
                 self.counters.inc(C::TxGso);
             }
-            switch::forward(self.id, &hdr, f);
         }
         let DevState { regs, map, txq, .. } = &mut *st;
         if let Some(q) = txq.as_mut() {
@@ -448,6 +454,7 @@ impl Device {
         let mut chain = Chain::<64>::new();
         let mut backlog = self.backlog.lock();
         let mut completed = false;
+        let mut retried = false;
         loop {
             if backlog.is_empty() {
                 break;
@@ -493,10 +500,15 @@ impl Device {
                 Fill::Wait => {
                     // No buffer (or not enough) yet: the frame waits. With
                     // EVENT_IDX, ask for a notify at the next buffer; serve
-                    // buffers that came meanwhile right away.
+                    // buffers that came meanwhile right away, once: the
+                    // chains a mergeable fill put back count as available
+                    // too, so retrying for ever would spin on them.
                     match q.enable_notify(&mem) {
-                        Ok(true) => continue,
-                        Ok(false) => break,
+                        Ok(true) if !retried => {
+                            retried = true;
+                            continue;
+                        }
+                        Ok(_) => break,
                         Err(e) => {
                             drop(backlog);
                             return self.broken(st, "receive ring", e);

@@ -21,8 +21,8 @@ use kernel::{
 };
 
 use crate::{
+    attachment::{self, Attachment, Live, Port},
     device::Device,
-    attachment::{Attachment, Live, Port},
     kvm::{self, IrqFd, MmioWindow, VmFile},
     registry, uapi,
 };
@@ -54,6 +54,7 @@ impl MiscDevice for PvpassFile {
         let all = core::mem::take(&mut *me.attachments.lock());
         for a in all.iter() {
             a.release();
+            a.forget();
         }
     }
 
@@ -78,22 +79,60 @@ impl MiscDevice for PvpassFile {
             }
             uapi::DETACH => {
                 let req: uapi::Detach = user.reader().read()?;
-                if req.flags != 0 {
-                    return Err(EINVAL);
+                match req.flags {
+                    0 => me.detach(req.id)?,
+                    uapi::F_ANY_FILE => {
+                        require_admin()?;
+                        let a = attachment::find_any(req.id).ok_or(ENOENT)?;
+                        a.release();
+                        pr_info!("device {} detached by an administrator\n", req.id);
+                    }
+                    _ => return Err(EINVAL),
                 }
-                me.detach(req.id)?;
             }
             uapi::GET_STATS => {
                 let (mut reader, mut writer) = user.reader_writer();
                 let req: uapi::Stats = reader.read()?;
+                let stats_of = |a: &Attachment| uapi::Stats {
+                    released: u64::from(!a.is_live()),
+                    ..a.dev.stats()
+                };
+                let stats = match req.flags {
+                    0 => me.find(req.id, stats_of)?,
+                    uapi::F_ANY_FILE => {
+                        require_admin()?;
+                        stats_of(&*attachment::find_any(req.id).ok_or(ENOENT)?)
+                    }
+                    _ => return Err(EINVAL),
+                };
+                writer.write(&stats)?;
+            }
+            uapi::LIST => {
+                let (mut reader, mut writer) = user.reader_writer();
+                let mut req: uapi::List = reader.read()?;
                 if req.flags != 0 {
                     return Err(EINVAL);
                 }
-                let stats = me.find(req.id, |a| uapi::Stats {
-                    released: u64::from(!a.is_live()),
-                    ..a.dev.stats()
-                })?;
-                writer.write(&stats)?;
+                let room = usize::try_from(req.count).map_err(|_| EINVAL)?;
+                let size = core::mem::size_of::<uapi::Info>();
+                let len = room.checked_mul(size).ok_or(EINVAL)?;
+                let mut out = UserSlice::new(UserPtr::from_addr(req.entries as usize), len).writer();
+                // Collect under the lock, copy to userspace without it.
+                let mut infos = KVec::new();
+                let mut total = 0u32;
+                let mut err = Ok(());
+                attachment::for_each(|a| {
+                    total = total.saturating_add(1);
+                    if infos.len() < room && err.is_ok() {
+                        err = infos.push(a.info(), GFP_KERNEL);
+                    }
+                });
+                err?;
+                for info in infos.iter() {
+                    out.write(info)?;
+                }
+                req.count = total;
+                writer.write(&req)?;
             }
             _ => return Err(ENOTTY),
         }
@@ -181,12 +220,15 @@ impl PvpassFile {
         }?;
         let id = dev.id;
         let port = Port::connect(&dev)?;
-        let att = Attachment::new(dev, Live { _port: port, _window: window, vm, _reservation: reservation })?;
+        let owner = kvm::current_tgid();
+        let live = Live { _port: port, _window: window, vm, _reservation: reservation };
+        let att = Attachment::new(dev, owner, req.gsi, live)?;
         let mut list = self.attachments.lock();
         if list.push_within_capacity(att.clone()).is_err() {
             // Another ATTACH on this file used the room.
             drop(list);
             att.release();
+            att.forget();
             return Err(ENOMEM);
         }
         pr_info!("device {} attached at gpa {:#x}, gsi {}\n", id, req.gpa, req.gsi);
@@ -200,6 +242,7 @@ impl PvpassFile {
             list.remove(i).map_err(|_| ENOENT)?
         };
         att.release();
+        att.forget();
         pr_info!("device {} detached\n", id);
         Ok(())
     }

@@ -284,3 +284,15 @@ void pvpass_reaper_stop(void)
 {
 	cancel_delayed_work_sync(&pvpass_reap_work);
 }
+
+/* get_jiffies_64() is a static inline on 64-bit. */
+u64 pvpass_jiffies(void)
+{
+	return get_jiffies_64();
+}
+
+/* task_tgid_nr() is a static inline. */
+int pvpass_current_tgid(void)
+{
+	return task_tgid_nr(current);
+}

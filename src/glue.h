@@ -36,6 +36,8 @@ void pvpass_irqfd_put(struct eventfd_ctx *ctx);
 bool pvpass_vm_mm_alive(struct file *vm_file);
 void pvpass_reaper_start(void);
 void pvpass_reaper_stop(void);
+u64 pvpass_jiffies(void);
+int pvpass_current_tgid(void);
 
 /* C, called from Rust (src/hostport.rs); defined in hostport.c. */
 struct pvpass_hostport;

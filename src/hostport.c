@@ -96,10 +96,14 @@ static const struct net_device_ops pvpass_host_ops = {
 	.ndo_open = pvpass_host_open,
 	.ndo_stop = pvpass_host_stop,
 	.ndo_start_xmit = pvpass_host_xmit,
-	.ndo_set_mac_address = eth_mac_addr,
 	.ndo_validate_addr = eth_validate_addr,
 };
 
+/*
+ * No ndo_set_mac_address: the switch keeps the port's MAC as a static entry
+ * of its forwarding table, so the address is fixed while the module is
+ * loaded (ip link set ... address fails with EOPNOTSUPP).
+ */
 static void pvpass_host_setup(struct net_device *dev)
 {
 	ether_setup(dev);

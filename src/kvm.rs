@@ -55,6 +55,20 @@ extern "C" {
     fn pvpass_vm_mm_alive(vm_file: *mut c_void) -> bool;
     fn pvpass_reaper_start();
     fn pvpass_reaper_stop();
+    fn pvpass_jiffies() -> u64;
+    fn pvpass_current_tgid() -> i32;
+}
+
+/// The calling process's id (its thread group id).
+pub(crate) fn current_tgid() -> i32 {
+    // SAFETY: Reads the current task's tgid; no preconditions.
+    unsafe { pvpass_current_tgid() }
+}
+
+/// The 64-bit jiffies counter (never wraps in practice).
+pub(crate) fn jiffies() -> u64 {
+    // SAFETY: Reads a global counter; no preconditions.
+    unsafe { pvpass_jiffies() }
 }
 
 /// The reaper (a delayed work item in glue.c) calls `reaper::reap` every

@@ -26,6 +26,47 @@ pub(crate) const GET_VERSION: u32 = _IOR::<Version>(MAGIC, 0x00);
 pub(crate) const ATTACH: u32 = _IOWR::<Attach>(MAGIC, 0x01);
 pub(crate) const DETACH: u32 = _IOW::<Detach>(MAGIC, 0x02);
 pub(crate) const GET_STATS: u32 = _IOWR::<Stats>(MAGIC, 0x03);
+pub(crate) const LIST: u32 = _IOWR::<List>(MAGIC, 0x04);
+
+/// DETACH / GET_STATS: the id may be another file's (CAP_SYS_ADMIN).
+pub(crate) const F_ANY_FILE: u32 = 1 << 0;
+/// `Info::flags`: the VM was let go (husk).
+pub(crate) const INFO_RELEASED: u32 = 1 << 0;
+
+/// `struct pvpass_info`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Info {
+    pub(crate) id: u32,
+    pub(crate) flags: u32,
+    pub(crate) owner_pid: i32,
+    pub(crate) gsi: u32,
+    pub(crate) gpa: u64,
+    pub(crate) mac: [u8; 6],
+    pub(crate) reserved0: u16,
+    pub(crate) backend: [u8; NAME_LEN],
+    pub(crate) reserved: [u64; 3],
+}
+
+/// `struct pvpass_list`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct List {
+    pub(crate) count: u32,
+    pub(crate) flags: u32,
+    pub(crate) entries: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Info>() == 72);
+const _: () = assert!(core::mem::size_of::<List>() == 16);
+// SAFETY: `Info` is `repr(C)` of integers and byte arrays without padding
+// (72 bytes, asserted above): every byte is initialised.
+unsafe impl AsBytes for Info {}
+// SAFETY: `List` is `repr(C)`, two `u32`s and a `u64`, no padding: any bit
+// pattern is valid.
+unsafe impl FromBytes for List {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for List {}
 
 /// `struct pvpass_version`.
 #[repr(C)]
@@ -86,7 +127,8 @@ pub(crate) struct Stats {
     pub(crate) tx_gso_frames: u64,
     pub(crate) rx_gso_frames: u64,
     pub(crate) rx_csum_completed: u64,
-    pub(crate) reserved: [u64; 4],
+    pub(crate) drop_tx_spoofed: u64,
+    pub(crate) reserved: [u64; 3],
 }
 
 const _: () = assert!(core::mem::size_of::<Version>() == 16);

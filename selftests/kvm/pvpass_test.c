@@ -242,7 +242,7 @@ TEST(attach_bad_arguments)
 	/* DETACH/STATS of ids this file does not have. */
 	EXPECT_EQ(-1, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id + 1000 }));
 	EXPECT_EQ(ENOENT, errno);
-	EXPECT_EQ(-1, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id, .flags = 1 }));
+	EXPECT_EQ(-1, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id, .flags = 2 }));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-1, ioctl(pv, _IO(PVPASS_IOCTL_MAGIC, 0x7f)));
 	EXPECT_EQ(ENOTTY, errno);
@@ -257,6 +257,9 @@ TEST(attach_bad_arguments)
 		/* Another file cannot take the same window of the same VM either. */
 		a = attach_req(vm->fd, WIN_GPA, 9, mac_b);
 		EXPECT_EQ(-EEXIST, do_attach(pv2, &a));
+		/* Nor give another device the same MAC on the switch. */
+		a = attach_req(vm->fd, WIN2_GPA, 9, mac_a);
+		EXPECT_EQ(-EADDRINUSE, do_attach(pv2, &a));
 		close(pv2);
 	}
 	/* After all that, the good attachment still works. */
@@ -366,11 +369,16 @@ TEST(attach_limit)
 	int pv = pvpass_open();
 	int i, id;
 
+	__u8 mac[6];
+
+	memcpy(mac, mac_a, 6);
 	for (i = 0; i < PVPASS_MAX_ATTACH; i++) {
-		id = attach(pv, vm, WIN_GPA + (__u64)i * PVPASS_WINDOW_SIZE, 1 + i, mac_a);
+		mac[5] = i;	/* one MAC per port of the switch */
+		id = attach(pv, vm, WIN_GPA + (__u64)i * PVPASS_WINDOW_SIZE, 1 + i, mac);
 		ASSERT_GT(id, 0) TH_LOG("attach %d: %s", i, strerror(-id));
 	}
-	id = attach(pv, vm, WIN_GPA + (__u64)i * PVPASS_WINDOW_SIZE, 1 + i, mac_a);
+	mac[5] = i;
+	id = attach(pv, vm, WIN_GPA + (__u64)i * PVPASS_WINDOW_SIZE, 1 + i, mac);
 	EXPECT_EQ(-ENOSPC, id);
 	close(pv);
 	kvm_vm_free(vm);
@@ -477,5 +485,80 @@ TEST(attach_with_irqfd)
 	kvm_vm_free(vm);
 }
 
+
+/*
+ * LIST shows every attachment of every file; another file reaches one only
+ * with PVPASS_F_ANY_FILE (root); DETACH from there releases the VM and leaves
+ * the owner a husk.
+ */
+TEST(list_and_any_file_access)
+{
+	int pv1 = pvpass_open(), pv2 = pvpass_open();
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_spin, WIN_GPA);
+	struct pvpass_info info[PVPASS_MAX_ATTACH];
+	struct pvpass_list l = { .count = PVPASS_MAX_ATTACH, .entries = (__u64)(unsigned long)info };
+	struct pvpass_stats st = { 0 };
+	struct pvpass_detach d = { 0 };
+	int id = attach(pv1, vm, WIN_GPA, 5, mac_a);
+	int i, found = -1;
+
+	ASSERT_GT(id, 0);
+	ASSERT_EQ(0, ioctl(pv2, PVPASS_LIST, &l));
+	ASSERT_GE(l.count, 1);
+	for (i = 0; i < (int)l.count && i < PVPASS_MAX_ATTACH; i++)
+		if ((int)info[i].id == id)
+			found = i;
+	ASSERT_GE(found, 0);
+	EXPECT_EQ(getpid(), info[found].owner_pid);
+	EXPECT_EQ(5, info[found].gsi);
+	EXPECT_EQ(WIN_GPA, info[found].gpa);
+	EXPECT_EQ(0, memcmp(info[found].mac, mac_a, 6));
+	EXPECT_STREQ("default", info[found].backend);
+	EXPECT_EQ(0, info[found].flags);
+
+	/* count 0: only the total; unknown flags refused. */
+	l.count = 0;
+	ASSERT_EQ(0, ioctl(pv2, PVPASS_LIST, &l));
+	EXPECT_GE(l.count, 1);
+	l.flags = 1;
+	EXPECT_EQ(-1, ioctl(pv2, PVPASS_LIST, &l));
+	EXPECT_EQ(EINVAL, errno);
+
+	/* Another file: ENOENT without the flag, the counters with it. */
+	st.id = id;
+	EXPECT_EQ(-1, ioctl(pv2, PVPASS_GET_STATS, &st));
+	EXPECT_EQ(ENOENT, errno);
+	st.flags = PVPASS_F_ANY_FILE;
+	EXPECT_EQ(0, ioctl(pv2, PVPASS_GET_STATS, &st));
+	st.flags = 2;
+	EXPECT_EQ(-1, ioctl(pv2, PVPASS_GET_STATS, &st));
+	EXPECT_EQ(EINVAL, errno);
+
+	d.id = id;
+	EXPECT_EQ(-1, ioctl(pv2, PVPASS_DETACH, &d));
+	EXPECT_EQ(ENOENT, errno);
+	d.flags = PVPASS_F_ANY_FILE;
+	EXPECT_EQ(0, ioctl(pv2, PVPASS_DETACH, &d));
+	/* The owner keeps a released husk until it detaches. */
+	EXPECT_EQ(1, stats(pv1, id).released);
+	l.count = PVPASS_MAX_ATTACH;
+	l.flags = 0;
+	ASSERT_EQ(0, ioctl(pv2, PVPASS_LIST, &l));
+	for (i = 0, found = -1; i < (int)l.count && i < PVPASS_MAX_ATTACH; i++)
+		if ((int)info[i].id == id)
+			found = i;
+	ASSERT_GE(found, 0);
+	EXPECT_EQ(PVPASS_INFO_RELEASED, info[found].flags);
+	d.flags = 0;
+	EXPECT_EQ(0, ioctl(pv1, PVPASS_DETACH, &d));
+	l.count = PVPASS_MAX_ATTACH;
+	ASSERT_EQ(0, ioctl(pv2, PVPASS_LIST, &l));
+	for (i = 0; i < (int)l.count && i < PVPASS_MAX_ATTACH; i++)
+		EXPECT_NE(id, (int)info[i].id);
+	kvm_vm_free(vm);
+	close(pv1);
+	close(pv2);
+}
 
 TEST_HARNESS_MAIN

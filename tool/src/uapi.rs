@@ -81,7 +81,8 @@ pub struct PvpassStats {
     pub tx_gso_frames: u64,
     pub rx_gso_frames: u64,
     pub rx_csum_completed: u64,
-    pub reserved: [u64; 4],
+    pub drop_tx_spoofed: u64,
+    pub reserved: [u64; 3],
 }
 
 // Sizes from the C header (x86_64 and every other 64-bit Linux ABI).
@@ -113,7 +114,7 @@ const _: () = assert!(offset_of!(PvpassStats, drop_tx_bad_buffer) == 88);
 const _: () = assert!(offset_of!(PvpassStats, drop_rx_no_buffer) == 96);
 const _: () = assert!(offset_of!(PvpassStats, drop_rx_too_small) == 104);
 const _: () = assert!(offset_of!(PvpassStats, released) == 112);
-const _: () = assert!(offset_of!(PvpassStats, reserved) == 160);
+const _: () = assert!(offset_of!(PvpassStats, reserved) == 168);
 
 /// Request numbers, built exactly as the header does (_IOR/_IOWR/_IOW).
 pub const PVPASS_GET_VERSION: u32 = request_code_read!(

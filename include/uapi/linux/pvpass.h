@@ -58,6 +58,8 @@ struct pvpass_version {
  *           (also: irq_fd is not an eventfd, or the VM has no in-kernel
  *           irqchip / the GSI cannot be routed)
  *   ENODEV  backend names a switch that does not exist
+ *   EADDRINUSE  another port of the switch (a device or the host port) has
+ *           this MAC
  *   ENXIO   irq_fd given, but the VM has no in-kernel irqchip (yet: a VMM
  *           creates it just after the VM, so a tool may retry briefly)
  */
@@ -119,7 +121,8 @@ struct pvpass_stats {
 	__u64 rx_gso_frames;	/* out: of rx_frames, GSO (TSO) frames */
 	__u64 rx_csum_completed;	/* out: partial checksums completed by
 					 * pvpass for a guest without GUEST_CSUM */
-	__u64 reserved[4];	/* out: zero for now */
+	__u64 drop_tx_spoofed;	/* source MAC is another port's own MAC */
+	__u64 reserved[3];	/* out: zero for now */
 };
 
 /* One attachment as PVPASS_LIST reports it. */
