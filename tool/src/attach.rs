@@ -20,11 +20,18 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How often the attach process asks the module whether its attachment was
+/// released from elsewhere (`pvpassctl detach`): one GET_STATS a second.
+const RELEASE_CHECK: Duration = Duration::from_secs(1);
+
 /// Why the attach process stopped holding the attachment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     VmmExited(i32),
     Signal(Signal),
+    /// The module released the attachment while the VMM still runs: root
+    /// detached it from another process (`pvpassctl detach <id>`).
+    Released,
 }
 
 impl std::fmt::Display for StopReason {
@@ -32,15 +39,21 @@ impl std::fmt::Display for StopReason {
         match self {
             StopReason::VmmExited(pid) => write!(f, "VMM process {pid} exited"),
             StopReason::Signal(s) => write!(f, "{}", s.as_str()),
+            StopReason::Released => {
+                write!(f, "released by another process (pvpassctl detach)")
+            }
         }
     }
 }
 
+/// The one-line stats report of `attach`: every counter as key=value, the
+/// drops by reason after `drops:`, and `released=` last.
 pub fn stats_line(s: &PvpassStats) -> String {
     format!(
         "stats id={} mmio_reads={} mmio_writes={} mmio_bad={} notifies={} interrupts={} \
-         tx_frames={} tx_bytes={} rx_frames={} rx_bytes={} drops: tx_bad_chain={} \
-         tx_bad_buffer={} rx_no_buffer={} rx_too_small={}",
+         tx_frames={} tx_bytes={} rx_frames={} rx_bytes={} tx_gso_frames={} rx_gso_frames={} \
+         rx_csum_completed={} drops: tx_bad_chain={} tx_bad_buffer={} tx_bad_hdr={} \
+         rx_no_buffer={} rx_too_small={} rx_no_offload={} tx_spoofed={} released={}",
         s.id,
         s.mmio_reads,
         s.mmio_writes,
@@ -51,10 +64,17 @@ pub fn stats_line(s: &PvpassStats) -> String {
         s.tx_bytes,
         s.rx_frames,
         s.rx_bytes,
+        s.tx_gso_frames,
+        s.rx_gso_frames,
+        s.rx_csum_completed,
         s.drop_tx_bad_chain,
         s.drop_tx_bad_buffer,
+        s.drop_tx_bad_hdr,
         s.drop_rx_no_buffer,
-        s.drop_rx_too_small
+        s.drop_rx_too_small,
+        s.drop_rx_no_offload,
+        s.drop_tx_spoofed,
+        s.released
     )
 }
 
@@ -188,7 +208,26 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
     let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("cannot create signalfd")?;
     let interval = (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval));
-    match hold(pid, &pidfd, &sfd, interval, || print_stats(&dev, id)) {
+    let mut warned = false;
+    let released = || match dev.get_stats(id, 0) {
+        Ok(s) => s.released != 0,
+        // The module keeps a released husk until we detach; an id that is
+        // gone altogether is released all the more.
+        Err(Errno::ENOENT) => true,
+        Err(e) => {
+            if !std::mem::replace(&mut warned, true) {
+                warn!("PVPASS_GET_STATS id={id} failed: {} ({e})", e.desc());
+            }
+            false
+        }
+    };
+    let hooks = Hooks {
+        interval,
+        release_check: RELEASE_CHECK,
+        on_stats: || print_stats(&dev, id),
+        released,
+    };
+    match hold(pid, &pidfd, &sfd, hooks) {
         Ok(reason) => {
             finish(&dev, id, &reason.to_string(), ready_file.as_deref());
             Ok(())
@@ -200,15 +239,25 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
     }
 }
 
-/// Print final stats, detach explicitly and report.
+/// Print final stats, detach explicitly and report. After a release (VMM
+/// gone, or `pvpassctl detach` from elsewhere) the DETACH frees the husk the
+/// module kept for this file.
 fn finish(dev: &Device, id: u32, reason: &str, ready_file: Option<&Path>) {
-    match dev.stats(id) {
-        Ok(s) => say!("{}", stats_line(&s)),
-        Err(e) => warn!("{e:#}"),
-    }
-    if let Err(e) = dev.detach(id) {
+    let released = match dev.stats(id) {
+        Ok(s) => {
+            say!("{}", stats_line(&s));
+            s.released != 0
+        }
+        Err(e) => {
+            warn!("{e:#}");
+            false
+        }
+    };
+    match dev.detach_raw(id, 0) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) if released => {}
         // Closing the file detaches anyway.
-        warn!("{e:#}");
+        Err(e) => warn!("PVPASS_DETACH id={id} failed: {} ({e})", e.desc()),
     }
     if let Some(p) = ready_file {
         remove_ready_file(p);
@@ -216,25 +265,36 @@ fn finish(dev: &Device, id: u32, reason: &str, ready_file: Option<&Path>) {
     say!("detached id={id}: {reason}");
 }
 
-/// Wait until the VMM exits or a stop signal arrives, serving SIGUSR1 and
-/// the periodic stats in between.
-fn hold(
+/// What `hold` does besides waiting: periodic stats, and the check whether
+/// the module released the attachment.
+struct Hooks<S, R> {
+    /// Call `on_stats` this often (None: only on SIGUSR1).
+    interval: Option<Duration>,
+    /// Call `released` this often.
+    release_check: Duration,
+    on_stats: S,
+    /// True once the module released the attachment (stats.released).
+    released: R,
+}
+
+/// Wait until the VMM exits, a stop signal arrives or the attachment is
+/// released from elsewhere, serving SIGUSR1 and the periodic stats in
+/// between.
+fn hold<S: FnMut(), R: FnMut() -> bool>(
     pid: i32,
     pidfd: &OwnedFd,
     sfd: &SignalFd,
-    interval: Option<Duration>,
-    mut on_stats: impl FnMut(),
+    mut hooks: Hooks<S, R>,
 ) -> Result<StopReason> {
+    let interval = hooks.interval;
     let mut next_stats = interval.map(|i| Instant::now() + i);
+    let mut next_check = Instant::now() + hooks.release_check;
     loop {
-        let timeout = match next_stats {
-            None => PollTimeout::NONE,
-            Some(t) => {
-                let left = t.saturating_duration_since(Instant::now());
-                // Round up so we do not wake a millisecond early and spin.
-                PollTimeout::try_from(left + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX)
-            }
-        };
+        let wake = next_stats.map_or(next_check, |t| t.min(next_check));
+        let left = wake.saturating_duration_since(Instant::now());
+        // Round up so we do not wake a millisecond early and spin.
+        let timeout =
+            PollTimeout::try_from(left + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX);
         let mut fds = [
             PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
             PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
@@ -250,20 +310,38 @@ fn hold(
         if fds[1].revents().is_some_and(|r| !r.is_empty()) {
             while let Some(info) = sfd.read_signal().context("cannot read signalfd")? {
                 match Signal::try_from(info.ssi_signo as i32) {
-                    Ok(Signal::SIGUSR1) => on_stats(),
+                    Ok(Signal::SIGUSR1) => (hooks.on_stats)(),
                     Ok(sig) => return Ok(StopReason::Signal(sig)),
                     Err(_) => {}
                 }
             }
         }
+        let now = Instant::now();
         if let (Some(t), Some(i)) = (next_stats, interval) {
-            let now = Instant::now();
             if now >= t {
-                on_stats();
+                (hooks.on_stats)();
                 next_stats = Some(now + i);
             }
         }
+        if now >= next_check {
+            if (hooks.released)() {
+                // The module also releases a VM whose VMM exited (within a
+                // second); name that reason if the pidfd says so.
+                return Ok(if vmm_exited(pidfd) {
+                    StopReason::VmmExited(pid)
+                } else {
+                    StopReason::Released
+                });
+            }
+            next_check = now + hooks.release_check;
+        }
     }
+}
+
+/// Whether the process behind `pidfd` has exited, without waiting.
+fn vmm_exited(pidfd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 fn print_stats(dev: &Device, id: u32) {
@@ -320,6 +398,10 @@ mod tests {
     fn reasons() {
         assert_eq!(StopReason::VmmExited(7).to_string(), "VMM process 7 exited");
         assert_eq!(StopReason::Signal(Signal::SIGTERM).to_string(), "SIGTERM");
+        assert_eq!(
+            StopReason::Released.to_string(),
+            "released by another process (pvpassctl detach)"
+        );
     }
 
     #[test]
@@ -339,13 +421,20 @@ mod tests {
             drop_tx_bad_buffer: 12,
             drop_rx_no_buffer: 13,
             drop_rx_too_small: 14,
+            released: 1,
+            drop_tx_bad_hdr: 15,
+            drop_rx_no_offload: 16,
+            tx_gso_frames: 17,
+            rx_gso_frames: 18,
+            rx_csum_completed: 19,
             ..Default::default()
         };
         assert_eq!(
             stats_line(&s),
             "stats id=3 mmio_reads=10 mmio_writes=20 mmio_bad=1 notifies=4 interrupts=5 \
-             tx_frames=6 tx_bytes=7 rx_frames=8 rx_bytes=9 drops: tx_bad_chain=11 \
-             tx_bad_buffer=12 rx_no_buffer=13 rx_too_small=14"
+             tx_frames=6 tx_bytes=7 rx_frames=8 rx_bytes=9 tx_gso_frames=17 rx_gso_frames=18 \
+             rx_csum_completed=19 drops: tx_bad_chain=11 tx_bad_buffer=12 tx_bad_hdr=15 \
+             rx_no_buffer=13 rx_too_small=14 rx_no_offload=16 tx_spoofed=0 released=1"
         );
     }
 
@@ -380,7 +469,13 @@ mod tests {
         raise_here(Signal::SIGUSR1);
         raise_here(Signal::SIGTERM);
         let mut n = 0;
-        let r = hold(child.id() as i32, &pidfd, &sfd, None, || n += 1).unwrap();
+        let r = hold(
+            child.id() as i32,
+            &pidfd,
+            &sfd,
+            hooks(None, || n += 1, || false),
+        )
+        .unwrap();
         assert_eq!(r, StopReason::Signal(Signal::SIGTERM));
         assert_eq!(n, 1);
         child.kill().unwrap();
@@ -394,14 +489,78 @@ mod tests {
         let pid = child.id() as i32;
         let t = Instant::now();
         let mut n = 0;
-        let r = hold(pid, &pidfd, &sfd, Some(Duration::from_millis(100)), || {
-            n += 1
-        })
-        .unwrap();
+        let mut checks = 0;
+        let h = Hooks {
+            interval: Some(Duration::from_millis(100)),
+            release_check: Duration::from_millis(30),
+            on_stats: || n += 1,
+            released: || {
+                checks += 1;
+                false
+            },
+        };
+        let r = hold(pid, &pidfd, &sfd, h).unwrap();
         assert_eq!(r, StopReason::VmmExited(pid));
         assert!(t.elapsed() >= Duration::from_millis(400));
         assert!((3..=6).contains(&n), "{n} periodic stats in 0.5 s");
+        assert!(
+            (8..=20).contains(&checks),
+            "{checks} release checks in 0.5 s"
+        );
         child.wait().unwrap();
+    }
+
+    fn hooks<S: FnMut(), R: FnMut() -> bool>(
+        interval: Option<Duration>,
+        on_stats: S,
+        released: R,
+    ) -> Hooks<S, R> {
+        Hooks {
+            interval,
+            release_check: Duration::from_millis(20),
+            on_stats,
+            released,
+        }
+    }
+
+    /// `pvpassctl detach` from elsewhere: the third check sees released=1
+    /// while the VMM still runs.
+    #[test]
+    fn hold_until_released_from_elsewhere() {
+        let (mut child, pidfd) = sleeper("30");
+        let sfd = signalfd();
+        let mut checks = 0;
+        let r = hold(
+            child.id() as i32,
+            &pidfd,
+            &sfd,
+            hooks(
+                None,
+                || {},
+                || {
+                    checks += 1;
+                    checks == 3
+                },
+            ),
+        )
+        .unwrap();
+        assert_eq!(r, StopReason::Released);
+        assert_eq!(checks, 3);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// `hold` reports a release seen after the VMM exited as the VMM's exit;
+    /// `vmm_exited` tells the two apart without waiting.
+    #[test]
+    fn vmm_exited_does_not_wait() {
+        let (mut child, pidfd) = sleeper("0");
+        child.wait().unwrap();
+        assert!(vmm_exited(&pidfd));
+        let (mut live, live_fd) = sleeper("30");
+        assert!(!vmm_exited(&live_fd));
+        live.kill().unwrap();
+        live.wait().unwrap();
     }
 
     #[test]

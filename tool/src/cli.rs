@@ -8,10 +8,14 @@ use std::path::PathBuf;
 const LIFETIME: &str = "\
 Lifetime of an attachment:
   An attachment belongs to the /dev/pvpass file that made it, i.e. to the
-  running `pvpassctl attach` process. It ends when the VMM process exits, or
-  when `pvpassctl attach` gets SIGTERM or SIGINT (or is killed). There is no
-  separate `detach` command in API v1: to detach, stop the attach process,
-  e.g. `kill -TERM <pid of pvpassctl attach>`.";
+  running `pvpassctl attach` process, which holds it like a vhost-user
+  backend. It ends when the VMM process exits, when `pvpassctl attach` gets
+  SIGTERM or SIGINT (or is killed), or when root runs `pvpassctl detach <id>`
+  from anywhere: the module releases the VM at once, and the owning attach
+  process sees its attachment released (its stats say released=1), prints
+  `detached id=<id>: <reason>` and exits 0.
+  `pvpassctl list` shows every attachment with its id and owner pid;
+  `pvpassctl stats <id>` prints its counters (root for another process's).";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -33,10 +37,41 @@ pub struct Cli {
 pub enum Cmd {
     /// Print the API version and limits of the loaded pvpass module
     Version,
-    /// Attach a VM to pvpass and keep the attachment until the VMM exits or
-    /// this process gets SIGTERM/SIGINT
+    /// Attach a VM to pvpass and keep the attachment until the VMM exits,
+    /// this process gets SIGTERM/SIGINT, or root runs `pvpassctl detach <id>`
     #[command(after_help = ATTACH_HELP)]
     Attach(AttachArgs),
+    /// List every attachment of the module, whichever process made it
+    List(ListArgs),
+    /// Print every counter of an attachment, one `name value` per line
+    /// (root for another process's attachment)
+    Stats(StatsArgs),
+    /// Detach an attachment made by any process (root); its `pvpassctl
+    /// attach` process then sees it released and exits
+    Detach(DetachArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Attachment id (see `pvpassctl list`)
+    pub id: u32,
+
+    /// Print one JSON object instead of `name value` lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DetachArgs {
+    /// Attachment id (see `pvpassctl list`)
+    pub id: u32,
 }
 
 const ATTACH_HELP: &str = "\
@@ -51,8 +86,12 @@ For a VMM without one, --no-irq attaches without interrupts (the guest must
 poll).
 
 Signals: SIGUSR1 prints the current stats; SIGTERM/SIGINT detach and exit.
-Stopping this process is the only way to detach (no `detach` command in API v1).
-On exit the final stats and `detached id=<id>: <reason>` are printed.";
+This process owns the attachment (like a vhost-user backend). Root can also
+release it from anywhere with `pvpassctl detach <id>`: this process notices
+within a second (its stats say released=1) and exits 0.
+On exit the final stats and `detached id=<id>: <reason>` are printed (reason:
+the VMM exited, the signal, or \"released by another process (pvpassctl
+detach)\").";
 
 #[derive(Debug, Args)]
 pub struct AttachArgs {
@@ -166,6 +205,65 @@ mod tests {
             panic!("not attach")
         };
         assert!(a.no_irq);
+    }
+
+    #[test]
+    fn list_parses() {
+        let cli = parse(&["list"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::List(ListArgs { json: false })));
+        let cli = parse(&["list", "--json", "--device", "/tmp/x"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::List(ListArgs { json: true })));
+        assert_eq!(cli.device, PathBuf::from("/tmp/x"));
+        assert!(parse(&["list", "3"]).is_err());
+    }
+
+    #[test]
+    fn stats_parses() {
+        let cli = parse(&["stats", "7"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Stats(StatsArgs { id: 7, json: false })
+        ));
+        let cli = parse(&["stats", "--json", "4294967295"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Stats(StatsArgs {
+                id: u32::MAX,
+                json: true
+            })
+        ));
+        assert!(parse(&["stats"]).is_err());
+        assert!(parse(&["stats", "-1"]).is_err());
+        assert!(parse(&["stats", "4294967296"]).is_err());
+        assert!(parse(&["stats", "x"]).is_err());
+    }
+
+    #[test]
+    fn detach_parses() {
+        let cli = parse(&["detach", "3"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Detach(DetachArgs { id: 3 })));
+        let e = parse(&["detach"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(parse(&["detach", "1", "2"]).is_err());
+        assert!(parse(&["detach", "--json", "1"]).is_err());
+    }
+
+    #[test]
+    fn help_names_the_new_commands() {
+        let help = Cli::command().render_long_help().to_string();
+        for w in [
+            "list",
+            "stats",
+            "detach",
+            "pvpassctl detach <id>",
+            "released=1",
+        ] {
+            assert!(help.contains(w), "{w:?} not in\n{help}");
+        }
+        let mut cmd = Cli::command();
+        let attach = cmd.find_subcommand_mut("attach").unwrap();
+        let help = attach.render_long_help().to_string();
+        assert!(help.contains("pvpassctl detach <id>"), "{help}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The /dev/pvpass file and its ioctls, with errno-to-message mapping.
 
 use crate::args::Mac;
-use crate::uapi::{self, PvpassAttach, PvpassDetach, PvpassStats, PvpassVersion};
+use crate::uapi::{
+    self, PvpassAttach, PvpassDetach, PvpassInfo, PvpassList, PvpassStats, PvpassVersion,
+};
 use anyhow::{anyhow, bail, Result};
 use nix::errno::Errno;
 use std::fs::{File, OpenOptions};
@@ -57,6 +59,66 @@ fn not_pvpass(path: &Path, what: &str) -> String {
         path.display()
     )
 }
+
+/// An ioctl that names one attachment by id on behalf of any process
+/// (PVPASS_F_ANY_FILE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOp {
+    Stats,
+    Detach,
+}
+
+impl IdOp {
+    fn verb(self) -> &'static str {
+        match self {
+            IdOp::Stats => "stats",
+            IdOp::Detach => "detach",
+        }
+    }
+
+    fn ioctl(self) -> &'static str {
+        match self {
+            IdOp::Stats => "PVPASS_GET_STATS",
+            IdOp::Detach => "PVPASS_DETACH",
+        }
+    }
+}
+
+/// Message for a failed GET_STATS or DETACH with PVPASS_F_ANY_FILE.
+pub fn id_error_message(op: IdOp, id: u32, errno: Errno, path: &Path) -> String {
+    match errno {
+        Errno::EPERM | Errno::EACCES => format!(
+            "{} of another process's attachment needs root (CAP_SYS_ADMIN) ({errno:?})",
+            op.verb()
+        ),
+        Errno::ENOENT => {
+            format!("no attachment with id {id} (ENOENT); `pvpassctl list` shows them")
+        }
+        Errno::EINVAL => format!(
+            "the module rejected {} id={id} with PVPASS_F_ANY_FILE (EINVAL): the loaded              pvpass module is older than this tool and cannot act on another process's              attachment",
+            op.ioctl()
+        ),
+        Errno::ENOTTY => not_pvpass(path, op.ioctl()),
+        e => format!("{} id={id} failed: {} ({e:?})", op.ioctl(), e.desc()),
+    }
+}
+
+/// Message for a failed PVPASS_LIST (the device already answered
+/// GET_VERSION, so ENOTTY means an older module).
+pub fn list_error_message(errno: Errno) -> String {
+    match errno {
+        Errno::ENOTTY => "the loaded pvpass module does not know PVPASS_LIST (ENOTTY): it is                           older than this tool; load the pvpass.ko built with it"
+            .to_owned(),
+        Errno::EINVAL => "the module rejected PVPASS_LIST (EINVAL): a module of another                           version than this tool"
+            .to_owned(),
+        Errno::EPERM | Errno::EACCES => format!("{ROOT_MSG} ({errno:?})"),
+        e => format!("PVPASS_LIST failed: {} ({e:?})", e.desc()),
+    }
+}
+
+/// Most entries `list` asks for after the module said how many there are:
+/// protects against allocating gigabytes for a nonsensical count.
+const LIST_MAX_ROOM: u32 = 1 << 16;
 
 /// Message for a failed PVPASS_ATTACH, one per errno documented in the UAPI
 /// header.
@@ -171,26 +233,81 @@ impl Device {
         }
     }
 
-    pub fn stats(&self, id: u32) -> Result<PvpassStats> {
+    /// GET_STATS with `flags` (0 or PVPASS_F_ANY_FILE), errno as is.
+    pub fn get_stats(&self, id: u32, flags: u32) -> Result<PvpassStats, Errno> {
         let mut s = PvpassStats {
             id,
+            flags,
             ..Default::default()
         };
         // SAFETY: the fd is open and `s` is a valid pvpass_stats.
-        match unsafe { uapi::pvpass_get_stats(self.file.as_raw_fd(), &mut s) } {
-            Ok(_) => Ok(s),
+        unsafe { uapi::pvpass_get_stats(self.file.as_raw_fd(), &mut s) }.map(|_| s)
+    }
+
+    /// Stats of an attachment made on this file.
+    pub fn stats(&self, id: u32) -> Result<PvpassStats> {
+        match self.get_stats(id, 0) {
+            Ok(s) => Ok(s),
             Err(Errno::ENOTTY) => bail!(not_pvpass(&self.path, "PVPASS_GET_STATS")),
             Err(e) => bail!("PVPASS_GET_STATS id={id} failed: {} ({e})", e.desc()),
         }
     }
 
-    pub fn detach(&self, id: u32) -> Result<()> {
-        let d = PvpassDetach { id, flags: 0 };
+    /// Stats of any attachment of the module (root for another file's).
+    pub fn stats_any(&self, id: u32) -> Result<PvpassStats> {
+        self.get_stats(id, uapi::PVPASS_F_ANY_FILE)
+            .map_err(|e| anyhow!(id_error_message(IdOp::Stats, id, e, &self.path)))
+    }
+
+    /// DETACH with `flags` (0 or PVPASS_F_ANY_FILE), errno as is.
+    pub fn detach_raw(&self, id: u32, flags: u32) -> Result<(), Errno> {
+        let d = PvpassDetach { id, flags };
         // SAFETY: the fd is open and `d` is a valid pvpass_detach.
-        match unsafe { uapi::pvpass_detach(self.file.as_raw_fd(), &d) } {
-            Ok(_) => Ok(()),
-            Err(e) => bail!("PVPASS_DETACH id={id} failed: {} ({e})", e.desc()),
+        unsafe { uapi::pvpass_detach(self.file.as_raw_fd(), &d) }.map(|_| ())
+    }
+
+    /// Detach any attachment of the module (root for another file's): the
+    /// module releases the VM at once; the owning file keeps a husk.
+    pub fn detach_any(&self, id: u32) -> Result<()> {
+        self.detach_raw(id, uapi::PVPASS_F_ANY_FILE)
+            .map_err(|e| anyhow!(id_error_message(IdOp::Detach, id, e, &self.path)))
+    }
+
+    /// Every attachment of the module, whichever file made it, by id.
+    ///
+    /// The first call offers room for `room` entries (callers pass the
+    /// module's max_attach); if the module answers that there are more, the
+    /// call is repeated with room for all of them (a few times, since
+    /// attachments may come and go in between).
+    pub fn list(&self, room: u32) -> Result<Vec<PvpassInfo>> {
+        let mut room = room.clamp(1, LIST_MAX_ROOM);
+        for _ in 0..4 {
+            let mut buf = vec![PvpassInfo::default(); room as usize];
+            let mut l = PvpassList {
+                count: room,
+                flags: 0,
+                entries: buf.as_mut_ptr() as u64,
+            };
+            // SAFETY: the fd is open; `l.entries` points to `room` writable
+            // pvpass_info entries, which is the count passed in.
+            match unsafe { uapi::pvpass_list(self.file.as_raw_fd(), &mut l) } {
+                Ok(_) => {}
+                Err(e) => bail!(list_error_message(e)),
+            }
+            if l.count <= room {
+                buf.truncate(l.count as usize);
+                buf.sort_by_key(|i| i.id);
+                return Ok(buf);
+            }
+            if l.count > LIST_MAX_ROOM {
+                bail!(
+                    "PVPASS_LIST reports {} attachments, more than this tool accepts ({LIST_MAX_ROOM})",
+                    l.count
+                );
+            }
+            room = l.count;
         }
+        bail!("PVPASS_LIST: the attachments kept changing while they were listed; try again")
     }
 }
 
@@ -305,6 +422,70 @@ mod tests {
         assert!(m.starts_with(ROOT_MSG), "{m}");
         let m = open_error_message(p, &io::Error::from_raw_os_error(libc::EPERM));
         assert!(m.starts_with(ROOT_MSG), "{m}");
+    }
+
+    #[test]
+    fn id_messages() {
+        let p = Path::new("/dev/pvpass");
+        assert_eq!(
+            id_error_message(IdOp::Detach, 3, Errno::EPERM, p),
+            "detach of another process's attachment needs root (CAP_SYS_ADMIN) (EPERM)"
+        );
+        assert_eq!(
+            id_error_message(IdOp::Stats, 3, Errno::EPERM, p),
+            "stats of another process's attachment needs root (CAP_SYS_ADMIN) (EPERM)"
+        );
+        assert!(id_error_message(IdOp::Stats, 3, Errno::EACCES, p).contains("needs root"));
+        assert_eq!(
+            id_error_message(IdOp::Stats, 7, Errno::ENOENT, p),
+            "no attachment with id 7 (ENOENT); `pvpassctl list` shows them"
+        );
+        let m = id_error_message(IdOp::Detach, 7, Errno::EINVAL, p);
+        assert!(
+            m.starts_with("the module rejected PVPASS_DETACH id=7 with PVPASS_F_ANY_FILE (EINVAL)")
+                && m.contains("older than this tool"),
+            "{m}"
+        );
+        let m = id_error_message(IdOp::Stats, 7, Errno::ENOTTY, p);
+        assert!(
+            m.starts_with("/dev/pvpass does not answer PVPASS_GET_STATS"),
+            "{m}"
+        );
+        assert_eq!(
+            id_error_message(IdOp::Stats, 7, Errno::EIO, p),
+            "PVPASS_GET_STATS id=7 failed: I/O error (EIO)"
+        );
+    }
+
+    #[test]
+    fn list_messages() {
+        let m = list_error_message(Errno::ENOTTY);
+        assert!(
+            m.contains("does not know PVPASS_LIST") && m.contains("older than this tool"),
+            "{m}"
+        );
+        assert!(list_error_message(Errno::EINVAL).contains("EINVAL"));
+        assert!(list_error_message(Errno::EPERM).starts_with(ROOT_MSG));
+        assert_eq!(
+            list_error_message(Errno::EFAULT),
+            "PVPASS_LIST failed: Bad address (EFAULT)"
+        );
+    }
+
+    /// Against a file that is no pvpass device, the by-id ioctls and LIST
+    /// come back with the right messages (ENOTTY from a regular file).
+    #[test]
+    fn ioctls_on_a_plain_file() {
+        let p = std::env::temp_dir().join(format!("pvpassctl-plain-{}", std::process::id()));
+        std::fs::write(&p, b"").unwrap();
+        let dev = Device::open(&p).unwrap();
+        let e = dev.stats_any(1).unwrap_err().to_string();
+        assert!(e.contains("does not answer PVPASS_GET_STATS"), "{e}");
+        let e = dev.detach_any(1).unwrap_err().to_string();
+        assert!(e.contains("does not answer PVPASS_DETACH"), "{e}");
+        let e = dev.list(64).unwrap_err().to_string();
+        assert!(e.contains("does not know PVPASS_LIST"), "{e}");
+        let _ = std::fs::remove_file(&p);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! pvpassctl: attach running KVM VMMs to the pvpass kernel module.
 
+mod admin;
 mod args;
 mod attach;
 mod cli;
@@ -57,6 +58,9 @@ fn main() -> ExitCode {
     let res = match &cli.cmd {
         cli::Cmd::Version => version(&cli),
         cli::Cmd::Attach(a) => attach::run(&cli.device, a),
+        cli::Cmd::List(a) => admin::run_list(&cli.device, a.json),
+        cli::Cmd::Stats(a) => admin::run_stats(&cli.device, a.id, a.json),
+        cli::Cmd::Detach(a) => admin::run_detach(&cli.device, a.id),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,14 @@ pub const PVPASS_NR_GET_VERSION: u8 = 0x00;
 pub const PVPASS_NR_ATTACH: u8 = 0x01;
 pub const PVPASS_NR_DETACH: u8 = 0x02;
 pub const PVPASS_NR_GET_STATS: u8 = 0x03;
+pub const PVPASS_NR_LIST: u8 = 0x04;
+
+/// Flag of DETACH and GET_STATS: the id may belong to another file's
+/// attachment (CAP_SYS_ADMIN only, else EPERM).
+pub const PVPASS_F_ANY_FILE: u32 = 1 << 0;
+/// `PvpassInfo::flags`: the VMM is gone or the attachment was detached from
+/// another file; what is left is a husk that its owner still has to DETACH.
+pub const PVPASS_INFO_RELEASED: u32 = 1 << 0;
 
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -85,11 +93,43 @@ pub struct PvpassStats {
     pub reserved: [u64; 3],
 }
 
+/// One attachment as PVPASS_LIST reports it.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassInfo {
+    pub id: u32,
+    /// `PVPASS_INFO_*`
+    pub flags: u32,
+    /// Process (tgid) that made the attachment.
+    pub owner_pid: i32,
+    pub gsi: u32,
+    pub gpa: u64,
+    pub mac: [u8; 6],
+    pub reserved0: u16,
+    /// Switch name, NUL-padded.
+    pub backend: [u8; PVPASS_NAME_LEN],
+    pub reserved: [u64; 3],
+}
+
+/// PVPASS_LIST: `count` is the room of `entries` in, the number of
+/// attachments out (possibly more than the room; then only the first
+/// count-in entries are written).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassList {
+    pub count: u32,
+    pub flags: u32,
+    /// User pointer to `PvpassInfo[count]`.
+    pub entries: u64,
+}
+
 // Sizes from the C header (x86_64 and every other 64-bit Linux ABI).
 const _: () = assert!(size_of::<PvpassVersion>() == 16);
 const _: () = assert!(size_of::<PvpassAttach>() == 80);
 const _: () = assert!(size_of::<PvpassDetach>() == 8);
 const _: () = assert!(size_of::<PvpassStats>() == 192);
+const _: () = assert!(size_of::<PvpassInfo>() == 72);
+const _: () = assert!(size_of::<PvpassList>() == 16);
 
 const _: () = assert!(offset_of!(PvpassAttach, vm_fd) == 4);
 const _: () = assert!(offset_of!(PvpassAttach, irq_fd) == 8);
@@ -114,7 +154,23 @@ const _: () = assert!(offset_of!(PvpassStats, drop_tx_bad_buffer) == 88);
 const _: () = assert!(offset_of!(PvpassStats, drop_rx_no_buffer) == 96);
 const _: () = assert!(offset_of!(PvpassStats, drop_rx_too_small) == 104);
 const _: () = assert!(offset_of!(PvpassStats, released) == 112);
+const _: () = assert!(offset_of!(PvpassStats, drop_tx_bad_hdr) == 120);
+const _: () = assert!(offset_of!(PvpassStats, drop_rx_no_offload) == 128);
+const _: () = assert!(offset_of!(PvpassStats, tx_gso_frames) == 136);
+const _: () = assert!(offset_of!(PvpassStats, rx_gso_frames) == 144);
+const _: () = assert!(offset_of!(PvpassStats, rx_csum_completed) == 152);
+const _: () = assert!(offset_of!(PvpassStats, drop_tx_spoofed) == 160);
 const _: () = assert!(offset_of!(PvpassStats, reserved) == 168);
+const _: () = assert!(offset_of!(PvpassInfo, flags) == 4);
+const _: () = assert!(offset_of!(PvpassInfo, owner_pid) == 8);
+const _: () = assert!(offset_of!(PvpassInfo, gsi) == 12);
+const _: () = assert!(offset_of!(PvpassInfo, gpa) == 16);
+const _: () = assert!(offset_of!(PvpassInfo, mac) == 24);
+const _: () = assert!(offset_of!(PvpassInfo, reserved0) == 30);
+const _: () = assert!(offset_of!(PvpassInfo, backend) == 32);
+const _: () = assert!(offset_of!(PvpassInfo, reserved) == 48);
+const _: () = assert!(offset_of!(PvpassList, flags) == 4);
+const _: () = assert!(offset_of!(PvpassList, entries) == 8);
 
 /// Request numbers, built exactly as the header does (_IOR/_IOWR/_IOW).
 pub const PVPASS_GET_VERSION: u32 = request_code_read!(
@@ -137,6 +193,8 @@ pub const PVPASS_GET_STATS: u32 = request_code_readwrite!(
     PVPASS_NR_GET_STATS,
     size_of::<PvpassStats>()
 ) as u32;
+pub const PVPASS_LIST: u32 =
+    request_code_readwrite!(PVPASS_IOCTL_MAGIC, PVPASS_NR_LIST, size_of::<PvpassList>()) as u32;
 
 nix::ioctl_read!(
     pvpass_get_version,
@@ -162,6 +220,7 @@ nix::ioctl_readwrite!(
     PVPASS_NR_GET_STATS,
     PvpassStats
 );
+nix::ioctl_readwrite!(pvpass_list, PVPASS_IOCTL_MAGIC, PVPASS_NR_LIST, PvpassList);
 
 #[cfg(test)]
 mod tests {
@@ -181,11 +240,13 @@ mod tests {
         assert_eq!(PVPASS_ATTACH, ioc(3, 0xBC, 1, 80));
         assert_eq!(PVPASS_DETACH, ioc(1, 0xBC, 2, 8));
         assert_eq!(PVPASS_GET_STATS, ioc(3, 0xBC, 3, 192));
+        assert_eq!(PVPASS_LIST, ioc(3, 0xBC, 4, 16));
         // And the literal values, worked out on paper.
         assert_eq!(PVPASS_GET_VERSION, 0x8010_BC00);
         assert_eq!(PVPASS_ATTACH, 0xC050_BC01);
         assert_eq!(PVPASS_DETACH, 0x4008_BC02);
         assert_eq!(PVPASS_GET_STATS, 0xC0C0_BC03);
+        assert_eq!(PVPASS_LIST, 0xC010_BC04);
     }
 
     fn header_dir() -> PathBuf {
@@ -215,10 +276,12 @@ mod tests {
 int main(void) {
     P(PVPASS_API_VERSION); P(PVPASS_WINDOW_SIZE); P(PVPASS_MAX_ATTACH);
     P(PVPASS_NAME_LEN); P(PVPASS_FEAT_MMIO_ID); P(PVPASS_FEAT_CONFIG);
-    P(PVPASS_FEAT_SWITCH);
+    P(PVPASS_FEAT_SWITCH); P(PVPASS_F_ANY_FILE); P(PVPASS_INFO_RELEASED);
     P(PVPASS_GET_VERSION); P(PVPASS_ATTACH); P(PVPASS_DETACH); P(PVPASS_GET_STATS);
+    P(PVPASS_LIST);
     P(sizeof(struct pvpass_version)); P(sizeof(struct pvpass_attach));
     P(sizeof(struct pvpass_detach)); P(sizeof(struct pvpass_stats));
+    P(sizeof(struct pvpass_info)); P(sizeof(struct pvpass_list));
     P(offsetof(struct pvpass_attach, gpa)); P(offsetof(struct pvpass_attach, mac));
     P(offsetof(struct pvpass_attach, backend)); P(offsetof(struct pvpass_attach, id));
     P(offsetof(struct pvpass_attach, vm_fd)); P(offsetof(struct pvpass_attach, irq_fd));
@@ -234,8 +297,20 @@ int main(void) {
     P(offsetof(struct pvpass_stats, drop_rx_no_buffer));
     P(offsetof(struct pvpass_stats, drop_rx_too_small));
     P(offsetof(struct pvpass_stats, released));
+    P(offsetof(struct pvpass_stats, drop_tx_bad_hdr));
+    P(offsetof(struct pvpass_stats, drop_rx_no_offload));
+    P(offsetof(struct pvpass_stats, tx_gso_frames));
+    P(offsetof(struct pvpass_stats, rx_gso_frames));
+    P(offsetof(struct pvpass_stats, rx_csum_completed));
+    P(offsetof(struct pvpass_stats, drop_tx_spoofed));
     P(offsetof(struct pvpass_stats, reserved));
+    P(offsetof(struct pvpass_info, flags)); P(offsetof(struct pvpass_info, owner_pid));
+    P(offsetof(struct pvpass_info, gsi)); P(offsetof(struct pvpass_info, gpa));
+    P(offsetof(struct pvpass_info, mac)); P(offsetof(struct pvpass_info, reserved0));
+    P(offsetof(struct pvpass_info, backend)); P(offsetof(struct pvpass_info, reserved));
+    P(offsetof(struct pvpass_list, flags)); P(offsetof(struct pvpass_list, entries));
     P(sizeof(((struct pvpass_stats *)0)->reserved));
+    P(sizeof(((struct pvpass_info *)0)->reserved));
     return 0;
 }
 "#,
@@ -268,10 +343,13 @@ int main(void) {
             ("PVPASS_FEAT_MMIO_ID", PVPASS_FEAT_MMIO_ID.into()),
             ("PVPASS_FEAT_CONFIG", PVPASS_FEAT_CONFIG.into()),
             ("PVPASS_FEAT_SWITCH", PVPASS_FEAT_SWITCH.into()),
+            ("PVPASS_F_ANY_FILE", PVPASS_F_ANY_FILE.into()),
+            ("PVPASS_INFO_RELEASED", PVPASS_INFO_RELEASED.into()),
             ("PVPASS_GET_VERSION", PVPASS_GET_VERSION.into()),
             ("PVPASS_ATTACH", PVPASS_ATTACH.into()),
             ("PVPASS_DETACH", PVPASS_DETACH.into()),
             ("PVPASS_GET_STATS", PVPASS_GET_STATS.into()),
+            ("PVPASS_LIST", PVPASS_LIST.into()),
             (
                 "sizeof(struct pvpass_version)",
                 size_of::<PvpassVersion>() as u64,
@@ -288,6 +366,8 @@ int main(void) {
                 "sizeof(struct pvpass_stats)",
                 size_of::<PvpassStats>() as u64,
             ),
+            ("sizeof(struct pvpass_info)", size_of::<PvpassInfo>() as u64),
+            ("sizeof(struct pvpass_list)", size_of::<PvpassList>() as u64),
             (
                 "offsetof(struct pvpass_attach, gpa)",
                 offset_of!(PvpassAttach, gpa) as u64,
@@ -318,16 +398,29 @@ int main(void) {
         let stats_offsets = offsets!(PvpassStats, "pvpass_stats":
             flags, mmio_reads, mmio_writes, mmio_bad, notifies, interrupts,
             tx_frames, tx_bytes, rx_frames, rx_bytes, drop_tx_bad_chain,
-            drop_tx_bad_buffer, drop_rx_no_buffer, drop_rx_too_small, released, reserved);
-        let reserved_size = [(
-            "sizeof(((struct pvpass_stats *)0)->reserved)",
-            std::mem::size_of_val(&PvpassStats::default().reserved) as u64,
-        )];
+            drop_tx_bad_buffer, drop_rx_no_buffer, drop_rx_too_small, released,
+            drop_tx_bad_hdr, drop_rx_no_offload, tx_gso_frames, rx_gso_frames,
+            rx_csum_completed, drop_tx_spoofed, reserved);
+        let info_offsets = offsets!(PvpassInfo, "pvpass_info":
+            flags, owner_pid, gsi, gpa, mac, reserved0, backend, reserved);
+        let list_offsets = offsets!(PvpassList, "pvpass_list": flags, entries);
+        let reserved_size = [
+            (
+                "sizeof(((struct pvpass_stats *)0)->reserved)",
+                std::mem::size_of_val(&PvpassStats::default().reserved) as u64,
+            ),
+            (
+                "sizeof(((struct pvpass_info *)0)->reserved)",
+                std::mem::size_of_val(&PvpassInfo::default().reserved) as u64,
+            ),
+        ];
         let expect: Vec<(&str, u64)> = expect
             .iter()
             .copied()
             .chain(attach_offsets)
             .chain(stats_offsets)
+            .chain(info_offsets)
+            .chain(list_offsets)
             .chain(reserved_size)
             .collect();
         let lines: Vec<(&str, u64)> = text

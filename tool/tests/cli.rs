@@ -41,6 +41,11 @@ fn help_explains_detach() {
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("SIGTERM") && out.contains("detach"), "{out}");
+    assert!(out.contains("pvpassctl detach <id>"), "{out}");
+    let o = run(&["detach", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("root"), "{out}");
     let o = run(&["attach", "--help"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("virtio_mmio.device=4K@0xd0000000:5"), "{out}");
@@ -87,6 +92,34 @@ fn module_not_loaded() {
 fn not_a_pvpass_device() {
     let o = run(&["--device", "/dev/null", "version"]);
     assert_runtime_error(&o, "/dev/null does not answer PVPASS_GET_VERSION");
+    for cmd in [&["list"][..], &["stats", "1"], &["detach", "1"]] {
+        let mut a = vec!["--device", "/dev/null"];
+        a.extend(cmd);
+        assert_runtime_error(&run(&a), "/dev/null does not answer PVPASS_GET_VERSION");
+    }
+}
+
+#[test]
+fn admin_commands_without_module() {
+    for cmd in [
+        &["list"][..],
+        &["list", "--json"],
+        &["stats", "1"],
+        &["stats", "1", "--json"],
+        &["detach", "1"],
+    ] {
+        let mut a = vec!["--device", "/nonexistent/pvpass"];
+        a.extend(cmd);
+        assert_runtime_error(&run(&a), "pvpass module not loaded: insmod pvpass.ko");
+    }
+}
+
+#[test]
+fn admin_usage_errors_exit_2() {
+    assert_eq!(run(&["stats"]).status.code(), Some(2));
+    assert_eq!(run(&["stats", "abc"]).status.code(), Some(2));
+    assert_eq!(run(&["detach", "-3"]).status.code(), Some(2));
+    assert_eq!(run(&["list", "extra"]).status.code(), Some(2));
 }
 
 #[test]

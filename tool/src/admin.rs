@@ -1,0 +1,379 @@
+//! `pvpassctl list`, `stats <id>` and `detach <id>`: look at and end
+//! attachments, whichever process made them.
+
+use crate::args::Mac;
+use crate::device::Device;
+use crate::say;
+use crate::uapi::{PvpassInfo, PvpassStats, PVPASS_INFO_RELEASED, PVPASS_MAX_ATTACH};
+use anyhow::Result;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The switch name of a NUL-padded backend field.
+pub fn backend_name(field: &[u8]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+pub fn state(info: &PvpassInfo) -> &'static str {
+    if info.flags & PVPASS_INFO_RELEASED != 0 {
+        "released"
+    } else {
+        "live"
+    }
+}
+
+/// The cells of one `list` row, in column order.
+fn row(i: &PvpassInfo) -> [String; 7] {
+    let switch = backend_name(&i.backend);
+    [
+        i.id.to_string(),
+        if i.owner_pid > 0 {
+            i.owner_pid.to_string()
+        } else {
+            "-".to_owned()
+        },
+        format!("{:#x}", i.gpa),
+        i.gsi.to_string(),
+        Mac(i.mac).to_string(),
+        if switch.is_empty() {
+            "-".into()
+        } else {
+            switch
+        },
+        state(i).to_owned(),
+    ]
+}
+
+/// The `list` table: a header line, then one line per attachment, columns
+/// separated by two spaces and padded to the widest cell.
+pub fn list_table(infos: &[PvpassInfo]) -> String {
+    const HEAD: [&str; 7] = ["ID", "OWNER", "GPA", "GSI", "MAC", "SWITCH", "STATE"];
+    let rows: Vec<[String; 7]> = infos.iter().map(row).collect();
+    let mut width = HEAD.map(str::len);
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (k, (c, w)) in cells.iter().zip(width).enumerate() {
+            if k + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                let _ = write!(l, "{c:<w$}  ");
+            }
+        }
+        out.push_str(&l);
+        out.push('\n');
+    };
+    line(&HEAD);
+    for r in &rows {
+        line(&r.each_ref().map(String::as_str));
+    }
+    out
+}
+
+/// A JSON string literal.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `list --json`: an array with one object per attachment.
+pub fn list_json(infos: &[PvpassInfo]) -> String {
+    let objs: Vec<String> = infos
+        .iter()
+        .map(|i| {
+            format!(
+                "{{\"id\":{},\"owner_pid\":{},\"gpa\":{},\"gsi\":{},\"mac\":{},\"switch\":{},\
+                 \"state\":{}}}",
+                i.id,
+                i.owner_pid,
+                i.gpa,
+                i.gsi,
+                json_string(&Mac(i.mac).to_string()),
+                json_string(&backend_name(&i.backend)),
+                json_string(state(i)),
+            )
+        })
+        .collect();
+    if objs.is_empty() {
+        "[]\n".to_owned()
+    } else {
+        format!("[\n  {}\n]\n", objs.join(",\n  "))
+    }
+}
+
+/// Every field of `struct pvpass_stats` but the reserved ones, by its C
+/// name, in the header's order.
+pub fn stats_fields(s: &PvpassStats) -> [(&'static str, u64); 21] {
+    [
+        ("id", s.id.into()),
+        ("mmio_reads", s.mmio_reads),
+        ("mmio_writes", s.mmio_writes),
+        ("mmio_bad", s.mmio_bad),
+        ("notifies", s.notifies),
+        ("interrupts", s.interrupts),
+        ("tx_frames", s.tx_frames),
+        ("tx_bytes", s.tx_bytes),
+        ("rx_frames", s.rx_frames),
+        ("rx_bytes", s.rx_bytes),
+        ("drop_tx_bad_chain", s.drop_tx_bad_chain),
+        ("drop_tx_bad_buffer", s.drop_tx_bad_buffer),
+        ("drop_rx_no_buffer", s.drop_rx_no_buffer),
+        ("drop_rx_too_small", s.drop_rx_too_small),
+        ("released", s.released),
+        ("drop_tx_bad_hdr", s.drop_tx_bad_hdr),
+        ("drop_rx_no_offload", s.drop_rx_no_offload),
+        ("tx_gso_frames", s.tx_gso_frames),
+        ("rx_gso_frames", s.rx_gso_frames),
+        ("rx_csum_completed", s.rx_csum_completed),
+        ("drop_tx_spoofed", s.drop_tx_spoofed),
+    ]
+}
+
+/// `stats <id>`: one `name value` line per counter, values aligned.
+pub fn stats_text(s: &PvpassStats) -> String {
+    let fields = stats_fields(s);
+    let w = fields.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    fields
+        .iter()
+        .map(|(n, v)| format!("{n:<w$} {v}\n"))
+        .collect()
+}
+
+/// `stats <id> --json`: one flat object.
+pub fn stats_json(s: &PvpassStats) -> String {
+    let body: Vec<String> = stats_fields(s)
+        .iter()
+        .map(|(n, v)| format!("\"{n}\":{v}"))
+        .collect();
+    format!("{{{}}}\n", body.join(","))
+}
+
+/// Print without a trailing extra newline (the texts end with one).
+fn emit(text: &str) {
+    say!("{}", text.trim_end_matches('\n'));
+}
+
+fn open(device: &Path) -> Result<(Device, u32)> {
+    let dev = Device::open(device)?;
+    // GET_VERSION first: a device that is no pvpass at all is named as such
+    // before any newer ioctl is tried.
+    let v = dev.version()?;
+    Ok((dev, v.max_attach.max(PVPASS_MAX_ATTACH)))
+}
+
+pub fn run_list(device: &Path, json: bool) -> Result<()> {
+    let (dev, room) = open(device)?;
+    let infos = dev.list(room)?;
+    emit(&if json {
+        list_json(&infos)
+    } else {
+        list_table(&infos)
+    });
+    Ok(())
+}
+
+pub fn run_stats(device: &Path, id: u32, json: bool) -> Result<()> {
+    let (dev, _) = open(device)?;
+    let s = dev.stats_any(id)?;
+    emit(&if json { stats_json(&s) } else { stats_text(&s) });
+    Ok(())
+}
+
+pub fn run_detach(device: &Path, id: u32) -> Result<()> {
+    let (dev, room) = open(device)?;
+    // Best effort, to name the owner in the report; DETACH decides.
+    let owner = dev
+        .list(room)
+        .ok()
+        .and_then(|l| l.into_iter().find(|i| i.id == id))
+        .map(|i| i.owner_pid);
+    dev.detach_any(id)?;
+    say!("{}", detach_report(id, owner));
+    Ok(())
+}
+
+/// What `detach` prints: the module released the VM; the owner (a
+/// `pvpassctl attach` process) sees released=1, frees the husk and exits.
+pub fn detach_report(id: u32, owner: Option<i32>) -> String {
+    match owner {
+        Some(pid) if pid > 0 => format!("detached id={id} (owner pid {pid})"),
+        _ => format!("detached id={id}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: u32, pid: i32, gpa: u64, gsi: u32, last: u8, sw: &str, flags: u32) -> PvpassInfo {
+        let mut backend = [0u8; 16];
+        backend[..sw.len()].copy_from_slice(sw.as_bytes());
+        PvpassInfo {
+            id,
+            flags,
+            owner_pid: pid,
+            gsi,
+            gpa,
+            mac: [0x52, 0x54, 0, 0, 0, last],
+            backend,
+            ..Default::default()
+        }
+    }
+
+    fn fixture() -> Vec<PvpassInfo> {
+        vec![
+            info(1, 4242, 0xd000_0000, 5, 1, "default", 0),
+            info(2, 4250, 0xd000_1000, 6, 2, "sw-lab", 0),
+            info(12, 4301, 0xd000_0000, 5, 3, "default", PVPASS_INFO_RELEASED),
+        ]
+    }
+
+    #[test]
+    fn table() {
+        assert_eq!(
+            list_table(&fixture()),
+            "\
+ID  OWNER  GPA         GSI  MAC                SWITCH   STATE
+1   4242   0xd0000000  5    52:54:00:00:00:01  default  live
+2   4250   0xd0001000  6    52:54:00:00:00:02  sw-lab   live
+12  4301   0xd0000000  5    52:54:00:00:00:03  default  released
+"
+        );
+        assert_eq!(list_table(&[]), "ID  OWNER  GPA  GSI  MAC  SWITCH  STATE\n");
+        // An empty name and an unknown owner show as "-"; extra flag bits
+        // do not change the state.
+        let t = list_table(&[info(3, 0, 0x1000, 9, 4, "", 0x2)]);
+        assert_eq!(
+            t.lines().nth(1).unwrap(),
+            "3   -      0x1000  9    52:54:00:00:00:04  -       live"
+        );
+    }
+
+    #[test]
+    fn json_list() {
+        assert_eq!(
+            list_json(&fixture()[..2]),
+            "[\n  {\"id\":1,\"owner_pid\":4242,\"gpa\":3489660928,\"gsi\":5,\
+             \"mac\":\"52:54:00:00:00:01\",\"switch\":\"default\",\"state\":\"live\"},\n  \
+             {\"id\":2,\"owner_pid\":4250,\"gpa\":3489665024,\"gsi\":6,\
+             \"mac\":\"52:54:00:00:00:02\",\"switch\":\"sw-lab\",\"state\":\"live\"}\n]\n"
+        );
+        assert_eq!(list_json(&[]), "[]\n");
+    }
+
+    #[test]
+    fn json_strings() {
+        assert_eq!(json_string("sw0"), "\"sw0\"");
+        assert_eq!(
+            json_string("a\"b\\c\nd\u{1}é"),
+            "\"a\\\"b\\\\c\\u000ad\\u0001é\""
+        );
+    }
+
+    #[test]
+    fn backend_names() {
+        assert_eq!(backend_name(b"default\0\0\0\0\0\0\0\0\0"), "default");
+        assert_eq!(backend_name(b"0123456789abcdef"), "0123456789abcdef");
+        assert_eq!(backend_name(&[0; 16]), "");
+        assert_eq!(backend_name(b"a\xffb\0"), "a\u{fffd}b");
+    }
+
+    fn stats() -> PvpassStats {
+        PvpassStats {
+            id: 12,
+            mmio_reads: 118,
+            mmio_writes: 37,
+            notifies: 52,
+            interrupts: 49,
+            tx_frames: 20,
+            tx_bytes: 1856,
+            rx_frames: 31,
+            rx_bytes: 2942,
+            drop_rx_no_buffer: 2,
+            released: 1,
+            tx_gso_frames: 3,
+            rx_gso_frames: 4,
+            rx_csum_completed: 5,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn stats_lines() {
+        assert_eq!(
+            stats_text(&stats()),
+            "\
+id                 12
+mmio_reads         118
+mmio_writes        37
+mmio_bad           0
+notifies           52
+interrupts         49
+tx_frames          20
+tx_bytes           1856
+rx_frames          31
+rx_bytes           2942
+drop_tx_bad_chain  0
+drop_tx_bad_buffer 0
+drop_rx_no_buffer  2
+drop_rx_too_small  0
+released           1
+drop_tx_bad_hdr    0
+drop_rx_no_offload 0
+tx_gso_frames      3
+rx_gso_frames      4
+rx_csum_completed  5
+drop_tx_spoofed    0
+"
+        );
+    }
+
+    #[test]
+    fn stats_as_json() {
+        assert_eq!(
+            stats_json(&stats()),
+            "{\"id\":12,\"mmio_reads\":118,\"mmio_writes\":37,\"mmio_bad\":0,\"notifies\":52,\
+             \"interrupts\":49,\"tx_frames\":20,\"tx_bytes\":1856,\"rx_frames\":31,\
+             \"rx_bytes\":2942,\"drop_tx_bad_chain\":0,\"drop_tx_bad_buffer\":0,\
+             \"drop_rx_no_buffer\":2,\"drop_rx_too_small\":0,\"released\":1,\
+             \"drop_tx_bad_hdr\":0,\"drop_rx_no_offload\":0,\"tx_gso_frames\":3,\
+             \"rx_gso_frames\":4,\"rx_csum_completed\":5,\"drop_tx_spoofed\":0}\n"
+        );
+    }
+
+    /// Every u64 counter of the struct is in `stats_fields`: the struct is
+    /// the id/flags header, the listed counters and 3 reserved words.
+    #[test]
+    fn stats_fields_cover_the_struct() {
+        let n = stats_fields(&PvpassStats::default()).len();
+        assert_eq!(8 + (n - 1) * 8 + 3 * 8, std::mem::size_of::<PvpassStats>());
+    }
+
+    #[test]
+    fn detach_reports() {
+        assert_eq!(
+            detach_report(3, Some(4242)),
+            "detached id=3 (owner pid 4242)"
+        );
+        assert_eq!(detach_report(3, None), "detached id=3");
+        assert_eq!(detach_report(3, Some(0)), "detached id=3");
+    }
+}
