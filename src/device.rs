@@ -100,6 +100,9 @@ struct DevState {
     frame: KVVec<u8>,
     /// Receive buffers filled for the current frame: (head, bytes).
     rx_used: [(u16, u32); MAX_RX_BUFFERS],
+    /// Receive chains after a frame's first (MRG_RXBUF); kept here, not on
+    /// the vCPU thread's kernel stack.
+    rx_more: Chain<64>,
 }
 
 /// Per-device counters (`pvpass_stats`), by index.
@@ -201,6 +204,7 @@ impl Device {
                     mrg_rxbuf: false,
                     frame,
                     rx_used: [(0, 0); MAX_RX_BUFFERS],
+                    rx_more: Chain::new(),
                 }),
                 backlog <- new_mutex!(backlog),
                 counters: Counters::new(),
@@ -459,7 +463,7 @@ impl Device {
             if backlog.is_empty() {
                 break;
             }
-            let DevState { map, rxq, rx_off, mrg_rxbuf, rx_used, .. } = &mut *st;
+            let DevState { map, rxq, rx_off, mrg_rxbuf, rx_used, rx_more, .. } = &mut *st;
             let Some(q) = rxq.as_mut() else { return };
             let mem = VcpuMem::new(cpu, map);
             let Some((hdr, frame)) = backlog.front() else { break };
@@ -479,11 +483,8 @@ impl Device {
             }
             let gso = hdr.is_gso();
             let flen = frame.len() as u64;
-            let filled = if *mrg_rxbuf {
-                fill_mergeable(q, &mem, map, &mut chain, hdr, frame, rx_used)
-            } else {
-                fill_one(q, &mem, map, &mut chain, hdr, frame, rx_used)
-            };
+            let max = if *mrg_rxbuf { MAX_RX_BUFFERS } else { 1 };
+            let filled = fill(q, &mem, map, &mut chain, rx_more, hdr, frame, rx_used, max);
             let used = match filled {
                 Fill::Done(n) => {
                     self.counters.inc(C::RxFrames);
@@ -551,59 +552,32 @@ enum Fill {
     Broken(crate::pvcore::virtq::QueueError),
 }
 
-/// Without MRG_RXBUF: the whole frame in one chain (big enough for a GSO frame
-/// when the driver negotiated GUEST_TSO, as Linux's "big packets" mode does).
-fn fill_one(
+/// Write one frame into receive chains: as many as it needs, at most `max`
+/// (1 without MRG_RXBUF, where a GSO receiver posts chains big enough for a
+/// whole GSO frame, as Linux's "big packets" mode does). The first chain
+/// goes into `first`, later ones into `more`; the header, whose num_buffers
+/// is known only at the end, is written last at the start of `first`.
+#[allow(clippy::too_many_arguments)]
+fn fill(
     q: &mut Virtqueue,
     mem: &VcpuMem<'_>,
     map: &GuestMap,
-    chain: &mut Chain<64>,
+    first: &mut Chain<64>,
+    more: &mut Chain<64>,
     hdr: &NetHdr,
     frame: &[u8],
     rx_used: &mut [(u16, u32); MAX_RX_BUFFERS],
-) -> Fill {
-    match q.pop(mem, map, chain) {
-        Ok(false) => return Fill::Wait,
-        Ok(true) => {}
-        Err(e) => return Fill::Broken(e),
-    }
-    let h = NetHdr { num_buffers: 1, ..*hdr }.to_bytes();
-    let Some(slot) = rx_used.first_mut() else { return Fill::Wait };
-    match copy_out(mem, chain.descs(), &h, frame, 0) {
-        Some(n) if n == HDR_LEN + frame.len() => {
-            *slot = (chain.head(), u32::try_from(n).unwrap_or(0));
-            Fill::Done(1)
-        }
-        _ => {
-            *slot = (chain.head(), 0);
-            Fill::TooSmall(1)
-        }
-    }
-}
-
-/// With MRG_RXBUF: as many chains as the frame needs; the header (written
-/// last, once the count is known) goes at the start of the first.
-fn fill_mergeable(
-    q: &mut Virtqueue,
-    mem: &VcpuMem<'_>,
-    map: &GuestMap,
-    chain: &mut Chain<64>,
-    hdr: &NetHdr,
-    frame: &[u8],
-    rx_used: &mut [(u16, u32); MAX_RX_BUFFERS],
+    max: usize,
 ) -> Fill {
     let total = HDR_LEN + frame.len();
     let mut pos = 0usize;
     let mut n = 0usize;
-    let mut first: Option<Chain<64>> = None;
     while pos < total {
-        if n == MAX_RX_BUFFERS {
-            // Buffers too small for any sane frame: drop it, give them back.
-            for slot in rx_used.iter_mut() {
-                slot.1 = 0;
-            }
-            return Fill::TooSmall(n);
+        if n == max {
+            // The buffers cannot hold the frame: drop it, give them back.
+            return Fill::TooSmall(empty(rx_used, n));
         }
+        let chain = if n == 0 { &mut *first } else { &mut *more };
         match q.pop(mem, map, chain) {
             Ok(true) => {}
             Ok(false) => {
@@ -614,38 +588,32 @@ fn fill_mergeable(
             }
             Err(e) => return Fill::Broken(e),
         }
-        // Frame bytes at stream position `pos` (the header's place is left
-        // for the end).
-        let written = copy_out(mem, chain.descs(), &[0u8; HDR_LEN], frame, pos);
-        let Some(written) = written.filter(|&w| w > 0) else {
-            // Read-only or unusable buffer: the frame cannot be delivered.
-            if let Some(slot) = rx_used.get_mut(n) {
-                *slot = (chain.head(), 0);
-            }
-            for slot in rx_used.iter_mut().take(n) {
-                slot.1 = 0;
-            }
-            return Fill::TooSmall(n + 1);
-        };
+        // Frame bytes at stream position `pos` (the header's place is
+        // written with zeros now and with the header at the end).
+        let written = copy_out(mem, chain.descs(), &[0u8; HDR_LEN], frame, pos).unwrap_or(0);
         if let Some(slot) = rx_used.get_mut(n) {
             *slot = (chain.head(), u32::try_from(written).unwrap_or(0));
         }
-        if first.is_none() {
-            first = Some(chain.clone());
+        n += 1;
+        if written == 0 {
+            // Read-only or unusable buffer: the frame cannot be delivered.
+            return Fill::TooSmall(empty(rx_used, n));
         }
         pos += written;
-        n += 1;
     }
     let h = NetHdr { num_buffers: u16::try_from(n).unwrap_or(0), ..*hdr }.to_bytes();
-    match first.map(|c| copy_out(mem, c.descs(), &h, &[], 0)) {
-        Some(Some(HDR_LEN)) => Fill::Done(n),
-        _ => {
-            for slot in rx_used.iter_mut().take(n) {
-                slot.1 = 0;
-            }
-            Fill::TooSmall(n)
-        }
+    match copy_out(mem, first.descs(), &h, &[], 0) {
+        Some(HDR_LEN) => Fill::Done(n),
+        _ => Fill::TooSmall(empty(rx_used, n)),
     }
+}
+
+/// Mark the first `n` buffers of `rx_used` as returned empty; returns `n`.
+fn empty(rx_used: &mut [(u16, u32); MAX_RX_BUFFERS], n: usize) -> usize {
+    for slot in rx_used.iter_mut().take(n) {
+        slot.1 = 0;
+    }
+    n
 }
 
 /// Copy a transmit chain (device-readable buffers only) into `frame`, each

@@ -133,6 +133,10 @@ pub fn attach_error_message(errno: Errno, req: &AttachRequest<'_>) -> String {
             "GSI {} is already used by a pvpass device of this VM",
             req.gsi
         ),
+        Errno::EADDRINUSE => format!(
+            "MAC {} is already used by another port of the switch (EADDRINUSE)",
+            req.mac
+        ),
         Errno::EINVAL => {
             let mut m = format!(
                 "the module rejected the attach request (EINVAL): the fd taken from process {} \
@@ -371,6 +375,10 @@ mod tests {
         assert_eq!(
             attach_error_message(Errno::EBUSY, &r),
             "GSI 5 is already used by a pvpass device of this VM"
+        );
+        assert_eq!(
+            attach_error_message(Errno::EADDRINUSE, &r),
+            "MAC 52:54:00:12:34:56 is already used by another port of the switch (EADDRINUSE)"
         );
         assert_eq!(attach_error_message(Errno::EPERM, &r), ROOT_MSG);
         assert_eq!(attach_error_message(Errno::EACCES, &r), ROOT_MSG);
