@@ -16,7 +16,7 @@ mkdir -p build
 bash scripts/initramfs.sh build/demo-initramfs.cpio.gz
 res=$here/build/demo
 rm -rf "$res"; mkdir -p "$res"
-echo "demo: booting the test bed (patched $(basename "$KDIR") under QEMU TCG), then two nested guests; about 6 minutes"
+echo "demo: booting the test bed (patched $(basename "$KDIR") under QEMU TCG), then two nested guests; about 4 minutes"
 # /var/cache is a tmpfs in the guest: mount the kernel cache explicitly.
 # One CPU for the bed: with two, nested SVM under TCG corrupted L2 guests'
 # state now and then (oopses with garbage registers, before any pvpass use).

@@ -56,7 +56,7 @@ for i in 1 2; do
 	qmp "/tmp/qmp$i" cont
 done
 # The guests power off by themselves once they have reported (boot, ping,
-# netperf: 2 to 4 minutes here). A deadline in seconds, not a count of
+# netperf: about 3 minutes here). A deadline in seconds, not a count of
 # polls: under TCG every poll costs far more than its sleep.
 deadline=$((SECONDS + 720))
 for p in "${pids[@]}"; do
