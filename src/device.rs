@@ -4,24 +4,36 @@
 //! virtqueues (0: receive, 1: transmit), its port on the switch, and the entry
 //! points the C glue calls for every guest access to the window.
 //!
-//! Everything that touches the guest's memory runs on the guest's own vCPU
-//! thread, inside the MMIO op (`kvm::InVcpu`): a transmit notify walks the
-//! transmit queue through the descriptor engine, copies each frame once into
-//! the device's scratch buffer, checks its virtio-net header and forwards it;
-//! frames for this device wait in its backlog until its own vCPU thread copies
-//! them into receive buffers (on a receive notify, or when the guest's
-//! interrupt handler reads InterruptStatus after the sender kicked the
-//! interrupt).
+//! Transmit runs on the guest's own vCPU thread, inside the MMIO op
+//! (`kvm::InVcpu`): a notify walks the transmit queue through the descriptor
+//! engine, copies each frame once into the device's scratch buffer (so the
+//! header it checks is the header it forwards), checks its virtio-net header
+//! and hands it to the switch.
+//!
+//! Receive works from any thread. The receive queue's rings are pinned
+//! while it runs (`pinned::RingMem`) and its buffers are pinned through the
+//! device's pin cache as they are used (`pinned::VmPins`), so the switch
+//! writes a frame straight into the receiver's buffers and used ring on the
+//! sender's thread (run to completion), then signals the receiver's irqfd.
+//! Only when that cannot be done now (no receive buffer posted, a memory map
+//! change not yet seen by the receiver, a checksum to complete) does the frame
+//! wait in the receiver's backlog, which its own vCPU thread drains (on a
+//! receive notify, or when the guest's interrupt handler reads
+//! InterruptStatus).
 //!
 //! Offloads: CSUM, HOST_TSO4/6 (the guest sends 64 KiB TCP segments with
 //! partial checksums) and GUEST_CSUM, GUEST_TSO4/6 (it takes them), checked by
 //! `vnet`; MRG_RXBUF (a frame may fill several receive buffers) and
 //! EVENT_IDX (notification suppression in both directions).
 //!
-//! Lock order: `Device::state`, then `switch::SWITCH`, then any
-//! `Device::backlog` (a leaf). `state` is taken on the vCPU thread with
-//! `kvm->srcu` read-held: nothing that waits for srcu (unregistering a window)
-//! may run under it.
+//! Lock order: `Device::state` (the vCPU thread's: registers and transmit),
+//! then `switch::SWITCH`, then any device's `Device::rx`, then that device's
+//! `Device::backlog` (a leaf). A sender never takes a receiver's `state`:
+//! what it must tell the receiver's registers (interrupt status, a broken
+//! receive queue) goes through atomics that the receiver folds in at its next
+//! register access. `state` is taken on the vCPU thread with `kvm->srcu`
+//! read-held: nothing that waits for srcu (unregistering a window) may run
+//! under it.
 
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
@@ -35,12 +47,14 @@ use kernel::{
 };
 
 use crate::{
-    kvm::{self, GuestMap, InVcpu, IrqFd, VcpuMem},
+    kvm::{self, GuestMap, InVcpu, IrqFd, VcpuMem, VmFile},
+    pinned::{self, Buf, PinBufError, RingMem, VmPins},
     pvcore::{
-        backlog::Backlog,
+        backlog::{Backlog, Entry},
         mmio::{feature, reg, MmioDevice, MmioEvent},
+        pincache::PinError,
         traits::GuestMemory,
-        virtq::{Chain, Desc, QueueConfig, Virtqueue},
+        virtq::{Chain, Desc, QueueConfig, Virtqueue, DESC_SIZE},
         vnet::{self, NetHdr, Offloads, FRAME_MAX, HDR_LEN},
     },
     switch, uapi,
@@ -82,7 +96,22 @@ impl AsMut<[u8]> for Bytes {
     }
 }
 
-type PortBacklog = Backlog<Bytes, BACKLOG_FRAMES>;
+/// The backlog's frame list, on the heap (8 KiB: not for a kernel stack).
+struct Entries(KVVec<Entry>);
+
+impl AsRef<[Entry]> for Entries {
+    fn as_ref(&self) -> &[Entry] {
+        &self.0
+    }
+}
+
+impl AsMut<[Entry]> for Entries {
+    fn as_mut(&mut self) -> &mut [Entry] {
+        &mut self.0
+    }
+}
+
+type PortBacklog = Backlog<Bytes, Entries>;
 
 /// What the vCPU thread works on, under `Device::state`.
 struct DevState {
@@ -90,19 +119,40 @@ struct DevState {
     map: GuestMap,
     /// `map` was filled from the memslots of generation `map.generation`.
     map_valid: bool,
-    rxq: Option<Virtqueue>,
     txq: Option<Virtqueue>,
-    /// Offloads the driver negotiated for sending and for receiving.
+    /// Offloads the driver negotiated for sending.
     tx_off: Offloads,
-    rx_off: Offloads,
-    mrg_rxbuf: bool,
     /// Transmit scratch: header + frame, each byte copied from the guest once.
     frame: KVVec<u8>,
+}
+
+/// The large part of the receive side (about 8 KiB), allocated zeroed: the
+/// all-zero value of each field is valid (empty map of generation 0, empty
+/// chains and buffers), and it never lives on a kernel stack.
+struct RxBig {
+    /// The memory map the queue was checked against (the vCPU thread's copy
+    /// of generation `map.generation`).
+    map: GuestMap,
+    /// Receive chains and their pinned buffers for the frame being written:
+    /// the first (which takes the header last) and the current later one.
+    first: Chain<64>,
+    more: Chain<64>,
+    bfirst: Buf,
+    bmore: Buf,
     /// Receive buffers filled for the current frame: (head, bytes).
-    rx_used: [(u16, u32); MAX_RX_BUFFERS],
-    /// Receive chains after a frame's first (MRG_RXBUF); kept here, not on
-    /// the vCPU thread's kernel stack.
-    rx_more: Chain<64>,
+    used: [(u16, u32); MAX_RX_BUFFERS],
+}
+
+/// The receive side, under `Device::rx`: usable from any thread.
+struct RxState {
+    q: Option<Virtqueue>,
+    /// The queue's rings, pinned while it runs.
+    ring: KBox<RingMem>,
+    pins: VmPins,
+    big: KBox<RxBig>,
+    /// Offloads the driver takes, and MRG_RXBUF.
+    off: Offloads,
+    mrg_rxbuf: bool,
 }
 
 /// Per-device counters (`pvpass_stats`), by index.
@@ -127,8 +177,11 @@ enum C {
     RxGso,
     RxCsumCompleted,
     DropTxSpoofed,
+    RxDirect,
+    RxDeferred,
+    DropRxPinFailed,
 }
-const NR_COUNTERS: usize = C::DropTxSpoofed as usize + 1;
+const NR_COUNTERS: usize = C::DropRxPinFailed as usize + 1;
 
 struct Counters([Atomic<u64>; NR_COUNTERS]);
 
@@ -162,8 +215,27 @@ pub(crate) struct Device {
     #[pin]
     state: Mutex<DevState>,
     #[pin]
+    rx: Mutex<RxState>,
+    #[pin]
     backlog: Mutex<PortBacklog>,
+    /// Interrupt status bits raised by other threads (bit 0: used buffer),
+    /// folded into the registers at the next register access.
+    pending_isr: Atomic<u32>,
+    /// Set by another thread that found the receive queue malformed: the
+    /// device needs a reset (folded in like `pending_isr`).
+    rx_failed: Atomic<u32>,
     counters: Counters,
+}
+
+/// Shuts the device down when dropped: kept in an attachment's `Live` after
+/// the switch port and the window, so no sender and no MMIO op can reach the
+/// device any more when it runs.
+pub(crate) struct ShutdownOnDrop(pub(crate) Arc<Device>);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
 }
 
 /// The offloads in `f` (driver features) for each direction.
@@ -182,11 +254,38 @@ fn offloads(f: u64) -> (Offloads, Offloads) {
     (tx, rx)
 }
 
+/// The three ring areas of a queue `(gpa, bytes)`, with the event fields.
+fn ring_areas(c: &QueueConfig) -> [(u64, u64); 3] {
+    let n = u64::from(c.size);
+    [(c.desc, DESC_SIZE * n), (c.avail, 6 + 2 * n), (c.used, 6 + 8 * n)]
+}
+
+/// What happened to one frame offered to a receive queue.
+enum Rx {
+    /// Written into the guest's buffers, or dropped with a counted reason;
+    /// true if the guest wants an interrupt for it (EVENT_IDX).
+    Done(bool),
+    /// Cannot be written now (no buffer yet, map change pending, needs the
+    /// receiver's thread): it waits in the backlog. True if buffers came
+    /// while notifications were being re-enabled (worth one more try).
+    Wait(bool),
+}
+
 impl Device {
-    pub(crate) fn new(id: u32, gpa: u64, mac: [u8; 6], irq: Option<IrqFd>) -> Result<Arc<Self>> {
-        let backlog = Backlog::new(Bytes(KVVec::from_elem(0u8, BACKLOG_BYTES, GFP_KERNEL)?));
+    #[inline(never)]
+    pub(crate) fn new(id: u32, gpa: u64, mac: [u8; 6], irq: Option<IrqFd>, vm: &VmFile) -> Result<Arc<Self>> {
+        let backlog = Backlog::new(
+            Bytes(KVVec::from_elem(0u8, BACKLOG_BYTES, GFP_KERNEL)?),
+            Entries(KVVec::from_elem(Entry::default(), BACKLOG_FRAMES, GFP_KERNEL)?),
+        );
         let frame = KVVec::from_elem(0u8, HDR_LEN + FRAME_MAX, GFP_KERNEL)?;
         let regs = MmioDevice::new(DEVICE_FEATURES, mac);
+        let pins = VmPins::new(vm.clone_ref())?;
+        // SAFETY: The all-zero value of `RingMem` (areas of no length, empty
+        // tokens) is valid, as is `RxBig`'s (see its documentation).
+        let ring = unsafe { pinned::new_zeroed::<RingMem>() }?;
+        // SAFETY: As above.
+        let big = unsafe { pinned::new_zeroed::<RxBig>() }?;
         Arc::pin_init(
             try_pin_init!(Self {
                 id,
@@ -197,16 +296,21 @@ impl Device {
                     regs,
                     map: GuestMap::new(0),
                     map_valid: false,
-                    rxq: None,
                     txq: None,
                     tx_off: Offloads::default(),
-                    rx_off: Offloads::default(),
-                    mrg_rxbuf: false,
                     frame,
-                    rx_used: [(0, 0); MAX_RX_BUFFERS],
-                    rx_more: Chain::new(),
+                }),
+                rx <- new_mutex!(RxState {
+                    q: None,
+                    ring,
+                    pins,
+                    big,
+                    off: Offloads::default(),
+                    mrg_rxbuf: false,
                 }),
                 backlog <- new_mutex!(backlog),
+                pending_isr: Atomic::new(0),
+                rx_failed: Atomic::new(0),
                 counters: Counters::new(),
             }),
             GFP_KERNEL,
@@ -219,6 +323,7 @@ impl Device {
 
     pub(crate) fn stats(&self) -> uapi::Stats {
         let c = &self.counters;
+        let pins = self.rx.lock().pins.stats();
         uapi::Stats {
             id: self.id,
             mmio_reads: c.get(C::MmioReads),
@@ -240,8 +345,28 @@ impl Device {
             rx_gso_frames: c.get(C::RxGso),
             rx_csum_completed: c.get(C::RxCsumCompleted),
             drop_tx_spoofed: c.get(C::DropTxSpoofed),
+            pages_pinned: pins.pinned,
+            pin_hits: pins.hits,
+            pin_misses: pins.misses,
+            rx_direct: c.get(C::RxDirect),
+            rx_deferred: c.get(C::RxDeferred),
+            drop_rx_pin_failed: c.get(C::DropRxPinFailed),
             ..Default::default()
         }
+    }
+
+    /// The attachment is going away (its port is off the switch and its
+    /// window off the bus): unpin everything and let go of the VM.
+    pub(crate) fn shutdown(&self) {
+        let mut rx = self.rx.lock();
+        rx.q = None;
+        let RxState { ring, pins, big, .. } = &mut *rx;
+        ring.release(pins);
+        pins.release(&mut big.bfirst);
+        pins.release(&mut big.bmore);
+        pins.shutdown();
+        drop(rx);
+        self.backlog.lock().clear();
     }
 
     fn warn(&self, what: &str, detail: impl core::fmt::Debug) {
@@ -263,10 +388,11 @@ impl Device {
         }
     }
 
-    /// Raise the used-buffer interrupt; `kick` also injects it (not needed
-    /// when the guest is reading InterruptStatus right now).
-    fn interrupt(&self, regs: &mut MmioDevice, kick: bool) {
-        regs.raise_interrupt(1);
+    /// Raise the used-buffer interrupt (from any thread); `kick` also
+    /// injects it (not needed when the guest is reading InterruptStatus
+    /// right now).
+    fn interrupt(&self, kick: bool) {
+        self.pending_isr.xchg(1, Relaxed);
         if kick {
             if let Some(irq) = &self.irq {
                 self.counters.inc(C::Interrupts);
@@ -275,31 +401,144 @@ impl Device {
         }
     }
 
+    /// Fold what other threads raised into the registers.
+    fn fold(&self, st: &mut DevState) {
+        if self.rx_failed.xchg(0, Relaxed) != 0 {
+            st.txq = None;
+            st.regs.set_needs_reset();
+        }
+        let bits = self.pending_isr.xchg(0, Relaxed);
+        if bits != 0 {
+            st.regs.raise_interrupt(bits);
+        }
+    }
+
     /// A malformed queue: the device needs a reset, the driver is told.
     fn broken(&self, st: &mut DevState, what: &str, err: impl core::fmt::Debug) {
         self.warn(what, err);
-        st.rxq = None;
         st.txq = None;
+        let mut rx = self.rx.lock();
+        rx.q = None;
+        let RxState { ring, pins, .. } = &mut *rx;
+        ring.release(pins);
+        drop(rx);
         st.regs.set_needs_reset();
         if let Some(irq) = &self.irq {
             irq.signal();
         }
     }
 
-    /// Called by the switch on the sender's thread: queue `frame` (with its
-    /// checked header) for this port and kick its interrupt if the backlog
-    /// was empty.
+    /// A malformed receive queue, found on any thread: stop it and have the
+    /// registers say so at the next access.
+    fn rx_broken(&self, rx: &mut RxState, what: &str, err: impl core::fmt::Debug) {
+        self.warn(what, err);
+        rx.q = None;
+        let RxState { ring, pins, .. } = rx;
+        ring.release(pins);
+        self.rx_failed.xchg(1, Relaxed);
+        self.pending_isr.xchg(2, Relaxed);
+        if let Some(irq) = &self.irq {
+            irq.signal();
+        }
+    }
+
+    /// Called by the switch on the sender's thread: write `frame` (with its
+    /// checked header) into this port's receive buffers now if it can, or
+    /// queue it in the backlog and kick the interrupt.
     pub(crate) fn receive(&self, hdr: &NetHdr, frame: &[u8]) {
-        match self.backlog.lock().push(*hdr, frame) {
-            Err(_) => self.counters.inc(C::DropRxNoBuffer),
-            Ok(false) => {}
-            Ok(true) => {
-                if let Some(irq) = &self.irq {
-                    self.counters.inc(C::Interrupts);
-                    irq.signal();
+        {
+            let mut rx = self.rx.lock();
+            // Frames already waiting go first: keep the order.
+            if self.backlog.lock().is_empty() {
+                if let Rx::Done(notify) = self.rx_frame(&mut rx, hdr, frame, true) {
+                    if notify {
+                        self.interrupt(true);
+                    }
+                    return;
                 }
             }
         }
+        match self.backlog.lock().push(*hdr, frame) {
+            Err(_) => self.counters.inc(C::DropRxNoBuffer),
+            Ok(was_empty) => {
+                self.counters.inc(C::RxDeferred);
+                if was_empty {
+                    if let Some(irq) = &self.irq {
+                        self.counters.inc(C::Interrupts);
+                        irq.signal();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offer one frame to the receive queue, from any thread. `direct`: the
+    /// caller is a sender (the frame is not in the backlog), which must not
+    /// modify the frame (a flood shares it between receivers), so a
+    /// checksum to complete makes it wait for the receiver's own thread.
+    fn rx_frame(&self, rx: &mut RxState, hdr: &NetHdr, frame: &[u8], direct: bool) -> Rx {
+        let Some(vm_gen) = rx.pins.generation() else { return Rx::Wait(false) };
+        if rx.q.is_none() || vm_gen != rx.big.map.generation {
+            return Rx::Wait(false);
+        }
+        match hdr.fits(rx.off) {
+            Ok(()) => {}
+            Err(true) if direct => return Rx::Wait(false),
+            // The caller completed the checksum when it took the frame from
+            // the backlog (see `drain_rx`); fits() cannot know.
+            Err(true) => {}
+            Err(false) => {
+                self.counters.inc(C::DropRxNoOffload);
+                return Rx::Done(false);
+            }
+        }
+        match self.rx_fill(rx, hdr, frame, direct) {
+            Ok(r) => r,
+            Err((what, e)) => {
+                self.rx_broken(rx, what, e);
+                Rx::Done(false)
+            }
+        }
+    }
+
+    /// `rx_frame` once the queue is known to take the frame; an error
+    /// breaks the queue.
+    fn rx_fill(&self, rx: &mut RxState, hdr: &NetHdr, frame: &[u8], direct: bool) -> Result<Rx, (&'static str, PinBufError)> {
+        let RxState { q, ring, pins, big, off: _, mrg_rxbuf } = rx;
+        let Some(queue) = q.as_mut() else { return Ok(Rx::Wait(false)) };
+        let max = if *mrg_rxbuf { MAX_RX_BUFFERS } else { 1 };
+        let n = match fill(queue, ring, pins, big, hdr, frame, max) {
+            Fill::Done(n) => {
+                self.counters.inc(C::RxFrames);
+                self.counters.add(C::RxBytes, frame.len() as u64);
+                if direct {
+                    self.counters.inc(C::RxDirect);
+                }
+                if hdr.is_gso() {
+                    self.counters.inc(C::RxGso);
+                }
+                n
+            }
+            Fill::TooSmall(n) => {
+                self.counters.inc(C::DropRxTooSmall);
+                n
+            }
+            Fill::PinFailed(n, e) => {
+                self.counters.inc(C::DropRxPinFailed);
+                self.warn("receive buffer could not be pinned, frame dropped", e);
+                n
+            }
+            // Ask for a notify when the guest adds buffers (EVENT_IDX).
+            Fill::Wait => {
+                let more = queue.enable_notify(&**ring).map_err(|e| ("receive ring", PinBufError::Queue(e)))?;
+                return Ok(Rx::Wait(more));
+            }
+            Fill::Broken(e) => return Err(("malformed receive chain", e)),
+        };
+        for &(head, len) in big.used.iter().take(n) {
+            queue.push(&**ring, head, len).map_err(|e| ("receive used ring", PinBufError::Queue(e)))?;
+        }
+        Ok(Rx::Done(queue.need_notify(&**ring).unwrap_or(true)))
     }
 
     fn mmio_read(&self, cpu: &InVcpu, offset: u64, data: &mut [u8]) {
@@ -308,8 +547,9 @@ impl Device {
         if offset == reg::INTERRUPT_STATUS && self.refresh(cpu, &mut st) {
             // The guest's interrupt handler: deliver what is waiting first,
             // through a memory map read afresh (as on every notify).
-            self.drain_rx(cpu, &mut st, false);
+            self.drain_rx(false);
         }
+        self.fold(&mut st);
         if st.regs.read(offset, data).is_err() {
             drop(st);
             self.bad_access(offset, data.len(), false);
@@ -319,6 +559,7 @@ impl Device {
     fn mmio_write(&self, cpu: &InVcpu, offset: u64, data: &[u8]) {
         self.counters.inc(C::MmioWrites);
         let mut st = self.state.lock();
+        self.fold(&mut st);
         match st.regs.write(offset, data) {
             Err(_) => {
                 drop(st);
@@ -330,17 +571,27 @@ impl Device {
                     if q == 1 {
                         self.process_tx(cpu, &mut st);
                     }
-                    self.drain_rx(cpu, &mut st, true);
+                    self.drain_rx(true);
                 }
             }
             Ok(MmioEvent::DriverOk) => self.start_queues(cpu, &mut st),
             Ok(MmioEvent::Reset) => {
-                st.rxq = None;
                 st.txq = None;
+                self.stop_rx();
                 self.backlog.lock().clear();
+                self.pending_isr.xchg(0, Relaxed);
+                self.rx_failed.xchg(0, Relaxed);
             }
             Ok(_) => {}
         }
+    }
+
+    /// Stop the receive queue and unpin its rings.
+    fn stop_rx(&self) {
+        let mut rx = self.rx.lock();
+        rx.q = None;
+        let RxState { ring, pins, .. } = &mut *rx;
+        ring.release(pins);
     }
 
     /// Set up the queues the driver made ready, checked against guest memory.
@@ -351,9 +602,15 @@ impl Device {
         }
         st.map_valid = true;
         let f = st.regs.driver_features();
-        (st.tx_off, st.rx_off) = offloads(f);
-        st.mrg_rxbuf = f & feature::NET_F_MRG_RXBUF != 0;
-        for (n, slot) in [(0u16, 0usize), (1, 1)] {
+        let (tx_off, rx_off) = offloads(f);
+        st.tx_off = tx_off;
+        let mut rx = self.rx.lock();
+        rx.off = rx_off;
+        rx.mrg_rxbuf = f & feature::NET_F_MRG_RXBUF != 0;
+        rx.big.map = st.map.clone();
+        rx.pins.invalidate();
+        drop(rx);
+        for n in [0u16, 1] {
             let Some(r) = st.regs.queue(n).copied() else { continue };
             if !r.ready {
                 continue;
@@ -366,16 +623,27 @@ impl Device {
                 event_idx: f & feature::RING_EVENT_IDX != 0,
                 indirect: false,
             };
-            match Virtqueue::new(cfg, &st.map) {
-                Ok(q) if slot == 0 => st.rxq = Some(q),
-                Ok(q) => st.txq = Some(q),
+            let q = match Virtqueue::new(cfg, &st.map) {
+                Ok(q) => q,
                 Err(e) => return self.broken(st, "queue setup rejected", e),
+            };
+            if n == 1 {
+                st.txq = Some(q);
+                continue;
             }
+            let mut rx = self.rx.lock();
+            let RxState { ring, pins, big, .. } = &mut *rx;
+            if let Err(e) = ring.pin(pins, &big.map, ring_areas(&cfg)) {
+                drop(rx);
+                return self.broken(st, "receive ring cannot be pinned", e);
+            }
+            rx.q = Some(q);
         }
     }
 
     /// Re-read the memory map if the VMM changed the memslots since it was
-    /// read, and re-check the queues against it. False if the device is not
+    /// read, re-check the queues against it and re-pin the receive ring
+    /// (every pin of the old map is dropped). False if the device is not
     /// usable.
     fn refresh(&self, cpu: &InVcpu, st: &mut DevState) -> bool {
         if st.map_valid && cpu.generation() == st.map.generation {
@@ -387,10 +655,23 @@ impl Device {
             return false;
         }
         st.map_valid = true;
-        let DevState { map, rxq, txq, .. } = &mut *st;
-        let checked = [rxq, txq].into_iter().flatten().try_for_each(|q| q.recheck(map));
+        if let Some(q) = st.txq.as_mut() {
+            if let Err(e) = q.recheck(&st.map) {
+                self.broken(st, "queue outside guest memory", e);
+                return false;
+            }
+        }
+        let mut rx = self.rx.lock();
+        rx.big.map = st.map.clone();
+        let RxState { q, ring, pins, big, .. } = &mut *rx;
+        ring.release(pins);
+        pins.invalidate();
+        let Some(q) = q.as_mut() else { return true };
+        let map = &big.map;
+        let checked = q.recheck(map).map_err(PinBufError::Queue).and_then(|()| ring.pin(pins, map, ring_areas(q.config())));
         if let Err(e) = checked {
-            self.broken(st, "queue outside guest memory", e);
+            drop(rx);
+            self.broken(st, "receive queue outside guest memory", e);
             return false;
         }
         true
@@ -444,141 +725,91 @@ impl Device {
                 self.counters.inc(C::TxGso);
             }
         }
-        let DevState { regs, map, txq, .. } = &mut *st;
+        let DevState { map, txq, .. } = &mut *st;
         if let Some(q) = txq.as_mut() {
             let mem = VcpuMem::new(cpu, map);
             if completed && q.need_notify(&mem).unwrap_or(true) {
-                self.interrupt(regs, true);
+                self.interrupt(true);
             }
         }
     }
 
-    /// Receive: move waiting frames into the guest's receive buffers.
-    fn drain_rx(&self, cpu: &InVcpu, st: &mut DevState, kick: bool) {
-        let mut chain = Chain::<64>::new();
+    /// Receive on the device's own thread: move waiting frames from the
+    /// backlog into the guest's receive buffers.
+    fn drain_rx(&self, kick: bool) {
+        let mut rx = self.rx.lock();
         let mut backlog = self.backlog.lock();
-        let mut completed = false;
+        let mut notify = false;
         let mut retried = false;
         loop {
-            if backlog.is_empty() {
-                break;
-            }
-            let DevState { map, rxq, rx_off, mrg_rxbuf, rx_used, rx_more, .. } = &mut *st;
-            let Some(q) = rxq.as_mut() else { return };
-            let mem = VcpuMem::new(cpu, map);
             let Some((hdr, frame)) = backlog.front() else { break };
-            match hdr.fits(*rx_off) {
-                Ok(()) => {}
-                Err(true) => {
-                    if vnet::complete_csum(frame, hdr).is_ok() {
-                        hdr.flags &= !vnet::F_NEEDS_CSUM;
-                        self.counters.inc(C::RxCsumCompleted);
-                    }
+            if let Err(true) = hdr.fits(rx.off) {
+                // A receiver without GUEST_CSUM: the frame is ours now.
+                if vnet::complete_csum(frame, hdr).is_ok() {
+                    hdr.flags &= !vnet::F_NEEDS_CSUM;
+                    self.counters.inc(C::RxCsumCompleted);
                 }
-                Err(false) => {
-                    self.counters.inc(C::DropRxNoOffload);
+            }
+            let hdr = *hdr;
+            match self.rx_frame(&mut rx, &hdr, frame, false) {
+                Rx::Done(n) => {
+                    notify |= n;
                     backlog.pop();
-                    continue;
                 }
+                // Buffers came while notifications were re-enabled: once
+                // more, not for ever (chains a mergeable fill put back
+                // count as available too, so retrying could spin).
+                Rx::Wait(true) if !retried => retried = true,
+                Rx::Wait(_) => break,
             }
-            let gso = hdr.is_gso();
-            let flen = frame.len() as u64;
-            let max = if *mrg_rxbuf { MAX_RX_BUFFERS } else { 1 };
-            let filled = fill(q, &mem, map, &mut chain, rx_more, hdr, frame, rx_used, max);
-            let used = match filled {
-                Fill::Done(n) => {
-                    self.counters.inc(C::RxFrames);
-                    self.counters.add(C::RxBytes, flen);
-                    if gso {
-                        self.counters.inc(C::RxGso);
-                    }
-                    n
-                }
-                Fill::TooSmall(n) => {
-                    self.counters.inc(C::DropRxTooSmall);
-                    n
-                }
-                Fill::Wait => {
-                    // No buffer (or not enough) yet: the frame waits. With
-                    // EVENT_IDX, ask for a notify at the next buffer; serve
-                    // buffers that came meanwhile right away, once: the
-                    // chains a mergeable fill put back count as available
-                    // too, so retrying for ever would spin on them.
-                    match q.enable_notify(&mem) {
-                        Ok(true) if !retried => {
-                            retried = true;
-                            continue;
-                        }
-                        Ok(_) => break,
-                        Err(e) => {
-                            drop(backlog);
-                            return self.broken(st, "receive ring", e);
-                        }
-                    }
-                }
-                Fill::Broken(e) => {
-                    drop(backlog);
-                    return self.broken(st, "malformed receive chain", e);
-                }
-            };
-            backlog.pop();
-            for &(head, len) in rx_used.iter().take(used) {
-                if let Err(e) = q.push(&mem, head, len) {
-                    drop(backlog);
-                    return self.broken(st, "receive used ring", e);
-                }
-            }
-            completed = true;
         }
         drop(backlog);
-        let DevState { regs, map, rxq, .. } = &mut *st;
-        if let Some(q) = rxq.as_mut() {
-            let mem = VcpuMem::new(cpu, map);
-            if completed && q.need_notify(&mem).unwrap_or(true) {
-                self.interrupt(regs, kick);
-            }
+        drop(rx);
+        if notify {
+            self.interrupt(kick);
         }
     }
 }
 
-/// What filling receive buffers with one frame came to. `Done(n)` and
-/// `TooSmall(n)`: the first `n` entries of `rx_used` are to be pushed.
+/// What filling receive buffers with one frame came to. `Done(n)`,
+/// `TooSmall(n)` and `PinFailed(n, _)`: the first `n` entries of
+/// `RxBig::used` are to be pushed.
 enum Fill {
     Done(usize),
     /// The frame did not fit (dropped); the buffers go back empty.
     TooSmall(usize),
+    /// A buffer could not be pinned (dropped); the buffers go back empty.
+    PinFailed(usize, PinError),
     /// Not enough buffers now; nothing was consumed.
     Wait,
-    Broken(crate::pvcore::virtq::QueueError),
+    Broken(PinBufError),
 }
 
 /// Write one frame into receive chains: as many as it needs, at most `max`
 /// (1 without MRG_RXBUF, where a GSO receiver posts chains big enough for a
-/// whole GSO frame, as Linux's "big packets" mode does). The first chain
-/// goes into `first`, later ones into `more`; the header, whose num_buffers
-/// is known only at the end, is written last at the start of `first`.
-#[allow(clippy::too_many_arguments)]
-fn fill(
-    q: &mut Virtqueue,
-    mem: &VcpuMem<'_>,
-    map: &GuestMap,
-    first: &mut Chain<64>,
-    more: &mut Chain<64>,
-    hdr: &NetHdr,
-    frame: &[u8],
-    rx_used: &mut [(u16, u32); MAX_RX_BUFFERS],
-    max: usize,
-) -> Fill {
+/// whole GSO frame, as Linux's "big packets" mode does). Each chain is
+/// checked and translated against `map` and its pages pinned through `pins`
+/// (mostly cache hits: drivers recycle their buffers). The header, whose
+/// num_buffers is known only at the end, is written last into the first.
+fn fill(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxBig, hdr: &NetHdr, frame: &[u8], max: usize) -> Fill {
+    let r = fill_chains(q, ring, pins, b, hdr, frame, max);
+    pins.release(&mut b.bfirst);
+    pins.release(&mut b.bmore);
+    r
+}
+
+fn fill_chains(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxBig, hdr: &NetHdr, frame: &[u8], max: usize) -> Fill {
+    let RxBig { map, first, more, bfirst, bmore, used } = b;
     let total = HDR_LEN + frame.len();
     let mut pos = 0usize;
     let mut n = 0usize;
     while pos < total {
         if n == max {
             // The buffers cannot hold the frame: drop it, give them back.
-            return Fill::TooSmall(empty(rx_used, n));
+            return Fill::TooSmall(empty(used, n));
         }
-        let chain = if n == 0 { &mut *first } else { &mut *more };
-        match q.pop(mem, map, chain) {
+        let (chain, buf) = if n == 0 { (&mut *first, &mut *bfirst) } else { (&mut *more, &mut *bmore) };
+        match q.pop(ring, map, chain) {
             Ok(true) => {}
             Ok(false) => {
                 for _ in 0..n {
@@ -586,31 +817,44 @@ fn fill(
                 }
                 return Fill::Wait;
             }
-            Err(e) => return Fill::Broken(e),
+            Err(e) => return Fill::Broken(PinBufError::Queue(e)),
+        }
+        if let Some(slot) = used.get_mut(n) {
+            *slot = (chain.head(), 0);
+        }
+        n += 1;
+        if n > 1 {
+            pins.release(buf);
+        }
+        match pins.acquire(chain, map, buf) {
+            Ok(()) => {}
+            // The guest's buffer is unusable (read-only, outside its RAM,
+            // too scattered): the frame cannot be delivered.
+            Err(PinBufError::Pin(e)) if e != PinError::TooManyPages => return Fill::PinFailed(empty(used, n), e),
+            Err(_) => return Fill::TooSmall(empty(used, n)),
         }
         // Frame bytes at stream position `pos` (the header's place is
         // written with zeros now and with the header at the end).
-        let written = copy_out(mem, chain.descs(), &[0u8; HDR_LEN], frame, pos).unwrap_or(0);
-        if let Some(slot) = rx_used.get_mut(n) {
-            *slot = (chain.head(), u32::try_from(written).unwrap_or(0));
+        let written = buf.write(&[0u8; HDR_LEN], frame, pos);
+        if let Some(slot) = used.get_mut(n - 1) {
+            slot.1 = u32::try_from(written).unwrap_or(0);
         }
-        n += 1;
         if written == 0 {
-            // Read-only or unusable buffer: the frame cannot be delivered.
-            return Fill::TooSmall(empty(rx_used, n));
+            return Fill::TooSmall(empty(used, n));
         }
         pos += written;
     }
     let h = NetHdr { num_buffers: u16::try_from(n).unwrap_or(0), ..*hdr }.to_bytes();
-    match copy_out(mem, first.descs(), &h, &[], 0) {
-        Some(HDR_LEN) => Fill::Done(n),
-        _ => Fill::TooSmall(empty(rx_used, n)),
+    if bfirst.write(&h, &[], 0) == HDR_LEN {
+        Fill::Done(n)
+    } else {
+        Fill::TooSmall(empty(used, n))
     }
 }
 
-/// Mark the first `n` buffers of `rx_used` as returned empty; returns `n`.
-fn empty(rx_used: &mut [(u16, u32); MAX_RX_BUFFERS], n: usize) -> usize {
-    for slot in rx_used.iter_mut().take(n) {
+/// Mark the first `n` buffers of `used` as returned empty; returns `n`.
+fn empty(used: &mut [(u16, u32); MAX_RX_BUFFERS], n: usize) -> usize {
+    for slot in used.iter_mut().take(n) {
         slot.1 = 0;
     }
     n
@@ -630,33 +874,6 @@ fn copy_in<M: GuestMemory>(mem: &M, descs: &[Desc], frame: &mut [u8]) -> Option<
         len = end;
     }
     Some(len)
-}
-
-/// Write the stream `hdr ++ frame`, from stream position `from` on, into a
-/// receive chain's buffers, as far as they reach. The bytes written, or `None`
-/// if a buffer is read-only or outside guest memory.
-fn copy_out(mem: &VcpuMem<'_>, descs: &[Desc], hdr: &[u8], frame: &[u8], from: usize) -> Option<usize> {
-    let total = hdr.len() + frame.len();
-    let mut pos = from;
-    for d in descs {
-        if !d.writable {
-            return None;
-        }
-        let mut addr = d.addr;
-        let mut left = usize::try_from(d.len).ok()?.min(total.checked_sub(pos)?);
-        while left > 0 {
-            let src = if pos < hdr.len() { hdr.get(pos..)? } else { frame.get(pos - hdr.len()..)? };
-            let n = src.len().min(left);
-            mem.write(addr, src.get(..n)?).ok()?;
-            addr = addr.checked_add(n as u64)?;
-            pos += n;
-            left -= n;
-        }
-        if pos == total {
-            break;
-        }
-    }
-    Some(pos - from)
 }
 
 /// Called by glue.c for a guest read of `len` bytes at `offset` in the window.

@@ -22,7 +22,7 @@ use kernel::{
 
 use crate::{
     attachment::{self, Attachment, Live, Port},
-    device::Device,
+    device::{Device, ShutdownOnDrop},
     kvm::{self, IrqFd, MmioWindow, VmFile},
     registry, uapi,
 };
@@ -187,6 +187,8 @@ fn validate(req: &uapi::Attach) -> Result<(), (Error, &'static str)> {
 }
 
 impl PvpassFile {
+    // Not inlined into `ioctl`: its frame would then be paid by every ioctl.
+    #[inline(never)]
     fn attach(&self, req: &uapi::Attach) -> Result<u32> {
         if let Err((err, why)) = validate(req) {
             if kvm::ratelimit() {
@@ -209,7 +211,7 @@ impl PvpassFile {
                 }
             })?),
         };
-        let dev = Device::new(reservation.id(), req.gpa, req.mac, irq)?;
+        let dev = Device::new(reservation.id(), req.gpa, req.mac, irq, &vm)?;
         // Room in the list first, so nothing can fail after the window is live.
         self.attachments.lock().reserve(1, GFP_KERNEL)?;
         // SAFETY: The window is stored with `vm` in one `Live`, whose field
@@ -221,7 +223,7 @@ impl PvpassFile {
         let id = dev.id;
         let port = Port::connect(&dev)?;
         let owner = kvm::current_tgid();
-        let live = Live { _port: port, _window: window, vm, _reservation: reservation };
+        let live = Live { _port: port, _window: window, _shutdown: ShutdownOnDrop(dev.clone()), vm, _reservation: reservation };
         let att = Attachment::new(dev, owner, req.gsi, live)?;
         let mut list = self.attachments.lock();
         if list.push_within_capacity(att.clone()).is_err() {

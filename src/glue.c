@@ -15,6 +15,7 @@
  * synchronize_srcu).
  */
 #include <linux/eventfd.h>
+#include <linux/highmem.h>
 #include <linux/kvm_host.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -295,4 +296,107 @@ u64 pvpass_jiffies(void)
 int pvpass_current_tgid(void)
 {
 	return task_tgid_nr(current);
+}
+
+/*
+ * Pinning guest pages (src/pinned.rs). C because kvm->mm is a KVM internal
+ * and kmap_local_page(), mmap_read_lock() and mmget_not_zero() are static
+ * inlines.
+ *
+ * pvpass_pin_pages: pin the pages at user addresses @addrs[0..n) of the VM's
+ * mm for writing, FOLL_LONGTERM (they stay pinned in the pin cache). On the
+ * VM's own thread (a vCPU inside an MMIO op) pin_user_pages_fast() works on
+ * current->mm; anywhere else (another VM's vCPU delivering a frame, a worker)
+ * the remote variant with the mm held and its mmap lock read-held. All or
+ * nothing: on error nothing stays pinned. -ESRCH once the VMM has exited.
+ */
+int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages)
+{
+	struct kvm *kvm = vm_file->private_data;
+	struct mm_struct *mm = kvm->mm;
+	const unsigned int flags = FOLL_WRITE | FOLL_LONGTERM;
+	bool own = current->mm == mm;
+	int i, ret = 0;
+
+	if (!own) {
+		if (!mmget_not_zero(mm))
+			return -ESRCH;
+		mmap_read_lock(mm);
+	}
+	for (i = 0; i < n; i++) {
+		if (own)
+			ret = pin_user_pages_fast(addrs[i], 1, flags, &pages[i]);
+		else
+			ret = pin_user_pages_remote(mm, addrs[i], 1, flags, &pages[i], NULL);
+		if (ret != 1) {
+			ret = ret < 0 ? ret : -EFAULT;
+			break;
+		}
+		ret = 0;
+	}
+	if (!own) {
+		mmap_read_unlock(mm);
+		/* Not mmput(): the last reference would tear the mm down here. */
+		mmput_async(mm);
+	}
+	if (ret)
+		unpin_user_pages(pages, i);
+	return ret;
+}
+
+/* Unpin pages pinned by pvpass_pin_pages; the device may have written them. */
+void pvpass_unpin_pages(struct page **pages, int n)
+{
+	unpin_user_pages_dirty_lock(pages, n, true);
+}
+
+/* Copy @len bytes into pinned @page at @off (off + len <= PAGE_SIZE). */
+void pvpass_page_write(struct page *page, u32 off, const void *src, u32 len)
+{
+	void *p = kmap_local_page(page);
+
+	memcpy(p + off, src, len);
+	kunmap_local(p);
+}
+
+/* Copy @len bytes out of pinned @page at @off (off + len <= PAGE_SIZE). */
+void pvpass_page_read(struct page *page, u32 off, void *dst, u32 len)
+{
+	void *p = kmap_local_page(page);
+
+	memcpy(dst, p + off, len);
+	kunmap_local(p);
+}
+
+/*
+ * The memslot generation of the VM behind @vm_file, from any thread: takes
+ * the VM's srcu itself (nesting inside the caller's own is fine).
+ */
+u64 pvpass_vm_generation(struct file *vm_file)
+{
+	struct kvm *kvm = vm_file->private_data;
+	int idx = srcu_read_lock(&kvm->srcu);
+	u64 gen = __kvm_memslots(kvm, 0)->generation;
+
+	srcu_read_unlock(&kvm->srcu, idx);
+	return gen;
+}
+
+/*
+ * Charge (or uncharge) @pages to the VMM's locked memory (RLIMIT_MEMLOCK,
+ * as vfio does), with the caller's credentials: ATTACH charges the
+ * attachment's pin quota up front, so pins made later on any thread never
+ * fail on the limit. -ENOMEM if over the limit. Uncharging a VMM that has
+ * exited is a no-op.
+ */
+int pvpass_account_pins(struct file *vm_file, u64 pages, bool charge)
+{
+	struct kvm *kvm = vm_file->private_data;
+	int ret;
+
+	if (!mmget_not_zero(kvm->mm))
+		return charge ? -ESRCH : 0;
+	ret = account_locked_vm(kvm->mm, pages, charge);
+	mmput_async(kvm->mm);
+	return ret;
 }

@@ -39,6 +39,15 @@ void pvpass_reaper_stop(void);
 u64 pvpass_jiffies(void);
 int pvpass_current_tgid(void);
 
+/* C, called from Rust (src/pinned.rs). */
+struct page;
+int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages);
+void pvpass_unpin_pages(struct page **pages, int n);
+void pvpass_page_write(struct page *page, u32 off, const void *src, u32 len);
+void pvpass_page_read(struct page *page, u32 off, void *dst, u32 len);
+u64 pvpass_vm_generation(struct file *vm_file);
+int pvpass_account_pins(struct file *vm_file, u64 pages, bool charge);
+
 /* C, called from Rust (src/hostport.rs); defined in hostport.c. */
 struct pvpass_hostport;
 struct pvpass_hostport *pvpass_hostport_create(const char *name);

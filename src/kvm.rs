@@ -57,6 +57,7 @@ extern "C" {
     fn pvpass_reaper_stop();
     fn pvpass_jiffies() -> u64;
     fn pvpass_current_tgid() -> i32;
+    fn pvpass_vm_generation(vm_file: *mut c_void) -> u64;
 }
 
 /// The calling process's id (its thread group id).
@@ -123,6 +124,23 @@ impl VmFile {
     /// (`dup` and `pidfd_getfd` share the file, and KVM creates one per VM.)
     pub(crate) fn key(&self) -> usize {
         self.0.as_ptr() as usize
+    }
+
+    /// Another reference on the same VM file.
+    pub(crate) fn clone_ref(&self) -> Self {
+        Self(self.0.clone())
+    }
+
+    /// The `struct file *`, for glue calls (valid while `self` lives).
+    pub(crate) fn as_raw(&self) -> *mut c_void {
+        self.0.as_ptr().cast()
+    }
+
+    /// The VM's current memslot generation, from any thread.
+    pub(crate) fn generation(&self) -> u64 {
+        // SAFETY: `self` holds a reference on a KVM VM file; the glue takes
+        // the VM's srcu itself.
+        unsafe { pvpass_vm_generation(self.as_raw()) }
     }
 
     /// False once the VMM process that owns the VM has exited.
@@ -260,11 +278,16 @@ impl GuestMemory for VcpuMem<'_> {
     }
 
     fn fence(&self, kind: Fence) {
-        match kind {
-            Fence::Read => smp_rmb(),
-            Fence::Write => smp_wmb(),
-            Fence::Full => smp_mb(),
-        }
+        fence(kind);
+    }
+}
+
+/// The barrier the core asks for, between the device and a guest's vCPUs.
+pub(crate) fn fence(kind: Fence) {
+    match kind {
+        Fence::Read => smp_rmb(),
+        Fence::Write => smp_wmb(),
+        Fence::Full => smp_mb(),
     }
 }
 

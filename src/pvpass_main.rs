@@ -20,11 +20,13 @@
 use kernel::prelude::*;
 
 mod attachment;
+mod debugfs;
 mod device;
 mod file;
 mod hostport;
 mod kvm;
 mod miscdev;
+mod pinned;
 mod registry;
 mod switch;
 mod uapi;
@@ -64,6 +66,9 @@ struct PvpassModule {
     // Dropped after `dev`: by then no file is open (each pins the module),
     // so there is nothing left to reap.
     _reaper: kvm::Reaper,
+    // /sys/kernel/debug/pvpass; last: it reads the attachment list.
+    #[pin]
+    _debugfs: debugfs::Debugfs,
 }
 
 impl kernel::InPlaceModule for PvpassModule {
@@ -76,6 +81,7 @@ impl kernel::InPlaceModule for PvpassModule {
             dev <- miscdev::Registration::register(c"pvpass", module),
             _host: hostport::HostLink::create(c"pvpsw0")?,
             _reaper: kvm::Reaper::start(),
+            _debugfs <- debugfs::Debugfs::new(),
         })
     }
 }

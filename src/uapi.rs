@@ -128,13 +128,19 @@ pub(crate) struct Stats {
     pub(crate) rx_gso_frames: u64,
     pub(crate) rx_csum_completed: u64,
     pub(crate) drop_tx_spoofed: u64,
-    pub(crate) reserved: [u64; 3],
+    pub(crate) pages_pinned: u64,
+    pub(crate) pin_hits: u64,
+    pub(crate) pin_misses: u64,
+    pub(crate) rx_direct: u64,
+    pub(crate) rx_deferred: u64,
+    pub(crate) drop_rx_pin_failed: u64,
+    pub(crate) reserved: [u64; 5],
 }
 
 const _: () = assert!(core::mem::size_of::<Version>() == 16);
 const _: () = assert!(core::mem::size_of::<Attach>() == 80);
 const _: () = assert!(core::mem::size_of::<Detach>() == 8);
-const _: () = assert!(core::mem::size_of::<Stats>() == 192);
+const _: () = assert!(core::mem::size_of::<Stats>() == 256);
 
 // SAFETY: `Version` is `repr(C)` with only integer fields and no padding
 // (16 bytes, asserted above), so any bit pattern is valid and every byte is

@@ -4,15 +4,17 @@
 //!
 //! Fixed memory: the frames' bytes live in one caller-provided buffer used as a
 //! ring (a frame is never split: one that does not fit at the end starts at
-//! offset 0), and at most `E` frames are queued. A full backlog refuses the
+//! offset 0), and at most as many frames as the caller-provided entry storage
+//! holds are queued. A full backlog refuses the
 //! frame: the sender never waits for a receiver, and a receiver that posts no
 //! buffers only loses its own traffic.
 
 use super::vnet::NetHdr;
 
-/// One queued frame: where its bytes are, and its header.
+/// Where one waiting frame lies in the byte ring (the backlog's second
+/// storage: the caller provides a slice of them, one per frame it may hold).
 #[derive(Debug, Clone, Copy, Default)]
-struct Entry {
+pub struct Entry {
     off: usize,
     len: usize,
     hdr: NetHdr,
@@ -32,21 +34,21 @@ pub enum BacklogError {
 /// Frames waiting for a port, oldest first. `B` is the byte storage (a
 /// `KVVec<u8>` in the kernel, a `Vec<u8>` in tests).
 #[derive(Debug)]
-pub struct Backlog<B, const E: usize> {
+pub struct Backlog<B, M> {
     data: B,
-    entries: [Entry; E],
+    entries: M,
     head: usize,
     count: usize,
     /// End of the newest frame's bytes (meaningful when `count > 0`).
     tail: usize,
 }
 
-impl<B: AsRef<[u8]> + AsMut<[u8]>, const E: usize> Backlog<B, E> {
+impl<B: AsRef<[u8]> + AsMut<[u8]>, M: AsRef<[Entry]> + AsMut<[Entry]>> Backlog<B, M> {
     /// An empty backlog over `data` (its length is the byte capacity).
-    pub fn new(data: B) -> Self {
+    pub fn new(data: B, entries: M) -> Self {
         Self {
             data,
-            entries: [Entry::default(); E],
+            entries,
             head: 0,
             count: 0,
             tail: 0,
@@ -69,7 +71,10 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const E: usize> Backlog<B, E> {
 
     fn slot(&self, i: usize) -> usize {
         // `E > 0` whenever `count > 0`, and `i < count <= E`.
-        self.head.wrapping_add(i).checked_rem(E).unwrap_or(0)
+        self.head
+            .wrapping_add(i)
+            .checked_rem(self.entries.as_ref().len())
+            .unwrap_or(0)
     }
 
     /// Where `len` bytes can go, if anywhere.
@@ -78,7 +83,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const E: usize> Backlog<B, E> {
         if self.count == 0 {
             return (len <= cap).then_some(0);
         }
-        let head = self.entries.get(self.head)?.off;
+        let head = self.entries.as_ref().get(self.head)?.off;
         let tail = self.tail;
         if tail > head {
             // Free: [tail, cap) and [0, head).
@@ -102,7 +107,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const E: usize> Backlog<B, E> {
         if len == 0 || len > self.cap() {
             return Err(BacklogError::BadLength);
         }
-        if self.count >= E {
+        if self.count >= self.entries.as_ref().len() {
             return Err(BacklogError::TooManyFrames);
         }
         let off = self.place(len).ok_or(BacklogError::NoRoom)?;
@@ -115,6 +120,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const E: usize> Backlog<B, E> {
         let slot = self.slot(self.count);
         let e = self
             .entries
+            .as_mut()
             .get_mut(slot)
             .ok_or(BacklogError::TooManyFrames)?;
         *e = Entry { off, len, hdr };
@@ -130,7 +136,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, const E: usize> Backlog<B, E> {
         if self.count == 0 {
             return None;
         }
-        let e = self.entries.get_mut(self.head)?;
+        let e = self.entries.as_mut().get_mut(self.head)?;
         let end = e.off.checked_add(e.len)?;
         let bytes = self.data.as_mut().get_mut(e.off..end)?;
         Some((&mut e.hdr, bytes))

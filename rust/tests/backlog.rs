@@ -1,7 +1,7 @@
 //! The receive backlog against a VecDeque model.
 
 use proptest::prelude::*;
-use pvpass_core::backlog::{Backlog, BacklogError};
+use pvpass_core::backlog::{Backlog, BacklogError, Entry};
 use pvpass_core::vnet::NetHdr;
 use std::collections::VecDeque;
 
@@ -14,7 +14,7 @@ fn hdr(n: u16) -> NetHdr {
 
 #[test]
 fn fifo_order_and_kick_on_first() {
-    let mut b: Backlog<Vec<u8>, 4> = Backlog::new(vec![0; 100]);
+    let mut b = Backlog::new(vec![0; 100], [Entry::default(); 4]);
     assert_eq!(b.push(hdr(1), &[1; 10]), Ok(true));
     assert_eq!(b.push(hdr(2), &[2; 20]), Ok(false));
     let (h, f) = b.front().unwrap();
@@ -30,11 +30,11 @@ fn fifo_order_and_kick_on_first() {
 
 #[test]
 fn refuses_when_full_by_count_or_bytes() {
-    let mut b: Backlog<Vec<u8>, 2> = Backlog::new(vec![0; 100]);
+    let mut b = Backlog::new(vec![0; 100], [Entry::default(); 2]);
     b.push(hdr(0), &[0; 10]).unwrap();
     b.push(hdr(0), &[0; 10]).unwrap();
     assert_eq!(b.push(hdr(0), &[0; 10]), Err(BacklogError::TooManyFrames));
-    let mut b: Backlog<Vec<u8>, 8> = Backlog::new(vec![0; 100]);
+    let mut b = Backlog::new(vec![0; 100], [Entry::default(); 8]);
     b.push(hdr(0), &[0; 60]).unwrap();
     assert_eq!(b.push(hdr(0), &[0; 41]), Err(BacklogError::NoRoom));
     assert_eq!(b.push(hdr(0), &[0; 40]), Ok(false));
@@ -44,7 +44,7 @@ fn refuses_when_full_by_count_or_bytes() {
 
 #[test]
 fn wraps_without_splitting_frames() {
-    let mut b: Backlog<Vec<u8>, 8> = Backlog::new(vec![0; 100]);
+    let mut b = Backlog::new(vec![0; 100], [Entry::default(); 8]);
     b.push(hdr(1), &[1; 40]).unwrap();
     b.push(hdr(2), &[2; 40]).unwrap();
     b.pop();
@@ -65,7 +65,7 @@ fn wraps_without_splitting_frames() {
 
 #[test]
 fn clear_empties() {
-    let mut b: Backlog<Vec<u8>, 4> = Backlog::new(vec![0; 64]);
+    let mut b = Backlog::new(vec![0; 64], [Entry::default(); 4]);
     b.push(hdr(0), &[9; 60]).unwrap();
     b.clear();
     assert_eq!(b.len(), 0);
@@ -93,7 +93,7 @@ proptest! {
     /// fits the ring is accepted.
     #[test]
     fn matches_fifo_model(ops in prop::collection::vec(arb_op(), 1..200)) {
-        let mut b: Backlog<Vec<u8>, 6> = Backlog::new(vec![0; 200]);
+        let mut b = Backlog::new(vec![0; 200], [Entry::default(); 6]);
         let mut model: VecDeque<(u16, Vec<u8>)> = VecDeque::new();
         for op in ops {
             match op {

@@ -121,7 +121,7 @@ pub fn list_json(infos: &[PvpassInfo]) -> String {
 
 /// Every field of `struct pvpass_stats` but the reserved ones, by its C
 /// name, in the header's order.
-pub fn stats_fields(s: &PvpassStats) -> [(&'static str, u64); 21] {
+pub fn stats_fields(s: &PvpassStats) -> [(&'static str, u64); 27] {
     [
         ("id", s.id.into()),
         ("mmio_reads", s.mmio_reads),
@@ -144,6 +144,12 @@ pub fn stats_fields(s: &PvpassStats) -> [(&'static str, u64); 21] {
         ("rx_gso_frames", s.rx_gso_frames),
         ("rx_csum_completed", s.rx_csum_completed),
         ("drop_tx_spoofed", s.drop_tx_spoofed),
+        ("pages_pinned", s.pages_pinned),
+        ("pin_hits", s.pin_hits),
+        ("pin_misses", s.pin_misses),
+        ("rx_direct", s.rx_direct),
+        ("rx_deferred", s.rx_deferred),
+        ("drop_rx_pin_failed", s.drop_rx_pin_failed),
     ]
 }
 
@@ -342,6 +348,12 @@ tx_gso_frames      3
 rx_gso_frames      4
 rx_csum_completed  5
 drop_tx_spoofed    0
+pages_pinned       0
+pin_hits           0
+pin_misses         0
+rx_direct          0
+rx_deferred        0
+drop_rx_pin_failed 0
 "
         );
     }
@@ -355,16 +367,18 @@ drop_tx_spoofed    0
              \"rx_bytes\":2942,\"drop_tx_bad_chain\":0,\"drop_tx_bad_buffer\":0,\
              \"drop_rx_no_buffer\":2,\"drop_rx_too_small\":0,\"released\":1,\
              \"drop_tx_bad_hdr\":0,\"drop_rx_no_offload\":0,\"tx_gso_frames\":3,\
-             \"rx_gso_frames\":4,\"rx_csum_completed\":5,\"drop_tx_spoofed\":0}\n"
+             \"rx_gso_frames\":4,\"rx_csum_completed\":5,\"drop_tx_spoofed\":0,\
+             \"pages_pinned\":0,\"pin_hits\":0,\"pin_misses\":0,\"rx_direct\":0,\
+             \"rx_deferred\":0,\"drop_rx_pin_failed\":0}\n"
         );
     }
 
     /// Every u64 counter of the struct is in `stats_fields`: the struct is
-    /// the id/flags header, the listed counters and 3 reserved words.
+    /// the id/flags header, the listed counters and 5 reserved words.
     #[test]
     fn stats_fields_cover_the_struct() {
         let n = stats_fields(&PvpassStats::default()).len();
-        assert_eq!(8 + (n - 1) * 8 + 3 * 8, std::mem::size_of::<PvpassStats>());
+        assert_eq!(8 + (n - 1) * 8 + 5 * 8, std::mem::size_of::<PvpassStats>());
     }
 
     #[test]

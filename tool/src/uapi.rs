@@ -90,7 +90,13 @@ pub struct PvpassStats {
     pub rx_gso_frames: u64,
     pub rx_csum_completed: u64,
     pub drop_tx_spoofed: u64,
-    pub reserved: [u64; 3],
+    pub pages_pinned: u64,
+    pub pin_hits: u64,
+    pub pin_misses: u64,
+    pub rx_direct: u64,
+    pub rx_deferred: u64,
+    pub drop_rx_pin_failed: u64,
+    pub reserved: [u64; 5],
 }
 
 /// One attachment as PVPASS_LIST reports it.
@@ -127,7 +133,7 @@ pub struct PvpassList {
 const _: () = assert!(size_of::<PvpassVersion>() == 16);
 const _: () = assert!(size_of::<PvpassAttach>() == 80);
 const _: () = assert!(size_of::<PvpassDetach>() == 8);
-const _: () = assert!(size_of::<PvpassStats>() == 192);
+const _: () = assert!(size_of::<PvpassStats>() == 256);
 const _: () = assert!(size_of::<PvpassInfo>() == 72);
 const _: () = assert!(size_of::<PvpassList>() == 16);
 
@@ -160,7 +166,7 @@ const _: () = assert!(offset_of!(PvpassStats, tx_gso_frames) == 136);
 const _: () = assert!(offset_of!(PvpassStats, rx_gso_frames) == 144);
 const _: () = assert!(offset_of!(PvpassStats, rx_csum_completed) == 152);
 const _: () = assert!(offset_of!(PvpassStats, drop_tx_spoofed) == 160);
-const _: () = assert!(offset_of!(PvpassStats, reserved) == 168);
+const _: () = assert!(offset_of!(PvpassStats, reserved) == 216);
 const _: () = assert!(offset_of!(PvpassInfo, flags) == 4);
 const _: () = assert!(offset_of!(PvpassInfo, owner_pid) == 8);
 const _: () = assert!(offset_of!(PvpassInfo, gsi) == 12);
@@ -239,13 +245,13 @@ mod tests {
         assert_eq!(PVPASS_GET_VERSION, ioc(2, 0xBC, 0, 16));
         assert_eq!(PVPASS_ATTACH, ioc(3, 0xBC, 1, 80));
         assert_eq!(PVPASS_DETACH, ioc(1, 0xBC, 2, 8));
-        assert_eq!(PVPASS_GET_STATS, ioc(3, 0xBC, 3, 192));
+        assert_eq!(PVPASS_GET_STATS, ioc(3, 0xBC, 3, 256));
         assert_eq!(PVPASS_LIST, ioc(3, 0xBC, 4, 16));
         // And the literal values, worked out on paper.
         assert_eq!(PVPASS_GET_VERSION, 0x8010_BC00);
         assert_eq!(PVPASS_ATTACH, 0xC050_BC01);
         assert_eq!(PVPASS_DETACH, 0x4008_BC02);
-        assert_eq!(PVPASS_GET_STATS, 0xC0C0_BC03);
+        assert_eq!(PVPASS_GET_STATS, 0xC100_BC03);
         assert_eq!(PVPASS_LIST, 0xC010_BC04);
     }
 

@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pinned guest memory: the pin cache of one VM (`pvcore::pincache`) bound to
+//! the kernel's page pinning, pinned buffers (a translated chain plus its
+//! pins) and the receive ring reached through pinned pages.
+//!
+//! Pinned pages can be written from any thread (with `kmap_local_page`), not
+//! only from the VM's own vCPU thread the way its user addresses can: this is
+//! what lets a sender's vCPU thread put a frame straight into a receiver's
+//! buffers and used ring. Pages are pinned with FOLL_LONGTERM through the
+//! glue (`pin_user_pages_fast` on the VM's own thread, the remote variant
+//! anywhere else), stay pinned while cached, and are unpinned when evicted,
+//! when the memory map changes (`VmPins::invalidate`) and when the device is
+//! detached (`VmPins::shutdown`).
+//!
+//! Every pin handle is a `struct page *` as an integer. Handles only exist in
+//! `PinToken`s of a `VmPins`' cache, filled by `KernelPinner::pin`; a token
+//! is emptied only by `release` (which needs it `&mut`), so a handle read from
+//! a token borrowed `&` is a pinned page for as long as that borrow lasts.
+
+use core::ffi::c_void;
+use kernel::{
+    alloc::flags::__GFP_ZERO,
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+use crate::{
+    kvm::{self, GuestMap, VmFile},
+    pvcore::{
+        memmap::{Access, PAGE_SIZE},
+        pincache::{DefaultPinCache, PinError, PinStats, PinToken},
+        traits::{Fence, GuestMemory, MemFault, PinFailed, Pinner},
+        translate::{self, SgList},
+        virtq::{Chain, QueueError},
+    },
+};
+
+extern "C" {
+    fn pvpass_pin_pages(vm_file: *mut c_void, addrs: *const u64, n: i32, pages: *mut u64) -> i32;
+    fn pvpass_unpin_pages(pages: *const u64, n: i32);
+    fn pvpass_page_write(page: u64, off: u32, src: *const c_void, len: u32);
+    fn pvpass_page_read(page: u64, off: u32, dst: *mut c_void, len: u32);
+    fn pvpass_account_pins(vm_file: *mut c_void, pages: u64, charge: bool) -> i32;
+}
+
+/// A zeroed heap allocation of a `T`, never built on the stack (kernel
+/// stacks are 16 KiB; the receive side's scratch is about 8 KiB).
+///
+/// # Safety
+///
+/// The all-zero bit pattern must be a valid `T`.
+pub(crate) unsafe fn new_zeroed<T>() -> Result<KBox<T>> {
+    let b = KBox::<T>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
+    // SAFETY: The allocator zeroed it, which the caller says is a valid `T`.
+    Ok(unsafe { b.assume_init() })
+}
+
+/// Pages pinned by the whole module now (debugfs `pinned_pages`).
+pub(crate) static PINNED_PAGES: Atomic<u64> = Atomic::new(0);
+
+/// Pages one device may keep pinned (4 MiB): its receive rings, the buffers
+/// being filled, and the cache of recently used buffer pages. Charged to
+/// the VMM's locked memory at ATTACH.
+pub(crate) const PIN_QUOTA: u32 = 1024;
+
+/// Segments of one pinned buffer: a 64 KiB receive chain ("big packets"
+/// mode) takes 17 to 19; mergeable buffers 1 or 2.
+const SEGS: usize = 48;
+const OFFSET_MASK: u64 = PAGE_SIZE - 1;
+
+/// `Pinner` of the VM behind a VM file.
+struct KernelPinner<'a>(&'a VmFile);
+
+impl Pinner for KernelPinner<'_> {
+    fn pin(&mut self, pages: &[u64], handles: &mut [u64]) -> Result<(), PinFailed> {
+        let n = i32::try_from(pages.len()).map_err(|_| PinFailed)?;
+        if handles.len() < pages.len() {
+            return Err(PinFailed);
+        }
+        // SAFETY: `self.0` holds a reference on a KVM VM file; `pages` has `n`
+        // addresses and `handles` room for `n` page pointers (u64 on 64-bit).
+        let r = unsafe { pvpass_pin_pages(self.0.as_raw(), pages.as_ptr(), n, handles.as_mut_ptr()) };
+        if r != 0 {
+            return Err(PinFailed);
+        }
+        PINNED_PAGES.add(pages.len() as u64, Relaxed);
+        Ok(())
+    }
+
+    fn unpin(&mut self, handles: &[u64]) {
+        let Ok(n) = i32::try_from(handles.len()) else { return };
+        // SAFETY: The cache hands back only handles `pin` returned and never
+        // unpins one twice.
+        unsafe { pvpass_unpin_pages(handles.as_ptr(), n) };
+        PINNED_PAGES.fetch_sub(handles.len() as u64, Relaxed);
+    }
+}
+
+/// A pinned buffer: a chain translated to host segments, and the pins of
+/// their pages (empty when not acquired). All-zero is a valid empty buffer.
+pub(crate) struct Buf {
+    sg: SgList<SEGS>,
+    tok: PinToken,
+}
+
+impl Buf {
+    /// Write the stream `head ++ body`, from stream position `from` on, into
+    /// the buffer as far as it reaches. Returns the bytes written.
+    pub(crate) fn write(&self, head: &[u8], body: &[u8], from: usize) -> usize {
+        let total = head.len() + body.len();
+        let mut pos = from;
+        self.each_segment(|page, off, len| {
+            let mut off = off;
+            let mut left = len.min(total.saturating_sub(pos));
+            while left > 0 {
+                let src = if pos < head.len() { head.get(pos..) } else { body.get(pos - head.len()..) };
+                let Some(src) = src else { return false };
+                let n = src.len().min(left);
+                page_write(page, off, src.get(..n).unwrap_or(&[]));
+                off += n;
+                pos += n;
+                left -= n;
+            }
+            pos < total
+        });
+        pos - from
+    }
+
+    /// Calls `f(page, offset, len)` for each segment while it returns true.
+    fn each_segment(&self, mut f: impl FnMut(u64, usize, usize) -> bool) {
+        let handles = self.tok.handles();
+        let mut idx = 0usize;
+        let mut last = None;
+        for s in self.sg.segments() {
+            let page = s.host_page();
+            if last.is_some_and(|l| l != page) {
+                idx += 1;
+            }
+            last = Some(page);
+            let Some(&h) = handles.get(idx) else { return };
+            if !f(h, (s.host & OFFSET_MASK) as usize, s.len as usize) {
+                return;
+            }
+        }
+    }
+}
+
+/// Write `data` into pinned page `page` at `off`.
+fn page_write(page: u64, off: usize, data: &[u8]) {
+    if off + data.len() > PAGE_SIZE as usize {
+        return;
+    }
+    // SAFETY: `page` is a handle of a token borrowed for this call (see the
+    // module documentation), so a pinned page; the range is inside it.
+    unsafe { pvpass_page_write(page, off as u32, data.as_ptr().cast(), data.len() as u32) };
+}
+
+/// Read pinned page `page` at `off` into `buf`.
+fn page_read(page: u64, off: usize, buf: &mut [u8]) {
+    if off + buf.len() > PAGE_SIZE as usize {
+        return;
+    }
+    // SAFETY: As for `page_write`.
+    unsafe { pvpass_page_read(page, off as u32, buf.as_mut_ptr().cast(), buf.len() as u32) };
+}
+
+/// Why a buffer could not be pinned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PinBufError {
+    /// The chain fails the memory map (outside guest RAM, read-only, too
+    /// many segments): the guest's fault.
+    Translate(translate::TranslateError),
+    /// Quota full for now, or the kernel refused to pin (VMM gone, memory
+    /// that cannot be pinned long-term).
+    Pin(PinError),
+    /// A receive chain with a device-readable buffer.
+    NotWritable,
+    /// The queue itself is malformed.
+    Queue(QueueError),
+}
+
+/// The pin cache of one device's VM.
+pub(crate) struct VmPins {
+    cache: KBox<DefaultPinCache>,
+    /// The VM the pages belong to; `None` once shut down.
+    vm: Option<VmFile>,
+    /// Pages charged to the VMM's locked memory.
+    charged: u64,
+}
+
+impl VmPins {
+    /// An empty cache for `vm`, its quota charged to the VMM's locked memory
+    /// (`ENOMEM` over RLIMIT_MEMLOCK without CAP_IPC_LOCK).
+    pub(crate) fn new(vm: VmFile) -> Result<Self> {
+        // SAFETY: The all-zero value is a valid (empty, quota 0) pin cache,
+        // as `PinCache` documents.
+        let mut cache = unsafe { new_zeroed::<DefaultPinCache>() }?;
+        cache.reset(PIN_QUOTA);
+        let charged = u64::from(PIN_QUOTA);
+        // SAFETY: `vm` holds a reference on a KVM VM file.
+        let r = unsafe { pvpass_account_pins(vm.as_raw(), charged, true) };
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
+        Ok(Self { cache, vm: Some(vm), charged })
+    }
+
+    /// The memslot generation of the VM now (`None` after shutdown).
+    pub(crate) fn generation(&self) -> Option<u64> {
+        self.vm.as_ref().map(VmFile::generation)
+    }
+
+    /// Translate `chain` (device-writable buffers only) against `map` and
+    /// pin its pages into `buf`, which must have been released.
+    pub(crate) fn acquire(&mut self, chain: &Chain<64>, map: &GuestMap, buf: &mut Buf) -> Result<(), PinBufError> {
+        if chain.descs().iter().any(|d| !d.writable) {
+            return Err(PinBufError::NotWritable);
+        }
+        translate::translate(chain, map, &mut buf.sg).map_err(PinBufError::Translate)?;
+        let Some(vm) = self.vm.as_ref() else { return Err(PinBufError::Pin(PinError::PinFailed)) };
+        self.cache.acquire(buf.sg.host_pages(), &mut KernelPinner(vm), &mut buf.tok).map_err(PinBufError::Pin)
+    }
+
+    /// Pin the pages of `len` bytes at host address `host` into `tok`.
+    fn acquire_range(&mut self, host: u64, len: u64, tok: &mut PinToken) -> Result<(), PinError> {
+        let mut pages = [0u64; RING_PAGES];
+        let first = host & !OFFSET_MASK;
+        let last = host.checked_add(len.max(1) - 1).ok_or(PinError::TooManyPages)? & !OFFSET_MASK;
+        let n = ((last - first) / PAGE_SIZE + 1) as usize;
+        let pages = pages.get_mut(..n).ok_or(PinError::TooManyPages)?;
+        for (i, p) in pages.iter_mut().enumerate() {
+            *p = first + i as u64 * PAGE_SIZE;
+        }
+        let vm = self.vm.as_ref().ok_or(PinError::PinFailed)?;
+        self.cache.acquire(pages, &mut KernelPinner(vm), tok)
+    }
+
+    /// Drop `buf`'s pins (its pages stay cached for the next buffer).
+    pub(crate) fn release(&mut self, buf: &mut Buf) {
+        self.release_token(&mut buf.tok);
+    }
+
+    fn release_token(&mut self, tok: &mut PinToken) {
+        match self.vm.as_ref() {
+            Some(vm) => self.cache.release(tok, &mut KernelPinner(vm)),
+            // After shutdown everything was unpinned already.
+            None => *tok = PinToken::new(),
+        }
+    }
+
+    /// The memory map changed: drop every pin (pins in use go when released).
+    pub(crate) fn invalidate(&mut self) {
+        if let Some(vm) = self.vm.as_ref() {
+            self.cache.invalidate(&mut KernelPinner(vm));
+        }
+    }
+
+    /// Counters of the cache.
+    pub(crate) fn stats(&self) -> PinStats {
+        self.cache.stats()
+    }
+
+    /// The device is being detached: unpin everything (the caller has
+    /// released every buffer and the ring), uncharge, let go of the VM.
+    pub(crate) fn shutdown(&mut self) {
+        self.invalidate();
+        if let Some(vm) = self.vm.take() {
+            // SAFETY: `vm` holds a reference on a KVM VM file.
+            unsafe { pvpass_account_pins(vm.as_raw(), self.charged, false) };
+        }
+    }
+}
+
+impl Drop for VmPins {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Most pages one ring area spans (a 256-entry descriptor table is 4 KiB,
+/// on at most two pages).
+const RING_PAGES: usize = 4;
+
+/// One ring area (descriptor table, available or used ring), pinned.
+struct Area {
+    gpa: u64,
+    len: u64,
+    host: u64,
+    tok: PinToken,
+}
+
+/// A virtqueue's three areas, pinned while the queue runs: the ring's memory
+/// for any thread (`GuestMemory`). All-zero is valid: nothing pinned.
+pub(crate) struct RingMem {
+    areas: [Area; 3],
+}
+
+impl RingMem {
+    /// Pin the areas `(gpa, len)` of a queue, checked writable in `map`.
+    /// Releases what was pinned before.
+    pub(crate) fn pin(&mut self, pins: &mut VmPins, map: &GuestMap, areas: [(u64, u64); 3]) -> Result<(), PinBufError> {
+        self.release(pins);
+        for (a, (gpa, len)) in self.areas.iter_mut().zip(areas) {
+            let host = map
+                .lookup(gpa, len, Access::Write)
+                .map_err(|e| PinBufError::Translate(translate::TranslateError::Map(e)))?;
+            if let Err(e) = pins.acquire_range(host, len, &mut a.tok) {
+                return Err(PinBufError::Pin(e));
+            }
+            a.gpa = gpa;
+            a.len = len;
+            a.host = host;
+        }
+        Ok(())
+    }
+
+    /// Unpin the areas (the queue stopped or its memory moved).
+    pub(crate) fn release(&mut self, pins: &mut VmPins) {
+        for a in self.areas.iter_mut() {
+            pins.release_token(&mut a.tok);
+            a.len = 0;
+        }
+    }
+
+    /// Calls `f(page, offset, range in the caller's buffer)` for the pages
+    /// that `[gpa, gpa + len)` covers, or fails if an area does not hold it.
+    fn each_page(&self, gpa: u64, len: usize, mut f: impl FnMut(u64, usize, core::ops::Range<usize>)) -> Result<(), MemFault> {
+        let a = self
+            .areas
+            .iter()
+            .find(|a| !a.tok.is_empty() && gpa >= a.gpa && gpa.checked_add(len as u64).is_some_and(|e| e <= a.gpa + a.len))
+            .ok_or(MemFault)?;
+        let handles = a.tok.handles();
+        let first = a.host & !OFFSET_MASK;
+        let mut host = a.host + (gpa - a.gpa);
+        let mut done = 0usize;
+        while done < len {
+            let off = (host & OFFSET_MASK) as usize;
+            let n = (PAGE_SIZE as usize - off).min(len - done);
+            let idx = ((host & !OFFSET_MASK) - first) / PAGE_SIZE;
+            let &page = handles.get(idx as usize).ok_or(MemFault)?;
+            f(page, off, done..done + n);
+            done += n;
+            host += n as u64;
+        }
+        Ok(())
+    }
+
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemFault> {
+        self.each_page(gpa, data.len(), |page, off, r| page_write(page, off, data.get(r).unwrap_or(&[])))
+    }
+}
+
+impl GuestMemory for RingMem {
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+        let len = buf.len();
+        self.each_page(gpa, len, |page, off, r| {
+            if let Some(b) = buf.get_mut(r) {
+                page_read(page, off, b);
+            }
+        })
+    }
+
+    fn write_u16(&self, gpa: u64, val: u16) -> Result<(), MemFault> {
+        self.write(gpa, &val.to_le_bytes())
+    }
+
+    fn write_u32(&self, gpa: u64, val: u32) -> Result<(), MemFault> {
+        self.write(gpa, &val.to_le_bytes())
+    }
+
+    fn fence(&self, kind: Fence) {
+        kvm::fence(kind);
+    }
+}
