@@ -19,6 +19,8 @@ check "kvm_amd loads" modprobe kvm_amd
 check "/dev/kvm exists" test -c /dev/kvm
 check "pvpass.ko loads" insmod "$ko"
 check "/dev/pvpass exists" test -c /dev/pvpass
+mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
+check "debugfs /sys/kernel/debug/pvpass/pinned_pages reads 0" grep -qx 0 /sys/kernel/debug/pvpass/pinned_pages
 echo "1..$n" >>"$res/bed.tap"
 for t in pvpass_test pvpass_datapath_test pvpass_unload_test; do
 	PVPASS_KO=$ko timeout 600 "$bin/$t" >"$res/$t.tap" 2>"$res/$t.err"

@@ -75,6 +75,7 @@ enum mode {
 	M_NOTIFY_STORM,	/* STORM notifies with nothing new, on every queue */
 	M_SEND_HDR,	/* transmit params.frame_len bytes with header params.hdr */
 	M_RECV_BUFS,	/* post params.rx_bufs buffers, then params.rx_more */
+	M_RECV_AT,	/* post a buffer at params.slot_gpa (never touched by the guest) */
 };
 
 /* Driver feature bits (low word) beyond MAC. */
@@ -99,6 +100,7 @@ static struct params {
 	u16 ethertype;		/* M_SEND_HDR */
 	u32 rx_bufs, rx_more, rx_buf_len;	/* M_RECV_BUFS */
 	u8 forged[6];		/* if set: source MAC of M_SEND's frame */
+	u64 slot_gpa;		/* M_RECV_AT */
 } params;
 
 static struct ring rings[2];
@@ -277,6 +279,14 @@ static void guest_main(void)
 			kick(base, 0, i);
 		GUEST_SYNC(READ_ONCE(rx->used.idx));
 		break;
+	case M_RECV_AT:
+		rx->desc[0] = (struct desc){ params.slot_gpa, BUF_LEN, F_WRITE, 0 };
+		kick(base, 0, 0);
+		GUEST_SYNC(0);	/* the host changes the memory map, runs a sender */
+		mmio_rd32(base, R_INT_STATUS);
+		GUEST_SYNC(READ_ONCE(rx->used.idx));
+		GUEST_SYNC(rx->used.ring[0].len);
+		break;
 	case M_ZERO_LEN:
 		tx->desc[0] = (struct desc){ params.buf_gpa[1], 0, 0, 0 };
 		kick(base, 1, 0);
@@ -372,6 +382,132 @@ TEST(frame_between_two_vms)
 	EXPECT_EQ(0, sa.drop_tx_bad_chain + sa.drop_tx_bad_buffer + sb.drop_rx_no_buffer);
 	finish(pv, &a);
 	finish(pv, &b);
+	close(pv);
+}
+
+/* /sys/kernel/debug/pvpass/pinned_pages (the bed mounts debugfs). */
+static long pinned_pages(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/pvpass/pinned_pages", "r");
+	long n = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+/*
+ * Frames are written straight into B's pinned buffers on the senders'
+ * threads (B's vCPU is not running); B's rings and buffer page stay pinned,
+ * and the second frame, into another buffer on the same page, is a pin-cache
+ * hit. Everything is unpinned when B is detached: the module's pinned-page
+ * count returns to where it was.
+ */
+TEST(frames_written_into_pinned_buffers_and_unpinned_on_detach)
+{
+	int pv = pvpass_open();
+	long base = pinned_pages();
+	struct guest b, a, c;
+	struct pvpass_stats s0, sb;
+
+	ASSERT_GE(base, 0);
+	next.rx_bufs = 2;
+	next.rx_buf_len = 1024;			/* two buffers, one page */
+	b = start(pv, M_RECV_BUFS, mac_b, mac_a);
+	a = start(pv, M_SEND, mac_a, mac_b);
+	c = start(pv, M_SEND, mac_c, mac_b);
+	ASSERT_EQ(0, sync_value(&b));			/* B posted its buffers */
+	s0 = stats(pv, b.id);
+	EXPECT_GE(s0.pages_pinned, 1);			/* its receive rings */
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	EXPECT_EQ(0, sync_value(&c) & S_NEEDS_RESET);
+	sb = stats(pv, b.id);
+	EXPECT_EQ(2, sb.rx_direct);			/* written on A's and C's threads */
+	EXPECT_EQ(0, sb.rx_deferred);
+	EXPECT_EQ(1, sb.pin_misses - s0.pin_misses);	/* the buffers' page, once */
+	EXPECT_EQ(1, sb.pin_hits - s0.pin_hits);	/* then found pinned */
+	EXPECT_EQ(s0.pages_pinned + 1, sb.pages_pinned);
+	EXPECT_EQ(base + (long)(sb.pages_pinned + stats(pv, a.id).pages_pinned +
+				stats(pv, c.id).pages_pinned), pinned_pages());
+	EXPECT_EQ(2, sync_value(&b));			/* B finds both */
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
+	EXPECT_EQ(base, pinned_pages());
+	close(pv);
+}
+
+#define EXTRA_GPA	0xc0000000ULL
+#define EXTRA_SLOT	10
+
+/*
+ * The receiver's memory map changes while it has a buffer posted and is not
+ * running: the sender must not use the stale map, so the frame waits
+ * (rx_deferred) and lands once the receiver's own thread has re-read the
+ * map (at its next register access), intact.
+ */
+TEST(memslot_change_defers_frame_until_receiver_rereads_map)
+{
+	int pv = pvpass_open();
+	struct guest b = start(pv, M_RECV, mac_b, mac_a);
+	struct guest a;
+	struct pvpass_stats sb;
+
+	ASSERT_EQ(0, sync_value(&b));			/* B posted a buffer */
+	vm_userspace_mem_region_add(b.vm, VM_MEM_SRC_ANONYMOUS, EXTRA_GPA, EXTRA_SLOT, 4, 0);
+	a = start(pv, M_SEND, mac_a, mac_b);
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	sb = stats(pv, b.id);
+	EXPECT_EQ(0, sb.rx_direct);
+	EXPECT_EQ(1, sb.rx_deferred);
+	EXPECT_EQ(0, sb.rx_frames);
+	EXPECT_EQ(HDR + FRAME_LEN, sync_value(&b));	/* delivered, intact */
+	sb = stats(pv, b.id);
+	EXPECT_EQ(1, sb.rx_frames);
+	EXPECT_EQ(0, sb.drop_rx_no_buffer + sb.drop_rx_too_small + sb.drop_rx_pin_failed);
+	finish(pv, &a);
+	finish(pv, &b);
+	close(pv);
+}
+
+/*
+ * Memslot removed in flight: the receiver posted a buffer in a memslot that
+ * the VMM then deletes. The frame for it is refused against the new map
+ * (the buffer comes back empty, counted), nothing is written to the freed
+ * memory, no pin of the old slot survives, and the neighbours go on.
+ */
+TEST(memslot_removed_under_posted_buffer)
+{
+	int pv = pvpass_open();
+	long base = pinned_pages();
+	struct guest b, a;
+	struct pvpass_stats s0, sb;
+
+	next.slot_gpa = EXTRA_GPA;
+	b = start(pv, M_RECV_AT, mac_b, mac_a);
+	vm_userspace_mem_region_add(b.vm, VM_MEM_SRC_ANONYMOUS, EXTRA_GPA, EXTRA_SLOT, 4, 0);
+	ASSERT_EQ(0, sync_value(&b));			/* B posted the buffer */
+	s0 = stats(pv, b.id);
+	vm_mem_region_delete(b.vm, EXTRA_SLOT);
+	a = start(pv, M_SEND, mac_a, mac_b);
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	EXPECT_EQ(1, stats(pv, b.id).rx_deferred);
+	EXPECT_EQ(1, sync_value(&b));			/* the buffer came back */
+	EXPECT_EQ(0, sync_value(&b));			/* empty */
+	sb = stats(pv, b.id);
+	EXPECT_EQ(0, sb.rx_frames);
+	EXPECT_EQ(1, sb.drop_rx_too_small);
+	/* Only the ring page was pinned again (for the new map), nothing of
+	 * the old slot. */
+	EXPECT_EQ(1, sb.pin_misses - s0.pin_misses);
+	EXPECT_EQ(s0.pages_pinned, sb.pages_pinned);
+	finish(pv, &a);
+	finish(pv, &b);
+	EXPECT_EQ(base, pinned_pages());
+	neighbours_exchange_a_frame(_metadata, pv);
 	close(pv);
 }
 
