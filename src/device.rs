@@ -6,9 +6,12 @@
 //!
 //! Transmit runs on the guest's own vCPU thread, inside the MMIO op
 //! (`kvm::InVcpu`): a notify walks the transmit queue through the descriptor
-//! engine, copies each frame once into the device's scratch buffer (so the
-//! header it checks is the header it forwards), checks its virtio-net header
-//! and hands it to the switch.
+//! engine, pins each chain's pages through the device's transmit pin cache,
+//! reads the virtio-net and Ethernet headers once into kernel memory (so the
+//! header it checks is the header it forwards), checks them and hands the
+//! frame to the switch; the rest of the frame is copied once, from the
+//! pinned pages into each receiver. The chain goes back to the guest (used
+//! ring) only when every receiver has its copy.
 //!
 //! Receive works from any thread. The receive queue's rings are pinned
 //! while it runs (`pinned::RingMem`) and its buffers are pinned through the
@@ -48,14 +51,13 @@ use kernel::{
 
 use crate::{
     kvm::{self, GuestMap, InVcpu, IrqFd, VcpuMem, VmFile},
-    pinned::{self, Buf, PinBufError, RingMem, VmPins},
+    pinned::{self, Buf, Frame, PinBufError, RingMem, VmPins},
     pvcore::{
         backlog::{Backlog, Entry},
         mmio::{feature, reg, MmioDevice, MmioEvent},
         pincache::PinError,
-        traits::GuestMemory,
-        virtq::{Chain, Desc, QueueConfig, Virtqueue, DESC_SIZE},
-        vnet::{self, NetHdr, Offloads, FRAME_MAX, HDR_LEN},
+        virtq::{Chain, QueueConfig, Virtqueue, DESC_SIZE},
+        vnet::{self, NetHdr, Offloads, ETH_HLEN, HDR_LEN},
     },
     switch, uapi,
 };
@@ -122,8 +124,16 @@ struct DevState {
     txq: Option<Virtqueue>,
     /// Offloads the driver negotiated for sending.
     tx_off: Offloads,
-    /// Transmit scratch: header + frame, each byte copied from the guest once.
-    frame: KVVec<u8>,
+    /// Transmit buffers are pinned (for reading) through this cache.
+    tx_pins: VmPins,
+    tx: KBox<TxBig>,
+}
+
+/// The chain being sent and its pinned buffer (allocated zeroed, as
+/// `RxBig`).
+struct TxBig {
+    chain: Chain<64>,
+    buf: Buf,
 }
 
 /// The large part of the receive side (about 8 KiB), allocated zeroed: the
@@ -278,9 +288,11 @@ impl Device {
             Bytes(KVVec::from_elem(0u8, BACKLOG_BYTES, GFP_KERNEL)?),
             Entries(KVVec::from_elem(Entry::default(), BACKLOG_FRAMES, GFP_KERNEL)?),
         );
-        let frame = KVVec::from_elem(0u8, HDR_LEN + FRAME_MAX, GFP_KERNEL)?;
         let regs = MmioDevice::new(DEVICE_FEATURES, mac);
-        let pins = VmPins::new(vm.clone_ref())?;
+        let pins = VmPins::new(vm.clone_ref(), pinned::RX_QUOTA, true)?;
+        let tx_pins = VmPins::new(vm.clone_ref(), pinned::TX_QUOTA, false)?;
+        // SAFETY: An empty chain and an unpinned buffer are all zeros.
+        let tx = unsafe { pinned::new_zeroed::<TxBig>() }?;
         // SAFETY: The all-zero value of `RingMem` (areas of no length, empty
         // tokens) is valid, as is `RxBig`'s (see its documentation).
         let ring = unsafe { pinned::new_zeroed::<RingMem>() }?;
@@ -298,7 +310,8 @@ impl Device {
                     map_valid: false,
                     txq: None,
                     tx_off: Offloads::default(),
-                    frame,
+                    tx_pins,
+                    tx,
                 }),
                 rx <- new_mutex!(RxState {
                     q: None,
@@ -323,7 +336,11 @@ impl Device {
 
     pub(crate) fn stats(&self) -> uapi::Stats {
         let c = &self.counters;
-        let pins = self.rx.lock().pins.stats();
+        // Pins of both directions (state, then rx: the lock order).
+        let st = self.state.lock();
+        let tx = st.tx_pins.stats();
+        let rx = self.rx.lock().pins.stats();
+        drop(st);
         uapi::Stats {
             id: self.id,
             mmio_reads: c.get(C::MmioReads),
@@ -345,9 +362,9 @@ impl Device {
             rx_gso_frames: c.get(C::RxGso),
             rx_csum_completed: c.get(C::RxCsumCompleted),
             drop_tx_spoofed: c.get(C::DropTxSpoofed),
-            pages_pinned: pins.pinned,
-            pin_hits: pins.hits,
-            pin_misses: pins.misses,
+            pages_pinned: rx.pinned + tx.pinned,
+            pin_hits: rx.hits + tx.hits,
+            pin_misses: rx.misses + tx.misses,
             rx_direct: c.get(C::RxDirect),
             rx_deferred: c.get(C::RxDeferred),
             drop_rx_pin_failed: c.get(C::DropRxPinFailed),
@@ -358,6 +375,11 @@ impl Device {
     /// The attachment is going away (its port is off the switch and its
     /// window off the bus): unpin everything and let go of the VM.
     pub(crate) fn shutdown(&self) {
+        let mut st = self.state.lock();
+        st.txq = None;
+        let DevState { tx_pins, tx, .. } = &mut *st;
+        tx_pins.release(&mut tx.buf);
+        tx_pins.shutdown();
         let mut rx = self.rx.lock();
         rx.q = None;
         let RxState { ring, pins, big, .. } = &mut *rx;
@@ -366,6 +388,7 @@ impl Device {
         pins.release(&mut big.bmore);
         pins.shutdown();
         drop(rx);
+        drop(st);
         self.backlog.lock().clear();
     }
 
@@ -445,7 +468,7 @@ impl Device {
     /// Called by the switch on the sender's thread: write `frame` (with its
     /// checked header) into this port's receive buffers now if it can, or
     /// queue it in the backlog and kick the interrupt.
-    pub(crate) fn receive(&self, hdr: &NetHdr, frame: &[u8]) {
+    pub(crate) fn receive(&self, hdr: &NetHdr, frame: &Frame<'_>) {
         {
             let mut rx = self.rx.lock();
             // Frames already waiting go first: keep the order.
@@ -458,7 +481,7 @@ impl Device {
                 }
             }
         }
-        match self.backlog.lock().push(*hdr, frame) {
+        match self.backlog.lock().push_with(*hdr, frame.len(), |d| frame.copy_to_slice(0, d)) {
             Err(_) => self.counters.inc(C::DropRxNoBuffer),
             Ok(was_empty) => {
                 self.counters.inc(C::RxDeferred);
@@ -476,7 +499,7 @@ impl Device {
     /// caller is a sender (the frame is not in the backlog), which must not
     /// modify the frame (a flood shares it between receivers), so a
     /// checksum to complete makes it wait for the receiver's own thread.
-    fn rx_frame(&self, rx: &mut RxState, hdr: &NetHdr, frame: &[u8], direct: bool) -> Rx {
+    fn rx_frame(&self, rx: &mut RxState, hdr: &NetHdr, frame: &Frame<'_>, direct: bool) -> Rx {
         let Some(vm_gen) = rx.pins.generation() else { return Rx::Wait(false) };
         if rx.q.is_none() || vm_gen != rx.big.map.generation {
             return Rx::Wait(false);
@@ -503,7 +526,7 @@ impl Device {
 
     /// `rx_frame` once the queue is known to take the frame; an error
     /// breaks the queue.
-    fn rx_fill(&self, rx: &mut RxState, hdr: &NetHdr, frame: &[u8], direct: bool) -> Result<Rx, (&'static str, PinBufError)> {
+    fn rx_fill(&self, rx: &mut RxState, hdr: &NetHdr, frame: &Frame<'_>, direct: bool) -> Result<Rx, (&'static str, PinBufError)> {
         let RxState { q, ring, pins, big, off: _, mrg_rxbuf } = rx;
         let Some(queue) = q.as_mut() else { return Ok(Rx::Wait(false)) };
         let max = if *mrg_rxbuf { MAX_RX_BUFFERS } else { 1 };
@@ -681,13 +704,13 @@ impl Device {
     /// With EVENT_IDX the guest is then asked to notify at its next frame,
     /// and frames it added meanwhile are served in the same call.
     fn process_tx(&self, cpu: &InVcpu, st: &mut DevState) {
-        let mut chain = Chain::<64>::new();
         let mut completed = false;
         loop {
-            let DevState { map, txq, frame, tx_off, .. } = &mut *st;
+            let DevState { map, txq, tx_off, tx_pins, tx, .. } = &mut *st;
             let Some(q) = txq.as_mut() else { return };
             let mem = VcpuMem::new(cpu, map);
-            match q.pop(&mem, map, &mut chain) {
+            let TxBig { chain, buf } = &mut **tx;
+            match q.pop(&mem, map, chain) {
                 Ok(false) => match q.enable_notify(&mem) {
                     Ok(true) => continue,
                     Ok(false) => break,
@@ -699,31 +722,22 @@ impl Device {
                     return self.broken(st, "malformed transmit chain", e);
                 }
             }
-            let len = copy_in(&mem, chain.descs(), frame);
+            match tx_pins.acquire(chain, map, buf) {
+                Ok(()) => self.send(buf, *tx_off),
+                Err(e) => {
+                    self.counters.inc(C::DropTxBadBuffer);
+                    if let PinBufError::Pin(e) = e {
+                        self.warn("transmit buffer could not be pinned, frame dropped", e);
+                    }
+                }
+            }
+            // The buffer goes back to the guest only now: every receiver
+            // has its copy.
+            tx_pins.release(buf);
             if let Err(e) = q.push(&mem, chain.head(), 0) {
                 return self.broken(st, "transmit used ring", e);
             }
             completed = true;
-            let Some((raw, f)) = len.and_then(|n| frame.get(..n)).and_then(|b| b.split_first_chunk::<HDR_LEN>()) else {
-                self.counters.inc(C::DropTxBadBuffer);
-                continue;
-            };
-            let mut hdr = NetHdr::parse(raw);
-            if let Err(e) = hdr.check(f, *tx_off) {
-                self.counters.inc(C::DropTxBadHdr);
-                self.warn("transmit header refused, frame dropped", e);
-                continue;
-            }
-            if switch::forward(self.id, &hdr, f) == switch::Forwarded::Spoofed {
-                self.counters.inc(C::DropTxSpoofed);
-                self.warn("frame with another port's MAC as source dropped", f.get(6..12));
-                continue;
-            }
-            self.counters.inc(C::TxFrames);
-            self.counters.add(C::TxBytes, f.len() as u64);
-            if hdr.is_gso() {
-                self.counters.inc(C::TxGso);
-            }
         }
         let DevState { map, txq, .. } = &mut *st;
         if let Some(q) = txq.as_mut() {
@@ -731,6 +745,39 @@ impl Device {
             if completed && q.need_notify(&mem).unwrap_or(true) {
                 self.interrupt(true);
             }
+        }
+    }
+
+    /// Check and forward the frame in pinned transmit buffer `buf`. Its
+    /// virtio-net header and Ethernet header are read once into kernel
+    /// memory, checked and routed from there; the rest is copied once, from
+    /// the pinned pages straight into each receiver.
+    fn send(&self, buf: &Buf, tx_off: Offloads) {
+        let total = buf.len();
+        let mut head = [0u8; HDR_LEN + ETH_HLEN];
+        let n = total.min(head.len());
+        let got = buf.read(0, head.get_mut(..n).unwrap_or(&mut []));
+        let Some((raw, eth)) = head.get(..got).and_then(|b| b.split_first_chunk::<HDR_LEN>()) else {
+            self.counters.inc(C::DropTxBadBuffer);
+            return;
+        };
+        let mut hdr = NetHdr::parse(raw);
+        let flen = total - HDR_LEN;
+        if let Err(e) = hdr.check_parts(eth, flen, tx_off) {
+            self.counters.inc(C::DropTxBadHdr);
+            self.warn("transmit header refused, frame dropped", e);
+            return;
+        }
+        let frame = Frame::pinned(eth, buf, got, flen);
+        if switch::forward(self.id, &hdr, &frame) == switch::Forwarded::Spoofed {
+            self.counters.inc(C::DropTxSpoofed);
+            self.warn("frame with another port's MAC as source dropped", eth.get(6..12));
+            return;
+        }
+        self.counters.inc(C::TxFrames);
+        self.counters.add(C::TxBytes, flen as u64);
+        if hdr.is_gso() {
+            self.counters.inc(C::TxGso);
         }
     }
 
@@ -751,7 +798,7 @@ impl Device {
                 }
             }
             let hdr = *hdr;
-            match self.rx_frame(&mut rx, &hdr, frame, false) {
+            match self.rx_frame(&mut rx, &hdr, &Frame::kernel(frame), false) {
                 Rx::Done(n) => {
                     notify |= n;
                     backlog.pop();
@@ -791,14 +838,14 @@ enum Fill {
 /// checked and translated against `map` and its pages pinned through `pins`
 /// (mostly cache hits: drivers recycle their buffers). The header, whose
 /// num_buffers is known only at the end, is written last into the first.
-fn fill(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxBig, hdr: &NetHdr, frame: &[u8], max: usize) -> Fill {
+fn fill(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxBig, hdr: &NetHdr, frame: &Frame<'_>, max: usize) -> Fill {
     let r = fill_chains(q, ring, pins, b, hdr, frame, max);
     pins.release(&mut b.bfirst);
     pins.release(&mut b.bmore);
     r
 }
 
-fn fill_chains(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxBig, hdr: &NetHdr, frame: &[u8], max: usize) -> Fill {
+fn fill_chains(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxBig, hdr: &NetHdr, frame: &Frame<'_>, max: usize) -> Fill {
     let RxBig { map, first, more, bfirst, bmore, used } = b;
     let total = HDR_LEN + frame.len();
     let mut pos = 0usize;
@@ -845,7 +892,7 @@ fn fill_chains(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxB
         pos += written;
     }
     let h = NetHdr { num_buffers: u16::try_from(n).unwrap_or(0), ..*hdr }.to_bytes();
-    if bfirst.write(&h, &[], 0) == HDR_LEN {
+    if bfirst.write(&h, &Frame::kernel(&[]), 0) == HDR_LEN {
         Fill::Done(n)
     } else {
         Fill::TooSmall(empty(used, n))
@@ -858,22 +905,6 @@ fn empty(used: &mut [(u16, u32); MAX_RX_BUFFERS], n: usize) -> usize {
         slot.1 = 0;
     }
     n
-}
-
-/// Copy a transmit chain (device-readable buffers only) into `frame`, each
-/// byte once. The length, or `None` for a chain that does not fit, has a
-/// device-writable buffer or points outside guest memory.
-fn copy_in<M: GuestMemory>(mem: &M, descs: &[Desc], frame: &mut [u8]) -> Option<usize> {
-    let mut len = 0usize;
-    for d in descs {
-        if d.writable {
-            return None;
-        }
-        let end = len.checked_add(usize::try_from(d.len).ok()?)?;
-        mem.read(d.addr, frame.get_mut(len..end)?).ok()?;
-        len = end;
-    }
-    Some(len)
 }
 
 /// Called by glue.c for a guest read of `len` bytes at `offset` in the window.

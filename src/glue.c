@@ -304,17 +304,18 @@ int pvpass_current_tgid(void)
  * inlines.
  *
  * pvpass_pin_pages: pin the pages at user addresses @addrs[0..n) of the VM's
- * mm for writing, FOLL_LONGTERM (they stay pinned in the pin cache). On the
+ * mm (for writing if @write), FOLL_LONGTERM (they stay pinned in the pin cache). On the
  * VM's own thread (a vCPU inside an MMIO op) pin_user_pages_fast() works on
  * current->mm; anywhere else (another VM's vCPU delivering a frame, a worker)
  * the remote variant with the mm held and its mmap lock read-held. All or
  * nothing: on error nothing stays pinned. -ESRCH once the VMM has exited.
  */
-int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages)
+int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages,
+		     bool write)
 {
 	struct kvm *kvm = vm_file->private_data;
 	struct mm_struct *mm = kvm->mm;
-	const unsigned int flags = FOLL_WRITE | FOLL_LONGTERM;
+	const unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
 	bool own = current->mm == mm;
 	int i, ret = 0;
 
@@ -344,10 +345,21 @@ int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page 
 	return ret;
 }
 
-/* Unpin pages pinned by pvpass_pin_pages; the device may have written them. */
-void pvpass_unpin_pages(struct page **pages, int n)
+/* Unpin pages pinned by pvpass_pin_pages; @dirty: the device wrote them. */
+void pvpass_unpin_pages(struct page **pages, int n, bool dirty)
 {
-	unpin_user_pages_dirty_lock(pages, n, true);
+	unpin_user_pages_dirty_lock(pages, n, dirty);
+}
+
+/* Copy @len bytes between two pinned pages (each range inside its page). */
+void pvpass_page_copy(struct page *dst, u32 doff, struct page *src, u32 soff, u32 len)
+{
+	void *s = kmap_local_page(src);
+	void *d = kmap_local_page(dst);
+
+	memcpy(d + doff, s + soff, len);
+	kunmap_local(d);
+	kunmap_local(s);
 }
 
 /* Copy @len bytes into pinned @page at @off (off + len <= PAGE_SIZE). */

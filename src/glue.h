@@ -41,8 +41,10 @@ int pvpass_current_tgid(void);
 
 /* C, called from Rust (src/pinned.rs). */
 struct page;
-int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages);
-void pvpass_unpin_pages(struct page **pages, int n);
+int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages,
+		     bool write);
+void pvpass_unpin_pages(struct page **pages, int n, bool dirty);
+void pvpass_page_copy(struct page *dst, u32 doff, struct page *src, u32 soff, u32 len);
 void pvpass_page_write(struct page *page, u32 off, const void *src, u32 len);
 void pvpass_page_read(struct page *page, u32 off, void *dst, u32 len);
 u64 pvpass_vm_generation(struct file *vm_file);
@@ -53,8 +55,9 @@ struct pvpass_hostport;
 struct pvpass_hostport *pvpass_hostport_create(const char *name);
 void pvpass_hostport_mac(struct pvpass_hostport *hp, u8 *mac);
 void pvpass_hostport_destroy(struct pvpass_hostport *hp);
-int pvpass_hostport_rx(struct pvpass_hostport *hp, const void *hdr,
-		       const void *data, u32 len);
+struct sk_buff;
+void *pvpass_hostport_rx_alloc(struct pvpass_hostport *hp, u32 len, struct sk_buff **skbp);
+int pvpass_hostport_rx_commit(struct pvpass_hostport *hp, struct sk_buff *skb, const void *hdr);
 
 /* Rust, called from C (src/device.rs, src/hostport.rs). */
 int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, u64 offset, int len, void *val);

@@ -170,26 +170,37 @@ void pvpass_hostport_destroy(struct pvpass_hostport *hp)
 }
 
 /*
- * A frame from the switch for the host: hdr is a checked virtio_net_hdr_v1,
- * data the Ethernet frame. Process context (a guest's vCPU thread).
- * Returns 0, or -errno when the frame was dropped (counted on the interface).
+ * A frame from the switch for the host, in two steps so that Rust copies it
+ * once, straight from the sender's pinned pages into the skb: rx_alloc gives
+ * an skb with @len bytes of room (NULL, counted, if the interface is down or
+ * memory short), Rust fills them with the Ethernet frame, rx_commit applies
+ * the checked virtio_net_hdr_v1 @hdr and hands the skb to the stack (it
+ * always consumes it; -EINVAL, counted, if the stack refuses the header).
+ * Process context (a guest's vCPU thread).
  */
-int pvpass_hostport_rx(struct pvpass_hostport *hp, const void *hdr,
-		       const void *data, u32 len)
+void *pvpass_hostport_rx_alloc(struct pvpass_hostport *hp, u32 len, struct sk_buff **skbp)
 {
 	struct net_device *dev = hp->dev;
 	struct sk_buff *skb;
 
 	if (!(dev->flags & IFF_UP)) {
 		DEV_STATS_INC(dev, rx_dropped);
-		return -ENETDOWN;
+		return NULL;
 	}
 	skb = netdev_alloc_skb_ip_align(dev, len);
 	if (!skb) {
 		DEV_STATS_INC(dev, rx_dropped);
-		return -ENOMEM;
+		return NULL;
 	}
-	skb_put_data(skb, data, len);
+	*skbp = skb;
+	return skb_put(skb, len);
+}
+
+int pvpass_hostport_rx_commit(struct pvpass_hostport *hp, struct sk_buff *skb, const void *hdr)
+{
+	struct net_device *dev = hp->dev;
+	u32 len = skb->len;
+
 	if (virtio_net_hdr_to_skb(skb, hdr, true)) {
 		DEV_STATS_INC(dev, rx_frame_errors);
 		kfree_skb(skb);

@@ -4,13 +4,15 @@
 //! a `net_device` made by hostport.c (Linux 7.2 has no Rust net_device
 //! abstraction). Frames the host sends reach `pvpass_rs_host_xmit` from the
 //! interface's work item (process context); frames for the host go to
-//! `HostPort::deliver`, which builds an skb and hands it to the stack.
+//! `HostPort::deliver`, which copies them once into a new skb (from the
+//! sending guest's pinned pages) and hands it to the stack.
 
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
 use kernel::{error::from_err_ptr, ffi::c_char, prelude::*, sync::Arc};
 
 use crate::{
+    pinned::Frame,
     pvcore::vnet::{NetHdr, Offloads, HDR_LEN},
     switch,
 };
@@ -23,8 +25,8 @@ extern "C" {
     fn pvpass_hostport_create(name: *const c_char) -> *mut c_void;
     fn pvpass_hostport_mac(hp: *mut c_void, mac: *mut u8);
     fn pvpass_hostport_destroy(hp: *mut c_void);
-    fn pvpass_hostport_rx(hp: *mut c_void, hdr: *const c_void, data: *const c_void, len: u32)
-        -> c_int;
+    fn pvpass_hostport_rx_alloc(hp: *mut c_void, len: u32, skb: *mut *mut c_void) -> *mut u8;
+    fn pvpass_hostport_rx_commit(hp: *mut c_void, skb: *mut c_void, hdr: *const c_void) -> c_int;
 }
 
 /// The host interface; dropping the last reference unregisters it.
@@ -33,7 +35,7 @@ pub(crate) struct HostPort {
     mac: [u8; 6],
 }
 
-// SAFETY: The C object locks for itself: `pvpass_hostport_rx` may be called
+// SAFETY: The C object locks for itself: `pvpass_hostport_rx_*` may be called
 // from any thread in process context, concurrently; only `destroy` (in
 // `Drop`, with the last reference) ends it.
 unsafe impl Send for HostPort {}
@@ -57,15 +59,22 @@ impl HostPort {
 
     /// Give a frame (with its checked header) to the host stack. False if it
     /// was dropped (interface down, no memory, header refused by the stack).
-    pub(crate) fn deliver(&self, hdr: &NetHdr, frame: &[u8]) -> bool {
+    pub(crate) fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>) -> bool {
         let raw = NetHdr { num_buffers: 0, ..*hdr }.to_bytes();
         let Ok(len) = u32::try_from(frame.len()) else { return false };
-        // SAFETY: `hp` is live while `self` is; `raw` is a whole
-        // virtio_net_hdr_v1 and `frame` has `len` readable bytes, both alive
-        // for the call (the C side copies them).
-        let r = unsafe {
-            pvpass_hostport_rx(self.hp.as_ptr(), raw.as_ptr().cast(), frame.as_ptr().cast(), len)
-        };
+        let mut skb = core::ptr::null_mut();
+        // SAFETY: `hp` is live while `self` is; `skb` is a valid out pointer.
+        let data = unsafe { pvpass_hostport_rx_alloc(self.hp.as_ptr(), len, &mut skb) };
+        if data.is_null() {
+            return false;
+        }
+        // SAFETY: On success `data` points to `len` bytes of the new skb's
+        // linear area, which nothing else references until the commit.
+        let dst = unsafe { core::slice::from_raw_parts_mut(data, frame.len()) };
+        frame.copy_to_slice(0, dst);
+        // SAFETY: `skb` came from `pvpass_hostport_rx_alloc` on this port and
+        // is handed over (consumed); `raw` is a whole virtio_net_hdr_v1.
+        let r = unsafe { pvpass_hostport_rx_commit(self.hp.as_ptr(), skb, raw.as_ptr().cast()) };
         r == 0
     }
 }
@@ -126,5 +135,5 @@ unsafe extern "C" fn pvpass_rs_host_xmit(hdr: *const c_void, data: *const c_void
     if hdr.check(frame, Offloads::ALL).is_err() {
         return;
     }
-    switch::forward(HOST_PORT_ID, &hdr, frame);
+    switch::forward(HOST_PORT_ID, &hdr, &Frame::kernel(frame));
 }

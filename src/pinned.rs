@@ -37,8 +37,9 @@ use crate::{
 };
 
 extern "C" {
-    fn pvpass_pin_pages(vm_file: *mut c_void, addrs: *const u64, n: i32, pages: *mut u64) -> i32;
-    fn pvpass_unpin_pages(pages: *const u64, n: i32);
+    fn pvpass_pin_pages(vm_file: *mut c_void, addrs: *const u64, n: i32, pages: *mut u64, write: bool) -> i32;
+    fn pvpass_unpin_pages(pages: *const u64, n: i32, dirty: bool);
+    fn pvpass_page_copy(dst: u64, doff: u32, src: u64, soff: u32, len: u32);
     fn pvpass_page_write(page: u64, off: u32, src: *const c_void, len: u32);
     fn pvpass_page_read(page: u64, off: u32, dst: *mut c_void, len: u32);
     fn pvpass_account_pins(vm_file: *mut c_void, pages: u64, charge: bool) -> i32;
@@ -59,18 +60,22 @@ pub(crate) unsafe fn new_zeroed<T>() -> Result<KBox<T>> {
 /// Pages pinned by the whole module now (debugfs `pinned_pages`).
 pub(crate) static PINNED_PAGES: Atomic<u64> = Atomic::new(0);
 
-/// Pages one device may keep pinned (4 MiB): its receive rings, the buffers
-/// being filled, and the cache of recently used buffer pages. Charged to
-/// the VMM's locked memory at ATTACH.
-pub(crate) const PIN_QUOTA: u32 = 1024;
+/// Pages one device may keep pinned for receiving (4 MiB): its receive
+/// rings, the buffers being filled, and the cache of recently used buffer
+/// pages. Charged to the VMM's locked memory at ATTACH, with `TX_QUOTA`.
+pub(crate) const RX_QUOTA: u32 = 1024;
+/// Pages one device may keep pinned for transmitting (1 MiB): the frame
+/// being sent (a 64 KiB frame spans 17 pages) and recently used pages.
+pub(crate) const TX_QUOTA: u32 = 256;
 
 /// Segments of one pinned buffer: a 64 KiB receive chain ("big packets"
 /// mode) takes 17 to 19; mergeable buffers 1 or 2.
 const SEGS: usize = 48;
 const OFFSET_MASK: u64 = PAGE_SIZE - 1;
 
-/// `Pinner` of the VM behind a VM file.
-struct KernelPinner<'a>(&'a VmFile);
+/// `Pinner` of the VM behind a VM file, for writing (receive buffers,
+/// rings) or for reading (transmit buffers).
+struct KernelPinner<'a>(&'a VmFile, bool);
 
 impl Pinner for KernelPinner<'_> {
     fn pin(&mut self, pages: &[u64], handles: &mut [u64]) -> Result<(), PinFailed> {
@@ -80,7 +85,7 @@ impl Pinner for KernelPinner<'_> {
         }
         // SAFETY: `self.0` holds a reference on a KVM VM file; `pages` has `n`
         // addresses and `handles` room for `n` page pointers (u64 on 64-bit).
-        let r = unsafe { pvpass_pin_pages(self.0.as_raw(), pages.as_ptr(), n, handles.as_mut_ptr()) };
+        let r = unsafe { pvpass_pin_pages(self.0.as_raw(), pages.as_ptr(), n, handles.as_mut_ptr(), self.1) };
         if r != 0 {
             return Err(PinFailed);
         }
@@ -92,7 +97,7 @@ impl Pinner for KernelPinner<'_> {
         let Ok(n) = i32::try_from(handles.len()) else { return };
         // SAFETY: The cache hands back only handles `pin` returned and never
         // unpins one twice.
-        unsafe { pvpass_unpin_pages(handles.as_ptr(), n) };
+        unsafe { pvpass_unpin_pages(handles.as_ptr(), n, self.1) };
         PINNED_PAGES.fetch_sub(handles.len() as u64, Relaxed);
     }
 }
@@ -105,19 +110,31 @@ pub(crate) struct Buf {
 }
 
 impl Buf {
-    /// Write the stream `head ++ body`, from stream position `from` on, into
+    /// Bytes the buffer holds (0 when not acquired).
+    pub(crate) fn len(&self) -> usize {
+        if self.tok.is_empty() {
+            return 0;
+        }
+        self.sg.segments().iter().map(|s| s.len as usize).sum()
+    }
+
+    /// Write the stream `hdr ++ frame`, from stream position `from` on, into
     /// the buffer as far as it reaches. Returns the bytes written.
-    pub(crate) fn write(&self, head: &[u8], body: &[u8], from: usize) -> usize {
-        let total = head.len() + body.len();
+    pub(crate) fn write(&self, hdr: &[u8], frame: &Frame<'_>, from: usize) -> usize {
+        let total = hdr.len() + frame.len();
         let mut pos = from;
-        self.each_segment(|page, off, len| {
+        self.pieces(0, usize::MAX, |page, off, len, _| {
             let mut off = off;
             let mut left = len.min(total.saturating_sub(pos));
             while left > 0 {
-                let src = if pos < head.len() { head.get(pos..) } else { body.get(pos - head.len()..) };
-                let Some(src) = src else { return false };
-                let n = src.len().min(left);
-                page_write(page, off, src.get(..n).unwrap_or(&[]));
+                let n = if let Some(h) = hdr.get(pos..).filter(|h| !h.is_empty()) {
+                    let n = h.len().min(left);
+                    page_write(page, off, h.get(..n).unwrap_or(&[]));
+                    n
+                } else {
+                    frame.copy_to_page(pos - hdr.len(), page, off, left);
+                    left
+                };
                 off += n;
                 pos += n;
                 left -= n;
@@ -127,20 +144,128 @@ impl Buf {
         pos - from
     }
 
-    /// Calls `f(page, offset, len)` for each segment while it returns true.
-    fn each_segment(&self, mut f: impl FnMut(u64, usize, usize) -> bool) {
+    /// Copy bytes `[pos, pos + dst.len())` of the buffer into `dst`. Returns
+    /// the bytes copied (fewer if the buffer ends first).
+    pub(crate) fn read(&self, pos: usize, dst: &mut [u8]) -> usize {
+        let mut done = 0usize;
+        self.pieces(pos, dst.len(), |page, off, len, at| {
+            if let Some(d) = dst.get_mut(at..at + len) {
+                page_read(page, off, d);
+                done += len;
+            }
+            true
+        });
+        done
+    }
+
+    /// Copy bytes `[pos, pos + n)` of the buffer into pinned page `dst` at
+    /// `doff` (page to page: the one copy of a frame's body).
+    fn copy_to_page(&self, pos: usize, dst: u64, doff: usize, n: usize) {
+        if doff + n > PAGE_SIZE as usize {
+            return;
+        }
+        self.pieces(pos, n, |page, off, len, at| {
+            // SAFETY: `page` is a handle of `self.tok` and `dst` one of a
+            // token the caller borrows (see the module documentation): both
+            // pinned pages; both ranges lie inside their page.
+            unsafe { pvpass_page_copy(dst, (doff + at) as u32, page, off as u32, len as u32) };
+            true
+        });
+    }
+
+    /// Calls `f(page, offset in page, len, offset from pos)` for the pieces
+    /// of bytes `[pos, pos + n)` of the buffer, in order, while it returns
+    /// true.
+    fn pieces(&self, pos: usize, n: usize, mut f: impl FnMut(u64, usize, usize, usize) -> bool) {
         let handles = self.tok.handles();
+        let end = pos.saturating_add(n);
         let mut idx = 0usize;
         let mut last = None;
+        let mut at = 0usize; // buffer offset of the segment
         for s in self.sg.segments() {
             let page = s.host_page();
             if last.is_some_and(|l| l != page) {
                 idx += 1;
             }
             last = Some(page);
-            let Some(&h) = handles.get(idx) else { return };
-            if !f(h, (s.host & OFFSET_MASK) as usize, s.len as usize) {
+            let len = s.len as usize;
+            let (lo, hi) = (pos.max(at), end.min(at + len));
+            if lo < hi {
+                let Some(&h) = handles.get(idx) else { return };
+                let off = (s.host & OFFSET_MASK) as usize + (lo - at);
+                if !f(h, off, hi - lo, lo - pos) {
+                    return;
+                }
+            }
+            at += len;
+            if at >= end {
                 return;
+            }
+        }
+    }
+}
+
+/// A frame on its way through the switch: its first bytes in kernel memory
+/// (where they were checked and routed), the rest, if any, still in the
+/// sender's pinned transmit buffer, so that each receiver gets it in one
+/// copy.
+pub(crate) struct Frame<'a> {
+    head: &'a [u8],
+    tail: Option<(&'a Buf, usize)>,
+    len: usize,
+}
+
+impl<'a> Frame<'a> {
+    /// A frame wholly in kernel memory (the host port, the backlog).
+    pub(crate) fn kernel(bytes: &'a [u8]) -> Self {
+        Self { head: bytes, tail: None, len: bytes.len() }
+    }
+
+    /// A frame of `len` bytes: `head`, then buffer bytes from `tail_at` on.
+    pub(crate) fn pinned(head: &'a [u8], buf: &'a Buf, tail_at: usize, len: usize) -> Self {
+        Self { head, tail: Some((buf, tail_at)), len }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The bytes in kernel memory (at least the Ethernet header of a
+    /// checked frame).
+    pub(crate) fn head(&self) -> &[u8] {
+        self.head
+    }
+
+    /// Copy frame bytes `[pos, pos + n)` into pinned page `page` at `off`.
+    fn copy_to_page(&self, pos: usize, page: u64, off: usize, n: usize) {
+        let n = n.min(self.len.saturating_sub(pos));
+        let mut done = 0usize;
+        if let Some(h) = self.head.get(pos..) {
+            let k = h.len().min(n);
+            page_write(page, off, h.get(..k).unwrap_or(&[]));
+            done = k;
+        }
+        if done < n {
+            if let Some((buf, at)) = self.tail {
+                buf.copy_to_page(at + pos + done - self.head.len(), page, off + done, n - done);
+            }
+        }
+    }
+
+    /// Copy frame bytes from `pos` on into `dst` (as many as fit).
+    pub(crate) fn copy_to_slice(&self, pos: usize, dst: &mut [u8]) {
+        let mut done = 0usize;
+        if let Some(h) = self.head.get(pos..) {
+            let k = h.len().min(dst.len());
+            if let (Some(d), Some(h)) = (dst.get_mut(..k), h.get(..k)) {
+                d.copy_from_slice(h);
+            }
+            done = k;
+        }
+        let want = self.len.saturating_sub(pos).min(dst.len());
+        if done < want {
+            if let (Some((buf, at)), Some(d)) = (self.tail, dst.get_mut(done..want)) {
+                buf.read(at + pos + done - self.head.len(), d);
             }
         }
     }
@@ -174,8 +299,9 @@ pub(crate) enum PinBufError {
     /// Quota full for now, or the kernel refused to pin (VMM gone, memory
     /// that cannot be pinned long-term).
     Pin(PinError),
-    /// A receive chain with a device-readable buffer.
-    NotWritable,
+    /// A receive chain with a device-readable buffer, or a transmit chain
+    /// with a device-writable one.
+    WrongDirection,
     /// The queue itself is malformed.
     Queue(QueueError),
 }
@@ -187,23 +313,25 @@ pub(crate) struct VmPins {
     vm: Option<VmFile>,
     /// Pages charged to the VMM's locked memory.
     charged: u64,
+    /// Pinned for writing (receive) or reading (transmit).
+    write: bool,
 }
 
 impl VmPins {
     /// An empty cache for `vm`, its quota charged to the VMM's locked memory
     /// (`ENOMEM` over RLIMIT_MEMLOCK without CAP_IPC_LOCK).
-    pub(crate) fn new(vm: VmFile) -> Result<Self> {
+    pub(crate) fn new(vm: VmFile, quota: u32, write: bool) -> Result<Self> {
         // SAFETY: The all-zero value is a valid (empty, quota 0) pin cache,
         // as `PinCache` documents.
         let mut cache = unsafe { new_zeroed::<DefaultPinCache>() }?;
-        cache.reset(PIN_QUOTA);
-        let charged = u64::from(PIN_QUOTA);
+        cache.reset(quota);
+        let charged = u64::from(quota);
         // SAFETY: `vm` holds a reference on a KVM VM file.
         let r = unsafe { pvpass_account_pins(vm.as_raw(), charged, true) };
         if r != 0 {
             return Err(Error::from_errno(r));
         }
-        Ok(Self { cache, vm: Some(vm), charged })
+        Ok(Self { cache, vm: Some(vm), charged, write })
     }
 
     /// The memslot generation of the VM now (`None` after shutdown).
@@ -211,15 +339,16 @@ impl VmPins {
         self.vm.as_ref().map(VmFile::generation)
     }
 
-    /// Translate `chain` (device-writable buffers only) against `map` and
-    /// pin its pages into `buf`, which must have been released.
+    /// Translate `chain` against `map` and pin its pages into `buf`, which
+    /// must have been released. Its buffers must all be device-writable
+    /// for a cache that pins for writing, all device-readable otherwise.
     pub(crate) fn acquire(&mut self, chain: &Chain<64>, map: &GuestMap, buf: &mut Buf) -> Result<(), PinBufError> {
-        if chain.descs().iter().any(|d| !d.writable) {
-            return Err(PinBufError::NotWritable);
+        if chain.descs().iter().any(|d| d.writable != self.write) {
+            return Err(PinBufError::WrongDirection);
         }
         translate::translate(chain, map, &mut buf.sg).map_err(PinBufError::Translate)?;
         let Some(vm) = self.vm.as_ref() else { return Err(PinBufError::Pin(PinError::PinFailed)) };
-        self.cache.acquire(buf.sg.host_pages(), &mut KernelPinner(vm), &mut buf.tok).map_err(PinBufError::Pin)
+        self.cache.acquire(buf.sg.host_pages(), &mut KernelPinner(vm, self.write), &mut buf.tok).map_err(PinBufError::Pin)
     }
 
     /// Pin the pages of `len` bytes at host address `host` into `tok`.
@@ -233,7 +362,7 @@ impl VmPins {
             *p = first + i as u64 * PAGE_SIZE;
         }
         let vm = self.vm.as_ref().ok_or(PinError::PinFailed)?;
-        self.cache.acquire(pages, &mut KernelPinner(vm), tok)
+        self.cache.acquire(pages, &mut KernelPinner(vm, self.write), tok)
     }
 
     /// Drop `buf`'s pins (its pages stay cached for the next buffer).
@@ -243,7 +372,7 @@ impl VmPins {
 
     fn release_token(&mut self, tok: &mut PinToken) {
         match self.vm.as_ref() {
-            Some(vm) => self.cache.release(tok, &mut KernelPinner(vm)),
+            Some(vm) => self.cache.release(tok, &mut KernelPinner(vm, self.write)),
             // After shutdown everything was unpinned already.
             None => *tok = PinToken::new(),
         }
@@ -252,7 +381,7 @@ impl VmPins {
     /// The memory map changed: drop every pin (pins in use go when released).
     pub(crate) fn invalidate(&mut self) {
         if let Some(vm) = self.vm.as_ref() {
-            self.cache.invalidate(&mut KernelPinner(vm));
+            self.cache.invalidate(&mut KernelPinner(vm, self.write));
         }
     }
 

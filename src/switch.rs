@@ -11,15 +11,20 @@
 //! source MACs are learned (at most `MAX_PER_PORT` per port, so a guest
 //! spraying random source MACs cannot flush the table) and age out after
 //! `MAX_AGE_MS`. A frame whose source MAC is another port's own MAC is
-//! dropped (a guest cannot impersonate its neighbour or the host). A guest port gets a copy in its backlog and
-//! an interrupt kick; its own vCPU thread then copies it into a receive
-//! buffer of its guest (see `device.rs`). The host port gets an skb at once.
-//! A port whose guest posts no receive buffers fills its own backlog and drops
-//! its own traffic (counted); senders never wait for it.
+//! dropped (a guest cannot impersonate its neighbour or the host).
+//!
+//! A frame (`pinned::Frame`) is its checked Ethernet header in kernel memory
+//! plus the rest still in the sender's pinned transmit buffer. A guest port
+//! gets it copied once, straight into its guest's pinned receive buffers,
+//! with an interrupt (see `device.rs`); only if it has no buffer posted does
+//! it get a copy in its backlog and a kick. The host port gets it copied
+//! once into a new skb. A port whose guest posts no receive buffers fills its
+//! own backlog and drops its own traffic (counted); senders never wait for
+//! it.
 //!
 //! Lock order: a sender's `Device::state`, then `SWITCH`, then a receiver's
-//! `Device::backlog` (a leaf). No port is dropped under `SWITCH` (the host
-//! port's last reference unregisters a net_device).
+//! `Device::rx`, then its `Device::backlog` (a leaf). No port is dropped
+//! under `SWITCH` (the host port's last reference unregisters a net_device).
 
 use kernel::{prelude::*, sync::global_lock, sync::Arc, time::msecs_to_jiffies};
 
@@ -27,6 +32,7 @@ use crate::{
     device::Device,
     hostport::{HostPort, HOST_PORT_ID},
     kvm,
+    pinned::Frame,
     pvcore::{
         fdb::{DefaultFdb, Learn},
         vnet::NetHdr,
@@ -71,7 +77,7 @@ impl Port {
         }
     }
 
-    fn deliver(&self, hdr: &NetHdr, frame: &[u8]) {
+    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>) {
         match self {
             Port::Vm(d) => d.receive(hdr, frame),
             Port::Host(h) => {
@@ -138,8 +144,9 @@ fn is_group(mac: &[u8]) -> bool {
 
 /// Forward `frame` (an Ethernet frame; `hdr` its checked virtio-net header)
 /// sent by port `from`.
-pub(crate) fn forward(from: u32, hdr: &NetHdr, frame: &[u8]) -> Forwarded {
-    let (Some(dst), Some(src)) = (frame.first_chunk::<6>(), frame.get(6..12)) else {
+pub(crate) fn forward(from: u32, hdr: &NetHdr, frame: &Frame<'_>) -> Forwarded {
+    let eth = frame.head();
+    let (Some(dst), Some(src)) = (eth.first_chunk::<6>(), eth.get(6..12)) else {
         return Forwarded::Sent;
     };
     let src: [u8; 6] = src.try_into().unwrap_or_default();

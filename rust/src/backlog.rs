@@ -103,7 +103,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, M: AsRef<[Entry]> + AsMut<[Entry]>> Backlog<B
     /// Queues a copy of `frame` with `hdr`. Returns whether the backlog was
     /// empty before (the receiver needs a kick).
     pub fn push(&mut self, hdr: NetHdr, frame: &[u8]) -> Result<bool, BacklogError> {
-        let len = frame.len();
+        self.push_with(hdr, frame.len(), |dst| dst.copy_from_slice(frame))
+    }
+
+    /// Queues a frame of `len` bytes with `hdr`, written in place by `fill`
+    /// (which gets exactly `len` bytes; a frame whose bytes are scattered is
+    /// gathered straight into the backlog). Returns whether the backlog was
+    /// empty before. `fill` is not called if the frame is refused.
+    pub fn push_with(
+        &mut self,
+        hdr: NetHdr,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<bool, BacklogError> {
         if len == 0 || len > self.cap() {
             return Err(BacklogError::BadLength);
         }
@@ -112,18 +124,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, M: AsRef<[Entry]> + AsMut<[Entry]>> Backlog<B
         }
         let off = self.place(len).ok_or(BacklogError::NoRoom)?;
         let end = off.checked_add(len).ok_or(BacklogError::NoRoom)?;
-        self.data
-            .as_mut()
-            .get_mut(off..end)
-            .ok_or(BacklogError::NoRoom)?
-            .copy_from_slice(frame);
         let slot = self.slot(self.count);
-        let e = self
-            .entries
-            .as_mut()
-            .get_mut(slot)
-            .ok_or(BacklogError::TooManyFrames)?;
-        *e = Entry { off, len, hdr };
+        if slot >= self.entries.as_ref().len() {
+            return Err(BacklogError::TooManyFrames);
+        }
+        fill(
+            self.data
+                .as_mut()
+                .get_mut(off..end)
+                .ok_or(BacklogError::NoRoom)?,
+        );
+        if let Some(e) = self.entries.as_mut().get_mut(slot) {
+            *e = Entry { off, len, hdr };
+        }
         self.tail = end;
         let was_empty = self.count == 0;
         self.count = self.count.saturating_add(1);

@@ -161,7 +161,15 @@ impl NetHdr {
     /// to any receiver; `num_buffers` and `DATA_VALID` are cleared (they mean
     /// nothing on transmit).
     pub fn check(&mut self, frame: &[u8], tx: Offloads) -> Result<(), HdrError> {
-        let len = frame.len();
+        self.check_parts(frame, frame.len(), tx)
+    }
+
+    /// [`NetHdr::check`] for a frame of `len` bytes of which only the first
+    /// are at hand (`head`: at least the Ethernet header, or the whole frame
+    /// if shorter): the check reads nothing past the Ethernet header, so the
+    /// rest can stay in the sender's buffer and be copied once, later.
+    pub fn check_parts(&mut self, head: &[u8], len: usize, tx: Offloads) -> Result<(), HdrError> {
+        let frame = head.get(..ETH_HLEN.min(len)).unwrap_or(head);
         if len < ETH_HLEN {
             return Err(HdrError::TooShort);
         }

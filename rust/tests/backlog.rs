@@ -123,3 +123,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn push_with_gathers_in_place_and_refuses_without_calling() {
+    let mut b = Backlog::new(vec![0; 100], [Entry::default(); 2]);
+    assert_eq!(
+        b.push_with(hdr(1), 5, |d| {
+            d[..2].copy_from_slice(&[1, 2]);
+            d[2..].copy_from_slice(&[3, 4, 5]);
+        }),
+        Ok(true)
+    );
+    let (h, f) = b.front().unwrap();
+    assert_eq!(*h, hdr(1));
+    assert_eq!(f, &[1, 2, 3, 4, 5]);
+    let mut called = false;
+    assert_eq!(
+        b.push_with(hdr(2), 101, |_| called = true),
+        Err(BacklogError::BadLength)
+    );
+    assert_eq!(b.push_with(hdr(3), 10, |_| {}), Ok(false));
+    assert_eq!(
+        b.push_with(hdr(4), 10, |_| called = true),
+        Err(BacklogError::TooManyFrames)
+    );
+    assert!(!called);
+}

@@ -315,4 +315,26 @@ proptest! {
             }
         }
     }
+
+    /// Checking only the head of a frame (what the module keeps in kernel
+    /// memory) decides exactly as checking the whole frame.
+    #[test]
+    fn check_parts_agrees_with_check(
+        raw in prop::array::uniform12(any::<u8>()),
+        bytes in prop::collection::vec(any::<u8>(), 0..200),
+        extra in 0usize..70000,
+        head in 0usize..40,
+        csum in any::<bool>(), tso4 in any::<bool>(), tso6 in any::<bool>(),
+    ) {
+        let mut frame = bytes;
+        frame.resize(frame.len() + extra % 3 * (extra / 3), 0);
+        let tx = Offloads { csum, tso4, tso6 };
+        let mut whole = NetHdr::parse(&raw);
+        let mut part = whole;
+        let cut = frame.len().min(14 + head);
+        let a = whole.check(&frame, tx);
+        let b = part.check_parts(&frame[..cut], frame.len(), tx);
+        prop_assert_eq!(a, b);
+        prop_assert_eq!(whole, part);
+    }
 }

@@ -76,6 +76,7 @@ enum mode {
 	M_SEND_HDR,	/* transmit params.frame_len bytes with header params.hdr */
 	M_RECV_BUFS,	/* post params.rx_bufs buffers, then params.rx_more */
 	M_RECV_AT,	/* post a buffer at params.slot_gpa (never touched by the guest) */
+	M_TX_WRITABLE,	/* transmit chain with a device-writable buffer */
 };
 
 /* Driver feature bits (low word) beyond MAC. */
@@ -101,6 +102,7 @@ static struct params {
 	u32 rx_bufs, rx_more, rx_buf_len;	/* M_RECV_BUFS */
 	u8 forged[6];		/* if set: source MAC of M_SEND's frame */
 	u64 slot_gpa;		/* M_RECV_AT */
+	u32 split;		/* M_SEND_HDR: 3 descriptors, across pages */
 } params;
 
 static struct ring rings[2];
@@ -249,7 +251,8 @@ static void guest_main(void)
 		GUEST_SYNC(mmio_rd32(base, R_STATUS));
 		break;
 	case M_SEND_HDR: {
-		u8 *f = big[1];
+		u8 *f = params.split ? big[1] + 4000 : big[1];
+		u64 gpa = params.big_gpa[1] + (f - big[1]);
 
 		memcpy(f, params.hdr, HDR);
 		for (i = 0; i < 6; i++) {
@@ -260,7 +263,14 @@ static void guest_main(void)
 		f[HDR + 13] = params.ethertype & 0xff;
 		for (i = 14; i < (int)params.frame_len; i++)
 			f[HDR + i] = (u8)(i * 7);
-		tx->desc[0] = (struct desc){ params.big_gpa[1], HDR + params.frame_len, 0, 0 };
+		if (params.split) {
+			/* Header, 100 bytes, the rest: over page boundaries. */
+			tx->desc[0] = (struct desc){ gpa, HDR, F_NEXT, 1 };
+			tx->desc[1] = (struct desc){ gpa + HDR, 100, F_NEXT, 2 };
+			tx->desc[2] = (struct desc){ gpa + HDR + 100, params.frame_len - 100, 0, 0 };
+		} else {
+			tx->desc[0] = (struct desc){ gpa, HDR + params.frame_len, 0, 0 };
+		}
 		kick(base, 1, 0);
 		GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), 1);
 		GUEST_SYNC(mmio_rd32(base, R_STATUS));
@@ -286,6 +296,17 @@ static void guest_main(void)
 		mmio_rd32(base, R_INT_STATUS);
 		GUEST_SYNC(READ_ONCE(rx->used.idx));
 		GUEST_SYNC(rx->used.ring[0].len);
+		break;
+	case M_TX_WRITABLE:
+		fill_frame(bufs[1]);
+		tx->desc[0] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, F_WRITE, 0 };
+		kick(base, 1, 0);
+		/* The frame is dropped, the queue goes on. */
+		GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), 1);
+		tx->desc[1] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, 0, 0 };
+		kick(base, 1, 1);
+		GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), 2);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
 		break;
 	case M_ZERO_LEN:
 		tx->desc[0] = (struct desc){ params.buf_gpa[1], 0, 0, 0 };
@@ -430,6 +451,10 @@ TEST(frames_written_into_pinned_buffers_and_unpinned_on_detach)
 	EXPECT_EQ(1, sb.pin_misses - s0.pin_misses);	/* the buffers' page, once */
 	EXPECT_EQ(1, sb.pin_hits - s0.pin_hits);	/* then found pinned */
 	EXPECT_EQ(s0.pages_pinned + 1, sb.pages_pinned);
+	/* Each sender pinned its receive ring page and its transmit page, and
+	 * keeps them pinned (cached). */
+	EXPECT_EQ(2, stats(pv, a.id).pin_misses);
+	EXPECT_EQ(2, stats(pv, a.id).pages_pinned);
 	EXPECT_EQ(base + (long)(sb.pages_pinned + stats(pv, a.id).pages_pinned +
 				stats(pv, c.id).pages_pinned), pinned_pages());
 	EXPECT_EQ(2, sync_value(&b));			/* B finds both */
@@ -565,6 +590,7 @@ TEST(descriptor_loop) { hostile(_metadata, M_LOOP, true); }
 TEST(avail_index_jump) { hostile(_metadata, M_AVAIL_JUMP, true); }
 TEST(zero_length_descriptor) { hostile(_metadata, M_ZERO_LEN, true); }
 TEST(buffer_outside_guest_memory) { hostile(_metadata, M_BAD_ADDR, false); }
+TEST(transmit_buffer_device_writable) { hostile(_metadata, M_TX_WRITABLE, false); }
 
 /* A notify storm is absorbed on the guest's own vCPU thread; nothing breaks. */
 TEST(notify_storm)
@@ -682,7 +708,9 @@ static struct pair exchange(int pv, u32 feat_a, u32 feat_b, struct vhdr h, u32 l
 			    u32 bufs, u32 more, u32 buf_len)
 {
 	struct pair p;
+	u32 split = next.split;	/* for the sender */
 
+	next.split = 0;
 	next.feat = feat_b;
 	next.rx_bufs = bufs;
 	next.rx_more = more;
@@ -692,6 +720,7 @@ static struct pair exchange(int pv, u32 feat_a, u32 feat_b, struct vhdr h, u32 l
 	memcpy(next.hdr, &h, HDR);
 	next.frame_len = len;
 	next.ethertype = 0x0800;
+	next.split = split;
 	p.a = start(pv, M_SEND_HDR, mac_a, mac_b);
 	TEST_ASSERT_EQ(sync_value(&p.b), 0);
 	TEST_ASSERT_EQ(sync_value(&p.a) & S_NEEDS_RESET, 0);
@@ -738,6 +767,43 @@ TEST(csum_completed_for_receiver_without_guest_csum)
 	for (i = 34; i < FRAME_LEN; i++)
 		if (i != 50 && i != 51)
 			EXPECT_EQ((u8)(i * 7), rx[HDR + i]);
+	finish(pv, &p.a);
+	finish(pv, &p.b);
+	close(pv);
+}
+
+/*
+ * A frame scattered over three transmit descriptors that cross page
+ * boundaries, into receive buffers that cross one too: copied page to page
+ * on the sender's thread, it arrives byte for byte.
+ */
+TEST(frame_scattered_over_pages_arrives_intact)
+{
+	int pv = pvpass_open();
+	struct vhdr h = { .flags = NEEDS_CSUM, .gso_type = 1, .hdr_len = 54,
+			  .gso_size = 1448, .csum_start = 34, .csum_offset = 16 };
+	u32 feat_b = NF_GUEST_CSUM | NF_GUEST_TSO4 | NF_MRG_RXBUF;
+	struct pvpass_stats sa;
+	struct pair p;
+	struct ring *r;
+	u8 *rx;
+	int i, bad = 0;
+
+	next.split = 1;
+	p = exchange(pv, NF_CSUM | NF_HOST_TSO4, feat_b, h, 5000, 4, 0, 1400);
+	r = addr_gva2hva(p.b.vm, (gva_t)&rings[0]);
+	rx = addr_gva2hva(p.b.vm, (gva_t)big[0]);
+	EXPECT_EQ(4, p.used_first);
+	EXPECT_EQ(HDR + 5000 - 3 * 1400, r->used.ring[3].len);
+	for (i = 14; i < 5000; i++)
+		bad += rx[HDR + i] != (u8)(i * 7);
+	EXPECT_EQ(0, bad);
+	EXPECT_EQ(1, stats(pv, p.b.id).rx_direct);
+	sa = stats(pv, p.a.id);
+	TH_LOG("sender: pin_misses %llu pin_hits %llu pages_pinned %llu",
+	       (unsigned long long)sa.pin_misses, (unsigned long long)sa.pin_hits,
+	       (unsigned long long)sa.pages_pinned);
+	EXPECT_EQ(4, sa.pin_misses);	/* its receive ring page, 3 transmit pages */
 	finish(pv, &p.a);
 	finish(pv, &p.b);
 	close(pv);

@@ -122,18 +122,20 @@ struct pvpass_stats {
 	__u64 rx_csum_completed;	/* out: partial checksums completed by
 					 * pvpass for a guest without GUEST_CSUM */
 	__u64 drop_tx_spoofed;	/* source MAC is another port's own MAC */
-	/* pinning (the receive side writes into pinned guest pages) */
-	__u64 pages_pinned;	/* out: guest pages pinned now (rings and
-				 * cached buffer pages, at most 1024) */
-	__u64 pin_hits;		/* out: buffer pages found pinned already */
-	__u64 pin_misses;	/* out: buffer pages pinned afresh */
+	/* pinning: frames are copied from the sender's pinned transmit pages
+	 * into the receiver's pinned receive pages */
+	__u64 pages_pinned;	/* out: guest pages pinned now: receive rings
+				 * and cached receive buffer pages (at most
+				 * 1024), cached transmit pages (at most 256) */
+	__u64 pin_hits;		/* out: pages found pinned already */
+	__u64 pin_misses;	/* out: pages pinned afresh */
 	__u64 rx_direct;	/* out: of rx_frames, written by the sender's
-				 * thread straight into the buffers (one copy
-				 * after the sender's own) */
+				 * thread straight into the buffers: one copy
+				 * of the frame in all */
 	__u64 rx_deferred;	/* out: frames that waited in the backlog for
 				 * this guest's own thread (no buffer posted
 				 * yet, checksum to complete, memory map
-				 * change) */
+				 * change): two copies */
 	__u64 drop_rx_pin_failed;	/* receive buffer could not be pinned */
 	__u64 reserved[5];	/* out: zero for now */
 };
