@@ -87,6 +87,10 @@ for d in rust tool; do
 	step "clippy clean: $d" bash -c "cd $d && cargo clippy --locked --all-targets -q -- -D warnings"
 	step "rustfmt clean: $d" bash -c "cd $d && cargo fmt --check"
 done
+# The module's own Rust follows the kernel's rustfmt settings (as
+# `make rustfmtcheck` in the tree would).
+step "rustfmt clean: src (kernel .rustfmt.toml)" \
+	rustfmt --check --config-path "$KSRC/.rustfmt.toml" --edition 2021 src/pvpass_main.rs
 # The module compiles the core's files itself: its list must be lib.rs's.
 core_mods_match() {
 	diff <(sed -n 's/^pub mod \([a-z_]*\);/\1/p' rust/src/lib.rs | sort) \

@@ -151,9 +151,9 @@ extern "C" fn pvpass_rs_reap() {
         let mut live = LIVE.lock();
         let mut i = 0;
         while i < live.len() {
-            let dead = live.get(i).is_some_and(|a| {
-                a.live.lock().as_ref().is_some_and(|l| !l.vm.vmm_alive())
-            });
+            let dead = live
+                .get(i)
+                .is_some_and(|a| a.live.lock().as_ref().is_some_and(|l| !l.vm.vmm_alive()));
             if !dead {
                 i += 1;
                 continue;
@@ -185,7 +185,11 @@ impl Attachment {
         }
         crate::uapi::Info {
             id: self.dev.id,
-            flags: if self.is_live() { 0 } else { crate::uapi::INFO_RELEASED },
+            flags: if self.is_live() {
+                0
+            } else {
+                crate::uapi::INFO_RELEASED
+            },
             owner_pid: self.owner_pid,
             gsi: self.gsi,
             gpa: self.dev.gpa,

@@ -267,7 +267,11 @@ fn offloads(f: u64) -> (Offloads, Offloads) {
 /// The three ring areas of a queue `(gpa, bytes)`, with the event fields.
 fn ring_areas(c: &QueueConfig) -> [(u64, u64); 3] {
     let n = u64::from(c.size);
-    [(c.desc, DESC_SIZE * n), (c.avail, 6 + 2 * n), (c.used, 6 + 8 * n)]
+    [
+        (c.desc, DESC_SIZE * n),
+        (c.avail, 6 + 2 * n),
+        (c.used, 6 + 8 * n),
+    ]
 }
 
 /// What happened to one frame offered to a receive queue.
@@ -283,10 +287,20 @@ enum Rx {
 
 impl Device {
     #[inline(never)]
-    pub(crate) fn new(id: u32, gpa: u64, mac: [u8; 6], irq: Option<IrqFd>, vm: &VmFile) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        id: u32,
+        gpa: u64,
+        mac: [u8; 6],
+        irq: Option<IrqFd>,
+        vm: &VmFile,
+    ) -> Result<Arc<Self>> {
         let backlog = Backlog::new(
             Bytes(KVVec::from_elem(0u8, BACKLOG_BYTES, GFP_KERNEL)?),
-            Entries(KVVec::from_elem(Entry::default(), BACKLOG_FRAMES, GFP_KERNEL)?),
+            Entries(KVVec::from_elem(
+                Entry::default(),
+                BACKLOG_FRAMES,
+                GFP_KERNEL,
+            )?),
         );
         let regs = MmioDevice::new(DEVICE_FEATURES, mac);
         let pins = VmPins::new(vm.clone_ref(), pinned::RX_QUOTA, true)?;
@@ -382,7 +396,9 @@ impl Device {
         tx_pins.shutdown();
         let mut rx = self.rx.lock();
         rx.q = None;
-        let RxState { ring, pins, big, .. } = &mut *rx;
+        let RxState {
+            ring, pins, big, ..
+        } = &mut *rx;
         ring.release(pins);
         pins.release(&mut big.bfirst);
         pins.release(&mut big.bmore);
@@ -481,7 +497,11 @@ impl Device {
                 }
             }
         }
-        match self.backlog.lock().push_with(*hdr, frame.len(), |d| frame.copy_to_slice(0, d)) {
+        match self
+            .backlog
+            .lock()
+            .push_with(*hdr, frame.len(), |d| frame.copy_to_slice(0, d))
+        {
             Err(_) => self.counters.inc(C::DropRxNoBuffer),
             Ok(was_empty) => {
                 self.counters.inc(C::RxDeferred);
@@ -500,7 +520,9 @@ impl Device {
     /// modify the frame (a flood shares it between receivers), so a
     /// checksum to complete makes it wait for the receiver's own thread.
     fn rx_frame(&self, rx: &mut RxState, hdr: &NetHdr, frame: &Frame<'_>, direct: bool) -> Rx {
-        let Some(vm_gen) = rx.pins.generation() else { return Rx::Wait(false) };
+        let Some(vm_gen) = rx.pins.generation() else {
+            return Rx::Wait(false);
+        };
         if rx.q.is_none() || vm_gen != rx.big.map.generation {
             return Rx::Wait(false);
         }
@@ -526,9 +548,24 @@ impl Device {
 
     /// `rx_frame` once the queue is known to take the frame; an error
     /// breaks the queue.
-    fn rx_fill(&self, rx: &mut RxState, hdr: &NetHdr, frame: &Frame<'_>, direct: bool) -> Result<Rx, (&'static str, PinBufError)> {
-        let RxState { q, ring, pins, big, off: _, mrg_rxbuf } = rx;
-        let Some(queue) = q.as_mut() else { return Ok(Rx::Wait(false)) };
+    fn rx_fill(
+        &self,
+        rx: &mut RxState,
+        hdr: &NetHdr,
+        frame: &Frame<'_>,
+        direct: bool,
+    ) -> Result<Rx, (&'static str, PinBufError)> {
+        let RxState {
+            q,
+            ring,
+            pins,
+            big,
+            off: _,
+            mrg_rxbuf,
+        } = rx;
+        let Some(queue) = q.as_mut() else {
+            return Ok(Rx::Wait(false));
+        };
         let max = if *mrg_rxbuf { MAX_RX_BUFFERS } else { 1 };
         let n = match fill(queue, ring, pins, big, hdr, frame, max) {
             Fill::Done(n) => {
@@ -553,13 +590,17 @@ impl Device {
             }
             // Ask for a notify when the guest adds buffers (EVENT_IDX).
             Fill::Wait => {
-                let more = queue.enable_notify(&**ring).map_err(|e| ("receive ring", PinBufError::Queue(e)))?;
+                let more = queue
+                    .enable_notify(&**ring)
+                    .map_err(|e| ("receive ring", PinBufError::Queue(e)))?;
                 return Ok(Rx::Wait(more));
             }
             Fill::Broken(e) => return Err(("malformed receive chain", e)),
         };
         for &(head, len) in big.used.iter().take(n) {
-            queue.push(&**ring, head, len).map_err(|e| ("receive used ring", PinBufError::Queue(e)))?;
+            queue
+                .push(&**ring, head, len)
+                .map_err(|e| ("receive used ring", PinBufError::Queue(e)))?;
         }
         Ok(Rx::Done(queue.need_notify(&**ring).unwrap_or(true)))
     }
@@ -634,7 +675,9 @@ impl Device {
         rx.pins.invalidate();
         drop(rx);
         for n in [0u16, 1] {
-            let Some(r) = st.regs.queue(n).copied() else { continue };
+            let Some(r) = st.regs.queue(n).copied() else {
+                continue;
+            };
             if !r.ready {
                 continue;
             }
@@ -655,7 +698,9 @@ impl Device {
                 continue;
             }
             let mut rx = self.rx.lock();
-            let RxState { ring, pins, big, .. } = &mut *rx;
+            let RxState {
+                ring, pins, big, ..
+            } = &mut *rx;
             if let Err(e) = ring.pin(pins, &big.map, ring_areas(&cfg)) {
                 drop(rx);
                 return self.broken(st, "receive ring cannot be pinned", e);
@@ -686,12 +731,17 @@ impl Device {
         }
         let mut rx = self.rx.lock();
         rx.big.map = st.map.clone();
-        let RxState { q, ring, pins, big, .. } = &mut *rx;
+        let RxState {
+            q, ring, pins, big, ..
+        } = &mut *rx;
         ring.release(pins);
         pins.invalidate();
         let Some(q) = q.as_mut() else { return true };
         let map = &big.map;
-        let checked = q.recheck(map).map_err(PinBufError::Queue).and_then(|()| ring.pin(pins, map, ring_areas(q.config())));
+        let checked = q
+            .recheck(map)
+            .map_err(PinBufError::Queue)
+            .and_then(|()| ring.pin(pins, map, ring_areas(q.config())));
         if let Err(e) = checked {
             drop(rx);
             self.broken(st, "receive queue outside guest memory", e);
@@ -706,7 +756,14 @@ impl Device {
     fn process_tx(&self, cpu: &InVcpu, st: &mut DevState) {
         let mut completed = false;
         loop {
-            let DevState { map, txq, tx_off, tx_pins, tx, .. } = &mut *st;
+            let DevState {
+                map,
+                txq,
+                tx_off,
+                tx_pins,
+                tx,
+                ..
+            } = &mut *st;
             let Some(q) = txq.as_mut() else { return };
             let mem = VcpuMem::new(cpu, map);
             let TxBig { chain, buf } = &mut **tx;
@@ -757,7 +814,10 @@ impl Device {
         let mut head = [0u8; HDR_LEN + ETH_HLEN];
         let n = total.min(head.len());
         let got = buf.read(0, head.get_mut(..n).unwrap_or(&mut []));
-        let Some((raw, eth)) = head.get(..got).and_then(|b| b.split_first_chunk::<HDR_LEN>()) else {
+        let Some((raw, eth)) = head
+            .get(..got)
+            .and_then(|b| b.split_first_chunk::<HDR_LEN>())
+        else {
             self.counters.inc(C::DropTxBadBuffer);
             return;
         };
@@ -771,7 +831,10 @@ impl Device {
         let frame = Frame::pinned(eth, buf, got, flen);
         if switch::forward(self.id, &hdr, &frame) == switch::Forwarded::Spoofed {
             self.counters.inc(C::DropTxSpoofed);
-            self.warn("frame with another port's MAC as source dropped", eth.get(6..12));
+            self.warn(
+                "frame with another port's MAC as source dropped",
+                eth.get(6..12),
+            );
             return;
         }
         self.counters.inc(C::TxFrames);
@@ -789,7 +852,9 @@ impl Device {
         let mut notify = false;
         let mut retried = false;
         loop {
-            let Some((hdr, frame)) = backlog.front() else { break };
+            let Some((hdr, frame)) = backlog.front() else {
+                break;
+            };
             if let Err(true) = hdr.fits(rx.off) {
                 // A receiver without GUEST_CSUM: the frame is ours now.
                 if vnet::complete_csum(frame, hdr).is_ok() {
@@ -838,15 +903,38 @@ enum Fill {
 /// checked and translated against `map` and its pages pinned through `pins`
 /// (mostly cache hits: drivers recycle their buffers). The header, whose
 /// num_buffers is known only at the end, is written last into the first.
-fn fill(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxBig, hdr: &NetHdr, frame: &Frame<'_>, max: usize) -> Fill {
+fn fill(
+    q: &mut Virtqueue,
+    ring: &RingMem,
+    pins: &mut VmPins,
+    b: &mut RxBig,
+    hdr: &NetHdr,
+    frame: &Frame<'_>,
+    max: usize,
+) -> Fill {
     let r = fill_chains(q, ring, pins, b, hdr, frame, max);
     pins.release(&mut b.bfirst);
     pins.release(&mut b.bmore);
     r
 }
 
-fn fill_chains(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxBig, hdr: &NetHdr, frame: &Frame<'_>, max: usize) -> Fill {
-    let RxBig { map, first, more, bfirst, bmore, used } = b;
+fn fill_chains(
+    q: &mut Virtqueue,
+    ring: &RingMem,
+    pins: &mut VmPins,
+    b: &mut RxBig,
+    hdr: &NetHdr,
+    frame: &Frame<'_>,
+    max: usize,
+) -> Fill {
+    let RxBig {
+        map,
+        first,
+        more,
+        bfirst,
+        bmore,
+        used,
+    } = b;
     let total = HDR_LEN + frame.len();
     let mut pos = 0usize;
     let mut n = 0usize;
@@ -855,7 +943,11 @@ fn fill_chains(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxB
             // The buffers cannot hold the frame: drop it, give them back.
             return Fill::TooSmall(empty(used, n));
         }
-        let (chain, buf) = if n == 0 { (&mut *first, &mut *bfirst) } else { (&mut *more, &mut *bmore) };
+        let (chain, buf) = if n == 0 {
+            (&mut *first, &mut *bfirst)
+        } else {
+            (&mut *more, &mut *bmore)
+        };
         match q.pop(ring, map, chain) {
             Ok(true) => {}
             Ok(false) => {
@@ -877,7 +969,9 @@ fn fill_chains(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxB
             Ok(()) => {}
             // The guest's buffer is unusable (read-only, outside its RAM,
             // too scattered): the frame cannot be delivered.
-            Err(PinBufError::Pin(e)) if e != PinError::TooManyPages => return Fill::PinFailed(empty(used, n), e),
+            Err(PinBufError::Pin(e)) if e != PinError::TooManyPages => {
+                return Fill::PinFailed(empty(used, n), e)
+            }
             Err(_) => return Fill::TooSmall(empty(used, n)),
         }
         // Frame bytes at stream position `pos` (the header's place is
@@ -891,7 +985,11 @@ fn fill_chains(q: &mut Virtqueue, ring: &RingMem, pins: &mut VmPins, b: &mut RxB
         }
         pos += written;
     }
-    let h = NetHdr { num_buffers: u16::try_from(n).unwrap_or(0), ..*hdr }.to_bytes();
+    let h = NetHdr {
+        num_buffers: u16::try_from(n).unwrap_or(0),
+        ..*hdr
+    }
+    .to_bytes();
     if bfirst.write(&h, &Frame::kernel(&[]), 0) == HDR_LEN {
         Fill::Done(n)
     } else {
@@ -925,7 +1023,9 @@ unsafe extern "C" fn pvpass_rs_mmio_read(
 ) -> c_int {
     // SAFETY: Per the function's contract, `ctx` is a live `Device`.
     let dev = unsafe { &*ctx.cast::<Device>() };
-    let Some(mmio) = NonNull::new(mmio) else { return 0 };
+    let Some(mmio) = NonNull::new(mmio) else {
+        return 0;
+    };
     // SAFETY: We are in the MMIO op of `mmio`, and `cpu` dies with this call.
     let cpu = unsafe { InVcpu::new(mmio) };
     let len = usize::try_from(len).unwrap_or(0);
@@ -951,7 +1051,9 @@ unsafe extern "C" fn pvpass_rs_mmio_write(
 ) -> c_int {
     // SAFETY: Per the function's contract, `ctx` is a live `Device`.
     let dev = unsafe { &*ctx.cast::<Device>() };
-    let Some(mmio) = NonNull::new(mmio) else { return 0 };
+    let Some(mmio) = NonNull::new(mmio) else {
+        return 0;
+    };
     // SAFETY: We are in the MMIO op of `mmio`, and `cpu` dies with this call.
     let cpu = unsafe { InVcpu::new(mmio) };
     let len = usize::try_from(len).unwrap_or(0);

@@ -116,7 +116,8 @@ impl MiscDevice for PvpassFile {
                 let room = usize::try_from(req.count).map_err(|_| EINVAL)?;
                 let size = core::mem::size_of::<uapi::Info>();
                 let len = room.checked_mul(size).ok_or(EINVAL)?;
-                let mut out = UserSlice::new(UserPtr::from_addr(req.entries as usize), len).writer();
+                let mut out =
+                    UserSlice::new(UserPtr::from_addr(req.entries as usize), len).writer();
                 // Collect under the lock, copy to userspace without it.
                 let mut infos = KVec::new();
                 let mut total = 0u32;
@@ -217,13 +218,17 @@ impl PvpassFile {
         // SAFETY: The window is stored with `vm` in one `Live`, whose field
         // order drops the window first, inside an `Attachment` that holds
         // `dev` for longer than the `Live`.
-        let window = unsafe {
-            MmioWindow::register(&vm, req.gpa, Arc::as_ptr(&dev).cast())
-        }?;
+        let window = unsafe { MmioWindow::register(&vm, req.gpa, Arc::as_ptr(&dev).cast()) }?;
         let id = dev.id;
         let port = Port::connect(&dev)?;
         let owner = kvm::current_tgid();
-        let live = Live { _port: port, _window: window, _shutdown: ShutdownOnDrop(dev.clone()), vm, _reservation: reservation };
+        let live = Live {
+            _port: port,
+            _window: window,
+            _shutdown: ShutdownOnDrop(dev.clone()),
+            vm,
+            _reservation: reservation,
+        };
         let att = Attachment::new(dev, owner, req.gsi, live)?;
         let mut list = self.attachments.lock();
         if list.push_within_capacity(att.clone()).is_err() {
@@ -233,7 +238,12 @@ impl PvpassFile {
             att.forget();
             return Err(ENOMEM);
         }
-        pr_info!("device {} attached at gpa {:#x}, gsi {}\n", id, req.gpa, req.gsi);
+        pr_info!(
+            "device {} attached at gpa {:#x}, gsi {}\n",
+            id,
+            req.gpa,
+            req.gsi
+        );
         Ok(id)
     }
 
@@ -251,6 +261,9 @@ impl PvpassFile {
 
     fn find<R>(&self, id: u32, f: impl FnOnce(&Attachment) -> R) -> Result<R> {
         let list = self.attachments.lock();
-        list.iter().find(|a| a.dev.id == id).map(|a| f(a)).ok_or(ENOENT)
+        list.iter()
+            .find(|a| a.dev.id == id)
+            .map(|a| f(a))
+            .ok_or(ENOENT)
     }
 }

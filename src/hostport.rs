@@ -60,8 +60,14 @@ impl HostPort {
     /// Give a frame (with its checked header) to the host stack. False if it
     /// was dropped (interface down, no memory, header refused by the stack).
     pub(crate) fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>) -> bool {
-        let raw = NetHdr { num_buffers: 0, ..*hdr }.to_bytes();
-        let Ok(len) = u32::try_from(frame.len()) else { return false };
+        let raw = NetHdr {
+            num_buffers: 0,
+            ..*hdr
+        }
+        .to_bytes();
+        let Ok(len) = u32::try_from(frame.len()) else {
+            return false;
+        };
         let mut skb = core::ptr::null_mut();
         // SAFETY: `hp` is live while `self` is; `skb` is a valid out pointer.
         let data = unsafe { pvpass_hostport_rx_alloc(self.hp.as_ptr(), len, &mut skb) };
@@ -124,7 +130,9 @@ impl Drop for HostLink {
 /// bytes, both valid for the duration of the call.
 #[no_mangle]
 unsafe extern "C" fn pvpass_rs_host_xmit(hdr: *const c_void, data: *const c_void, len: u32) {
-    let Ok(len) = usize::try_from(len) else { return };
+    let Ok(len) = usize::try_from(len) else {
+        return;
+    };
     // SAFETY: Per the function's contract, `hdr` points to HDR_LEN bytes.
     let raw = unsafe { &*hdr.cast::<[u8; HDR_LEN]>() };
     // SAFETY: Per the function's contract, `data` points to `len` bytes.

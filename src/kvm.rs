@@ -176,7 +176,9 @@ impl MmioWindow {
     pub(crate) unsafe fn register(vm: &VmFile, gpa: u64, ctx: *const c_void) -> Result<Self> {
         // SAFETY: `vm` holds a reference on a file that is a KVM VM (checked
         // in `VmFile::from_fd`); the caller keeps `ctx` valid as required.
-        let raw = from_err_ptr(unsafe { pvpass_mmio_register(vm.0.as_ptr().cast(), gpa, ctx.cast_mut()) })?;
+        let raw = from_err_ptr(unsafe {
+            pvpass_mmio_register(vm.0.as_ptr().cast(), gpa, ctx.cast_mut())
+        })?;
         Ok(Self {
             raw: NonNull::new(raw).ok_or(ENOMEM)?,
         })
@@ -208,7 +210,10 @@ impl InVcpu {
     /// Only in an MMIO op of the glue, with the `struct pvpass_mmio` it was
     /// called for; the value must not outlive the op.
     pub(crate) unsafe fn new(mmio: NonNull<c_void>) -> Self {
-        Self { mmio, _not_send: PhantomData }
+        Self {
+            mmio,
+            _not_send: PhantomData,
+        }
     }
 
     /// The current memslot generation (KVM bumps it on every change).
@@ -227,13 +232,23 @@ impl InVcpu {
         // kvm->srcu is held as `pvpass_memslots` requires; `raw` has room for
         // `MAX_SLOTS` entries.
         let n = unsafe {
-            pvpass_memslots(self.mmio.as_ptr(), raw.as_mut_ptr(), MAX_SLOTS as i32, &mut generation)
+            pvpass_memslots(
+                self.mmio.as_ptr(),
+                raw.as_mut_ptr(),
+                MAX_SLOTS as i32,
+                &mut generation,
+            )
         };
         let n = usize::try_from(n).map_err(|_| ENOSPC)?;
         map.clear(generation);
         for r in raw.iter().take(n) {
-            map.insert(Slot { gpa: r.gpa, size: r.size, host: r.hva, read_only: r.read_only != 0 })
-                .map_err(|_| EINVAL)?;
+            map.insert(Slot {
+                gpa: r.gpa,
+                size: r.size,
+                host: r.hva,
+                read_only: r.read_only != 0,
+            })
+            .map_err(|_| EINVAL)?;
         }
         Ok(())
     }
@@ -253,20 +268,29 @@ impl<'a> VcpuMem<'a> {
     }
 
     fn user(&self, gpa: u64, len: usize, access: Access) -> Result<UserSlice, MemFault> {
-        let host = self.map.lookup(gpa, len as u64, access).map_err(|_| MemFault)?;
+        let host = self
+            .map
+            .lookup(gpa, len as u64, access)
+            .map_err(|_| MemFault)?;
         let addr = usize::try_from(host).map_err(|_| MemFault)?;
         Ok(UserSlice::new(UserPtr::from_addr(addr), len))
     }
 
     /// Write `data` at `gpa` (a device-writable buffer).
     pub(crate) fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemFault> {
-        self.user(gpa, data.len(), Access::Write)?.writer().write_slice(data).map_err(|_| MemFault)
+        self.user(gpa, data.len(), Access::Write)?
+            .writer()
+            .write_slice(data)
+            .map_err(|_| MemFault)
     }
 }
 
 impl GuestMemory for VcpuMem<'_> {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
-        self.user(gpa, buf.len(), Access::Read)?.reader().read_slice(buf).map_err(|_| MemFault)
+        self.user(gpa, buf.len(), Access::Read)?
+            .reader()
+            .read_slice(buf)
+            .map_err(|_| MemFault)
     }
 
     fn write_u16(&self, gpa: u64, val: u16) -> Result<(), MemFault> {

@@ -37,7 +37,13 @@ use crate::{
 };
 
 extern "C" {
-    fn pvpass_pin_pages(vm_file: *mut c_void, addrs: *const u64, n: i32, pages: *mut u64, write: bool) -> i32;
+    fn pvpass_pin_pages(
+        vm_file: *mut c_void,
+        addrs: *const u64,
+        n: i32,
+        pages: *mut u64,
+        write: bool,
+    ) -> i32;
     fn pvpass_unpin_pages(pages: *const u64, n: i32, dirty: bool);
     fn pvpass_page_copy(dst: u64, doff: u32, src: u64, soff: u32, len: u32);
     fn pvpass_page_write(page: u64, off: u32, src: *const c_void, len: u32);
@@ -85,7 +91,15 @@ impl Pinner for KernelPinner<'_> {
         }
         // SAFETY: `self.0` holds a reference on a KVM VM file; `pages` has `n`
         // addresses and `handles` room for `n` page pointers (u64 on 64-bit).
-        let r = unsafe { pvpass_pin_pages(self.0.as_raw(), pages.as_ptr(), n, handles.as_mut_ptr(), self.1) };
+        let r = unsafe {
+            pvpass_pin_pages(
+                self.0.as_raw(),
+                pages.as_ptr(),
+                n,
+                handles.as_mut_ptr(),
+                self.1,
+            )
+        };
         if r != 0 {
             return Err(PinFailed);
         }
@@ -94,7 +108,9 @@ impl Pinner for KernelPinner<'_> {
     }
 
     fn unpin(&mut self, handles: &[u64]) {
-        let Ok(n) = i32::try_from(handles.len()) else { return };
+        let Ok(n) = i32::try_from(handles.len()) else {
+            return;
+        };
         // SAFETY: The cache hands back only handles `pin` returned and never
         // unpins one twice.
         unsafe { pvpass_unpin_pages(handles.as_ptr(), n, self.1) };
@@ -218,12 +234,20 @@ pub(crate) struct Frame<'a> {
 impl<'a> Frame<'a> {
     /// A frame wholly in kernel memory (the host port, the backlog).
     pub(crate) fn kernel(bytes: &'a [u8]) -> Self {
-        Self { head: bytes, tail: None, len: bytes.len() }
+        Self {
+            head: bytes,
+            tail: None,
+            len: bytes.len(),
+        }
     }
 
     /// A frame of `len` bytes: `head`, then buffer bytes from `tail_at` on.
     pub(crate) fn pinned(head: &'a [u8], buf: &'a Buf, tail_at: usize, len: usize) -> Self {
-        Self { head, tail: Some((buf, tail_at)), len }
+        Self {
+            head,
+            tail: Some((buf, tail_at)),
+            len,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -247,7 +271,12 @@ impl<'a> Frame<'a> {
         }
         if done < n {
             if let Some((buf, at)) = self.tail {
-                buf.copy_to_page(at + pos + done - self.head.len(), page, off + done, n - done);
+                buf.copy_to_page(
+                    at + pos + done - self.head.len(),
+                    page,
+                    off + done,
+                    n - done,
+                );
             }
         }
     }
@@ -331,7 +360,12 @@ impl VmPins {
         if r != 0 {
             return Err(Error::from_errno(r));
         }
-        Ok(Self { cache, vm: Some(vm), charged, write })
+        Ok(Self {
+            cache,
+            vm: Some(vm),
+            charged,
+            write,
+        })
     }
 
     /// The memslot generation of the VM now (`None` after shutdown).
@@ -342,27 +376,44 @@ impl VmPins {
     /// Translate `chain` against `map` and pin its pages into `buf`, which
     /// must have been released. Its buffers must all be device-writable
     /// for a cache that pins for writing, all device-readable otherwise.
-    pub(crate) fn acquire(&mut self, chain: &Chain<64>, map: &GuestMap, buf: &mut Buf) -> Result<(), PinBufError> {
+    pub(crate) fn acquire(
+        &mut self,
+        chain: &Chain<64>,
+        map: &GuestMap,
+        buf: &mut Buf,
+    ) -> Result<(), PinBufError> {
         if chain.descs().iter().any(|d| d.writable != self.write) {
             return Err(PinBufError::WrongDirection);
         }
         translate::translate(chain, map, &mut buf.sg).map_err(PinBufError::Translate)?;
-        let Some(vm) = self.vm.as_ref() else { return Err(PinBufError::Pin(PinError::PinFailed)) };
-        self.cache.acquire(buf.sg.host_pages(), &mut KernelPinner(vm, self.write), &mut buf.tok).map_err(PinBufError::Pin)
+        let Some(vm) = self.vm.as_ref() else {
+            return Err(PinBufError::Pin(PinError::PinFailed));
+        };
+        self.cache
+            .acquire(
+                buf.sg.host_pages(),
+                &mut KernelPinner(vm, self.write),
+                &mut buf.tok,
+            )
+            .map_err(PinBufError::Pin)
     }
 
     /// Pin the pages of `len` bytes at host address `host` into `tok`.
     fn acquire_range(&mut self, host: u64, len: u64, tok: &mut PinToken) -> Result<(), PinError> {
         let mut pages = [0u64; RING_PAGES];
         let first = host & !OFFSET_MASK;
-        let last = host.checked_add(len.max(1) - 1).ok_or(PinError::TooManyPages)? & !OFFSET_MASK;
+        let last = host
+            .checked_add(len.max(1) - 1)
+            .ok_or(PinError::TooManyPages)?
+            & !OFFSET_MASK;
         let n = ((last - first) / PAGE_SIZE + 1) as usize;
         let pages = pages.get_mut(..n).ok_or(PinError::TooManyPages)?;
         for (i, p) in pages.iter_mut().enumerate() {
             *p = first + i as u64 * PAGE_SIZE;
         }
         let vm = self.vm.as_ref().ok_or(PinError::PinFailed)?;
-        self.cache.acquire(pages, &mut KernelPinner(vm, self.write), tok)
+        self.cache
+            .acquire(pages, &mut KernelPinner(vm, self.write), tok)
     }
 
     /// Drop `buf`'s pins (its pages stay cached for the next buffer).
@@ -428,7 +479,12 @@ pub(crate) struct RingMem {
 impl RingMem {
     /// Pin the areas `(gpa, len)` of a queue, checked writable in `map`.
     /// Releases what was pinned before.
-    pub(crate) fn pin(&mut self, pins: &mut VmPins, map: &GuestMap, areas: [(u64, u64); 3]) -> Result<(), PinBufError> {
+    pub(crate) fn pin(
+        &mut self,
+        pins: &mut VmPins,
+        map: &GuestMap,
+        areas: [(u64, u64); 3],
+    ) -> Result<(), PinBufError> {
         self.release(pins);
         for (a, (gpa, len)) in self.areas.iter_mut().zip(areas) {
             let host = map
@@ -454,11 +510,22 @@ impl RingMem {
 
     /// Calls `f(page, offset, range in the caller's buffer)` for the pages
     /// that `[gpa, gpa + len)` covers, or fails if an area does not hold it.
-    fn each_page(&self, gpa: u64, len: usize, mut f: impl FnMut(u64, usize, core::ops::Range<usize>)) -> Result<(), MemFault> {
+    fn each_page(
+        &self,
+        gpa: u64,
+        len: usize,
+        mut f: impl FnMut(u64, usize, core::ops::Range<usize>),
+    ) -> Result<(), MemFault> {
         let a = self
             .areas
             .iter()
-            .find(|a| !a.tok.is_empty() && gpa >= a.gpa && gpa.checked_add(len as u64).is_some_and(|e| e <= a.gpa + a.len))
+            .find(|a| {
+                !a.tok.is_empty()
+                    && gpa >= a.gpa
+                    && gpa
+                        .checked_add(len as u64)
+                        .is_some_and(|e| e <= a.gpa + a.len)
+            })
             .ok_or(MemFault)?;
         let handles = a.tok.handles();
         let first = a.host & !OFFSET_MASK;
@@ -477,7 +544,9 @@ impl RingMem {
     }
 
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemFault> {
-        self.each_page(gpa, data.len(), |page, off, r| page_write(page, off, data.get(r).unwrap_or(&[])))
+        self.each_page(gpa, data.len(), |page, off, r| {
+            page_write(page, off, data.get(r).unwrap_or(&[]))
+        })
     }
 }
 

@@ -120,7 +120,9 @@ pub(crate) fn add_port(port: Port) -> Result {
     let mut sw = SWITCH.lock();
     sw.ports.reserve(1, GFP_KERNEL)?;
     // The port's own MAC is static: never aged, never moved by learning.
-    sw.fdb.add_static(port.mac(), port.id(), kvm::jiffies()).map_err(|_| eaddrinuse())?;
+    sw.fdb
+        .add_static(port.mac(), port.id(), kvm::jiffies())
+        .map_err(|_| eaddrinuse())?;
     sw.ports.push_within_capacity(port).map_err(|_| ENOMEM)?;
     Ok(())
 }
