@@ -358,6 +358,13 @@ impl VmPins {
         // SAFETY: `vm` holds a reference on a KVM VM file.
         let r = unsafe { pvpass_account_pins(vm.as_raw(), charged, true) };
         if r != 0 {
+            if kvm::ratelimit() {
+                pr_info!(
+                    "ATTACH rejected ({}): {} KiB of pins exceed the locked-memory limit (RLIMIT_MEMLOCK, or CAP_IPC_LOCK)\n",
+                    r,
+                    charged * 4
+                );
+            }
             return Err(Error::from_errno(r));
         }
         Ok(Self {

@@ -77,6 +77,8 @@ enum mode {
 	M_RECV_BUFS,	/* post params.rx_bufs buffers, then params.rx_more */
 	M_RECV_AT,	/* post a buffer at params.slot_gpa (never touched by the guest) */
 	M_TX_WRITABLE,	/* transmit chain with a device-writable buffer */
+	M_TX_SCATTER,	/* transmit chain of more pieces than a buffer may have */
+	M_RECV_SCATTER,	/* receive chain of more pieces than a buffer may have */
 };
 
 /* Driver feature bits (low word) beyond MAC. */
@@ -297,6 +299,34 @@ static void guest_main(void)
 		GUEST_SYNC(READ_ONCE(rx->used.idx));
 		GUEST_SYNC(rx->used.ring[0].len);
 		break;
+	case M_TX_SCATTER:
+	case M_RECV_SCATTER: {
+		/* QSZ descriptors of 32000 bytes over both big arrays, each on
+		 * 8 or 9 pages: more than the 48 page pieces one buffer may
+		 * have (the pin batch is bounded), far less than guest RAM. */
+		struct ring *q = params.mode == M_TX_SCATTER ? tx : rx;
+		u16 w = params.mode == M_TX_SCATTER ? 0 : F_WRITE;
+
+		for (i = 0; i < QSZ; i++)
+			q->desc[i] = (struct desc){ params.big_gpa[0] + 1, 32000,
+						    w | (i < QSZ - 1 ? F_NEXT : 0), i + 1 };
+		if (params.mode == M_RECV_SCATTER) {
+			kick(base, 0, 0);
+			GUEST_SYNC(0);	/* the host runs a sender now */
+			mmio_rd32(base, R_INT_STATUS);
+			GUEST_SYNC(READ_ONCE(rx->used.idx));
+			GUEST_SYNC(rx->used.ring[0].len);
+			break;
+		}
+		kick(base, 1, 0);
+		GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), 1);
+		fill_frame(bufs[1]);
+		tx->desc[1] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, 0, 0 };
+		kick(base, 1, 1);
+		GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), 2);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		break;
+	}
 	case M_TX_WRITABLE:
 		fill_frame(bufs[1]);
 		tx->desc[0] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, F_WRITE, 0 };
@@ -591,6 +621,32 @@ TEST(avail_index_jump) { hostile(_metadata, M_AVAIL_JUMP, true); }
 TEST(zero_length_descriptor) { hostile(_metadata, M_ZERO_LEN, true); }
 TEST(buffer_outside_guest_memory) { hostile(_metadata, M_BAD_ADDR, false); }
 TEST(transmit_buffer_device_writable) { hostile(_metadata, M_TX_WRITABLE, false); }
+TEST(transmit_buffer_too_scattered_to_pin) { hostile(_metadata, M_TX_SCATTER, false); }
+
+/*
+ * A receive buffer of more page pieces than one pin batch may hold (the
+ * bound that keeps a guest from pinning without limit): the frame is
+ * dropped and counted, the buffer comes back empty, the queue goes on.
+ */
+TEST(receive_buffer_too_scattered_to_pin)
+{
+	int pv = pvpass_open();
+	struct guest b = start(pv, M_RECV_SCATTER, mac_b, mac_a);
+	struct guest a = start(pv, M_SEND, mac_a, mac_b);
+	struct pvpass_stats sb;
+
+	ASSERT_EQ(0, sync_value(&b));
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	EXPECT_EQ(1, sync_value(&b));		/* the buffer came back */
+	EXPECT_EQ(0, sync_value(&b));		/* empty */
+	sb = stats(pv, b.id);
+	EXPECT_EQ(1, sb.drop_rx_too_small);
+	EXPECT_EQ(0, sb.rx_frames);
+	finish(pv, &a);
+	finish(pv, &b);
+	neighbours_exchange_a_frame(_metadata, pv);
+	close(pv);
+}
 
 /* A notify storm is absorbed on the guest's own vCPU thread; nothing breaks. */
 TEST(notify_storm)

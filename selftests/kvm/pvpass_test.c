@@ -21,6 +21,9 @@
 #include <dirent.h>
 #include <sys/eventfd.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <sys/wait.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -446,6 +449,77 @@ TEST(vmm_exit_releases_vm)
 	EXPECT_EQ(vms_before, count_vms());
 	/* The husk still answers, and DETACH removes it. */
 	EXPECT_EQ(0, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id }));
+	close(pv);
+}
+
+/* VmLck of this process, in kB (-1 if unreadable). */
+static long vmlck_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Drop CAP_IPC_LOCK from this process's effective set. */
+static int drop_cap_ipc_lock(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return -1;
+	d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	return syscall(SYS_capset, &h, d);
+}
+
+/*
+ * Pins are charged to the VMM's locked memory, as vfio charges its DMA
+ * mappings: ATTACH charges the attachment's pin quota (1024 receive + 256
+ * transmit pages) to the VM's mm, DETACH gives it back, and a process
+ * without CAP_IPC_LOCK whose RLIMIT_MEMLOCK cannot hold the quota gets
+ * ENOMEM instead of pinning the host's memory away.
+ */
+TEST(pins_charged_to_locked_memory)
+{
+	int pv = pvpass_open();
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_id, WIN_GPA);
+	long before = vmlck_kb();
+	int id, status;
+	pid_t child;
+
+	ASSERT_GE(before, 0);
+	id = attach(pv, vm, WIN_GPA, 5, mac_a);
+	ASSERT_GT(id, 0);
+	EXPECT_EQ(before + (1024 + 256) * 4, vmlck_kb());
+	EXPECT_EQ(0, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id }));
+	EXPECT_EQ(before, vmlck_kb());
+
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		/* Not the VMM, like pvpassctl: its limit and capabilities count. */
+		struct rlimit rl = { 1 << 20, 1 << 20 };
+		int r;
+
+		if (setrlimit(RLIMIT_MEMLOCK, &rl) || drop_cap_ipc_lock())
+			_exit(2);
+		r = attach(pv, vm, WIN_GPA, 5, mac_a);
+		_exit(r == -ENOMEM ? 0 : r > 0 ? 3 : 4);
+	}
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("2: setup, 3: attached anyway, 4: other error");
+	EXPECT_EQ(before, vmlck_kb());
+	kvm_vm_free(vm);
 	close(pv);
 }
 
