@@ -228,8 +228,9 @@ pub(crate) struct Device {
     rx: Mutex<RxState>,
     #[pin]
     backlog: Mutex<PortBacklog>,
-    /// Interrupt status bits raised by other threads (bit 0: used buffer),
-    /// folded into the registers at the next register access.
+    /// The used-buffer interrupt bit (1) when raised by another thread,
+    /// folded into the registers at the next register access (only ever
+    /// 0 or 1: a broken queue goes through `rx_failed`).
     pending_isr: Atomic<u32>,
     /// Set by another thread that found the receive queue malformed: the
     /// device needs a reset (folded in like `pending_isr`).
@@ -474,8 +475,8 @@ impl Device {
         rx.q = None;
         let RxState { ring, pins, .. } = rx;
         ring.release(pins);
+        // `fold` marks the device broken, which raises the config interrupt.
         self.rx_failed.xchg(1, Relaxed);
-        self.pending_isr.xchg(2, Relaxed);
         if let Some(irq) = &self.irq {
             irq.signal();
         }
@@ -665,6 +666,7 @@ impl Device {
             return self.broken(st, "guest memory map", e);
         }
         st.map_valid = true;
+        st.tx_pins.invalidate();
         let f = st.regs.driver_features();
         let (tx_off, rx_off) = offloads(f);
         st.tx_off = tx_off;
@@ -723,6 +725,9 @@ impl Device {
             return false;
         }
         st.map_valid = true;
+        // Pins are keyed by host address: behind the same address there may
+        // be other pages now.
+        st.tx_pins.invalidate();
         if let Some(q) = st.txq.as_mut() {
             if let Err(e) = q.recheck(&st.map) {
                 self.broken(st, "queue outside guest memory", e);
