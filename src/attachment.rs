@@ -27,7 +27,7 @@ use kernel::{
 
 use crate::{
     device::{Device, ShutdownOnDrop},
-    kvm::{MmioWindow, VmFile},
+    kvm::{self, MmioWindow, VmFile},
     registry::Reservation,
     switch,
 };
@@ -138,6 +138,13 @@ impl Attachment {
     pub(crate) fn release(&self) {
         LIVE.lock().retain(|a| a.dev.id != self.dev.id);
         let live = self.live.lock().take();
+        // In the attaching process its eventfd can be unbound from the GSI
+        // (see `IrqFd::unbind`), so that it can be attached again.
+        if let Some(l) = live.as_ref() {
+            if kvm::current_tgid() == self.owner_pid {
+                self.dev.unbind_irq(&l.vm);
+            }
+        }
         drop(live);
     }
 }

@@ -409,6 +409,22 @@ impl Device {
         self.backlog.lock().clear();
     }
 
+    /// Take the interrupt eventfd off the VM's GSI (the attaching process
+    /// only; see `IrqFd::unbind`). Nothing signals it after detach anyway.
+    pub(crate) fn unbind_irq(&self, vm: &VmFile) {
+        if let Some(irq) = &self.irq {
+            if let Err(e) = irq.unbind(vm) {
+                if kvm::ratelimit() {
+                    pr_info!(
+                        "device {}: irqfd left bound until the VM goes ({})\n",
+                        self.id,
+                        e.to_errno()
+                    );
+                }
+            }
+        }
+    }
+
     fn warn(&self, what: &str, detail: impl core::fmt::Debug) {
         if kvm::ratelimit() {
             pr_warn!("device {}: {} ({:?})\n", self.id, what, detail);

@@ -208,10 +208,10 @@ u64 pvpass_memslots_generation(struct pvpass_mmio *m)
  * the eventfd for pvpass_irqfd_signal(). KVM refuses the KVM_IRQFD ioctl from
  * a process that is not the VM's, which is why the module does this.
  *
- * There is no unbind: KVM's deassign looks the eventfd up by fd number in the
- * current process, which a closing /dev/pvpass file no longer has. After
- * DETACH nothing signals the eventfd any more, and KVM drops the irqfd when
- * the VM goes away.
+ * pvpass_irqfd_unbind undoes it from the attaching process (DETACH, close);
+ * elsewhere (the reaper, another process's DETACH) the irqfd stays bound:
+ * nothing signals the eventfd any more, and KVM drops the irqfd when the VM
+ * goes away.
  */
 struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi)
 {
@@ -247,6 +247,29 @@ void pvpass_irqfd_signal(struct eventfd_ctx *ctx)
 void pvpass_irqfd_put(struct eventfd_ctx *ctx)
 {
 	eventfd_ctx_put(ctx);
+}
+
+/*
+ * Undo pvpass_irqfd_bind. KVM's deassign looks the eventfd up by fd number
+ * in the calling process, so this only works in the process that attached,
+ * while its fd @fd still names @ctx; -EBADF otherwise (the irqfd then stays
+ * bound, never signalled, until the VM goes away).
+ */
+int pvpass_irqfd_unbind(struct file *vm_file, int fd, u32 gsi, struct eventfd_ctx *ctx)
+{
+	struct kvm *kvm = vm_file->private_data;
+	struct kvm_irqfd args = { .fd = fd, .gsi = gsi, .flags = KVM_IRQFD_FLAG_DEASSIGN };
+	struct eventfd_ctx *cur;
+
+	if (!current->files)
+		return -EBADF;
+	cur = eventfd_ctx_fdget(fd);
+	if (IS_ERR(cur))
+		return PTR_ERR(cur);
+	eventfd_ctx_put(cur);
+	if (cur != ctx)
+		return -EBADF;
+	return kvm_irqfd(kvm, &args);
 }
 
 /*

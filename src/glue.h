@@ -33,6 +33,7 @@ u64 pvpass_memslots_generation(struct pvpass_mmio *m);
 struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi);
 void pvpass_irqfd_signal(struct eventfd_ctx *ctx);
 void pvpass_irqfd_put(struct eventfd_ctx *ctx);
+int pvpass_irqfd_unbind(struct file *vm_file, int fd, u32 gsi, struct eventfd_ctx *ctx);
 bool pvpass_vm_mm_alive(struct file *vm_file);
 void pvpass_reaper_start(void);
 void pvpass_reaper_stop(void);

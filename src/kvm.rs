@@ -52,6 +52,7 @@ extern "C" {
     fn pvpass_irqfd_bind(vm_file: *mut c_void, fd: i32, gsi: u32) -> *mut c_void;
     fn pvpass_irqfd_signal(ctx: *mut c_void);
     fn pvpass_irqfd_put(ctx: *mut c_void);
+    fn pvpass_irqfd_unbind(vm_file: *mut c_void, fd: i32, gsi: u32, ctx: *mut c_void) -> i32;
     fn pvpass_vm_mm_alive(vm_file: *mut c_void) -> bool;
     fn pvpass_reaper_start();
     fn pvpass_reaper_stop();
@@ -316,8 +317,13 @@ pub(crate) fn fence(kind: Fence) {
 }
 
 /// An eventfd bound by KVM's irqfd to the device's GSI: signalling it injects
-/// the guest interrupt, from any thread.
-pub(crate) struct IrqFd(NonNull<c_void>);
+/// the guest interrupt, from any thread. Remembers the fd number and GSI it
+/// was bound with, for `unbind`.
+pub(crate) struct IrqFd {
+    ctx: NonNull<c_void>,
+    fd: i32,
+    gsi: u32,
+}
 
 // SAFETY: `eventfd_signal` and `eventfd_ctx_put` may be called from any thread.
 unsafe impl Send for IrqFd {}
@@ -331,18 +337,37 @@ impl IrqFd {
         // SAFETY: `vm` holds a reference on a KVM VM file; `fd` is only looked
         // up in the caller's fd table.
         let raw = from_err_ptr(unsafe { pvpass_irqfd_bind(vm.0.as_ptr().cast(), fd, gsi) })?;
-        Ok(Self(NonNull::new(raw).ok_or(EINVAL)?))
+        Ok(Self {
+            ctx: NonNull::new(raw).ok_or(EINVAL)?,
+            fd,
+            gsi,
+        })
     }
 
     pub(crate) fn signal(&self) {
         // SAFETY: We hold a reference on the eventfd context.
-        unsafe { pvpass_irqfd_signal(self.0.as_ptr()) };
+        unsafe { pvpass_irqfd_signal(self.ctx.as_ptr()) };
+    }
+
+    /// Take the irqfd off `vm`'s GSI. KVM finds it by fd number in the
+    /// calling process, so this works from the attaching process while it
+    /// still has the eventfd open under the same number (`EBADF` otherwise:
+    /// the irqfd then stays bound, silent, until the VM goes away).
+    pub(crate) fn unbind(&self, vm: &VmFile) -> Result {
+        // SAFETY: `vm` holds a reference on a KVM VM file, and we hold a
+        // reference on the eventfd context the glue compares with.
+        let r = unsafe { pvpass_irqfd_unbind(vm.as_raw(), self.fd, self.gsi, self.ctx.as_ptr()) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Error::from_errno(r))
+        }
     }
 }
 
 impl Drop for IrqFd {
     fn drop(&mut self) {
         // SAFETY: Drops the reference taken by `pvpass_irqfd_bind`, once.
-        unsafe { pvpass_irqfd_put(self.0.as_ptr()) };
+        unsafe { pvpass_irqfd_put(self.ctx.as_ptr()) };
     }
 }

@@ -452,6 +452,42 @@ TEST(vmm_exit_releases_vm)
 	close(pv);
 }
 
+/*
+ * DETACH from the attaching process takes its eventfd off the GSI: the same
+ * eventfd can be attached again (KVM refuses an eventfd that is still bound
+ * to an irqfd with EBUSY). From another process the irqfd stays bound.
+ */
+TEST(detach_unbinds_irqfd)
+{
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm = vm_with_window(&vcpu, guest_id, WIN_GPA);
+	struct pvpass_attach a = attach_req(vm->fd, WIN_GPA, 5, mac_a);
+	int pv = pvpass_open();
+	int efd = eventfd(0, EFD_CLOEXEC);
+	int id, round;
+
+	ASSERT_GE(efd, 0);
+	a.irq_fd = efd;
+	for (round = 0; round < 3; round++) {
+		a.id = 0;
+		id = do_attach(pv, &a);
+		ASSERT_GT(id, 0) TH_LOG("round %d: %s", round, strerror(-id));
+		ASSERT_EQ(0, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = id }));
+	}
+	/* Still bound (no DETACH): a second attachment cannot take it. */
+	a.id = 0;
+	id = do_attach(pv, &a);
+	ASSERT_GT(id, 0);
+	a.gpa = WIN_GPA + 0x1000;
+	a.gsi = 6;
+	a.id = 0;
+	memcpy(a.mac, mac_b, 6);
+	EXPECT_EQ(-EBUSY, do_attach(pv, &a));
+	close(pv);
+	close(efd);
+	kvm_vm_free(vm);
+}
+
 /* VmLck of this process, in kB (-1 if unreadable). */
 static long vmlck_kb(void)
 {
