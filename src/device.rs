@@ -54,6 +54,7 @@ use crate::{
     pinned::{self, Buf, Frame, PinBufError, RingMem, VmPins},
     pvcore::{
         backlog::{Backlog, Entry},
+        memmap::PAGE_SIZE,
         mmio::{feature, reg, MmioDevice, MmioEvent},
         pincache::PinError,
         virtq::{Chain, QueueConfig, Virtqueue, DESC_SIZE},
@@ -126,6 +127,8 @@ struct DevState {
     tx_off: Offloads,
     /// Transmit buffers are pinned (for reading) through this cache.
     tx_pins: VmPins,
+    /// KVM logs writes to the VM's memory: mark the used ring dirty.
+    dirty_log: bool,
     tx: KBox<TxBig>,
 }
 
@@ -163,6 +166,10 @@ struct RxState {
     /// Offloads the driver takes, and MRG_RXBUF.
     off: Offloads,
     mrg_rxbuf: bool,
+    /// KVM logs writes to the VM's memory (live migration): every page the
+    /// device writes must be marked dirty, which only the VM's own vCPU
+    /// thread can do, so frames for it wait for that thread.
+    dirty_log: bool,
 }
 
 /// Per-device counters (`pvpass_stats`), by index.
@@ -326,6 +333,7 @@ impl Device {
                     txq: None,
                     tx_off: Offloads::default(),
                     tx_pins,
+                    dirty_log: false,
                     tx,
                 }),
                 rx <- new_mutex!(RxState {
@@ -335,6 +343,7 @@ impl Device {
                     big,
                     off: Offloads::default(),
                     mrg_rxbuf: false,
+                    dirty_log: false,
                 }),
                 backlog <- new_mutex!(backlog),
                 pending_isr: Atomic::new(0),
@@ -506,7 +515,7 @@ impl Device {
             let mut rx = self.rx.lock();
             // Frames already waiting go first: keep the order.
             if self.backlog.lock().is_empty() {
-                if let Rx::Done(notify) = self.rx_frame(&mut rx, hdr, frame, true) {
+                if let Rx::Done(notify) = self.rx_frame(&mut rx, hdr, frame, None) {
                     if notify {
                         self.interrupt(true);
                     }
@@ -532,11 +541,23 @@ impl Device {
         }
     }
 
-    /// Offer one frame to the receive queue, from any thread. `direct`: the
-    /// caller is a sender (the frame is not in the backlog), which must not
-    /// modify the frame (a flood shares it between receivers), so a
-    /// checksum to complete makes it wait for the receiver's own thread.
-    fn rx_frame(&self, rx: &mut RxState, hdr: &NetHdr, frame: &Frame<'_>, direct: bool) -> Rx {
+    /// Offer one frame to the receive queue. `own`: the device's own vCPU
+    /// thread, taking the frame from the backlog; `None`: a sender's thread
+    /// (direct), which must not modify the frame (a flood shares it between
+    /// receivers) and cannot mark pages dirty, so a checksum to complete or
+    /// a dirty-logged guest makes the frame wait for the receiver's own
+    /// thread.
+    fn rx_frame(
+        &self,
+        rx: &mut RxState,
+        hdr: &NetHdr,
+        frame: &Frame<'_>,
+        own: Option<&InVcpu>,
+    ) -> Rx {
+        let direct = own.is_none();
+        if direct && rx.dirty_log {
+            return Rx::Wait(false);
+        }
         let Some(vm_gen) = rx.pins.generation() else {
             return Rx::Wait(false);
         };
@@ -554,7 +575,9 @@ impl Device {
                 return Rx::Done(false);
             }
         }
-        match self.rx_fill(rx, hdr, frame, direct) {
+        // Pages written are marked dirty when KVM logs them.
+        let dirty = own.filter(|_| rx.dirty_log);
+        match self.rx_fill(rx, hdr, frame, direct, dirty) {
             Ok(r) => r,
             Err((what, e)) => {
                 self.rx_broken(rx, what, e);
@@ -571,6 +594,7 @@ impl Device {
         hdr: &NetHdr,
         frame: &Frame<'_>,
         direct: bool,
+        dirty: Option<&InVcpu>,
     ) -> Result<Rx, (&'static str, PinBufError)> {
         let RxState {
             q,
@@ -579,12 +603,13 @@ impl Device {
             big,
             off: _,
             mrg_rxbuf,
+            dirty_log: _,
         } = rx;
         let Some(queue) = q.as_mut() else {
             return Ok(Rx::Wait(false));
         };
         let max = if *mrg_rxbuf { MAX_RX_BUFFERS } else { 1 };
-        let n = match fill(queue, ring, pins, big, hdr, frame, max) {
+        let n = match fill(queue, ring, pins, big, hdr, frame, max, dirty) {
             Fill::Done(n) => {
                 self.counters.inc(C::RxFrames);
                 self.counters.add(C::RxBytes, frame.len() as u64);
@@ -610,6 +635,9 @@ impl Device {
                 let more = queue
                     .enable_notify(&**ring)
                     .map_err(|e| ("receive ring", PinBufError::Queue(e)))?;
+                if let Some(cpu) = dirty {
+                    ring.used_gfns(|g| cpu.mark_dirty(g));
+                }
                 return Ok(Rx::Wait(more));
             }
             Fill::Broken(e) => return Err(("malformed receive chain", e)),
@@ -618,6 +646,9 @@ impl Device {
             queue
                 .push(&**ring, head, len)
                 .map_err(|e| ("receive used ring", PinBufError::Queue(e)))?;
+        }
+        if let Some(cpu) = dirty {
+            ring.used_gfns(|g| cpu.mark_dirty(g));
         }
         Ok(Rx::Done(queue.need_notify(&**ring).unwrap_or(true)))
     }
@@ -628,7 +659,7 @@ impl Device {
         if offset == reg::INTERRUPT_STATUS && self.refresh(cpu, &mut st) {
             // The guest's interrupt handler: deliver what is waiting first,
             // through a memory map read afresh (as on every notify).
-            self.drain_rx(false);
+            self.drain_rx(cpu, false);
         }
         self.fold(&mut st);
         if st.regs.read(offset, data).is_err() {
@@ -652,7 +683,7 @@ impl Device {
                     if q == 1 {
                         self.process_tx(cpu, &mut st);
                     }
-                    self.drain_rx(true);
+                    self.drain_rx(cpu, true);
                 }
             }
             Ok(MmioEvent::DriverOk) => self.start_queues(cpu, &mut st),
@@ -678,10 +709,12 @@ impl Device {
     /// Set up the queues the driver made ready, checked against guest memory.
     fn start_queues(&self, cpu: &InVcpu, st: &mut DevState) {
         st.map_valid = false;
-        if let Err(e) = cpu.snapshot(&mut st.map) {
-            return self.broken(st, "guest memory map", e);
-        }
+        let dirty_log = match cpu.snapshot(&mut st.map) {
+            Ok(d) => d,
+            Err(e) => return self.broken(st, "guest memory map", e),
+        };
         st.map_valid = true;
+        st.dirty_log = dirty_log;
         st.tx_pins.invalidate();
         let f = st.regs.driver_features();
         let (tx_off, rx_off) = offloads(f);
@@ -690,6 +723,7 @@ impl Device {
         rx.off = rx_off;
         rx.mrg_rxbuf = f & feature::NET_F_MRG_RXBUF != 0;
         rx.big.map = st.map.clone();
+        rx.dirty_log = dirty_log;
         rx.pins.invalidate();
         drop(rx);
         for n in [0u16, 1] {
@@ -736,11 +770,15 @@ impl Device {
             return true;
         }
         st.map_valid = false;
-        if let Err(e) = cpu.snapshot(&mut st.map) {
-            self.broken(st, "guest memory map", e);
-            return false;
-        }
+        let dirty_log = match cpu.snapshot(&mut st.map) {
+            Ok(d) => d,
+            Err(e) => {
+                self.broken(st, "guest memory map", e);
+                return false;
+            }
+        };
         st.map_valid = true;
+        st.dirty_log = dirty_log;
         // Pins are keyed by host address: behind the same address there may
         // be other pages now.
         st.tx_pins.invalidate();
@@ -752,6 +790,7 @@ impl Device {
         }
         let mut rx = self.rx.lock();
         rx.big.map = st.map.clone();
+        rx.dirty_log = dirty_log;
         let RxState {
             q, ring, pins, big, ..
         } = &mut *rx;
@@ -817,8 +856,19 @@ impl Device {
             }
             completed = true;
         }
-        let DevState { map, txq, .. } = &mut *st;
+        let DevState {
+            map,
+            txq,
+            dirty_log,
+            ..
+        } = &mut *st;
         if let Some(q) = txq.as_mut() {
+            if *dirty_log {
+                // The used ring (entries, index, avail_event) was written
+                // through the VMM's mapping, which KVM does not log.
+                let (gpa, len) = ring_areas(q.config())[2];
+                (gpa / PAGE_SIZE..=(gpa + len - 1) / PAGE_SIZE).for_each(|g| cpu.mark_dirty(g));
+            }
             let mem = VcpuMem::new(cpu, map);
             if completed && q.need_notify(&mem).unwrap_or(true) {
                 self.interrupt(true);
@@ -867,7 +917,7 @@ impl Device {
 
     /// Receive on the device's own thread: move waiting frames from the
     /// backlog into the guest's receive buffers.
-    fn drain_rx(&self, kick: bool) {
+    fn drain_rx(&self, cpu: &InVcpu, kick: bool) {
         let mut rx = self.rx.lock();
         let mut backlog = self.backlog.lock();
         let mut notify = false;
@@ -884,7 +934,7 @@ impl Device {
                 }
             }
             let hdr = *hdr;
-            match self.rx_frame(&mut rx, &hdr, &Frame::kernel(frame), false) {
+            match self.rx_frame(&mut rx, &hdr, &Frame::kernel(frame), Some(cpu)) {
                 Rx::Done(n) => {
                     notify |= n;
                     backlog.pop();
@@ -924,6 +974,7 @@ enum Fill {
 /// checked and translated against `map` and its pages pinned through `pins`
 /// (mostly cache hits: drivers recycle their buffers). The header, whose
 /// num_buffers is known only at the end, is written last into the first.
+#[allow(clippy::too_many_arguments)]
 fn fill(
     q: &mut Virtqueue,
     ring: &RingMem,
@@ -932,13 +983,15 @@ fn fill(
     hdr: &NetHdr,
     frame: &Frame<'_>,
     max: usize,
+    dirty: Option<&InVcpu>,
 ) -> Fill {
-    let r = fill_chains(q, ring, pins, b, hdr, frame, max);
+    let r = fill_chains(q, ring, pins, b, hdr, frame, max, dirty);
     pins.release(&mut b.bfirst);
     pins.release(&mut b.bmore);
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 fn fill_chains(
     q: &mut Virtqueue,
     ring: &RingMem,
@@ -947,6 +1000,7 @@ fn fill_chains(
     hdr: &NetHdr,
     frame: &Frame<'_>,
     max: usize,
+    dirty: Option<&InVcpu>,
 ) -> Fill {
     let RxBig {
         map,
@@ -998,6 +1052,11 @@ fn fill_chains(
         // Frame bytes at stream position `pos` (the header's place is
         // written with zeros now and with the header at the end).
         let written = buf.write(&[0u8; HDR_LEN], frame, pos);
+        // Marked after the last write to the buffer: a dirty log harvested
+        // in between would miss the rest (the first gets the header last).
+        if let Some(cpu) = dirty.filter(|_| n > 1) {
+            buf.gfns(|g| cpu.mark_dirty(g));
+        }
         if let Some(slot) = used.get_mut(n - 1) {
             slot.1 = u32::try_from(written).unwrap_or(0);
         }
@@ -1011,7 +1070,11 @@ fn fill_chains(
         ..*hdr
     }
     .to_bytes();
-    if bfirst.write(&h, &Frame::kernel(&[]), 0) == HDR_LEN {
+    let ok = bfirst.write(&h, &Frame::kernel(&[]), 0) == HDR_LEN;
+    if let Some(cpu) = dirty {
+        bfirst.gfns(|g| cpu.mark_dirty(g));
+    }
+    if ok {
         Fill::Done(n)
     } else {
         Fill::TooSmall(empty(used, n))

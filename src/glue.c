@@ -191,9 +191,23 @@ int pvpass_memslots(struct pvpass_mmio *m, struct pvpass_slot *out, int max, u64
 			.size = slot->npages << PAGE_SHIFT,
 			.hva = slot->userspace_addr,
 			.read_only = !!(slot->flags & KVM_MEM_READONLY),
+			.dirty_log = !!(slot->flags & KVM_MEM_LOG_DIRTY_PAGES),
 		};
 	}
 	return n;
+}
+
+/*
+ * Mark guest page @gfn dirty for KVM's dirty log (live migration) after the
+ * device wrote it. Only on the VM's own vCPU thread inside an MMIO op, as
+ * pvpass_memslots: mark_page_dirty_in_slot() logs into the running vCPU's
+ * dirty ring when the VM uses one, and warns if that vCPU is another VM's.
+ */
+void pvpass_mark_dirty(struct pvpass_mmio *m, u64 gfn)
+{
+	struct kvm_memory_slot *slot = __gfn_to_memslot(__kvm_memslots(m->kvm, 0), gfn);
+
+	mark_page_dirty_in_slot(m->kvm, slot, gfn);
 }
 
 /* The generation of the memslots pvpass_memslots() would copy; same context. */

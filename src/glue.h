@@ -20,7 +20,7 @@ struct pvpass_slot {
 	u64 size;
 	u64 hva;
 	u32 read_only;
-	u32 pad;
+	u32 dirty_log;	/* KVM_MEM_LOG_DIRTY_PAGES: migration is logging writes */
 };
 
 /* C, called from Rust (src/kvm.rs). */
@@ -30,6 +30,7 @@ void pvpass_mmio_unregister(struct pvpass_mmio *m);
 bool pvpass_ratelimit(void);
 int pvpass_memslots(struct pvpass_mmio *m, struct pvpass_slot *out, int max, u64 *generation);
 u64 pvpass_memslots_generation(struct pvpass_mmio *m);
+void pvpass_mark_dirty(struct pvpass_mmio *m, u64 gfn);
 struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi);
 void pvpass_irqfd_signal(struct eventfd_ctx *ctx);
 void pvpass_irqfd_put(struct eventfd_ctx *ctx);

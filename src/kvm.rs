@@ -36,7 +36,7 @@ struct RawSlot {
     size: u64,
     hva: u64,
     read_only: u32,
-    pad: u32,
+    dirty_log: u32,
 }
 
 // Declared in glue.h. `struct file` is passed as `void *`: it is opaque here,
@@ -49,6 +49,7 @@ extern "C" {
     fn pvpass_memslots(mmio: *mut c_void, out: *mut RawSlot, max: i32, generation: *mut u64)
         -> i32;
     fn pvpass_memslots_generation(mmio: *mut c_void) -> u64;
+    fn pvpass_mark_dirty(mmio: *mut c_void, gfn: u64);
     fn pvpass_irqfd_bind(vm_file: *mut c_void, fd: i32, gsi: u32) -> *mut c_void;
     fn pvpass_irqfd_signal(ctx: *mut c_void);
     fn pvpass_irqfd_put(ctx: *mut c_void);
@@ -224,9 +225,17 @@ impl InVcpu {
         unsafe { pvpass_memslots_generation(self.mmio.as_ptr()) }
     }
 
+    /// Mark guest page `gfn` dirty in KVM's dirty log (the device wrote it).
+    pub(crate) fn mark_dirty(&self, gfn: u64) {
+        // SAFETY: By the type invariant we are in an MMIO op of `mmio`, on the
+        // VM's own vCPU thread with kvm->srcu held, as the glue requires.
+        unsafe { pvpass_mark_dirty(self.mmio.as_ptr(), gfn) };
+    }
+
     /// Refill `map` with the VM's memory slots. `ENOSPC` if it has more than
-    /// `MAX_SLOTS`, `EINVAL` if KVM reports slots the map rejects.
-    pub(crate) fn snapshot(&self, map: &mut GuestMap) -> Result {
+    /// `MAX_SLOTS`, `EINVAL` if KVM reports slots the map rejects. Returns
+    /// whether KVM is logging writes to any slot (live migration).
+    pub(crate) fn snapshot(&self, map: &mut GuestMap) -> Result<bool> {
         let mut raw = [RawSlot::default(); MAX_SLOTS];
         let mut generation = 0u64;
         // SAFETY: By the type invariant we are in an MMIO op of `mmio`, so
@@ -242,6 +251,7 @@ impl InVcpu {
         };
         let n = usize::try_from(n).map_err(|_| ENOSPC)?;
         map.clear(generation);
+        let mut dirty_log = false;
         for r in raw.iter().take(n) {
             map.insert(Slot {
                 gpa: r.gpa,
@@ -250,8 +260,9 @@ impl InVcpu {
                 read_only: r.read_only != 0,
             })
             .map_err(|_| EINVAL)?;
+            dirty_log |= r.dirty_log != 0;
         }
-        Ok(())
+        Ok(dirty_log)
     }
 }
 

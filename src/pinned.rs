@@ -189,6 +189,13 @@ impl Buf {
         });
     }
 
+    /// Calls `f(gfn)` for each guest page of the buffer (when acquired).
+    pub(crate) fn gfns(&self, f: impl FnMut(u64)) {
+        if !self.tok.is_empty() {
+            self.sg.gfns().iter().copied().for_each(f);
+        }
+    }
+
     /// Calls `f(page, offset in page, len, offset from pos)` for the pieces
     /// of bytes `[pos, pos + n)` of the buffer, in order, while it returns
     /// true.
@@ -505,6 +512,15 @@ impl RingMem {
             a.host = host;
         }
         Ok(())
+    }
+
+    /// Calls `f(gfn)` for each guest page of the used ring (the area the
+    /// device writes).
+    pub(crate) fn used_gfns(&self, f: impl FnMut(u64)) {
+        let Some(a) = self.areas.get(2).filter(|a| !a.tok.is_empty() && a.len > 0) else {
+            return;
+        };
+        (a.gpa / PAGE_SIZE..=(a.gpa + a.len - 1) / PAGE_SIZE).for_each(f);
     }
 
     /// Unpin the areas (the queue stopped or its memory moved).

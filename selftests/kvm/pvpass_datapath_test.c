@@ -495,6 +495,48 @@ TEST(frames_written_into_pinned_buffers_and_unpinned_on_detach)
 	close(pv);
 }
 
+/*
+ * Live migration: while KVM logs the receiver's writes (KVM_MEM_LOG_DIRTY_
+ * PAGES), frames for it are written by its own vCPU thread (they wait in its
+ * backlog instead of being written by the sender), which marks every page
+ * it writes dirty: the receive buffer's page shows up in KVM_GET_DIRTY_LOG
+ * although the guest itself never wrote it.
+ */
+TEST(dirty_logged_receiver_gets_its_pages_marked)
+{
+	int pv = pvpass_open();
+	struct guest b, a, c;
+	struct pvpass_stats sb;
+	unsigned long *log = calloc(1, 1 << 20);	/* 8M pages: all of slot 0 */
+	u64 gfn;
+
+	ASSERT_NE(NULL, log);
+	next.rx_bufs = 2;
+	next.rx_more = 1;
+	next.rx_buf_len = 1024;
+	b = start(pv, M_RECV_BUFS, mac_b, mac_a);
+	ASSERT_EQ(0, sync_value(&b));			/* two buffers posted */
+	vm_mem_region_set_flags(b.vm, 0, KVM_MEM_LOG_DIRTY_PAGES);
+	a = start(pv, M_SEND, mac_a, mac_b);
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	EXPECT_EQ(1, sync_value(&b));			/* delivered by B's thread */
+	c = start(pv, M_SEND, mac_c, mac_b);
+	EXPECT_EQ(0, sync_value(&c) & S_NEEDS_RESET);	/* B has seen the log on */
+	sb = stats(pv, b.id);
+	EXPECT_EQ(0, sb.rx_direct);
+	EXPECT_EQ(2, sb.rx_deferred);
+	EXPECT_EQ(2, sync_value(&b));			/* its next notify delivers */
+	kvm_vm_get_dirty_log(b.vm, 0, log);
+	gfn = addr_gva2gpa(b.vm, (gva_t)big[0]) >> 12;
+	EXPECT_TRUE((log[gfn / 64] >> (gfn % 64)) & 1) TH_LOG("receive buffer page %#llx not in the dirty log",
+					      (unsigned long long)gfn);
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
+	free(log);
+	close(pv);
+}
+
 #define EXTRA_GPA	0xc0000000ULL
 #define EXTRA_SLOT	10
 
