@@ -537,6 +537,43 @@ TEST(dirty_logged_receiver_gets_its_pages_marked)
 	close(pv);
 }
 
+/*
+ * A flood into a receiver that has few buffers: the first frames go
+ * straight into its buffers, the next wait in its backlog (full at 256
+ * frames: the rest are dropped and counted, the sender never waits), and
+ * when it posts more buffers the waiting frames flow into them in order.
+ */
+TEST(flood_fills_buffers_then_backlog_then_flows_again)
+{
+	int pv = pvpass_open();
+	struct guest b, a;
+	struct pvpass_stats sb;
+	struct ring *r;
+
+	next.rx_bufs = 2;
+	next.rx_more = QSZ - 2;
+	next.rx_buf_len = 1024;
+	b = start(pv, M_RECV_BUFS, mac_b, mac_a);
+	a = start(pv, M_SEND_MANY, mac_a, mac_b);
+	ASSERT_EQ(0, sync_value(&b));
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	sb = stats(pv, b.id);
+	EXPECT_EQ(2, sb.rx_direct);
+	EXPECT_EQ(BACKLOG_FRAMES, sb.rx_deferred);
+	EXPECT_EQ(SEND_MANY - 2 - BACKLOG_FRAMES, sb.drop_rx_no_buffer);
+	EXPECT_EQ(2, sync_value(&b));		/* the interrupt: nothing more fits */
+	EXPECT_EQ(QSZ, sync_value(&b));		/* new buffers: filled from the backlog */
+	sb = stats(pv, b.id);
+	EXPECT_EQ(QSZ, sb.rx_frames);
+	/* In order: the guest's used ring lists its buffers 0..QSZ-1. */
+	r = addr_gva2hva(b.vm, (gva_t)&rings[0]);
+	for (int i = 0; i < QSZ; i++)
+		EXPECT_EQ(i, r->used.ring[i].id);
+	finish(pv, &a);
+	finish(pv, &b);
+	close(pv);
+}
+
 #define EXTRA_GPA	0xc0000000ULL
 #define EXTRA_SLOT	10
 
