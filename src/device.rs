@@ -84,37 +84,23 @@ const BACKLOG_FRAMES: usize = 256;
 /// smaller buffers than that loses the frame (counted as too small).
 const MAX_RX_BUFFERS: usize = 64;
 
-/// The backlog's byte storage (the core wants `AsRef`/`AsMut` slices).
-struct Bytes(KVVec<u8>);
+/// Heap storage for the backlog (the core wants `AsRef`/`AsMut` slices):
+/// its bytes (1 MiB) and its frame list (8 KiB, not for a kernel stack).
+struct Heap<T>(KVVec<T>);
 
-impl AsRef<[u8]> for Bytes {
-    fn as_ref(&self) -> &[u8] {
+impl<T> AsRef<[T]> for Heap<T> {
+    fn as_ref(&self) -> &[T] {
         &self.0
     }
 }
 
-impl AsMut<[u8]> for Bytes {
-    fn as_mut(&mut self) -> &mut [u8] {
+impl<T> AsMut<[T]> for Heap<T> {
+    fn as_mut(&mut self) -> &mut [T] {
         &mut self.0
     }
 }
 
-/// The backlog's frame list, on the heap (8 KiB: not for a kernel stack).
-struct Entries(KVVec<Entry>);
-
-impl AsRef<[Entry]> for Entries {
-    fn as_ref(&self) -> &[Entry] {
-        &self.0
-    }
-}
-
-impl AsMut<[Entry]> for Entries {
-    fn as_mut(&mut self) -> &mut [Entry] {
-        &mut self.0
-    }
-}
-
-type PortBacklog = Backlog<Bytes, Entries>;
+type PortBacklog = Backlog<Heap<u8>, Heap<Entry>>;
 
 /// What the vCPU thread works on, under `Device::state`.
 struct DevState {
@@ -303,8 +289,8 @@ impl Device {
         vm: &VmFile,
     ) -> Result<Arc<Self>> {
         let backlog = Backlog::new(
-            Bytes(KVVec::from_elem(0u8, BACKLOG_BYTES, GFP_KERNEL)?),
-            Entries(KVVec::from_elem(
+            Heap(KVVec::from_elem(0u8, BACKLOG_BYTES, GFP_KERNEL)?),
+            Heap(KVVec::from_elem(
                 Entry::default(),
                 BACKLOG_FRAMES,
                 GFP_KERNEL,
@@ -609,7 +595,10 @@ impl Device {
             return Ok(Rx::Wait(false));
         };
         let max = if *mrg_rxbuf { MAX_RX_BUFFERS } else { 1 };
-        let n = match fill(queue, ring, pins, big, hdr, frame, max, dirty) {
+        let filled = fill(queue, ring, pins, big, hdr, frame, max, dirty);
+        pins.release(&mut big.bfirst);
+        pins.release(&mut big.bmore);
+        let n = match filled {
             Fill::Done(n) => {
                 self.counters.inc(C::RxFrames);
                 self.counters.add(C::RxBytes, frame.len() as u64);
@@ -974,25 +963,9 @@ enum Fill {
 /// checked and translated against `map` and its pages pinned through `pins`
 /// (mostly cache hits: drivers recycle their buffers). The header, whose
 /// num_buffers is known only at the end, is written last into the first.
+/// The caller releases the pins of `b.bfirst` and `b.bmore` afterwards.
 #[allow(clippy::too_many_arguments)]
 fn fill(
-    q: &mut Virtqueue,
-    ring: &RingMem,
-    pins: &mut VmPins,
-    b: &mut RxBig,
-    hdr: &NetHdr,
-    frame: &Frame<'_>,
-    max: usize,
-    dirty: Option<&InVcpu>,
-) -> Fill {
-    let r = fill_chains(q, ring, pins, b, hdr, frame, max, dirty);
-    pins.release(&mut b.bfirst);
-    pins.release(&mut b.bmore);
-    r
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fill_chains(
     q: &mut Virtqueue,
     ring: &RingMem,
     pins: &mut VmPins,
