@@ -87,11 +87,17 @@ for kind in peer host; do
 		line=$(con 2 "pvpass-demo: netperf $t $kind ")
 		val=$(positive "$line" $t $kind $addr) ||
 			fail "netperf $t guest 2 -> $kind failed: ${line:-no result in $res/guest2.console}"
+		grep -q '(attempt 2)' <<<"$line" && val+=" (2nd attempt)"
 		summary+=("$t $val")
 	done
 	[ $kind = peer ] && what="guest 2 -> guest 1" || what="guest 2 -> host"
 	echo "demo: ok: netperf $what through the pvpass switch: ${summary[0]}, ${summary[1]} (TCG, nested: not a benchmark)"
 done
+# A netperf attempt that got no answer within 60 s is tried once more (the
+# guest prints the failed one): name each, the run passes without hiding them.
+while read -r l; do
+	echo "demo: note: a first netperf attempt failed (the second passed): ${l#*pvpass-demo: }"
+done < <(grep -a -h 'pvpass-demo: netperf .* attempt 1 failed' "$res/guest2.console" | tr -d '\r')
 # The kill test: the bed killed guest 1's QEMU while guest 2 streamed to it.
 st=$(bed kill_detach)
 [ "${st%% *}" = ok ] || fail "kill one guest: ${st#* }"
@@ -101,6 +107,7 @@ grep -q ' 0% packet loss' <<<"$line" || fail "after the kill guest 2 could not p
 line=$(con 2 "pvpass-demo: netperf TCP_STREAM survivor-host ")
 val=$(positive "$line" TCP_STREAM survivor-host 10.0.0.254) ||
 	fail "after the kill guest 2 could not stream to the host: ${line:-no result}"
+grep -q '(attempt 2)' <<<"$line" && val+=", 2nd attempt"
 st=$(bed survivor_host_ping)
 [ "${st%% *}" = ok ] || fail "after the kill the host could not ping guest 2: ${st#* }"
 echo "demo: ok: survivor: after the kill guest 2 pings the host (0% loss) and streams to it ($val); the host pings guest 2 (0% loss)"

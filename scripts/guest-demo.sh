@@ -21,8 +21,7 @@ result() {
 	echo "demo: [$2] $1: ${*:3}"
 }
 host=10.0.0.254
-bed_port=12867  # words from guest 2 to this script
-word_port=12868 # words from this script to guest 2
+bed_port=12867  # guest 2's control port: it asks, this script answers
 detach_limit_ms=2000
 
 modprobe kvm_amd || { echo "demo: kvm_amd did not load"; exit 1; }
@@ -62,55 +61,64 @@ for cmd in ("qmp_capabilities", sys.argv[2]):
 PY
 }
 
-# hear <seconds>: the first line guest 2 sends to $bed_port within the deadline.
-hear() {
-	python3 - "$bed_port" "$1" <<'PY'
-import socket, sys
-port, secs = int(sys.argv[1]), float(sys.argv[2])
+# The control port for guest 2 (guest/README.md): every connection carries
+# one line from the guest, logged with the time to $words, and gets back one
+# line, the current content of $reply ("wait" until this script says more).
+# Guest 2 asks every 2 s while it waits, so it is never a passive receiver
+# here, and a lost word is simply asked for again.
+words=$res/words.log reply=/tmp/pvpass-demo-reply
+echo wait >$reply
+: >"$words"
+python3 - "$bed_port" "$words" "$reply" <<'PY' &
+import socket, sys, time
+port, words, reply = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", port)); s.listen(4); s.settimeout(secs)
-try:
-    c, _ = s.accept()
-except socket.timeout:
-    sys.exit(1)
-c.settimeout(10)
-data = b""
-try:
-    while b"\n" not in data:
-        d = c.recv(256)
-        if not d:
-            break
-        data += d
-except socket.timeout:
-    pass
-print(data.decode(errors="replace").split("\n")[0])
-PY
-}
-
-# tell <addr> <word> <seconds>: one line to guest 2's $word_port, retried
-# until it listens or the deadline passes.
-tell() {
-	python3 - "$1" "$word_port" "$2" "$3" <<'PY'
-import socket, sys, time
-addr, port, word, secs = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-end = time.monotonic() + secs
+s.bind(("0.0.0.0", port)); s.listen(8)
 while True:
+    c, peer = s.accept()
+    c.settimeout(10)
     try:
-        c = socket.create_connection((addr, port), timeout=5)
-        c.sendall((word + "\n").encode())
-        c.shutdown(socket.SHUT_WR)
-        c.settimeout(5)
+        data = b""
+        while b"\n" not in data:
+            d = c.recv(256)
+            if not d:
+                break
+            data += d
+        line = data.decode(errors="replace").split("\n")[0].strip()
         try:
-            c.recv(16)  # until the guest's nc has read it and closed
+            r = open(reply).read().strip() or "wait"
         except OSError:
-            pass
-        sys.exit(0)
+            r = "wait"
+        with open(words, "a") as f:
+            f.write("%s %s %s -> %s\n" % (time.strftime("%H:%M:%S"), peer[0], line, r))
+        c.sendall((r + "\n").encode())
     except OSError:
-        if time.monotonic() > end:
-            sys.exit(1)
-        time.sleep(1)
+        pass
+    finally:
+        c.close()
 PY
+ctlpid=$!
+# say <word...>: what guest 2 gets from now on when it asks.
+say() { echo "$*" >$reply.new && mv $reply.new $reply; }
+# await <word> <seconds>: the first line guest 2 sent that starts with <word>
+# (printed without the reply), within the deadline.
+await() {
+	local end=$((SECONDS + $2)) l
+	while :; do
+		l=$(grep -m1 -E "^[^ ]+ [^ ]+ $1( |$)" "$words")
+		[ -n "$l" ] && { l=${l#* }; l=${l#* }; echo "${l% -> *}"; return 0; }
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.5
+	done
+}
+# diag: what the bed sees of the switch when a step did not happen.
+diag() {
+	echo "--- diagnostics ($(date +%T))"
+	ip -s link show dev pvpsw0
+	for id in "${ids[@]}"; do "$ctl" stats "$id" 2>&1 | tr '\n' ' '; echo; done
+	tail -n 5 "$words"
+	echo "---"
 }
 
 # host_ping <check> <addr>: the host pings a guest (first answer within 30 s, then 10).
@@ -157,13 +165,27 @@ for i in 1 2; do
 	qmp "/tmp/qmp$i" cont
 done
 "$ctl" list
+# A sample of the switch every 5 s (for a post-mortem of a stalled step):
+# host port counters, then per attachment rx/tx frames, interrupts, notifies.
+(
+	while :; do
+		l="$(date +%T) pvpsw0 tx=$(cat /sys/class/net/pvpsw0/statistics/tx_packets) rx=$(cat /sys/class/net/pvpsw0/statistics/rx_packets) tx_dropped=$(cat /sys/class/net/pvpsw0/statistics/tx_dropped)"
+		for id in "${ids[@]}"; do
+			l+=" | $id:$("$ctl" stats "$id" --json 2>/dev/null | sed -n 's/.*"notifies":\([0-9]*\),"interrupts":\([0-9]*\),"tx_frames":\([0-9]*\),"tx_bytes":[0-9]*,"rx_frames":\([0-9]*\).*/ notifies=\1 irqs=\2 tx=\3 rx=\4/p')"
+		done
+		echo "$l"
+		sleep 5
+	done
+) >"$res/monitor.log" 2>&1 &
+monpid=$!
 
 # Guest 2 says when its pings and netperf tests (to guest 1 and to the host)
-# are over: boot, pings, four tests, about 3 minutes here.
+# are over: boot, pings, four tests, about 3 minutes here (7 and more when
+# other jobs load the machine).
 t_start=$SECONDS
-word=$(hear 480)
-echo "demo: guest 2 says '${word:-nothing}' after $((SECONDS - t_start)) s"
-if [ "$word" = tests-done ]; then
+word=$(await tests-done 600)
+echo "demo: $(date +%T) guest 2 says '${word:-nothing}' after $((SECONDS - t_start)) s"
+if [ -n "$word" ]; then
 	host_ping host_ping_guest1 10.0.0.1
 	host_ping host_ping_guest2 10.0.0.2
 	pin_both=$(pinned)
@@ -171,10 +193,15 @@ if [ "$word" = tests-done ]; then
 		"(guest 1: $(counter "${ids[0]}" pages_pinned), guest 2: $(counter "${ids[1]}" pages_pinned))"
 	# The kill test. Guest 2 starts a long TCP_STREAM to guest 1 and says
 	# when it moves; guest 1's QEMU then gets SIGKILL mid-transfer.
-	tell 10.0.0.2 stream 60 || echo "demo: guest 2 did not take the word 'stream'"
-	word=$(hear 120)
-	echo "demo: guest 2 says '${word:-nothing}'"
+	say stream
+	word=$(await streaming 180)
+	echo "demo: $(date +%T) guest 2 says '${word:-nothing}'"
+	# Guest 1 must still be there to be killed (it waits at most 600 s).
+	case "$word" in streaming*) kill -0 "${pids[0]}" 2>/dev/null || word=gone ;; esac
 	case "$word" in
+	gone)
+		result kill_detach fail "guest 1's QEMU had already exited before the kill"
+		;;
 	streaming*)
 		rx0=$(counter "${ids[0]}" rx_bytes); sleep 1; rx1=$(counter "${ids[0]}" rx_bytes)
 		moved=$((${rx1:-0} - ${rx0:-0}))
@@ -182,11 +209,17 @@ if [ "$word" = tests-done ]; then
 		pin_kill=$(pinned)
 		echo "demo: pinned pages just before the kill: ${pin_kill:-not available}"
 		"$ctl" list
+		# Quietly: bash's "Killed" job notice goes to its own stderr.
+		exec 3>&2 2>/dev/null
 		kill -9 "${pids[0]}"
 		t0=$(now_ms) t_rel="" t_gone=""
-		# Reap it (quietly: no "Killed" job notice in the log).
-		wait "${pids[0]}" 2>/dev/null
+		# The VMM is gone when it is reaped: the module can only see its
+		# exit from then on, so the detach is timed from there (and the
+		# time from the kill is printed too).
+		wait "${pids[0]}"
 		t_exit=$(($(now_ms) - t0))
+		exec 2>&3 3>&-
+		echo "demo: $(date +%T) SIGKILL to guest 1's QEMU (pid ${pids[0]}); it was gone after $t_exit ms"
 		# A deadline in milliseconds of wall time, not a count of polls.
 		while [ $(($(now_ms) - t0)) -lt 10000 ]; do
 			l=$("$ctl" list --json)
@@ -200,14 +233,15 @@ if [ "$word" = tests-done ]; then
 		done
 		"$ctl" list
 		g2=$(grep -c "\"id\":${ids[1]},.*\"live\"" <<<"$l")
+		times="QEMU gone ${t_exit} ms after SIGKILL${t_rel:+, state released at $t_rel ms}"
 		if [ -z "$t_gone" ]; then
-			result kill_detach fail "guest 1 (id ${ids[0]}) still in pvpassctl list 10 s after SIGKILL to its QEMU${t_rel:+ (released after $t_rel ms)}"
-		elif [ "$t_gone" -gt $detach_limit_ms ]; then
-			result kill_detach fail "guest 1 (id ${ids[0]}) left pvpassctl list only after $t_gone ms (limit $detach_limit_ms ms)"
+			result kill_detach fail "guest 1 (id ${ids[0]}) still in pvpassctl list 10 s after SIGKILL to its QEMU ($times)"
+		elif [ $((t_gone - t_exit)) -gt $detach_limit_ms ]; then
+			result kill_detach fail "guest 1 (id ${ids[0]}) left pvpassctl list only $((t_gone - t_exit)) ms after its QEMU was gone (limit $detach_limit_ms ms; $times, gone from the list at $t_gone ms)"
 		elif [ "$g2" != 1 ]; then
-			result kill_detach fail "guest 1 left pvpassctl list after $t_gone ms, but guest 2 (id ${ids[1]}) is no longer live"
+			result kill_detach fail "guest 1 left pvpassctl list, but guest 2 (id ${ids[1]}) is no longer live"
 		else
-			result kill_detach ok "SIGKILL to guest 1's QEMU while guest 2 streamed to it ($moved bytes reached guest 1 in the second before); QEMU gone after $t_exit ms; its attachment (id ${ids[0]}) left pvpassctl list after $t_gone ms${t_rel:+ (released after $t_rel ms)} (limit $detach_limit_ms ms); guest 2 still live"
+			result kill_detach ok "SIGKILL to guest 1's QEMU while guest 2 streamed to it ($moved bytes reached guest 1 in the second before); its attachment (id ${ids[0]}) left pvpassctl list $((t_gone - t_exit)) ms after the QEMU was gone, $t_gone ms after the kill (limit $detach_limit_ms ms; $times); guest 2 still live"
 		fi
 		# The attach process of guest 1 sees its VMM gone and exits.
 		end=$((SECONDS + 5))
@@ -228,18 +262,21 @@ if [ "$word" = tests-done ]; then
 			pin_after_kill=$p pin_g2=$g
 		fi
 		host_ping survivor_host_ping 10.0.0.2
-		tell 10.0.0.2 "killed: detached in ${t_gone:-?} ms" 30 || echo "demo: guest 2 did not take the word 'killed'"
-		word=$(hear 180)
-		echo "demo: guest 2 says '${word:-nothing}'"
+		say "killed: detached in ${t_gone:-?} ms"
+		word=$(await survivor-done 180)
+		echo "demo: $(date +%T) guest 2 says '${word:-nothing}'"
+		[ -n "$word" ] || diag
 		;;
 	*)
-		result kill_detach fail "guest 2 never said its stream to guest 1 was moving (got '${word:-nothing}'): guest 1 not killed"
+		result kill_detach fail "guest 2 never said its stream to guest 1 was moving: guest 1 not killed"
+		diag
 		;;
 	esac
 else
 	result host_ping_guest1 fail "not run: guest 2 never said it finished its tests"
 	result host_ping_guest2 fail "not run: guest 2 never said it finished its tests"
 	result kill_detach fail "not run: guest 2 never said it finished its tests"
+	diag
 fi
 
 # Guest 2 powers off by itself once it has reported; guest 1 does too
@@ -268,7 +305,7 @@ else
 		result pinned_pages fail "$summary"
 	fi
 fi
-kill "$nspid" 2>/dev/null
+kill "$nspid" "$ctlpid" "$monpid" 2>/dev/null
 for p in "${apids[@]}"; do
 	kill -0 "$p" 2>/dev/null && echo "demo: pvpassctl attach $p still running; sent SIGTERM" && kill "$p"
 done
