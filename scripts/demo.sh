@@ -103,6 +103,7 @@ done < <(grep -a -h 'pvpass-demo: netperf .* attempt 1 failed' "$res/guest2.cons
 st=$(bed kill_detach)
 [ "${st%% *}" = ok ] || fail "kill one guest: ${st#* }"
 echo "demo: ok: kill one guest: ${st#* }"
+grep -q 'OVER the' <<<"$st" && echo "demo: note: the detach took longer than its 2 s target (passes up to 3 s; see $res/dmesg.log for the module's release)"
 line=$(con 2 "pvpass-demo: ping survivor-host ")
 grep -q ' 0% packet loss' <<<"$line" || fail "after the kill guest 2 could not ping the host: ${line:-no result}"
 line=$(con 2 "pvpass-demo: netperf TCP_STREAM survivor-host [^ ]+ ([0-9.]+ |failed:)")
