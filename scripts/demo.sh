@@ -29,7 +29,7 @@ case "$np/" in "$(dirname "$KDIR")"/*) ;; *) ro+=(--rodir "$np") ;; esac
 # One CPU for the bed: with two, nested SVM under TCG corrupted L2 guests'
 # state now and then (oopses with garbage registers, before any pvpass use).
 t_bed=$SECONDS
-timeout 1200 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
+timeout 1800 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
 	--rwdir "$res" "${ro[@]}" \
 	--exec "$here/scripts/guest-demo.sh $res $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $here/build/demo-initramfs.cpio.gz $np" \
 	>"$res/vng.log" 2>&1 || true
