@@ -2,56 +2,126 @@
 # The main job (README's first command): install everything, build the
 # patched kernel, pvpass.ko and pvpassctl, boot the test bed and run two stock
 # QEMU guests that find their NIC served by pvpass in the host kernel, ping
-# each other and run netperf (TCP_STREAM, TCP_RR) between them.
+# each other and the host (pvpsw0), run netperf (TCP_STREAM, TCP_RR) to each
+# other and to the host; then one guest is killed mid-transfer and the demo
+# checks that it is detached and that the other one still works.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 . scripts/lib.sh
+t_begin=$SECONDS
 bash scripts/setup.sh
 KDIR=$(bash scripts/kernel.sh)
 make -s -C "$here" KDIR="$KDIR" module
 (cd tool && cargo build --release --locked -q)
 mkdir -p build
-# The initramfs carries netperf, built statically by scripts/netperf.sh (cached).
+# The initramfs carries netperf, built statically by scripts/netperf.sh
+# (cached); the bed runs the same netserver for the guests' tests to the host.
+np=$(bash scripts/netperf.sh)
 bash scripts/initramfs.sh build/demo-initramfs.cpio.gz
 res=$here/build/demo
 rm -rf "$res"; mkdir -p "$res"
-echo "demo: booting the test bed (patched $(basename "$KDIR") under QEMU TCG), then two nested guests; about 4 minutes"
-# /var/cache is a tmpfs in the guest: mount the kernel cache explicitly.
+echo "demo: booting the test bed (patched $(basename "$KDIR") under QEMU TCG), then two nested guests; about 5 minutes"
+# /var/cache is a tmpfs in the guest: mount the kernel cache explicitly
+# (it holds the netperf build too).
+ro=(--rodir "$(dirname "$KDIR")")
+case "$np/" in "$(dirname "$KDIR")"/*) ;; *) ro+=(--rodir "$np") ;; esac
 # One CPU for the bed: with two, nested SVM under TCG corrupted L2 guests'
 # state now and then (oopses with garbage registers, before any pvpass use).
-timeout 1200 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
-	--rwdir "$res" --rodir "$(dirname "$KDIR")" \
-	--exec "$here/scripts/guest-demo.sh $res $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $here/build/demo-initramfs.cpio.gz" \
+t_bed=$SECONDS
+timeout 1800 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
+	--rwdir "$res" "${ro[@]}" \
+	--exec "$here/scripts/guest-demo.sh $res $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $here/build/demo-initramfs.cpio.gz $np" \
 	>"$res/vng.log" 2>&1 || true
+t_bed=$((SECONDS - t_bed))
 if [ ! -f "$res/finished" ]; then
 	echo "demo: the test bed did not finish; see $res/vng.log and $res/demo.log" >&2
 	tail -n 30 "$res/demo.log" "$res/vng.log" >&2 || true
 	exit 1
 fi
 cat "$res/demo.log"
+echo "=== demo summary (test bed: $t_bed s)"
+fail() {
+	echo "demo: FAILED: $*" >&2
+	echo "demo: see $res/ (demo.log, bed.results, guest1.console, guest2.console, attach*.log, dmesg.log)" >&2
+	exit 1
+}
+# con <guest> <regex>: the first matching line of a guest's console.
+con() { grep -a -m1 -E "$2" "$res/guest$1.console" | tr -d '\r' || true; }
+# bed <check>: "<status> <text>" of a check the bed script made.
+bed() { sed -n "s/^$1 //p" "$res/bed.results" 2>/dev/null | head -n 1; }
+# positive <line> <test> <kind> <addr>: "<value> <units>" of a netperf result line, if positive.
+positive() {
+	local val
+	val=$(sed -n "s/.*pvpass-demo: netperf $2 $3 $4 \([0-9.]*\) \([^ ]*\).*/\1 \2/p" <<<"$1")
+	awk -v v="${val%% *}" 'BEGIN { exit !(v ~ /^[0-9.]+$/ && v + 0 > 0) }' && echo "$val"
+}
+
 # Each guest's stock virtio_net must have bound to the pvpass device with its own MAC.
-ok=1
 for i in 1 2; do
-	grep -q "pvpass-demo: netdev .* mac=52:54:00:00:00:0$i" "$res/guest$i.console" || ok=0
+	[ -n "$(con $i "pvpass-demo: netdev .* mac=52:54:00:00:00:0$i")" ] ||
+		fail "guest $i did not find its NIC"
 done
-[ $ok = 1 ] && echo "demo: both guests found their pvpass NIC (stock virtio_mmio + virtio_net, registers served in the host kernel)" \
-	|| { echo "demo: a guest did not find its NIC" >&2; exit 1; }
+echo "demo: ok: both guests found their pvpass NIC (stock virtio_mmio + virtio_net, registers served in the host kernel)"
 for i in 1 2; do
-	grep -q "pvpass-demo: ping .* 0% packet loss" "$res/guest$i.console" || ok=0
+	[ -n "$(con $i "pvpass-demo: ping peer .* 0% packet loss")" ] ||
+		fail "guest $i could not ping its peer: $(con $i 'pvpass-demo: ping peer')"
 done
-[ $ok = 1 ] && echo "demo: the guests ping each other through the pvpass switch" \
-	|| { echo "demo: the guests could not ping each other" >&2; exit 1; }
-# Guest 2 ran netperf against guest 1's netserver: both tests must report a
-# positive number. Under TCG these are tiny; only success matters here.
-summary=()
-for t in TCP_STREAM TCP_RR; do
-	line=$(grep -a -m1 "pvpass-demo: netperf $t " "$res/guest2.console" | tr -d '\r' || true)
-	val=$(sed -n "s/.*pvpass-demo: netperf $t \([0-9.]*\) \([^ ]*\).*/\1 \2/p" <<<"$line")
-	if ! awk -v v="${val%% *}" 'BEGIN { exit !(v ~ /^[0-9.]+$/ && v + 0 > 0) }'; then
-		echo "demo: netperf $t between the guests failed: ${line:-no result in $res/guest2.console}" >&2
-		exit 1
-	fi
-	summary+=("$t $val")
+echo "demo: ok: guest <-> guest: the guests ping each other through the pvpass switch (0% loss)"
+for i in 1 2; do
+	[ -n "$(con $i "pvpass-demo: ping host .* 0% packet loss")" ] ||
+		fail "guest $i could not ping the host (10.0.0.254 on pvpsw0): $(con $i 'pvpass-demo: ping host')"
 done
-echo "demo: netperf guest 2 -> guest 1 through the pvpass switch: ${summary[0]}, ${summary[1]} (TCG, nested: not a benchmark)"
+echo "demo: ok: guest -> host: both guests ping 10.0.0.254 on pvpsw0 (0% loss)"
+for i in 1 2; do
+	st=$(bed host_ping_guest$i)
+	[ "${st%% *}" = ok ] || fail "the host could not ping guest $i: ${st#* }"
+done
+echo "demo: ok: host -> guest: the host pings both guests from pvpsw0 (0% loss)"
+# Guest 2 ran netperf against guest 1's netserver and the bed's. Under TCG
+# these numbers are tiny; only success matters here.
+for kind in peer host; do
+	addr=10.0.0.1; [ $kind = host ] && addr=10.0.0.254
+	summary=()
+	for t in TCP_STREAM TCP_RR; do
+		# The result line (not a failed first attempt's).
+		line=$(con 2 "pvpass-demo: netperf $t $kind [^ ]+ ([0-9.]+ |failed:)")
+		val=$(positive "$line" $t $kind $addr) ||
+			fail "netperf $t guest 2 -> $kind failed: ${line:-no result in $res/guest2.console}"
+		grep -q '(attempt 2)' <<<"$line" && val+=" (2nd attempt)"
+		summary+=("$t $val")
+	done
+	[ $kind = peer ] && what="guest 2 -> guest 1" || what="guest 2 -> host"
+	echo "demo: ok: netperf $what through the pvpass switch: ${summary[0]}, ${summary[1]} (TCG, nested: not a benchmark)"
+done
+# A netperf attempt that got no answer within 60 s is tried once more (the
+# guest prints the failed one): name each, the run passes without hiding them.
+while read -r l; do
+	echo "demo: note: a first netperf attempt failed (the second passed; see $res/monitor.log): ${l#*pvpass-demo: }"
+done < <(grep -a -h 'pvpass-demo: netperf .* attempt 1 failed' "$res/guest2.console" | tr -d '\r')
+# The kill test: the bed killed guest 1's QEMU while guest 2 streamed to it.
+st=$(bed kill_detach)
+[ "${st%% *}" = ok ] || fail "kill one guest: ${st#* }"
+echo "demo: ok: kill one guest: ${st#* }"
+grep -q 'OVER the' <<<"$st" && echo "demo: note: the detach took longer than its 2 s target (passes up to 3 s; see $res/dmesg.log for the module's release)"
+line=$(con 2 "pvpass-demo: ping survivor-host ")
+grep -q ' 0% packet loss' <<<"$line" || fail "after the kill guest 2 could not ping the host: ${line:-no result}"
+line=$(con 2 "pvpass-demo: netperf TCP_STREAM survivor-host [^ ]+ ([0-9.]+ |failed:)")
+val=$(positive "$line" TCP_STREAM survivor-host 10.0.0.254) ||
+	fail "after the kill guest 2 could not stream to the host: ${line:-no result}"
+grep -q '(attempt 2)' <<<"$line" && val+=", 2nd attempt"
+st=$(bed survivor_host_ping)
+[ "${st%% *}" = ok ] || fail "after the kill the host could not ping guest 2: ${st#* }"
+echo "demo: ok: survivor: after the kill guest 2 pings the host (0% loss) and streams to it ($val); the host pings guest 2 (0% loss)"
+st=$(bed pinned_pages)
+case "${st%% *}" in
+ok) echo "demo: ok: pinned pages back to baseline: ${st#* }" ;;
+na) echo "demo: pinned-page count: not available in this module" ;;
+*) fail "pinned pages not back to baseline: ${st#* }" ;;
+esac
+# The bed kernel must have stayed sound through all of it (the kill too).
+if grep -E 'BUG:|WARNING:|Oops|general protection' "$res/dmesg.log" >&2; then
+	fail "the bed kernel logged the lines above"
+fi
+echo "demo: ok: no BUG/WARNING/Oops in the bed kernel log"
+echo "demo: passed in $((SECONDS - t_begin)) s"
