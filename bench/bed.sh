@@ -9,10 +9,12 @@
 #   loopback  netperf to 127.0.0.1 in the bed itself (no guests): the ceiling
 # Guest 1 is 10.0.0.1 (netserver only), guest 2 is 10.0.0.2 (runs netperf),
 # the bed is 10.0.0.254. Results: <res>/runs.csv, logs and consoles in <res>.
-# Usage: bed.sh <res dir> <pvpass.ko> <pvpassctl> <bzImage> <initramfs> <netperf dir>
+# Usage: <res>/bin/bed.sh <res dir> <pvpass.ko> <pvpassctl> <bzImage> <initramfs> <netperf dir>
 set -u
 res=$1 ko=$2 ctl=$3 kernel=$4 initrd=$5 np=$6
-here=$(cd "$(dirname "$0")/.." && pwd)
+# run.sh copies this script, measure.py and guest/cmdline into <res>/bin and
+# runs them from there: editing the work tree during a run changes nothing.
+bin=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$res"
 exec >"$res/bed.log" 2>&1
 # shellcheck disable=SC1091
@@ -49,7 +51,7 @@ PY
 
 # Nested guests under TCG: as in scripts/guest-demo.sh.
 bed_args="lpj=4000000 tsc=reliable no_timer_check"
-mmio_arg=$(cat "$here/guest/cmdline")
+mmio_arg=$(cat "$bin/cmdline")
 pids=()
 attach_pids=()
 
@@ -92,7 +94,7 @@ measure() { # config, kind, extra args...
 	local cfg=$1 kind=$2; shift 2
 	echo "bed: measuring $cfg ($(date -u +%T))"
 	local t0=$SECONDS
-	python3 "$here/bench/measure.py" --config "$cfg" --kind "$kind" --res "$res" \
+	python3 "$bin/measure.py" --config "$cfg" --kind "$kind" --res "$res" \
 		--reps "$BENCH_REPS" --len "$BENCH_LEN" --tests "${BENCH_TESTS:-}" "$@"
 	local rc=$?
 	echo "bed: $cfg measured in $((SECONDS - t0)) s (rc $rc)"
@@ -120,7 +122,7 @@ run_pvpass() {
 		qmp "/tmp/bench-qmp-$i" cont
 	done
 	rm -f /tmp/bench-attach1 /tmp/bench-attach2
-	[ $ok = 1 ] && measure pvpass pvpass --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
+	[ $ok = 1 ] && measure pvpass pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
 	stop_guests
 	grep -hE '^(detached|stats)' "$res"/pvpass-attach*.log
 	ip addr flush dev pvpsw0
@@ -143,7 +145,7 @@ run_bridge() { # config, vhost=on|off
 			-netdev "tap,id=n0,ifname=tap$i,script=no,downscript=no,vhost=$vhost" \
 			-device "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:0$i,romfile="
 	done
-	measure "$cfg" bridge --taps tap1,tap2
+	measure "$cfg" bridge --profile "${BENCH_PROFILE:-}" --taps tap1,tap2
 	stop_guests
 	for i in 1 2; do ip link del "tap$i" 2>/dev/null; done
 	ip link del br0

@@ -53,6 +53,8 @@ GUEST_TESTS = {
     # Not in the default set; BENCH_TESTS can add them.
     "tcp_rr_g2h": ("TCP_RR", HOST_IP, ""),
     "udp64_g2h": ("UDP_STREAM", HOST_IP, "-m 64"),
+    # No traffic: the background rate of exits and interrupts (timers, idle).
+    "idle": ("IDLE", None, ""),
 }
 LOOPBACK_TESTS = {
     "tcp_stream_lo": ("TCP_STREAM", "127.0.0.1", ""),
@@ -153,6 +155,8 @@ def delta(a, b):
 def parse_netperf(test, line):
     """(value, unit, elapsed) from the -o line; UDP_STREAM gives received kpps."""
     f = line.strip().split(",")
+    if test == "IDLE":
+        return 0.0, "idle", float(f[2])
     thr, units, elapsed = float(f[0]), f[1], float(f[2])
     if test == "UDP_STREAM":
         return float(f[4]) / elapsed / 1000.0, "kpps received", elapsed
@@ -190,17 +194,36 @@ def wait_agents(ips, deadline_s):
             time.sleep(2)
 
 
-def run_one(wire, loopback, test, dest, opts, length):
+def window_wait(window, profile):
+    """Sleep through the window, or sample the whole bed with perf meanwhile."""
+    if not profile:
+        time.sleep(window)
+        return
+    r = subprocess.run(["perf", "record", "-a", "-q", "-e", "cpu-clock", "-F", "250",
+                        "-o", profile, "--", "sleep", str(window)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log("perf record failed:", r.stderr.strip()[-300:])
+
+
+def run_one(wire, loopback, test, dest, opts, length, profile=None):
     """One netperf run with the window snapshots; returns (deltas, netperf line)."""
     warm = 1.0
     window = max(1.0, length - 2.0)
+    if test == "IDLE":
+        time.sleep(warm)
+        a = wire.snapshot()
+        time.sleep(window)
+        b = wire.snapshot()
+        time.sleep(1.0)
+        return delta(a, b), "0,idle,%.2f,0,0,0,0" % (b["t"] - a["t"])
     if loopback:
         cmd = ["netperf", "-4", "-H", dest, "-t", test, "-l", str(length), "-P", "0", "--",
                "-o", OUTPUT] + opts.split()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         time.sleep(warm)
         a = wire.snapshot()
-        time.sleep(window)
+        window_wait(window, profile)
         b = wire.snapshot()
         out, _ = p.communicate(timeout=length + 120)
         lines = out.splitlines()
@@ -211,7 +234,7 @@ def run_one(wire, loopback, test, dest, opts, length):
             return None, f"agent said {first!r}"
         time.sleep(warm)
         a = wire.snapshot()
-        time.sleep(window)
+        window_wait(window, profile)
         b = wire.snapshot()
         lines = [l[5:] for l in gen if l.startswith("out: ")]
     res = [l for l in lines if l[:1].isdigit() and l.count(",") >= 6]
@@ -231,13 +254,15 @@ def main():
     ap.add_argument("--ctl")
     ap.add_argument("--macs", default="")
     ap.add_argument("--taps", default="")
+    ap.add_argument("--profile", default="",
+                    help="after the reps, one more run of this test under perf record")
     args = ap.parse_args()
 
     loopback = args.kind == "loopback"
     table = LOOPBACK_TESTS if loopback else GUEST_TESTS
     names = args.tests.split() if args.tests else \
         (list(LOOPBACK_TESTS) if loopback else ["tcp_stream_g2h", "tcp_stream_g2g",
-                                                 "udp64_g2g", "tcp_rr_g2g"])
+                                                 "udp64_g2g", "tcp_rr_g2g", "idle"])
     names = [n for n in names if n in table]
     if not loopback:
         wait_agents([SERVER_GUEST, CLIENT_GUEST], 600)
@@ -285,6 +310,37 @@ def main():
                     f"{d['packets']} frames in {d['window_s']} s, "
                     f"exits/frame {'n/a' if ex == '' else f'{ex / pk:.2f}'}, "
                     f"cpu {d['cpu_busy_ms']} ms ({time.monotonic() - t0:.1f} s)")
+    if args.profile in table:
+        try:
+            profile_run(args, wire, loopback, table, args.profile)
+        except (OSError, StopIteration, subprocess.TimeoutExpired) as e:
+            log(f"profile run failed: {e}")
+
+
+def profile_run(args, wire, loopback, table, name):
+    """One extra (unrecorded) run of `name` with `perf record -a` over its
+    window; writes <res>/profile-<config>.txt (where the bed's time goes)."""
+    test, dest, opts = table[name]
+    data = os.path.join("/tmp", f"perf-{args.config}.data")
+    d, line = run_one(wire, loopback, test, dest, opts, args.len, profile=data)
+    if not os.path.exists(data):
+        return
+    out = os.path.join(args.res, f"profile-{args.config}.txt")
+    with open(out, "w") as f:
+        f.write(f"# {args.config} {name}: {line}\n# bed-wide cpu-clock samples over the "
+                f"window; guest time shows up at the VM entry/exit point\n")
+        if d:
+            f.write(f"# window: {d['packets']} frames, {d['exits']} exits, "
+                    f"{d['cpu_busy_ms']} ms busy, {d['cpu_guest_ms']} ms in guests\n")
+        f.flush()
+        for sort in ("comm,dso", "sym"):
+            r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                "--sort", sort, "--percent-limit", "1.5"],
+                               capture_output=True, text=True)
+            f.write("\n".join(l for l in r.stdout.splitlines() if l and not l.startswith("#"))
+                    + "\n\n")
+    os.remove(data)
+    log(f"profile of {args.config} {name}: {out}")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,8 @@ def stats(vals):
 def fmt(x, digits=None):
     if x is None:
         return "n/a"
+    if x == 0:
+        return "0"
     if digits is None:
         digits = 0 if abs(x) >= 100 else (1 if abs(x) >= 10 else (2 if abs(x) >= 0.1 else 3))
     return f"{x:,.{digits}f}"
@@ -105,12 +107,35 @@ def main():
             continue
         groups.setdefault(key, []).append(r)
 
+    # Background rates per configuration (the "idle" test: no traffic).
+    idle = {}
+    for (cfg, test), rows in groups.items():
+        if test != "idle":
+            continue
+        rate = {}
+        for col in ("exits", "irq_injections", "cpu_busy_ms"):
+            v = stats([num(r.get(col)) / num(r["window_s"]) for r in rows
+                       if num(r.get(col)) is not None and num(r.get("window_s"))])
+            rate[col] = v[0] if v else None
+        idle[cfg] = rate
+
+    def above_idle(r, col):
+        rate = idle.get(r["config"], {}).get(col)
+        pk, v, w = num(r.get("packets")), num(r.get(col)), num(r.get("window_s"))
+        if rate is None or not pk or v is None or w is None:
+            return None
+        return (v - rate * w) / pk
+
     summary = {}
     for key, rows in groups.items():
+        if key[1] == "idle":
+            continue
         s = {"value": stats([num(r["value"]) for r in rows]), "unit": rows[0]["unit"],
              "n": len(rows)}
         for k, _, cols in PER_PACKET:
             s[k] = stats([per_packet(r, cols) for r in rows])
+        s["exits_net_pp"] = stats([above_idle(r, "exits") for r in rows])
+        s["irqs_net_pp"] = stats([above_idle(r, "irq_injections") for r in rows])
         summary[key] = s
 
     present = [(c, n) for c, n in CONFIGS if any(k[0] == c for k in summary)]
@@ -133,7 +158,7 @@ def main():
     with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
         hdr = ["config", "test", "n", "unit", "median", "min", "max", "ratio_vs_vhost"]
-        for k, _, _ in PER_PACKET:
+        for k in [p[0] for p in PER_PACKET] + ["exits_net_pp", "irqs_net_pp"]:
             hdr += [k + "_median", k + "_min", k + "_max"]
         w.writerow(hdr)
         for (cfg, test), s in sorted(summary.items()):
@@ -142,10 +167,13 @@ def main():
             rat = ratio(cfg, rrow) if rrow and cfg != "loopback" else None
             line = [cfg, test, s["n"], s["unit"], *(f"{x:.4g}" for x in v[:3]),
                     "" if rat is None else f"{rat:.3f}"]
-            for k, _, _ in PER_PACKET:
-                line += ["" if s[k] is None else f"{x:.4g}" for x in (s[k] or [None] * 3)[:3]] \
-                    if s[k] else ["", "", ""]
+            for k in [p[0] for p in PER_PACKET] + ["exits_net_pp", "irqs_net_pp"]:
+                line += [f"{x:.4g}" for x in s[k][:3]] if s[k] else ["", "", ""]
             w.writerow(line)
+        for cfg, rate in sorted(idle.items()):
+            w.writerow([cfg, "idle", "", "per second", "", "", "", ""] +
+                       [f"exits/s={fmt(rate['exits'])}", f"irqs/s={fmt(rate['irq_injections'])}",
+                        f"cpu_ms/s={fmt(rate['cpu_busy_ms'])}"])
 
     md = []
     md.append("**These numbers come from nested software emulation**: QEMU TCG emulates the "
@@ -200,6 +228,8 @@ def main():
     md.append("")
     pp_keys = [p for p in PER_PACKET if p[0] in ("exits_pp", "irqs_pp", "host_cpu_us_pp",
                                                   "pins_pp")]
+    pp_keys.insert(1, ("exits_net_pp", "VM exits/pkt above idle", None))
+    pp_keys.insert(3, ("irqs_net_pp", "interrupts/pkt above idle", None))
     hdr = ["test", "config"] + [p[1] for p in pp_keys] + ["exits target (bulk)"]
     md.append("| " + " | ".join(hdr) + " |")
     md.append("|" + " --- |" * len(hdr))
@@ -212,7 +242,8 @@ def main():
             for k, _, _ in pp_keys:
                 if k == "pins_pp" and c != "pvpass":
                     cells.append("–")
-                elif c == "loopback" and k in ("exits_pp", "irqs_pp"):
+                elif c == "loopback" and k in ("exits_pp", "irqs_pp", "exits_net_pp",
+                                               "irqs_net_pp"):
                     cells.append("–")
                 else:
                     cells.append(fmt_stat(s[k]))
@@ -224,6 +255,26 @@ def main():
                 cells.append("")
             md.append("| " + " | ".join(cells) + " |")
     md.append("")
+    if idle:
+        md.append("Background with no traffic (the `idle` window of each run, both guests up): " +
+                  "; ".join(f"{dict(CONFIGS).get(c, c)} {fmt(r['exits'])} exits/s, "
+                            f"{fmt(r['irq_injections'])} interrupts/s"
+                            for c, r in sorted(idle.items())) +
+                  ". \"Above idle\" subtracts that rate over the window before dividing "
+                  "by the frames.")
+        md.append("")
+    pv_rows = [(row, summary[("pvpass", row[1])]) for row in rows if ("pvpass", row[1]) in summary]
+    if pv_rows:
+        md.append("pvpass's own counters (`pvpassctl stats`, both attachments, same window): ")
+        md.append("")
+        md.append("| test | queue notifies/pkt | interrupts signalled/pkt | frames dropped "
+                  "(receiver had no buffer) |")
+        md.append("| --- | --- | --- | --- |")
+        for row, s in pv_rows:
+            drops = stats([num(r.get("pv_drop_rx_no_buffer")) for r in groups[("pvpass", row[1])]])
+            md.append(f"| {row[0]} | {fmt_stat(s['notifies_pp'])} | {fmt_stat(s['pv_irqs_pp'])} "
+                      f"| {fmt_stat(drops)} |")
+        md.append("")
     has_pins = any(r.get("pin_misses") or r.get("pages_pinned") for r in runs
                    if r["config"] == "pvpass")
     if not has_pins:
