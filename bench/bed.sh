@@ -101,28 +101,69 @@ measure() { # config, kind, extra args...
 	[ $rc = 0 ] || echo "$cfg: measure.py exited $rc (see bed.log)" >>"$res/failures.txt"
 }
 
+# wait_up: 0 once both guests' agents answer; 1 if a guest's QEMU exits first
+# (nested SVM under TCG now and then kills an L2 at boot with a KVM internal
+# error) or nothing answers within 7 minutes.
+wait_up() {
+	local deadline=$((SECONDS + 420)) p
+	while [ $SECONDS -lt $deadline ]; do
+		for p in "${pids[@]}"; do
+			kill -0 "$p" 2>/dev/null || { echo "bed: guest QEMU $p exited during boot"; return 1; }
+		done
+		python3 - <<'PY' && return 0
+import socket, sys
+for ip in ("10.0.0.1", "10.0.0.2"):
+    try:
+        s = socket.create_connection((ip, 12867), timeout=3)
+        s.sendall(b"ping\n")
+        if b"pong" not in s.recv(64):
+            sys.exit(1)
+    except OSError:
+        sys.exit(1)
+PY
+		sleep 5
+	done
+	echo "bed: guests did not answer within 420 s"
+	return 1
+}
+
+# boot <config> <start function>: start the guests, up to 2 attempts.
+boot() {
+	local cfg=$1 start=$2 attempt c
+	for attempt in 1 2; do
+		"$start" && wait_up && { echo "bed: $cfg guests up (attempt $attempt, $(date -u +%T))"; return 0; }
+		echo "$cfg: guests did not come up (attempt $attempt)" >>"$res/failures.txt"
+		stop_guests
+		for c in "$res/$cfg"-guest*.console; do [ -f "$c" ] && mv "$c" "${c%.console}.attempt$attempt.console"; done
+	done
+	return 1
+}
+
+start_pvpass() {
+	local i
+	for i in 1 2; do
+		start_guest pvpass "$i" -S
+		rm -f "/tmp/bench-attach$i"
+		"$ctl" attach --pid "${pids[-1]}" --gpa 0xd0000000 --gsi 5 --mac "52:54:00:00:00:0$i" \
+			--ready-file "/tmp/bench-attach$i" >>"$res/pvpass-attach$i.log" 2>&1 &
+		attach_pids+=("$!")
+		for _ in $(seq 600); do [ -s "/tmp/bench-attach$i" ] && break; sleep 0.1; done
+		cat "$res/pvpass-attach$i.log"
+		if [ ! -s "/tmp/bench-attach$i" ]; then
+			echo "bed: pvpass guest $i could not be attached"
+			return 1
+		fi
+		qmp "/tmp/bench-qmp-$i" cont
+	done
+}
+
 run_pvpass() {
 	insmod "$ko" || { echo "pvpass: insmod failed" >>"$res/failures.txt"; return 1; }
 	"$ctl" version
 	ip addr add 10.0.0.254/24 dev pvpsw0
 	ip link set pvpsw0 up
-	local i ok=1
-	for i in 1 2; do
-		start_guest pvpass "$i" -S
-		"$ctl" attach --pid "${pids[-1]}" --gpa 0xd0000000 --gsi 5 --mac "52:54:00:00:00:0$i" \
-			--ready-file "/tmp/bench-attach$i" >"$res/pvpass-attach$i.log" 2>&1 &
-		attach_pids+=("$!")
-		for _ in $(seq 600); do [ -s "/tmp/bench-attach$i" ] && break; sleep 0.1; done
-		cat "$res/pvpass-attach$i.log"
-		if [ ! -s "/tmp/bench-attach$i" ]; then
-			echo "pvpass: guest $i could not be attached" >>"$res/failures.txt"
-			ok=0
-			break
-		fi
-		qmp "/tmp/bench-qmp-$i" cont
-	done
-	rm -f /tmp/bench-attach1 /tmp/bench-attach2
-	[ $ok = 1 ] && measure pvpass pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
+	boot pvpass start_pvpass &&
+		measure pvpass pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
 	stop_guests
 	grep -hE '^(detached|stats)' "$res"/pvpass-attach*.log
 	ip addr flush dev pvpsw0
@@ -130,8 +171,18 @@ run_pvpass() {
 	rmmod pvpass || echo "bed: rmmod pvpass failed"
 }
 
+start_bridge() {
+	local i
+	for i in 1 2; do
+		start_guest "$bridge_cfg" "$i" \
+			-netdev "tap,id=n0,ifname=tap$i,script=no,downscript=no,vhost=$bridge_vhost" \
+			-device "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:0$i,romfile="
+	done
+}
+
 run_bridge() { # config, vhost=on|off
-	local cfg=$1 vhost=$2 i
+	local cfg=$1 i
+	bridge_cfg=$1 bridge_vhost=$2
 	ip link add br0 type bridge
 	ip link set br0 up
 	ip addr add 10.0.0.254/24 dev br0
@@ -140,12 +191,7 @@ run_bridge() { # config, vhost=on|off
 		ip link set "tap$i" master br0
 		ip link set "tap$i" up
 	done
-	for i in 1 2; do
-		start_guest "$cfg" "$i" \
-			-netdev "tap,id=n0,ifname=tap$i,script=no,downscript=no,vhost=$vhost" \
-			-device "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:0$i,romfile="
-	done
-	measure "$cfg" bridge --profile "${BENCH_PROFILE:-}" --taps tap1,tap2
+	boot "$cfg" start_bridge && measure "$cfg" bridge --profile "${BENCH_PROFILE:-}" --taps tap1,tap2
 	stop_guests
 	for i in 1 2; do ip link del "tap$i" 2>/dev/null; done
 	ip link del br0

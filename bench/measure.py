@@ -33,7 +33,8 @@ import time
 
 KVM_DIR = "/sys/kernel/debug/kvm"
 KVM_STATS = ["exits", "irq_injections", "halt_exits", "io_exits", "mmio_exits",
-             "irq_exits", "irq_window_exits", "request_irq_exits", "signal_exits"]
+             "irq_exits", "irq_window_exits", "request_irq_exits", "signal_exits",
+             "insn_emulation"]
 PIN_FIELDS = ["pages_pinned", "pin_hits", "pin_misses"]
 PV_FIELDS = ["tx_frames", "rx_frames", "notifies", "interrupts", "mmio_reads", "mmio_writes",
              "drop_rx_no_buffer", "tx_gso_frames"]
@@ -63,7 +64,7 @@ LOOPBACK_TESTS = {
 }
 COLUMNS = ["config", "test", "rep", "value", "unit", "elapsed_s", "window_s", "packets"] + \
     KVM_STATS + ["cpu_busy_ms", "cpu_guest_ms", "cpu_host_ms"] + \
-          ["pv_" + f for f in PV_FIELDS] + PIN_FIELDS + ["netperf"]
+          ["pv_" + f for f in PV_FIELDS] + PIN_FIELDS + ["tcp_retrans", "tcp_timeouts", "netperf"]
 
 
 def log(*a):
@@ -236,11 +237,20 @@ def run_one(wire, loopback, test, dest, opts, length, profile=None):
         a = wire.snapshot()
         window_wait(window, profile)
         b = wire.snapshot()
-        lines = [l[5:] for l in gen if l.startswith("out: ")]
+        rest = list(gen)
+        lines = [l[5:] for l in rest if l.startswith("out: ")]
     res = [l for l in lines if l[:1].isdigit() and l.count(",") >= 6]
     if not res:
         return None, " | ".join(lines)[-300:]
-    return delta(a, b), res[-1]
+    d = delta(a, b)
+    if not loopback:
+        # The client guest's TCP retransmits and timeouts over the whole run.
+        for l in rest:
+            if l.startswith("tcp: "):
+                for kv in l[5:].split():
+                    k, _, v = kv.partition("=")
+                    d["tcp_" + k] = v
+    return d, res[-1]
 
 
 def main():
@@ -265,7 +275,7 @@ def main():
                                                  "udp64_g2g", "tcp_rr_g2g", "idle"])
     names = [n for n in names if n in table]
     if not loopback:
-        wait_agents([SERVER_GUEST, CLIENT_GUEST], 600)
+        wait_agents([SERVER_GUEST, CLIENT_GUEST], 120)
     wire = Wire(args.kind, ctl=args.ctl, macs=[m for m in args.macs.split(",") if m],
                 taps=[t for t in args.taps.split(",") if t])
     if not loopback:

@@ -136,6 +136,11 @@ def main():
             s[k] = stats([per_packet(r, cols) for r in rows])
         s["exits_net_pp"] = stats([above_idle(r, "exits") for r in rows])
         s["irqs_net_pp"] = stats([above_idle(r, "irq_injections") for r in rows])
+        s["busy_pct"] = stats([100.0 * num(r["cpu_busy_ms"]) / 1000.0 / num(r["window_s"])
+                               for r in rows if num(r.get("cpu_busy_ms")) is not None
+                               and num(r.get("window_s"))])
+        s["retrans"] = stats([num(r.get("tcp_retrans")) for r in rows])
+        s["timeouts"] = stats([num(r.get("tcp_timeouts")) for r in rows])
         summary[key] = s
 
     present = [(c, n) for c, n in CONFIGS if any(k[0] == c for k in summary)]
@@ -224,13 +229,14 @@ def main():
     md.append("Per packet (frames on the virtual wire, counted in the bed over the middle of "
               "each run; a GSO frame counts once; exits and interrupts are KVM's counters "
               "summed over both guests, timer and idle ones included; host CPU = the bed's "
-              "busy time minus the time it spent running guest code).")
+              "busy time minus the time it spent running guest code, over the frames; bed CPU busy % = the bed's one CPU, not idle, during the window: near 100 means the run was bound by the emulated CPU, well below means it waited).")
     md.append("")
     pp_keys = [p for p in PER_PACKET if p[0] in ("exits_pp", "irqs_pp", "host_cpu_us_pp",
                                                   "pins_pp")]
     pp_keys.insert(1, ("exits_net_pp", "VM exits/pkt above idle", None))
     pp_keys.insert(3, ("irqs_net_pp", "interrupts/pkt above idle", None))
-    hdr = ["test", "config"] + [p[1] for p in pp_keys] + ["exits target (bulk)"]
+    hdr = ["test", "config"] + [p[1] for p in pp_keys] + ["bed CPU busy %"] + \
+        ["TCP retransmits / RTOs per run (client guest)", "exits target (bulk)"]
     md.append("| " + " | ".join(hdr) + " |")
     md.append("|" + " --- |" * len(hdr))
     for row in rows:
@@ -247,6 +253,11 @@ def main():
                     cells.append("–")
                 else:
                     cells.append(fmt_stat(s[k]))
+            cells.append(fmt(s["busy_pct"][0], 0) if s["busy_pct"] else "n/a")
+            if s["retrans"] and "UDP" not in row[0]:
+                cells.append(f"{fmt(s['retrans'][0])} / {fmt(s['timeouts'][0]) if s['timeouts'] else 'n/a'}")
+            else:
+                cells.append("–")
             if c == "pvpass" and test in BULK:
                 e = s["exits_pp"]
                 cells.append("n/a" if e is None else
