@@ -101,7 +101,8 @@ measure() { # config, kind, extra args...
 	[ $rc = 0 ] || echo "$cfg: measure.py exited $rc (see bed.log)" >>"$res/failures.txt"
 }
 
-# wait_up: 0 once both guests' agents answer; 1 if a guest's QEMU exits first
+# wait_up: 0 once both guests' agents answer (30 s each: over pvpass a
+# connection has been seen to take seconds); 1 if a guest's QEMU exits first
 # (nested SVM under TCG now and then kills an L2 at boot with a KVM internal
 # error) or nothing answers within 7 minutes.
 wait_up() {
@@ -114,7 +115,7 @@ wait_up() {
 import socket, sys
 for ip in ("10.0.0.1", "10.0.0.2"):
     try:
-        s = socket.create_connection((ip, 12867), timeout=3)
+        s = socket.create_connection((ip, 12867), timeout=30)
         s.sendall(b"ping\n")
         if b"pong" not in s.recv(64):
             sys.exit(1)
