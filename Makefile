@@ -3,6 +3,7 @@
 #   make                 build the module (KDIR defaults to the cached build)
 #   make demo            install everything, build, run the demo (README)
 #   make check           build what is stale and run every test (README)
+#   make bench           netperf: pvpass vs vhost-net vs QEMU virtio-net (README, bench/run.sh)
 KDIR ?= $(shell PVPASS_QUIET=1 ./scripts/kernel.sh --print-dir 2>/dev/null)
 KMAKE := LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc HOSTRUSTC=/usr/bin/rustc BINDGEN=/usr/local/bin/bindgen
 
@@ -21,4 +22,7 @@ demo:
 check:
 	./scripts/test.sh
 
-.PHONY: all module clean demo check
+bench:
+	./bench/run.sh
+
+.PHONY: all module clean demo check bench

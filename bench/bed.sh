@@ -1,0 +1,217 @@
+#!/bin/bash
+# The in-bed part of `make bench` (bench/run.sh): runs inside the test bed
+# (L1, virtme-ng, TCG), loads KVM, and for each configuration of
+# $BENCH_CONFIGS sets up the network, starts two stock QEMU guests (L2, same
+# kernel and initramfs for all), runs bench/measure.py, and stops them.
+#   pvpass    NIC served by pvpass (virtio-mmio, `pvpassctl attach`), host on pvpsw0
+#   vhost     virtio-net-pci, vhost=on, tap per guest in bridge br0 with the host address
+#   qemu      the same with vhost=off (QEMU's own virtio-net in userspace)
+#   loopback  netperf to 127.0.0.1 in the bed itself (no guests): the ceiling
+# Guest 1 is 10.0.0.1 (netserver only), guest 2 is 10.0.0.2 (runs netperf),
+# the bed is 10.0.0.254. Results: <res>/runs.csv, logs and consoles in <res>.
+# Usage: <res>/bin/bed.sh <res dir> <pvpass.ko> <pvpassctl> <bzImage> <initramfs> <netperf dir>
+set -u
+res=$1 ko=$2 ctl=$3 kernel=$4 initrd=$5 np=$6
+# run.sh copies this script, measure.py and guest/cmdline into <res>/bin and
+# runs them from there: editing the work tree during a run changes nothing.
+bin=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$res"
+exec >"$res/bed.log" 2>&1
+# shellcheck disable=SC1091
+. "$res/bench.env"
+export PATH=$np:$PATH
+echo "bed: $(uname -r), $(nproc) CPU(s), start $(date -u +%FT%TZ)"
+echo "bed: configs=$BENCH_CONFIGS reps=$BENCH_REPS len=$BENCH_LEN tests=${BENCH_TESTS:-default}"
+
+mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
+modprobe kvm_amd || { echo "bed: kvm_amd did not load"; echo failed >"$res/finished"; exit 1; }
+ip link set lo up
+# glibc's getaddrinfo (AI_ADDRCONFIG, in the static netperf too) finds no
+# IPv4 at all while 127.0.0.1 is the only address: give lo a second one.
+ip addr add 127.0.0.2/8 dev lo
+netserver -4 -D >"$res/netserver-bed.log" 2>&1 &
+bed_netserver=$!
+sleep 1
+
+qmp() { # socket, command
+	python3 - "$1" "$2" <<'PY'
+import json, socket, sys, time
+for _ in range(300):
+    try:
+        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); break
+    except OSError:
+        time.sleep(0.1)
+f = s.makefile("rw")
+f.readline()
+for cmd in ("qmp_capabilities", sys.argv[2]):
+    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
+    print("qmp", cmd, f.readline().strip())
+PY
+}
+
+# Nested guests under TCG: as in scripts/guest-demo.sh.
+bed_args="lpj=4000000 tsc=reliable no_timer_check"
+mmio_arg=$(cat "$bin/cmdline")
+pids=()
+attach_pids=()
+
+start_guest() { # config, index, extra qemu args...
+	local cfg=$1 i=$2; shift 2
+	local append="console=ttyS0 panic=-1 $bed_args bench_ip=10.0.0.$i/24"
+	[ "$cfg" = pvpass ] && append="$append $mmio_arg"
+	rm -f "/tmp/bench-qmp-$i"
+	qemu-system-x86_64 -enable-kvm -cpu host -machine q35,kernel-irqchip=on \
+		-m 256M -smp 1 -nodefaults -display none -no-reboot \
+		-kernel "$kernel" -initrd "$initrd" -append "$append" \
+		-serial "file:$res/$cfg-guest$i.console" \
+		-qmp "unix:/tmp/bench-qmp-$i,server=on,wait=off" "$@" &
+	pids+=("$!")
+}
+
+stop_guests() {
+	local ip p
+	for ip in 10.0.0.1 10.0.0.2; do
+		timeout 20 python3 -c "
+import socket,sys
+s=socket.create_connection(('$ip',12867),timeout=5); s.sendall(b'poweroff\n'); s.recv(64)" 2>/dev/null
+	done
+	local deadline=$((SECONDS + 60))
+	for p in "${pids[@]}"; do
+		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 1; done
+		kill "$p" 2>/dev/null && echo "bed: guest QEMU $p still running; killed"
+	done
+	wait "${pids[@]}" 2>/dev/null
+	for p in "${attach_pids[@]}"; do
+		deadline=$((SECONDS + 10))
+		while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 1; done
+		kill "$p" 2>/dev/null
+	done
+	[ ${#attach_pids[@]} -gt 0 ] && wait "${attach_pids[@]}" 2>/dev/null
+	pids=() attach_pids=()
+}
+
+measure() { # config, kind, extra args...
+	local cfg=$1 kind=$2; shift 2
+	echo "bed: measuring $cfg ($(date -u +%T))"
+	local t0=$SECONDS
+	python3 "$bin/measure.py" --config "$cfg" --kind "$kind" --res "$res" \
+		--reps "$BENCH_REPS" --len "$BENCH_LEN" --tests "${BENCH_TESTS:-}" "$@"
+	local rc=$?
+	echo "bed: $cfg measured in $((SECONDS - t0)) s (rc $rc)"
+	[ $rc = 0 ] || echo "$cfg: measure.py exited $rc (see bed.log)" >>"$res/failures.txt"
+}
+
+# wait_up: 0 once both guests' agents answer (30 s each: over pvpass a
+# connection has been seen to take seconds); 1 if a guest's QEMU exits first
+# (nested SVM under TCG now and then kills an L2 at boot with a KVM internal
+# error) or nothing answers within 7 minutes.
+wait_up() {
+	local deadline=$((SECONDS + 420)) p
+	while [ $SECONDS -lt $deadline ]; do
+		for p in "${pids[@]}"; do
+			kill -0 "$p" 2>/dev/null || { echo "bed: guest QEMU $p exited during boot"; return 1; }
+		done
+		python3 - <<'PY' && return 0
+import socket, sys
+for ip in ("10.0.0.1", "10.0.0.2"):
+    try:
+        s = socket.create_connection((ip, 12867), timeout=30)
+        s.sendall(b"ping\n")
+        if b"pong" not in s.recv(64):
+            sys.exit(1)
+    except OSError:
+        sys.exit(1)
+PY
+		sleep 5
+	done
+	echo "bed: guests did not answer within 420 s"
+	return 1
+}
+
+# boot <config> <start function>: start the guests, up to 2 attempts.
+boot() {
+	local cfg=$1 start=$2 attempt c
+	for attempt in 1 2; do
+		"$start" && wait_up && { echo "bed: $cfg guests up (attempt $attempt, $(date -u +%T))"; return 0; }
+		echo "$cfg: guests did not come up (attempt $attempt)" >>"$res/failures.txt"
+		stop_guests
+		for c in "$res/$cfg"-guest*.console; do [ -f "$c" ] && mv "$c" "${c%.console}.attempt$attempt.console"; done
+	done
+	return 1
+}
+
+start_pvpass() {
+	local i
+	for i in 1 2; do
+		start_guest pvpass "$i" -S
+		rm -f "/tmp/bench-attach$i"
+		"$ctl" attach --pid "${pids[-1]}" --gpa 0xd0000000 --gsi 5 --mac "52:54:00:00:00:0$i" \
+			--ready-file "/tmp/bench-attach$i" >>"$res/pvpass-attach$i.log" 2>&1 &
+		attach_pids+=("$!")
+		for _ in $(seq 600); do [ -s "/tmp/bench-attach$i" ] && break; sleep 0.1; done
+		cat "$res/pvpass-attach$i.log"
+		if [ ! -s "/tmp/bench-attach$i" ]; then
+			echo "bed: pvpass guest $i could not be attached"
+			return 1
+		fi
+		qmp "/tmp/bench-qmp-$i" cont
+	done
+}
+
+run_pvpass() {
+	insmod "$ko" || { echo "pvpass: insmod failed" >>"$res/failures.txt"; return 1; }
+	"$ctl" version
+	ip addr add 10.0.0.254/24 dev pvpsw0
+	ip link set pvpsw0 up
+	boot pvpass start_pvpass &&
+		measure pvpass pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
+	stop_guests
+	grep -hE '^(detached|stats)' "$res"/pvpass-attach*.log
+	ip addr flush dev pvpsw0
+	ip link set pvpsw0 down
+	rmmod pvpass || echo "bed: rmmod pvpass failed"
+}
+
+start_bridge() {
+	local i
+	for i in 1 2; do
+		start_guest "$bridge_cfg" "$i" \
+			-netdev "tap,id=n0,ifname=tap$i,script=no,downscript=no,vhost=$bridge_vhost" \
+			-device "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:0$i,romfile="
+	done
+}
+
+run_bridge() { # config, vhost=on|off
+	local cfg=$1 i
+	bridge_cfg=$1 bridge_vhost=$2
+	ip link add br0 type bridge
+	ip link set br0 up
+	ip addr add 10.0.0.254/24 dev br0
+	for i in 1 2; do
+		ip tuntap add dev "tap$i" mode tap
+		ip link set "tap$i" master br0
+		ip link set "tap$i" up
+	done
+	boot "$cfg" start_bridge && measure "$cfg" bridge --profile "${BENCH_PROFILE:-}" --taps tap1,tap2
+	stop_guests
+	for i in 1 2; do ip link del "tap$i" 2>/dev/null; done
+	ip link del br0
+}
+
+for cfg in $BENCH_CONFIGS; do
+	case $cfg in
+	loopback) measure loopback loopback ;;
+	pvpass) run_pvpass ;;
+	vhost) run_bridge vhost on ;;
+	qemu) run_bridge qemu off ;;
+	*) echo "bed: unknown configuration $cfg"; echo "$cfg: unknown configuration" >>"$res/failures.txt" ;;
+	esac
+	for c in "$res/$cfg"-guest*.console; do
+		[ -f "$c" ] && grep -a 'bench-guest:' "$c" | sed "s|^|$(basename "$c"): |"
+	done
+done
+kill "$bed_netserver" 2>/dev/null
+dmesg >"$res/dmesg.txt"
+grep -E 'BUG|WARNING|Oops' "$res/dmesg.txt" && echo "bed: kernel warnings, see dmesg.txt"
+echo "bed: end $(date -u +%FT%TZ)"
+echo done >"$res/finished"
