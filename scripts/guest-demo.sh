@@ -154,10 +154,13 @@ for i in 1 2; do
 		-serial "file:$res/guest$i.console" -qmp "unix:/tmp/qmp$i,server=on,wait=off" -S &
 	qpid=$!
 	pids+=("$qpid")
-	"$ctl" attach --pid "$qpid" --gpa 0xd0000000 --gsi 5 --mac "$mac" \
+	# --wait 120: under load QEMU can take well over the default 30 s to
+	# create its VM and irqchip in the nested bed.
+	"$ctl" attach --pid "$qpid" --gpa 0xd0000000 --gsi 5 --mac "$mac" --wait 120 \
 		${PVPASS_DEMO_ATTACH_OPTS:-} --ready-file "/tmp/attach$i" >"$res/attach$i.log" 2>&1 &
 	apids+=("$!")
-	for _ in $(seq 600); do [ -s "/tmp/attach$i" ] && break; sleep 0.1; done
+	ready_by=$((SECONDS + 130))
+	while [ ! -s "/tmp/attach$i" ] && [ $SECONDS -lt $ready_by ] && kill -0 "$!" 2>/dev/null; do sleep 0.2; done
 	cat "$res/attach$i.log"
 	if [ ! -s "/tmp/attach$i" ]; then
 		echo "demo: guest $i could not be attached"
