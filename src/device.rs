@@ -44,7 +44,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{
-        atomic::{Atomic, Relaxed},
+        atomic::{Acquire, Atomic, Full, Relaxed},
         Arc, Mutex,
     },
 };
@@ -228,6 +228,9 @@ pub(crate) struct Device {
     /// Set by another thread that found the receive queue malformed: the
     /// device needs a reset (folded in like `pending_isr`).
     rx_failed: Atomic<u32>,
+    /// How often the VMM changed what backs guest memory (mmu notifier,
+    /// `kvm::MmWatch`): part of the memory generation, see `generation`.
+    mm_seq: Atomic<u32>,
     counters: Counters,
 }
 
@@ -334,6 +337,7 @@ impl Device {
                 backlog <- new_mutex!(backlog),
                 pending_isr: Atomic::new(0),
                 rx_failed: Atomic::new(0),
+                mm_seq: Atomic::new(0),
                 counters: Counters::new(),
             }),
             GFP_KERNEL,
@@ -342,6 +346,25 @@ impl Device {
 
     pub(crate) fn mac(&self) -> [u8; 6] {
         self.mac
+    }
+
+    /// The guest memory generation that maps and pins are checked against:
+    /// KVM's memslot generation `memslots`, plus in the high bits `mm_seq`
+    /// (what backs the memslots changed). Either change makes the device
+    /// drop its pins and re-read the map. (KVM's generation never comes
+    /// near bit 40, so the sum is unique.)
+    fn generation(memslots: u64, mm_seq: u32) -> u64 {
+        memslots.wrapping_add(u64::from(mm_seq) << 40)
+    }
+
+    /// Read the memory map afresh into `map`, with the generation of
+    /// `generation` (`mm_seq` is read first: a change during the read makes
+    /// the map stale at once). True if KVM logs the VM's writes.
+    fn snapshot(&self, cpu: &InVcpu, map: &mut GuestMap) -> Result<bool> {
+        let seq = self.mm_seq.load(Acquire);
+        let dirty_log = cpu.snapshot(map)?;
+        map.generation = Self::generation(map.generation, seq);
+        Ok(dirty_log)
     }
 
     pub(crate) fn stats(&self) -> uapi::Stats {
@@ -544,7 +567,8 @@ impl Device {
         if direct && rx.dirty_log {
             return Rx::Wait(false);
         }
-        let Some(vm_gen) = rx.pins.generation() else {
+        let seq = self.mm_seq.load(Acquire);
+        let Some(vm_gen) = rx.pins.generation().map(|g| Self::generation(g, seq)) else {
             return Rx::Wait(false);
         };
         if rx.q.is_none() || vm_gen != rx.big.map.generation {
@@ -698,7 +722,7 @@ impl Device {
     /// Set up the queues the driver made ready, checked against guest memory.
     fn start_queues(&self, cpu: &InVcpu, st: &mut DevState) {
         st.map_valid = false;
-        let dirty_log = match cpu.snapshot(&mut st.map) {
+        let dirty_log = match self.snapshot(cpu, &mut st.map) {
             Ok(d) => d,
             Err(e) => return self.broken(st, "guest memory map", e),
         };
@@ -755,11 +779,12 @@ impl Device {
     /// (every pin of the old map is dropped). False if the device is not
     /// usable.
     fn refresh(&self, cpu: &InVcpu, st: &mut DevState) -> bool {
-        if st.map_valid && cpu.generation() == st.map.generation {
+        let now = Self::generation(cpu.generation(), self.mm_seq.load(Acquire));
+        if st.map_valid && now == st.map.generation {
             return true;
         }
         st.map_valid = false;
-        let dirty_log = match cpu.snapshot(&mut st.map) {
+        let dirty_log = match self.snapshot(cpu, &mut st.map) {
             Ok(d) => d,
             Err(e) => {
                 self.broken(st, "guest memory map", e);
@@ -1118,4 +1143,18 @@ unsafe extern "C" fn pvpass_rs_mmio_write(
     let data = unsafe { core::slice::from_raw_parts(val.cast::<u8>(), len) };
     dev.mmio_write(&cpu, offset, data);
     0
+}
+
+/// Called by glue.c's mmu notifier when the VMM changed what backs guest
+/// memory (or exited): pins and map are stale.
+///
+/// # Safety
+///
+/// `ctx` is the `Device` the watch was registered with (see
+/// `kvm::MmWatch::register`), valid until the watch is dropped.
+#[no_mangle]
+unsafe extern "C" fn pvpass_rs_mm_changed(ctx: *const c_void) {
+    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
+    let dev = unsafe { &*ctx.cast::<Device>() };
+    dev.mm_seq.fetch_add(1, Full);
 }

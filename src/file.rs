@@ -23,7 +23,7 @@ use kernel::{
 use crate::{
     attachment::{self, Attachment, Live, Port},
     device::{Device, ShutdownOnDrop},
-    kvm::{self, IrqFd, MmioWindow, VmFile},
+    kvm::{self, IrqFd, MmWatch, MmioWindow, VmFile},
     registry, uapi,
 };
 
@@ -219,12 +219,16 @@ impl PvpassFile {
         // order drops the window first, inside an `Attachment` that holds
         // `dev` for longer than the `Live`.
         let window = unsafe { MmioWindow::register(&vm, req.gpa, Arc::as_ptr(&dev).cast()) }?;
+        // SAFETY: As for the window: stored in the same `Live`, dropped
+        // before its `ShutdownOnDrop`, while the attachment holds `dev`.
+        let watch = unsafe { MmWatch::register(&vm, Arc::as_ptr(&dev).cast()) }?;
         let id = dev.id;
         let port = Port::connect(&dev)?;
         let owner = kvm::current_tgid();
         let live = Live {
             _port: port,
             _window: window,
+            _watch: watch,
             _shutdown: ShutdownOnDrop(dev.clone()),
             vm,
             _reservation: reservation,

@@ -17,6 +17,7 @@
 #include <linux/eventfd.h>
 #include <linux/highmem.h>
 #include <linux/kvm_host.h>
+#include <linux/mmu_notifier.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
@@ -313,6 +314,12 @@ static void pvpass_reap_fn(struct work_struct *work)
 	schedule_delayed_work(&pvpass_reap_work, HZ / 4);
 }
 
+/* Reap now (from the mmu notifier's release: the VMM's mm is going away). */
+static void pvpass_reap_soon(void)
+{
+	mod_delayed_work(system_percpu_wq, &pvpass_reap_work, 0);
+}
+
 void pvpass_reaper_start(void)
 {
 	schedule_delayed_work(&pvpass_reap_work, HZ / 4);
@@ -448,4 +455,140 @@ int pvpass_account_pins(struct file *vm_file, u64 pages, bool charge)
 	ret = account_locked_vm(kvm->mm, pages, charge);
 	mmput_async(kvm->mm);
 	return ret;
+}
+
+/*
+ * The VMM's address space, watched (why C: the mmu notifier ops are a C
+ * vtable over struct mm_struct, and the memslot walk needs KVM's macros).
+ *
+ * Pins are kept in caches keyed by the VMM's user addresses. When the VMM
+ * changes what backs guest memory under a pinned page (madvise(DONTNEED)
+ * after ballooning, munmap, a remap, a COW break), the pinned page is no
+ * longer the guest's: a cache hit would write into a page the guest cannot
+ * see. So every invalidation that overlaps a memslot bumps the device's
+ * memory generation (pvpass_rs_mm_changed), at its start and again at its
+ * end (a pin taken in between is dropped too), and the device drops all its
+ * pins and re-reads the map before its next write, as for a memslot change.
+ * Changes of protection only (mprotect, NUMA hinting, soft-dirty) keep the
+ * same pages and are ignored.
+ *
+ * ->release runs when the VMM's mm is torn down (its last thread exited):
+ * the reaper runs at once instead of at its next tick, so the VM is let go
+ * right away.
+ *
+ * The callbacks take no lock but the VM's srcu (read side), so they cannot
+ * deadlock with a pin made under a device lock.
+ */
+struct pvpass_watch {
+	struct mmu_notifier mn;
+	struct kvm *kvm;
+	void *ctx;
+};
+
+static bool pvpass_range_in_guest(struct kvm *kvm, unsigned long start, unsigned long end)
+{
+	struct kvm_memory_slot *slot;
+	struct kvm_memslots *slots;
+	bool hit = false;
+	int idx, bkt;
+
+	idx = srcu_read_lock(&kvm->srcu);
+	slots = __kvm_memslots(kvm, 0);
+	kvm_for_each_memslot(slot, bkt, slots) {
+		unsigned long s = slot->userspace_addr;
+		unsigned long e = s + (slot->npages << PAGE_SHIFT);
+
+		if (start < e && s < end) {
+			hit = true;
+			break;
+		}
+	}
+	srcu_read_unlock(&kvm->srcu, idx);
+	return hit;
+}
+
+static void pvpass_mn_changed(struct mmu_notifier *mn, const struct mmu_notifier_range *range)
+{
+	struct pvpass_watch *w = container_of(mn, struct pvpass_watch, mn);
+
+	switch (range->event) {
+	case MMU_NOTIFY_PROTECTION_VMA:
+	case MMU_NOTIFY_PROTECTION_PAGE:
+	case MMU_NOTIFY_SOFT_DIRTY:
+		return;
+	default:
+		break;
+	}
+	if (pvpass_range_in_guest(w->kvm, range->start, range->end))
+		pvpass_rs_mm_changed(w->ctx);
+}
+
+static int pvpass_mn_start(struct mmu_notifier *mn, const struct mmu_notifier_range *range)
+{
+	pvpass_mn_changed(mn, range);
+	return 0;
+}
+
+static void pvpass_mn_end(struct mmu_notifier *mn, const struct mmu_notifier_range *range)
+{
+	pvpass_mn_changed(mn, range);
+}
+
+static void pvpass_mn_release(struct mmu_notifier *mn, struct mm_struct *mm)
+{
+	struct pvpass_watch *w = container_of(mn, struct pvpass_watch, mn);
+
+	/* Also called by mmu_notifier_unregister() with the VMM alive: the
+	 * reaper then finds nothing to do. */
+	pvpass_rs_mm_changed(w->ctx);
+	pvpass_reap_soon();
+}
+
+static const struct mmu_notifier_ops pvpass_mn_ops = {
+	.invalidate_range_start = pvpass_mn_start,
+	.invalidate_range_end = pvpass_mn_end,
+	.release = pvpass_mn_release,
+};
+
+/*
+ * Watch the address space of the VMM of the VM behind @vm_file, reporting to
+ * @ctx (a Rust Device, valid until pvpass_mm_unwatch() returns). Called from
+ * ATTACH, in any process, with no mm lock held. -ESRCH if the VMM exited.
+ */
+struct pvpass_watch *pvpass_mm_watch(struct file *vm_file, void *ctx)
+{
+	struct kvm *kvm = vm_file->private_data;
+	struct pvpass_watch *w;
+	int ret;
+
+	w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
+	if (!w)
+		return ERR_PTR(-ENOMEM);
+	w->mn.ops = &pvpass_mn_ops;
+	w->kvm = kvm;
+	w->ctx = ctx;
+	/* mmu_notifier_register() wants mm_users held (it may not be ours). */
+	if (!mmget_not_zero(kvm->mm)) {
+		kfree(w);
+		return ERR_PTR(-ESRCH);
+	}
+	ret = mmu_notifier_register(&w->mn, kvm->mm);
+	mmput_async(kvm->mm);
+	if (ret) {
+		kfree(w);
+		return ERR_PTR(ret);
+	}
+	return w;
+}
+
+/*
+ * Stop watching; when this returns no callback runs or will run. Sleeps
+ * (SRCU); never called from a callback. The registration holds mm_count, as
+ * mmu_notifier_unregister() requires, and the caller keeps the VM file (so
+ * w->kvm) until this returns.
+ */
+void pvpass_mm_unwatch(struct pvpass_watch *w)
+{
+	mmu_notifier_unregister(&w->mn, w->mn.mm);
+	kfree(w);
 }

@@ -40,6 +40,9 @@ void pvpass_reaper_start(void);
 void pvpass_reaper_stop(void);
 u64 pvpass_jiffies(void);
 int pvpass_current_tgid(void);
+struct pvpass_watch;
+struct pvpass_watch *pvpass_mm_watch(struct file *vm_file, void *ctx);
+void pvpass_mm_unwatch(struct pvpass_watch *w);
 
 /* C, called from Rust (src/pinned.rs). */
 struct page;
@@ -65,6 +68,7 @@ int pvpass_hostport_rx_commit(struct pvpass_hostport *hp, struct sk_buff *skb, c
 int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, u64 offset, int len, void *val);
 int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, u64 offset, int len, const void *val);
 void pvpass_rs_reap(void);
+void pvpass_rs_mm_changed(void *ctx);
 void pvpass_rs_host_xmit(const void *hdr, const void *data, u32 len);
 
 #endif

@@ -60,6 +60,8 @@ extern "C" {
     fn pvpass_jiffies() -> u64;
     fn pvpass_current_tgid() -> i32;
     fn pvpass_vm_generation(vm_file: *mut c_void) -> u64;
+    fn pvpass_mm_watch(vm_file: *mut c_void, ctx: *mut c_void) -> *mut c_void;
+    fn pvpass_mm_unwatch(watch: *mut c_void);
 }
 
 /// The calling process's id (its thread group id).
@@ -149,6 +151,50 @@ impl VmFile {
     pub(crate) fn vmm_alive(&self) -> bool {
         // SAFETY: `self` holds a reference on a KVM VM file.
         unsafe { pvpass_vm_mm_alive(self.0.as_ptr().cast()) }
+    }
+}
+
+/// An mmu notifier on the VMM's address space (see glue.c): every change
+/// under guest memory calls `device::pvpass_rs_mm_changed`, and the VMM's
+/// exit runs the reaper at once. Dropping it unregisters the notifier and
+/// waits until no callback runs.
+pub(crate) struct MmWatch {
+    raw: NonNull<c_void>,
+    // Keeps the VM (whose memslots the callbacks walk) until unregistered.
+    _vm: VmFile,
+}
+
+// SAFETY: The handle is only passed to `pvpass_mm_unwatch`, which may be
+// called from any thread.
+unsafe impl Send for MmWatch {}
+// SAFETY: `&MmWatch` allows nothing at all.
+unsafe impl Sync for MmWatch {}
+
+impl MmWatch {
+    /// Watch the address space of `vm`'s VMM. `ESRCH` if it has exited.
+    ///
+    /// # Safety
+    ///
+    /// `ctx` must point to a `device::Device` that stays valid until the
+    /// returned `MmWatch` has been dropped: the glue calls
+    /// `device::pvpass_rs_mm_changed` with it until then.
+    pub(crate) unsafe fn register(vm: &VmFile, ctx: *const c_void) -> Result<Self> {
+        // SAFETY: `vm` holds a reference on a KVM VM file; we hold no mm lock;
+        // the caller keeps `ctx` valid as required.
+        let raw = from_err_ptr(unsafe { pvpass_mm_watch(vm.as_raw(), ctx.cast_mut()) })?;
+        Ok(Self {
+            raw: NonNull::new(raw).ok_or(ENOMEM)?,
+            _vm: vm.clone_ref(),
+        })
+    }
+}
+
+impl Drop for MmWatch {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from a successful `pvpass_mm_watch` and is
+        // unregistered exactly once, here, before `_vm` is dropped. We are
+        // not in one of its callbacks (they only touch atomics).
+        unsafe { pvpass_mm_unwatch(self.raw.as_ptr()) };
     }
 }
 

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #define QSZ		8
@@ -640,6 +641,70 @@ TEST(memslot_removed_under_posted_buffer)
 	finish(pv, &b);
 	EXPECT_EQ(base, pinned_pages());
 	neighbours_exchange_a_frame(_metadata, pv);
+	close(pv);
+}
+
+/* A frame from fill_frame() addressed to B, at @f (virtio-net header first)? */
+static bool frame_for_b_at(const u8 *f)
+{
+	int i;
+
+	if (memcmp(f + HDR, mac_b, 6))
+		return false;
+	for (i = 14; i < FRAME_LEN; i++)
+		if (f[HDR + i] != (u8)i)
+			return false;
+	return true;
+}
+
+/*
+ * The VMM replaces a guest page that pvpass holds pinned and cached (as a
+ * balloon does with madvise(MADV_DONTNEED); the bed's kernel has no
+ * madvise(), so a fresh anonymous mmap(MAP_FIXED) over it does the same);
+ * the guest then uses the same address again and gets a fresh page. A cache hit would write the next
+ * frame into the discarded page, where nobody sees it. The mmu notifier
+ * makes the device drop its pins: the frame waits for the receiver, which
+ * re-pins, and lands in the page that is now behind the address (read here
+ * through the VMM's own mapping).
+ */
+TEST(vmm_discards_pinned_receive_page)
+{
+	int pv = pvpass_open();
+	long base = pinned_pages();
+	struct pvpass_stats s0, sb;
+	struct guest b, a, c;
+	u8 *hva;
+
+	ASSERT_GE(base, 0);
+	next.rx_bufs = 2;
+	next.rx_buf_len = 1024;			/* two buffers, one page */
+	b = start(pv, M_RECV_BUFS, mac_b, mac_a);
+	a = start(pv, M_SEND, mac_a, mac_b);
+	c = start(pv, M_SEND, mac_c, mac_b);
+	hva = addr_gpa2hva(b.vm, addr_gva2gpa(b.vm, (gva_t)big[0]));
+	ASSERT_EQ(0, sync_value(&b));			/* B posted its buffers */
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);	/* into buffer 0 */
+	EXPECT_TRUE(frame_for_b_at(hva));
+	s0 = stats(pv, b.id);
+	EXPECT_EQ(1, s0.rx_direct);
+
+	ASSERT_EQ(hva, mmap(hva, getpagesize(), PROT_READ | PROT_WRITE,
+			    MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+		TH_LOG("mmap(%p): %s", hva, strerror(errno));
+	EXPECT_FALSE(frame_for_b_at(hva));		/* a fresh page now */
+	EXPECT_EQ(0, sync_value(&c) & S_NEEDS_RESET);	/* for buffer 1 */
+	sb = stats(pv, b.id);
+	EXPECT_EQ(1, sb.rx_direct);			/* not into the old page */
+	EXPECT_EQ(1, sb.rx_deferred - s0.rx_deferred);
+	EXPECT_EQ(2, sync_value(&b));			/* B finds both used */
+	EXPECT_TRUE(frame_for_b_at(hva + 1024));	/* in the page it sees */
+	sb = stats(pv, b.id);
+	EXPECT_EQ(2, sb.rx_frames);
+	EXPECT_EQ(0, sb.drop_rx_no_buffer + sb.drop_rx_too_small + sb.drop_rx_pin_failed);
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
+	EXPECT_EQ(base, pinned_pages());		/* the old page too */
 	close(pv);
 }
 
