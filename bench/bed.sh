@@ -33,21 +33,7 @@ netserver -4 -D >"$res/netserver-bed.log" 2>&1 &
 bed_netserver=$!
 sleep 1
 
-qmp() { # socket, command
-	python3 - "$1" "$2" <<'PY'
-import json, socket, sys, time
-for _ in range(300):
-    try:
-        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); break
-    except OSError:
-        time.sleep(0.1)
-f = s.makefile("rw")
-f.readline()
-for cmd in ("qmp_capabilities", sys.argv[2]):
-    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
-    print("qmp", cmd, f.readline().strip())
-PY
-}
+qmp() { python3 "$bin/qmp.py" "$1" "$2"; } # socket, command
 
 # Nested guests under TCG: as in scripts/guest-demo.sh.
 bed_args="lpj=4000000 tsc=reliable no_timer_check"

@@ -42,9 +42,9 @@ np=$(bash scripts/netperf.sh)
 res=$here/build/bench
 rm -rf "$res"
 mkdir -p "$res" "$out"
-bash bench/initramfs.sh "$res/initramfs.cpio.gz"
+bash scripts/initramfs.sh "$res/initramfs.cpio.gz" bench/guest-init bench/guest-agent:/bin/bench-agent
 mkdir -p "$res/bin"
-cp bench/bed.sh bench/measure.py "$res/bin/"
+cp bench/bed.sh bench/measure.py scripts/qmp.py "$res/bin/"
 cp guest/cmdline "$res/bin/cmdline"
 cat >"$res/bench.env" <<EOF
 BENCH_REPS='$BENCH_REPS'

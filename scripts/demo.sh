@@ -18,7 +18,7 @@ mkdir -p build
 # The initramfs carries netperf, built statically by scripts/netperf.sh
 # (cached); the bed runs the same netserver for the guests' tests to the host.
 np=$(bash scripts/netperf.sh)
-bash scripts/initramfs.sh build/demo-initramfs.cpio.gz
+bash scripts/initramfs.sh build/demo-initramfs.cpio.gz guest/init
 res=$here/build/demo
 rm -rf "$res"; mkdir -p "$res"
 echo "demo: booting the test bed (patched $(basename "$KDIR") under QEMU TCG), then two nested guests; about 5 minutes"

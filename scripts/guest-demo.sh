@@ -48,21 +48,7 @@ counter() { "$ctl" stats "$1" --json 2>/dev/null | sed -n "s/.*\"$2\":\([0-9]*\)
 pin_base=$(pinned)
 echo "demo: pinned pages before any attachment: ${pin_base:-not available}"
 
-qmp() { # socket, command
-	python3 - "$1" "$2" <<'PY'
-import json, socket, sys, time
-for _ in range(300):
-    try:
-        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); break
-    except OSError:
-        time.sleep(0.1)
-f = s.makefile("rw")
-f.readline()
-for cmd in ("qmp_capabilities", sys.argv[2]):
-    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
-    print("qmp", cmd, f.readline().strip())
-PY
-}
+qmp() { python3 "$(dirname "$0")/qmp.py" "$1" "$2"; } # socket, command
 
 # The control port for guest 2 (guest/README.md): every connection carries
 # one line from the guest, logged with the time to $words, and gets back one

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Pack guest/init with busybox-static, netperf and netserver (static builds
-# from scripts/netperf.sh) into an initramfs for the demo guests.
-# Usage: initramfs.sh <output.cpio.gz>
+# Pack a guest initramfs: <init> as /init, busybox-static, the static
+# netperf and netserver from scripts/netperf.sh (cached), and any extra
+# <file>:<path in the image> (installed executable). The demo packs
+# guest/init; the benchmark bench/guest-init and bench/guest-agent.
+# Usage: initramfs.sh <output.cpio.gz> <init> [<file>:<path>]...
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-out=$1
+out=$1 init=$2
+shift 2
 np=$(bash "$here/scripts/netperf.sh")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"/{bin,dev,proc,sys,tmp}
 cp /bin/busybox "$tmp/bin/busybox"
 cp "$np/netperf" "$np/netserver" "$tmp/bin/"
-cp "$here/guest/init" "$tmp/init"
+install -m 755 "$init" "$tmp/init"
+for extra in "$@"; do
+	install -D -m 755 "${extra%%:*}" "$tmp/${extra#*:}"
+done
 (cd "$tmp" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"

@@ -183,8 +183,9 @@ enum C {
     RxDirect,
     RxDeferred,
     DropRxPinFailed,
+    MapRereads,
 }
-const NR_COUNTERS: usize = C::DropRxPinFailed as usize + 1;
+const NR_COUNTERS: usize = C::MapRereads as usize + 1;
 
 struct Counters([Atomic<u64>; NR_COUNTERS]);
 
@@ -401,6 +402,7 @@ impl Device {
             rx_direct: c.get(C::RxDirect),
             rx_deferred: c.get(C::RxDeferred),
             drop_rx_pin_failed: c.get(C::DropRxPinFailed),
+            map_rereads: c.get(C::MapRereads),
             ..Default::default()
         }
     }
@@ -784,6 +786,7 @@ impl Device {
             return true;
         }
         st.map_valid = false;
+        self.counters.inc(C::MapRereads);
         let dirty_log = match self.snapshot(cpu, &mut st.map) {
             Ok(d) => d,
             Err(e) => {

@@ -134,7 +134,8 @@ pub(crate) struct Stats {
     pub(crate) rx_direct: u64,
     pub(crate) rx_deferred: u64,
     pub(crate) drop_rx_pin_failed: u64,
-    pub(crate) reserved: [u64; 5],
+    pub(crate) map_rereads: u64,
+    pub(crate) reserved: [u64; 4],
 }
 
 const _: () = assert!(core::mem::size_of::<Version>() == 16);

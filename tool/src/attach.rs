@@ -53,7 +53,7 @@ pub fn stats_line(s: &PvpassStats) -> String {
         "stats id={} mmio_reads={} mmio_writes={} mmio_bad={} notifies={} interrupts={} \
          tx_frames={} tx_bytes={} rx_frames={} rx_bytes={} tx_gso_frames={} rx_gso_frames={} \
          rx_csum_completed={} rx_direct={} rx_deferred={} pages_pinned={} pin_hits={} \
-         pin_misses={} drops: tx_bad_chain={} tx_bad_buffer={} tx_bad_hdr={} \
+         pin_misses={} map_rereads={} drops: tx_bad_chain={} tx_bad_buffer={} tx_bad_hdr={} \
          rx_no_buffer={} rx_too_small={} rx_no_offload={} tx_spoofed={} rx_pin_failed={} \
          released={}",
         s.id,
@@ -74,6 +74,7 @@ pub fn stats_line(s: &PvpassStats) -> String {
         s.pages_pinned,
         s.pin_hits,
         s.pin_misses,
+        s.map_rereads,
         s.drop_tx_bad_chain,
         s.drop_tx_bad_buffer,
         s.drop_tx_bad_hdr,
@@ -458,6 +459,7 @@ mod tests {
             pin_hits: 24,
             pin_misses: 25,
             drop_rx_pin_failed: 26,
+            map_rereads: 27,
             ..Default::default()
         };
         assert_eq!(
@@ -465,7 +467,7 @@ mod tests {
             "stats id=3 mmio_reads=10 mmio_writes=20 mmio_bad=1 notifies=4 interrupts=5 \
              tx_frames=6 tx_bytes=7 rx_frames=8 rx_bytes=9 tx_gso_frames=17 rx_gso_frames=18 \
              rx_csum_completed=19 rx_direct=21 rx_deferred=22 pages_pinned=23 pin_hits=24 \
-             pin_misses=25 drops: tx_bad_chain=11 tx_bad_buffer=12 tx_bad_hdr=15 \
+             pin_misses=25 map_rereads=27 drops: tx_bad_chain=11 tx_bad_buffer=12 tx_bad_hdr=15 \
              rx_no_buffer=13 rx_too_small=14 rx_no_offload=16 tx_spoofed=0 rx_pin_failed=26 \
              released=1"
         );

@@ -96,7 +96,8 @@ pub struct PvpassStats {
     pub rx_direct: u64,
     pub rx_deferred: u64,
     pub drop_rx_pin_failed: u64,
-    pub reserved: [u64; 5],
+    pub map_rereads: u64,
+    pub reserved: [u64; 4],
 }
 
 /// One attachment as PVPASS_LIST reports it.
@@ -166,7 +167,8 @@ const _: () = assert!(offset_of!(PvpassStats, tx_gso_frames) == 136);
 const _: () = assert!(offset_of!(PvpassStats, rx_gso_frames) == 144);
 const _: () = assert!(offset_of!(PvpassStats, rx_csum_completed) == 152);
 const _: () = assert!(offset_of!(PvpassStats, drop_tx_spoofed) == 160);
-const _: () = assert!(offset_of!(PvpassStats, reserved) == 216);
+const _: () = assert!(offset_of!(PvpassStats, map_rereads) == 216);
+const _: () = assert!(offset_of!(PvpassStats, reserved) == 224);
 const _: () = assert!(offset_of!(PvpassInfo, flags) == 4);
 const _: () = assert!(offset_of!(PvpassInfo, owner_pid) == 8);
 const _: () = assert!(offset_of!(PvpassInfo, gsi) == 12);

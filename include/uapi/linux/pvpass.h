@@ -137,7 +137,11 @@ struct pvpass_stats {
 				 * yet, checksum to complete, memory map
 				 * change): two copies */
 	__u64 drop_rx_pin_failed;	/* receive buffer could not be pinned */
-	__u64 reserved[5];	/* out: zero for now */
+	__u64 map_rereads;	/* out: memory map read again because the
+				 * memslots changed or the VMM changed what
+				 * backs guest memory (mmu notifier): every
+				 * pin dropped, taken again as needed */
+	__u64 reserved[4];	/* out: zero for now */
 };
 
 /* One attachment as PVPASS_LIST reports it. */
