@@ -78,6 +78,9 @@ const DEVICE_FEATURES: u64 = feature::NET_F_MAC
 /// Bytes of frames a port's backlog holds (16 full GSO frames, or about 700
 /// MTU-sized ones) before it drops its own traffic.
 const BACKLOG_BYTES: usize = 1 << 20;
+/// How often draining the backlog tries again when the guest adds buffers
+/// while notifications are being re-enabled.
+const DRAIN_RETRIES: u32 = 4;
 /// Frames a port's backlog holds.
 const BACKLOG_FRAMES: usize = 256;
 /// Receive buffers one frame may fill with MRG_RXBUF; a guest posting
@@ -648,7 +651,7 @@ impl Device {
             // Ask for a notify when the guest adds buffers (EVENT_IDX).
             Fill::Wait => {
                 let more = queue
-                    .enable_notify(&**ring)
+                    .enable_notify_for_more(&**ring)
                     .map_err(|e| ("receive ring", PinBufError::Queue(e)))?;
                 if let Some(cpu) = dirty {
                     ring.used_gfns(|g| cpu.mark_dirty(g));
@@ -686,8 +689,20 @@ impl Device {
     fn mmio_write(&self, cpu: &InVcpu, offset: u64, data: &[u8]) {
         self.counters.inc(C::MmioWrites);
         let mut st = self.state.lock();
-        self.fold(&mut st);
-        match st.regs.write(offset, data) {
+        // InterruptACK clears the bits the guest read. Bits other threads
+        // raised since then are folded in only after it: folded before, the
+        // ACK would clear an interrupt the guest never saw (its irqfd
+        // signal then finds InterruptStatus 0 and the used buffers wait
+        // for the guest's next interrupt).
+        let ack = offset == reg::INTERRUPT_ACK;
+        if !ack {
+            self.fold(&mut st);
+        }
+        let event = st.regs.write(offset, data);
+        if ack {
+            self.fold(&mut st);
+        }
+        match event {
             Err(_) => {
                 drop(st);
                 self.bad_access(offset, data.len(), true);
@@ -938,7 +953,8 @@ impl Device {
         let mut rx = self.rx.lock();
         let mut backlog = self.backlog.lock();
         let mut notify = false;
-        let mut retried = false;
+        let mut retries = 0;
+        let mut come_back = false;
         loop {
             let Some((hdr, frame)) = backlog.front() else {
                 break;
@@ -956,17 +972,28 @@ impl Device {
                     notify |= n;
                     backlog.pop();
                 }
-                // Buffers came while notifications were re-enabled: once
-                // more, not for ever (chains a mergeable fill put back
-                // count as available too, so retrying could spin).
-                Rx::Wait(true) if !retried => retried = true,
-                Rx::Wait(_) => break,
+                // The guest added buffers while notifications were being
+                // re-enabled (so it will not notify for them): try again,
+                // a few times; a guest that keeps adding too few is asked
+                // to come back through its interrupt handler instead of
+                // keeping this thread.
+                Rx::Wait(true) if retries < DRAIN_RETRIES => retries += 1,
+                Rx::Wait(more) => {
+                    come_back = more;
+                    break;
+                }
             }
         }
         drop(backlog);
         drop(rx);
         if notify {
             self.interrupt(kick);
+        }
+        if come_back {
+            if let Some(irq) = &self.irq {
+                self.counters.inc(C::Interrupts);
+                irq.signal();
+            }
         }
     }
 }

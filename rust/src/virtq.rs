@@ -565,6 +565,20 @@ impl Virtqueue {
         self.guard(r)
     }
 
+    /// As [`Self::enable_notify`], for a device that found too few buffers
+    /// (a mergeable frame put its chains back with [`Self::unpop`]): returns
+    /// true only if the guest added buffers since the device last read the
+    /// avail index. Those it has seen already are no reason to retry, and
+    /// `avail_event` asks for a notify at the next one it adds.
+    pub fn enable_notify_for_more<M: GuestMemory>(&mut self, mem: &M) -> Result<bool, QueueError> {
+        self.live()?;
+        let seen = self.shadow_avail;
+        let r = self
+            .enable_notify_inner(mem)
+            .map(|_| self.shadow_avail != seen);
+        self.guard(r)
+    }
+
     fn enable_notify_inner<M: GuestMemory>(&mut self, mem: &M) -> Result<bool, QueueError> {
         if self.cfg.event_idx {
             mem.write_u16(self.avail_event_addr(), self.shadow_avail)?;

@@ -748,6 +748,35 @@ fn enable_notify_with_event_idx_sets_avail_event() {
     assert_eq!(log[w + 2], Event::Read(AVAIL + 2, 2));
 }
 
+/// A mergeable frame found too few buffers and put them back: they are no
+/// reason to retry (the device would spin), but one the guest adds after the
+/// device last looked is, and `avail_event` asks for a notify at the next.
+#[test]
+fn enable_notify_for_more_counts_only_new_buffers() {
+    let mut r = Rig::with(QueueConfig {
+        event_idx: true,
+        ..cfg(8)
+    });
+    let avail_event = USED + 4 + 8 * 8;
+    r.desc(0, BUF, 10, 0, 0);
+    r.offer(0);
+    r.offer(0);
+    pop(&mut r).unwrap();
+    pop(&mut r).unwrap();
+    assert!(r.q.unpop());
+    assert!(r.q.unpop());
+    assert_eq!(r.q.enable_notify_for_more(&r.mem), Ok(false));
+    assert_eq!(r.mem.peek_u16(avail_event), 2);
+    // The plain variant still says buffers are there.
+    assert_eq!(r.q.enable_notify(&r.mem), Ok(true));
+    // The guest adds one after the device armed the event.
+    r.offer(0);
+    assert_eq!(r.q.enable_notify_for_more(&r.mem), Ok(true));
+    assert_eq!(r.mem.peek_u16(avail_event), 2);
+    assert_eq!(r.q.enable_notify_for_more(&r.mem), Ok(false));
+    assert_eq!(r.mem.peek_u16(avail_event), 3);
+}
+
 #[test]
 fn disable_and_enable_notify_without_event_idx_use_used_flags() {
     let mut r = Rig::new(8);

@@ -34,6 +34,7 @@
 #define R_QUEUE_READY	0x044
 #define R_QUEUE_NOTIFY	0x050
 #define R_INT_STATUS	0x060
+#define R_INT_ACK	0x064
 #define R_QUEUE_DESC	0x080
 #define R_QUEUE_DRIVER	0x090
 #define R_QUEUE_DEVICE	0x0a0
@@ -80,6 +81,7 @@ enum mode {
 	M_TX_WRITABLE,	/* transmit chain with a device-writable buffer */
 	M_TX_SCATTER,	/* transmit chain of more pieces than a buffer may have */
 	M_RECV_SCATTER,	/* receive chain of more pieces than a buffer may have */
+	M_ACK_RACE,	/* a frame arrives between InterruptStatus read and ACK */
 };
 
 /* Driver feature bits (low word) beyond MAC. */
@@ -298,6 +300,19 @@ static void guest_main(void)
 		GUEST_SYNC(READ_ONCE(rx->used.idx));
 		for (; i < (int)(params.rx_bufs + params.rx_more); i++)
 			kick(base, 0, i);
+		GUEST_SYNC(READ_ONCE(rx->used.idx));
+		break;
+	case M_ACK_RACE:
+		for (i = 0; i < 2; i++)
+			rx->desc[i] = (struct desc){ params.big_gpa[0] + i * 1024, 1024, F_WRITE, 0 };
+		kick(base, 0, 0);
+		kick(base, 0, 1);
+		GUEST_SYNC(0);		/* the host sends frame 1 */
+		/* The interrupt handler: read, (frame 2 arrives), acknowledge. */
+		GUEST_SYNC(mmio_rd32(base, R_INT_STATUS) & 1);
+		mmio_wr32(base, R_INT_ACK, 1);
+		/* Frame 2's interrupt must still be pending. */
+		GUEST_SYNC(mmio_rd32(base, R_INT_STATUS) & 1);
 		GUEST_SYNC(READ_ONCE(rx->used.idx));
 		break;
 	case M_RECV_AT:
@@ -705,6 +720,34 @@ TEST(vmm_discards_pinned_receive_page)
 	finish(pv, &c);
 	finish(pv, &b);
 	EXPECT_EQ(base, pinned_pages());		/* the old page too */
+	close(pv);
+}
+
+/*
+ * A frame written while the guest's interrupt handler is between its
+ * InterruptStatus read and its InterruptACK: the ACK clears only what the
+ * guest read, so the new frame's interrupt is still there at the next read.
+ * (Cleared with the rest, the guest's next interrupt would find the status
+ * 0 and leave the frame in the used ring until something else interrupts
+ * it: a receiver that waits for data then waits for ever.)
+ */
+TEST(interrupt_raised_between_status_read_and_ack_is_kept)
+{
+	int pv = pvpass_open();
+	struct guest b = start(pv, M_ACK_RACE, mac_b, mac_a);
+	struct guest a = start(pv, M_SEND, mac_a, mac_b);
+	struct guest c = start(pv, M_SEND, mac_c, mac_b);
+
+	ASSERT_EQ(0, sync_value(&b));			/* B posted two buffers */
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);	/* frame 1, direct */
+	EXPECT_EQ(1, sync_value(&b));			/* B's handler reads it */
+	EXPECT_EQ(0, sync_value(&c) & S_NEEDS_RESET);	/* frame 2, before the ACK */
+	EXPECT_EQ(1, sync_value(&b));			/* still raised after it */
+	EXPECT_EQ(2, sync_value(&b));
+	EXPECT_EQ(2, stats(pv, b.id).rx_direct);
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
 	close(pv);
 }
 
