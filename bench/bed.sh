@@ -149,8 +149,14 @@ run_pvpass() {
 	"$ctl" version
 	ip addr add 10.0.0.254/24 dev pvpsw0
 	ip link set pvpsw0 up
+	# The module's view of both devices every 5 s (receive queue indices,
+	# backlog, counters): what to look at when a run stalls.
+	(while sleep 5; do echo "== $(date +%T)"; cat /sys/kernel/debug/pvpass/devices; done) \
+		>"$res/pvpass-devices.log" 2>&1 &
+	local mon=$!
 	boot pvpass start_pvpass &&
 		measure pvpass pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
+	kill "$mon"
 	stop_guests
 	grep -hE '^(detached|stats)' "$res"/pvpass-attach*.log
 	ip addr flush dev pvpsw0

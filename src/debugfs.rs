@@ -33,6 +33,7 @@ fn write_devices(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             return;
         }
         let s = a.dev.stats();
+        let d = a.dev.rx_state();
         let m = a.dev.mac();
         r = writeln!(
             f,
@@ -42,7 +43,8 @@ fn write_devices(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
              rx_csum_completed={} rx_direct={} rx_deferred={} \
              pages_pinned={} pin_hits={} pin_misses={} map_rereads={} \
              drop_tx_bad_chain={} drop_tx_bad_buffer={} drop_tx_bad_hdr={} drop_tx_spoofed={} \
-             drop_rx_no_buffer={} drop_rx_too_small={} drop_rx_no_offload={} drop_rx_pin_failed={}",
+             drop_rx_no_buffer={} drop_rx_too_small={} drop_rx_no_offload={} drop_rx_pin_failed={} \
+             backlog={} pending_isr={} rxq={}",
             s.id, a.owner_pid, a.gsi, a.dev.gpa, m[0], m[1], m[2], m[3], m[4], m[5],
             u8::from(!a.is_live()),
             s.mmio_reads, s.mmio_writes, s.mmio_bad, s.notifies, s.interrupts,
@@ -51,6 +53,7 @@ fn write_devices(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             s.pages_pinned, s.pin_hits, s.pin_misses, s.map_rereads,
             s.drop_tx_bad_chain, s.drop_tx_bad_buffer, s.drop_tx_bad_hdr, s.drop_tx_spoofed,
             s.drop_rx_no_buffer, s.drop_rx_too_small, s.drop_rx_no_offload, s.drop_rx_pin_failed,
+            d.backlog, d.pending_isr, RxQueue(d.queue),
         );
     });
     r
@@ -68,5 +71,17 @@ impl Debugfs {
             _devices <- dir.read_callback_file(c"devices", (), &|_: &(), f| write_devices(f)),
             _dir: dir,
         }? Error)
+    }
+}
+
+/// The receive queue's indices as `next_avail/used/avail/used_event/avail_event`.
+struct RxQueue(Option<(u16, u16, u16, u16, u16)>);
+
+impl core::fmt::Display for RxQueue {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some((n, u, a, ue, ae)) => write!(f, "{n}/{u}/{a}/{ue}/{ae}"),
+            None => f.write_str("none"),
+        }
     }
 }

@@ -57,6 +57,7 @@ use crate::{
         memmap::PAGE_SIZE,
         mmio::{feature, reg, MmioDevice, MmioEvent},
         pincache::PinError,
+        traits::GuestMemory,
         virtq::{Chain, QueueConfig, Virtqueue, DESC_SIZE},
         vnet::{self, NetHdr, Offloads, ETH_HLEN, HDR_LEN},
     },
@@ -275,6 +276,15 @@ fn ring_areas(c: &QueueConfig) -> [(u64, u64); 3] {
     ]
 }
 
+/// See `Device::rx_state`.
+#[derive(Default)]
+pub(crate) struct RxDebug {
+    pub(crate) backlog: usize,
+    pub(crate) pending_isr: u32,
+    /// (next avail, used idx, guest avail idx, used_event, avail_event)
+    pub(crate) queue: Option<(u16, u16, u16, u16, u16)>,
+}
+
 /// What happened to one frame offered to a receive queue.
 enum Rx {
     /// Written into the guest's buffers, or dropped with a counted reason;
@@ -408,6 +418,33 @@ impl Device {
             map_rereads: c.get(C::MapRereads),
             ..Default::default()
         }
+    }
+
+    /// The receive side's state for debugfs: frames waiting in the backlog,
+    /// the interrupt bit raised but not yet folded, and the receive queue's
+    /// indices (device: next avail, used; guest: avail idx, used_event;
+    /// the avail_event the device asked for), each `None` without a queue.
+    pub(crate) fn rx_state(&self) -> RxDebug {
+        let rx = self.rx.lock();
+        let backlog = self.backlog.lock().len();
+        let mut d = RxDebug {
+            backlog,
+            pending_isr: self.pending_isr.load(Relaxed),
+            ..Default::default()
+        };
+        if let Some(q) = rx.q.as_ref() {
+            let c = q.config();
+            let n = u64::from(c.size);
+            let mem = &*rx.ring;
+            d.queue = Some((
+                q.last_avail(),
+                q.used_idx(),
+                mem.read_u16(c.avail + 2).unwrap_or(0),
+                mem.read_u16(c.avail + 4 + 2 * n).unwrap_or(0),
+                mem.read_u16(c.used + 4 + 8 * n).unwrap_or(0),
+            ));
+        }
+        d
     }
 
     /// The attachment is going away (its port is off the switch and its
