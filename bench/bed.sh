@@ -131,7 +131,7 @@ start_pvpass() {
 	for i in 1 2; do
 		start_guest pvpass "$i" -S
 		rm -f "/tmp/bench-attach$i"
-		"$ctl" attach --pid "${pids[-1]}" --gpa 0xd0000000 --gsi 5 --mac "52:54:00:00:00:0$i" \
+		"$ctl" attach --pid "${pids[-1]}" --gpa 0xd0000000 --gsi 7 --mac "52:54:00:00:00:0$i" \
 			--ready-file "/tmp/bench-attach$i" >>"$res/pvpass-attach$i.log" 2>&1 &
 		attach_pids+=("$!")
 		for _ in $(seq 600); do [ -s "/tmp/bench-attach$i" ] && break; sleep 0.1; done

@@ -142,7 +142,7 @@ for i in 1 2; do
 	pids+=("$qpid")
 	# --wait 120: under load QEMU can take well over the default 30 s to
 	# create its VM and irqchip in the nested bed.
-	"$ctl" attach --pid "$qpid" --gpa 0xd0000000 --gsi 5 --mac "$mac" --wait 120 \
+	"$ctl" attach --pid "$qpid" --gpa 0xd0000000 --gsi 7 --mac "$mac" --wait 120 \
 		${PVPASS_DEMO_ATTACH_OPTS:-} --ready-file "/tmp/attach$i" >"$res/attach$i.log" 2>&1 &
 	apids+=("$!")
 	ready_by=$((SECONDS + 130))

@@ -196,6 +196,13 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
     );
     if irq.is_none() {
         warn!("attached without interrupts (--no-irq): the guest must poll the device");
+    } else if let Some(why) = level_triggered_gsi(args.gsi) {
+        warn!(
+            "GSI {} is level-triggered on QEMU's pc and q35 machines ({why}); pvpass signals \
+             edges (no resampling), so the guest can miss interrupts: use an edge-triggered \
+             ISA GSI such as 7",
+            args.gsi
+        );
     }
     if let Some(p) = &ready_file {
         if let Err(e) = write_ready_file(p, id) {
@@ -347,6 +354,17 @@ fn hold<S: FnMut(), R: FnMut() -> bool>(
             }
             next_check = now + hooks.release_check;
         }
+    }
+}
+
+/// Why `gsi` is level-triggered in the guests of QEMU's pc and q35 machines
+/// (their ACPI tables make ISA IRQs 5, 9, 10 and 11 level-triggered PCI
+/// links, and GSIs 16 and up are PCI interrupts), if it is.
+fn level_triggered_gsi(gsi: u32) -> Option<&'static str> {
+    match gsi {
+        5 | 9 | 10 | 11 => Some("an ISA IRQ the ACPI tables override to level"),
+        16.. => Some("a PCI interrupt line"),
+        _ => None,
     }
 }
 
@@ -602,6 +620,16 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(100));
         live.kill().unwrap();
         live.wait().unwrap();
+    }
+
+    #[test]
+    fn level_triggered_gsis_are_named() {
+        for g in [5, 9, 10, 11, 16, 23] {
+            assert!(level_triggered_gsi(g).is_some(), "{g}");
+        }
+        for g in [1, 3, 4, 6, 7, 12, 14, 15] {
+            assert!(level_triggered_gsi(g).is_none(), "{g}");
+        }
     }
 
     #[test]
