@@ -15,7 +15,7 @@ use kernel::{
     sync::atomic::Relaxed,
 };
 
-use crate::{attachment, pinned::PINNED_PAGES};
+use crate::{attachment, pinned::PINNED_PAGES, pvcore::virtq::QueueIndices};
 
 #[pin_data]
 pub(crate) struct Debugfs {
@@ -75,12 +75,16 @@ impl Debugfs {
 }
 
 /// The receive queue's indices as `next_avail/used/avail/used_event/avail_event`.
-struct RxQueue(Option<(u16, u16, u16, u16, u16)>);
+struct RxQueue(Option<QueueIndices>);
 
 impl core::fmt::Display for RxQueue {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
-            Some((n, u, a, ue, ae)) => write!(f, "{n}/{u}/{a}/{ue}/{ae}"),
+            Some(i) => write!(
+                f,
+                "{}/{}/{}/{}/{}",
+                i.next_avail, i.used, i.guest_avail, i.used_event, i.avail_event
+            ),
             None => f.write_str("none"),
         }
     }

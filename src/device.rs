@@ -57,8 +57,7 @@ use crate::{
         memmap::PAGE_SIZE,
         mmio::{feature, reg, MmioDevice, MmioEvent},
         pincache::PinError,
-        traits::GuestMemory,
-        virtq::{Chain, QueueConfig, Virtqueue, DESC_SIZE},
+        virtq::{Chain, QueueConfig, QueueIndices, Virtqueue, DESC_SIZE},
         vnet::{self, NetHdr, Offloads, ETH_HLEN, HDR_LEN},
     },
     switch, uapi,
@@ -281,8 +280,7 @@ fn ring_areas(c: &QueueConfig) -> [(u64, u64); 3] {
 pub(crate) struct RxDebug {
     pub(crate) backlog: usize,
     pub(crate) pending_isr: u32,
-    /// (next avail, used idx, guest avail idx, used_event, avail_event)
-    pub(crate) queue: Option<(u16, u16, u16, u16, u16)>,
+    pub(crate) queue: Option<QueueIndices>,
 }
 
 /// What happened to one frame offered to a receive queue.
@@ -432,18 +430,7 @@ impl Device {
             pending_isr: self.pending_isr.load(Relaxed),
             ..Default::default()
         };
-        if let Some(q) = rx.q.as_ref() {
-            let c = q.config();
-            let n = u64::from(c.size);
-            let mem = &*rx.ring;
-            d.queue = Some((
-                q.last_avail(),
-                q.used_idx(),
-                mem.read_u16(c.avail + 2).unwrap_or(0),
-                mem.read_u16(c.avail + 4 + 2 * n).unwrap_or(0),
-                mem.read_u16(c.used + 4 + 8 * n).unwrap_or(0),
-            ));
-        }
+        d.queue = rx.q.as_ref().map(|q| q.indices(&*rx.ring));
         d
     }
 
@@ -510,10 +497,16 @@ impl Device {
     fn interrupt(&self, kick: bool) {
         self.pending_isr.xchg(1, Relaxed);
         if kick {
-            if let Some(irq) = &self.irq {
-                self.counters.inc(C::Interrupts);
-                irq.signal();
-            }
+            self.kick();
+        }
+    }
+
+    /// Signal the guest's irqfd (counted): its handler comes and reads
+    /// InterruptStatus, which drains the backlog.
+    fn kick(&self) {
+        if let Some(irq) = &self.irq {
+            self.counters.inc(C::Interrupts);
+            irq.signal();
         }
     }
 
@@ -583,10 +576,7 @@ impl Device {
             Ok(was_empty) => {
                 self.counters.inc(C::RxDeferred);
                 if was_empty {
-                    if let Some(irq) = &self.irq {
-                        self.counters.inc(C::Interrupts);
-                        irq.signal();
-                    }
+                    self.kick();
                 }
             }
         }
@@ -726,23 +716,17 @@ impl Device {
     fn mmio_write(&self, cpu: &InVcpu, offset: u64, data: &[u8]) {
         self.counters.inc(C::MmioWrites);
         let mut st = self.state.lock();
-        // InterruptACK clears the bits the guest read. Bits other threads
-        // raised since then are folded in only after it: folded before, the
-        // ACK would clear an interrupt the guest never saw (its irqfd
-        // signal then finds InterruptStatus 0 and the used buffers wait
-        // for the guest's next interrupt).
-        let ack = offset == reg::INTERRUPT_ACK;
-        if !ack {
-            self.fold(&mut st);
-        }
-        let event = st.regs.write(offset, data);
-        if ack {
-            self.fold(&mut st);
-        }
-        match event {
+        // What other threads raised is folded in after the guest's write has
+        // taken effect, never before: an InterruptACK clears only the bits
+        // the guest read (folded before, it would clear an interrupt the
+        // guest never saw, whose irqfd signal then finds InterruptStatus 0),
+        // and a reset starts from nothing.
+        match st.regs.write(offset, data) {
             Err(_) => {
+                self.fold(&mut st);
                 drop(st);
                 self.bad_access(offset, data.len(), true);
+                return;
             }
             Ok(MmioEvent::Notify(q)) => {
                 self.counters.inc(C::Notifies);
@@ -763,6 +747,7 @@ impl Device {
             }
             Ok(_) => {}
         }
+        self.fold(&mut st);
     }
 
     /// Stop the receive queue and unpin its rings.
@@ -1027,10 +1012,7 @@ impl Device {
             self.interrupt(kick);
         }
         if come_back {
-            if let Some(irq) = &self.irq {
-                self.counters.inc(C::Interrupts);
-                irq.signal();
-            }
+            self.kick();
         }
     }
 }

@@ -225,6 +225,21 @@ pub fn vring_need_event(event_idx: u16, new_idx: u16, old_idx: u16) -> bool {
     new_idx.wrapping_sub(event_idx).wrapping_sub(1) < new_idx.wrapping_sub(old_idx)
 }
 
+/// See [`Virtqueue::indices`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueIndices {
+    /// The next avail entry the device will take.
+    pub next_avail: u16,
+    /// The used index the device published.
+    pub used: u16,
+    /// The guest's avail index.
+    pub guest_avail: u16,
+    /// The guest's `used_event` (EVENT_IDX).
+    pub used_event: u16,
+    /// The `avail_event` the device asked for (EVENT_IDX).
+    pub avail_event: u16,
+}
+
 /// Device-side state of one split virtqueue. Small; the all-zero value is an
 /// unusable queue of size 0 (every op fails) until replaced by [`Virtqueue::new`].
 #[derive(Clone, Debug, Default)]
@@ -315,6 +330,19 @@ impl Virtqueue {
     #[must_use]
     pub fn used_idx(&self) -> u16 {
         self.used_idx
+    }
+
+    /// The queue's indices as device and guest see them now, for debugging
+    /// (debugfs): nothing is checked, unreadable fields read as 0.
+    pub fn indices<M: GuestMemory>(&self, mem: &M) -> QueueIndices {
+        let rd = |a: u64| mem.read_u16(a).unwrap_or(0);
+        QueueIndices {
+            next_avail: self.last_avail,
+            used: self.used_idx,
+            guest_avail: rd(self.cfg.avail.wrapping_add(2)),
+            used_event: rd(self.used_event_addr()),
+            avail_event: rd(self.avail_event_addr()),
+        }
     }
 
     /// Number of popped chains not yet pushed back.

@@ -748,6 +748,31 @@ fn enable_notify_with_event_idx_sets_avail_event() {
     assert_eq!(log[w + 2], Event::Read(AVAIL + 2, 2));
 }
 
+#[test]
+fn indices_show_both_sides() {
+    let mut r = Rig::with(QueueConfig {
+        event_idx: true,
+        ..cfg(8)
+    });
+    r.desc(0, BUF, 10, 0, 0);
+    r.offer(0);
+    r.offer(0);
+    r.mem.poke(AVAIL + 4 + 2 * 8, &5u16.to_le_bytes());
+    pop(&mut r).unwrap();
+    r.q.push(&r.mem, 0, 0).unwrap();
+    r.q.enable_notify(&r.mem).unwrap();
+    assert_eq!(
+        r.q.indices(&r.mem),
+        QueueIndices {
+            next_avail: 1,
+            used: 1,
+            guest_avail: 2,
+            used_event: 5,
+            avail_event: 2,
+        }
+    );
+}
+
 /// A mergeable frame found too few buffers and put them back: they are no
 /// reason to retry (the device would spin), but one the guest adds after the
 /// device last looked is, and `avail_event` asks for a notify at the next.
