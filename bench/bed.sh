@@ -80,11 +80,22 @@ measure() { # config, kind, extra args...
 	local cfg=$1 kind=$2; shift 2
 	echo "bed: measuring $cfg ($(date -u +%T))"
 	local t0=$SECONDS
-	python3 "$bin/measure.py" --config "$cfg" --kind "$kind" --res "$res" \
-		--reps "$BENCH_REPS" --len "$BENCH_LEN" --tests "${BENCH_TESTS:-}" "$@"
+	# Budget: every run allowed its full timeout (length + 120 s) plus the
+	# profiled run and the warm-up. measure.py stops starting runs past it;
+	# the hard timeout (5 minutes more) catches a measure.py that is stuck.
+	local n budget
+	n=$(wc -w <<<"${BENCH_TESTS:-a b c d e}")
+	budget=$(((BENCH_REPS * n + 2) * (BENCH_LEN + 120) + 240))
+	timeout -k 30 $((budget + 300)) python3 "$bin/measure.py" --config "$cfg" --kind "$kind" \
+		--res "$res" --reps "$BENCH_REPS" --len "$BENCH_LEN" --tests "${BENCH_TESTS:-}" \
+		--budget "$budget" "$@"
 	local rc=$?
-	echo "bed: $cfg measured in $((SECONDS - t0)) s (rc $rc)"
-	[ $rc = 0 ] || echo "$cfg: measure.py exited $rc (see bed.log)" >>"$res/failures.txt"
+	echo "bed: $cfg measured in $((SECONDS - t0)) s (rc $rc, budget $budget s)"
+	case $rc in
+	0) ;;
+	124 | 137) echo "$cfg: measure.py killed after $((budget + 300)) s (see bed.log)" >>"$res/failures.txt" ;;
+	*) echo "$cfg: measure.py exited $rc (see bed.log)" >>"$res/failures.txt" ;;
+	esac
 }
 
 # wait_up: 0 once both guests' agents answer (30 s each: over pvpass a

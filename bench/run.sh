@@ -60,14 +60,20 @@ echo "bench: booting the test bed (patched $(basename "$KDIR") under QEMU TCG); 
 # One CPU for the bed, as the demo: with two, nested SVM under TCG corrupted
 # L2 guests now and then. /var/cache is a tmpfs in the bed: mount the cache
 # (kernel, netperf) explicitly.
+# The bed's hard limit: every configuration may use its whole budget (see
+# measure() in bench/bed.sh) plus two boots; only a wedged bed reaches it.
+n_tests=$(wc -w <<<"${BENCH_TESTS:-a b c d e}")
+cfg_budget=$(((BENCH_REPS * n_tests + 2) * (BENCH_LEN + 120) + 240 + 300))
+n_cfg=$(wc -w <<<"$BENCH_CONFIGS")
+bed_limit=$((600 + n_cfg * cfg_budget + n_vm * 1000))
 bed_start=$(date +%s)
-timeout 3600 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
+timeout "$bed_limit" vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
 	--rwdir "$res" --rodir "$(dirname "$KDIR")" \
 	--exec "$res/bin/bed.sh $res $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $res/initramfs.cpio.gz $np" \
 	>"$res/vng.log" 2>&1 || true
 bed_s=$(($(date +%s) - bed_start))
 if [ ! -f "$res/finished" ] || [ ! -s "$res/runs.csv" ]; then
-	echo "bench: the test bed did not finish or measured nothing; see $res/bed.log and $res/vng.log" >&2
+	echo "bench: the test bed did not finish within $bed_limit s or measured nothing; see $res/bed.log and $res/vng.log" >&2
 	tail -n 30 "$res/bed.log" "$res/vng.log" >&2 || true
 	exit 1
 fi
