@@ -27,7 +27,7 @@ use kernel::{
 
 use crate::{
     device::{Device, ShutdownOnDrop},
-    kvm::{self, MmWatch, MmioWindow, VmFile},
+    kvm::{self, MmWatch, MmioWindow, ResampleWatch, VmFile},
     registry::Reservation,
     switch,
 };
@@ -50,14 +50,15 @@ impl Drop for Port {
 
 /// What an attachment holds while the VM is served. Field order is drop
 /// order: the port leaves the switch and the window leaves the bus first (no
-/// new frames, no guest access), then the VMM's address space is no longer
-/// watched, then the device unpins its pages, then the
-/// VM file is released, then the
-/// registry entry (window, GSI) is freed.
+/// new frames, no guest access), then the VMM's address space and the
+/// resample eventfd are no longer watched, then the device unpins its
+/// pages, then the VM file is released, then the registry entry (window,
+/// GSI) is freed.
 pub(crate) struct Live {
     pub(crate) _port: Port,
     pub(crate) _window: MmioWindow,
     pub(crate) _watch: MmWatch,
+    pub(crate) _resample: Option<ResampleWatch>,
     pub(crate) _shutdown: ShutdownOnDrop,
     pub(crate) vm: VmFile,
     pub(crate) _reservation: Reservation,

@@ -41,7 +41,7 @@ fn write_devices(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
              mmio_reads={} mmio_writes={} mmio_bad={} notifies={} interrupts={} \
              tx_frames={} tx_bytes={} rx_frames={} rx_bytes={} tx_gso_frames={} rx_gso_frames={} \
              rx_csum_completed={} rx_direct={} rx_deferred={} \
-             pages_pinned={} pin_hits={} pin_misses={} map_rereads={} \
+             pages_pinned={} pin_hits={} pin_misses={} map_rereads={} irq_resamples={} \
              drop_tx_bad_chain={} drop_tx_bad_buffer={} drop_tx_bad_hdr={} drop_tx_spoofed={} \
              drop_rx_no_buffer={} drop_rx_too_small={} drop_rx_no_offload={} drop_rx_pin_failed={} \
              backlog={} pending_isr={} rxq={}",
@@ -50,7 +50,7 @@ fn write_devices(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             s.mmio_reads, s.mmio_writes, s.mmio_bad, s.notifies, s.interrupts,
             s.tx_frames, s.tx_bytes, s.rx_frames, s.rx_bytes, s.tx_gso_frames, s.rx_gso_frames,
             s.rx_csum_completed, s.rx_direct, s.rx_deferred,
-            s.pages_pinned, s.pin_hits, s.pin_misses, s.map_rereads,
+            s.pages_pinned, s.pin_hits, s.pin_misses, s.map_rereads, s.irq_resamples,
             s.drop_tx_bad_chain, s.drop_tx_bad_buffer, s.drop_tx_bad_hdr, s.drop_tx_spoofed,
             s.drop_rx_no_buffer, s.drop_rx_too_small, s.drop_rx_no_offload, s.drop_rx_pin_failed,
             d.backlog, d.pending_isr, RxQueue(d.queue),

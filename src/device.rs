@@ -187,8 +187,9 @@ enum C {
     RxDeferred,
     DropRxPinFailed,
     MapRereads,
+    Resamples,
 }
-const NR_COUNTERS: usize = C::MapRereads as usize + 1;
+const NR_COUNTERS: usize = C::Resamples as usize + 1;
 
 struct Counters([Atomic<u64>; NR_COUNTERS]);
 
@@ -414,6 +415,7 @@ impl Device {
             rx_deferred: c.get(C::RxDeferred),
             drop_rx_pin_failed: c.get(C::DropRxPinFailed),
             map_rereads: c.get(C::MapRereads),
+            irq_resamples: c.get(C::Resamples),
             ..Default::default()
         }
     }
@@ -507,6 +509,19 @@ impl Device {
         if let Some(irq) = &self.irq {
             self.counters.inc(C::Interrupts);
             irq.signal();
+        }
+    }
+
+    /// After an EOI of a level-triggered GSI: raise the line again if the
+    /// guest has not acknowledged every interrupt bit (one that came while
+    /// its handler ran, after it read InterruptStatus).
+    fn resample(&self) {
+        let pending = self.pending_isr.load(Relaxed) != 0
+            || self.rx_failed.load(Relaxed) != 0
+            || self.state.lock().regs.interrupt_status() != 0;
+        if pending {
+            self.counters.inc(C::Resamples);
+            self.kick();
         }
     }
 
@@ -1192,6 +1207,21 @@ unsafe extern "C" fn pvpass_rs_mmio_write(
     let data = unsafe { core::slice::from_raw_parts(val.cast::<u8>(), len) };
     dev.mmio_write(&cpu, offset, data);
     0
+}
+
+/// The guest ended an interrupt of a level-triggered GSI (the glue's resample
+/// watch, process context): KVM has de-asserted the line; assert it again
+/// while InterruptStatus is not zero.
+///
+/// # Safety
+///
+/// `ctx` is the `Device` the watch was registered with (see
+/// `kvm::ResampleWatch::register`), valid until the watch is dropped.
+#[no_mangle]
+unsafe extern "C" fn pvpass_rs_resample(ctx: *const c_void) {
+    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
+    let dev = unsafe { &*ctx.cast::<Device>() };
+    dev.resample();
 }
 
 /// Called by glue.c's mmu notifier when the VMM changed what backs guest

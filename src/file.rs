@@ -23,7 +23,7 @@ use kernel::{
 use crate::{
     attachment::{self, Attachment, Live, Port},
     device::{Device, ShutdownOnDrop},
-    kvm::{self, IrqFd, MmWatch, MmioWindow, VmFile},
+    kvm::{self, IrqFd, MmWatch, MmioWindow, ResampleWatch, VmFile},
     registry, uapi,
 };
 
@@ -64,7 +64,10 @@ impl MiscDevice for PvpassFile {
             uapi::GET_VERSION => {
                 let v = uapi::Version {
                     api_version: uapi::API_VERSION,
-                    features: uapi::FEAT_MMIO_ID | uapi::FEAT_CONFIG | uapi::FEAT_SWITCH,
+                    features: uapi::FEAT_MMIO_ID
+                        | uapi::FEAT_CONFIG
+                        | uapi::FEAT_SWITCH
+                        | uapi::FEAT_RESAMPLE,
                     window_size: uapi::WINDOW_SIZE as u32,
                     max_attach: uapi::MAX_ATTACH as u32,
                 };
@@ -153,8 +156,17 @@ fn require_admin() -> Result {
 
 /// Check an ATTACH request's fields that need no lookup. On error, says which.
 fn validate(req: &uapi::Attach) -> Result<(), (Error, &'static str)> {
-    if req.flags != 0 {
+    if req.flags & !uapi::ATTACH_F_RESAMPLE != 0 {
         return Err((EINVAL, "unknown flags"));
+    }
+    if req.flags & uapi::ATTACH_F_RESAMPLE == 0 {
+        if req.resample_fd != 0 {
+            return Err((EINVAL, "resample_fd set without PVPASS_ATTACH_F_RESAMPLE"));
+        }
+    } else if req.irq_fd == -1 {
+        return Err((EINVAL, "PVPASS_ATTACH_F_RESAMPLE without irq_fd"));
+    } else if req.resample_fd < 0 {
+        return Err((EINVAL, "resample_fd must be an eventfd"));
     }
     if req.reserved0 != 0 || req.reserved.iter().any(|&r| r != 0) || req.id != 0 {
         return Err((EINVAL, "reserved fields (or id) not zero"));
@@ -199,15 +211,18 @@ impl PvpassFile {
         }
         let vm = VmFile::from_fd(req.vm_fd)?;
         let reservation = registry::reserve(vm.key(), req.gpa, req.gsi)?;
+        let resample_fd = (req.flags & uapi::ATTACH_F_RESAMPLE != 0).then_some(req.resample_fd);
         let irq = match req.irq_fd {
             -1 => None,
-            fd => Some(IrqFd::bind(&vm, fd, req.gsi).inspect_err(|e| {
+            fd => Some(IrqFd::bind(&vm, fd, req.gsi, resample_fd).inspect_err(|e| {
                 if kvm::ratelimit() {
                     pr_info!(
-                        "ATTACH rejected ({}): irq_fd {} cannot be bound to gsi {} (not an eventfd, or no in-kernel irqchip)\n",
+                        "ATTACH rejected ({}): irq_fd {} cannot be bound to gsi {}{} (not an eventfd, or no in-kernel irqchip{})\n",
                         e.to_errno(),
                         fd,
-                        req.gsi
+                        req.gsi,
+                        if resample_fd.is_some() { " with resampling" } else { "" },
+                        if resample_fd.is_some() { ", or a split one" } else { "" }
                     );
                 }
             })?),
@@ -222,6 +237,12 @@ impl PvpassFile {
         // SAFETY: As for the window: stored in the same `Live`, dropped
         // before its `ShutdownOnDrop`, while the attachment holds `dev`.
         let watch = unsafe { MmWatch::register(&vm, Arc::as_ptr(&dev).cast()) }?;
+        let resample = match resample_fd {
+            // SAFETY: As for the window: stored in the same `Live`, dropped
+            // before its `ShutdownOnDrop`, while the attachment holds `dev`.
+            Some(fd) => Some(unsafe { ResampleWatch::register(fd, Arc::as_ptr(&dev).cast()) }?),
+            None => None,
+        };
         let id = dev.id;
         let port = Port::connect(&dev)?;
         let owner = kvm::current_tgid();
@@ -229,6 +250,7 @@ impl PvpassFile {
             _port: port,
             _window: window,
             _watch: watch,
+            _resample: resample,
             _shutdown: ShutdownOnDrop(dev.clone()),
             vm,
             _reservation: reservation,

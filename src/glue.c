@@ -15,9 +15,11 @@
  * synchronize_srcu).
  */
 #include <linux/eventfd.h>
+#include <linux/file.h>
 #include <linux/highmem.h>
 #include <linux/kvm_host.h>
 #include <linux/mmu_notifier.h>
+#include <linux/poll.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
@@ -223,26 +225,41 @@ u64 pvpass_memslots_generation(struct pvpass_mmio *m)
  * the eventfd for pvpass_irqfd_signal(). KVM refuses the KVM_IRQFD ioctl from
  * a process that is not the VM's, which is why the module does this.
  *
+ * With @resample_fd >= 0 the irqfd is a level-triggered one
+ * (KVM_IRQFD_FLAG_RESAMPLE): KVM keeps the line asserted until the guest's
+ * EOI, then de-asserts it and signals @resample_fd (see
+ * pvpass_resample_watch for what the module does then).
+ *
  * pvpass_irqfd_unbind undoes it from the attaching process (DETACH, close);
  * elsewhere (the reaper, another process's DETACH) the irqfd stays bound:
  * nothing signals the eventfd any more, and KVM drops the irqfd when the VM
  * goes away.
  */
-struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi)
+struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi, int resample_fd)
 {
 	struct kvm *kvm = vm_file->private_data;
 	struct kvm_irqfd args = { .fd = fd, .gsi = gsi };
-	struct eventfd_ctx *ctx;
+	struct eventfd_ctx *ctx, *rs;
 	int ret;
 
+	if (resample_fd >= 0) {
+		/* Its own errno (EBADF, EINVAL) before KVM's catch-all EINVAL. */
+		rs = eventfd_ctx_fdget(resample_fd);
+		if (IS_ERR(rs))
+			return rs;
+		eventfd_ctx_put(rs);
+		args.flags = KVM_IRQFD_FLAG_RESAMPLE;
+		args.resamplefd = resample_fd;
+	}
 	ctx = eventfd_ctx_fdget(fd);
 	if (IS_ERR(ctx))
 		return ctx;
 	ret = kvm_irqfd(kvm, &args);
 	/*
-	 * With a valid eventfd and no resample fd, kvm_irqfd() fails with
-	 * -EINVAL only when the VM has no in-kernel irqchip (yet: QEMU creates
-	 * it right after the VM fd appears). Say so with an errno of its own.
+	 * With valid eventfds, kvm_irqfd() fails with -EINVAL only when the VM
+	 * has no in-kernel irqchip (yet: QEMU creates it right after the VM fd
+	 * appears) or, to resample, only a split one (the IOAPIC is in the
+	 * VMM). Say so with an errno of its own.
 	 */
 	if (ret == -EINVAL)
 		ret = -ENXIO;
@@ -591,4 +608,106 @@ void pvpass_mm_unwatch(struct pvpass_watch *w)
 {
 	mmu_notifier_unregister(&w->mn, w->mn.mm);
 	kfree(w);
+}
+
+/*
+ * Resampling: KVM signals the resample eventfd at the guest's EOI of a
+ * level-triggered GSI, after it has de-asserted the line. A virtio-mmio
+ * device's line is level: it must stay up while InterruptStatus is not zero,
+ * so pvpass_rs_resample() asserts it again if the guest has not acknowledged
+ * everything (a frame that arrived while the handler ran).
+ *
+ * Why C: the wait-queue entry on the eventfd (vfs_poll with an own queue
+ * function, as KVM's irqfd does) and eventfd_ctx_do_read() are not in the
+ * kernel crate. The wakeup runs with the eventfd's wait-queue lock held,
+ * inside KVM's eventfd_signal(), where another eventfd_signal() may not nest:
+ * the re-assert goes through a work item.
+ */
+struct pvpass_resample {
+	wait_queue_entry_t wait;
+	poll_table pt;
+	struct eventfd_ctx *ctx;
+	struct work_struct work;
+	/* The Rust device; valid until pvpass_resample_unwatch() returns. */
+	void *dev;
+};
+
+static int pvpass_resample_wakeup(wait_queue_entry_t *wait, unsigned int mode, int sync,
+				  void *key)
+{
+	struct pvpass_resample *r = container_of(wait, struct pvpass_resample, wait);
+	u64 cnt;
+
+	if (key_to_poll(key) & EPOLLIN) {
+		eventfd_ctx_do_read(r->ctx, &cnt);
+		schedule_work(&r->work);
+	}
+	return 0;
+}
+
+static void pvpass_resample_queue(struct file *file, wait_queue_head_t *wqh, poll_table *pt)
+{
+	struct pvpass_resample *r = container_of(pt, struct pvpass_resample, pt);
+
+	add_wait_queue(wqh, &r->wait);
+}
+
+static void pvpass_resample_fn(struct work_struct *work)
+{
+	struct pvpass_resample *r = container_of(work, struct pvpass_resample, work);
+
+	pvpass_rs_resample(r->dev);
+}
+
+/*
+ * Watch eventfd @fd of the calling process (ATTACH) for resample events and
+ * call pvpass_rs_resample(@dev) in process context after each. -EBADF if @fd
+ * is not open, -EINVAL if it is not an eventfd.
+ */
+struct pvpass_resample *pvpass_resample_watch(int fd, void *dev)
+{
+	struct pvpass_resample *r;
+	struct file *file;
+	__poll_t events;
+
+	file = fget(fd);
+	if (!file)
+		return ERR_PTR(-EBADF);
+	r = kzalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
+	if (!r) {
+		fput(file);
+		return ERR_PTR(-ENOMEM);
+	}
+	r->ctx = eventfd_ctx_fileget(file);
+	if (IS_ERR(r->ctx)) {
+		long err = PTR_ERR(r->ctx);
+
+		fput(file);
+		kfree(r);
+		return ERR_PTR(err);
+	}
+	r->dev = dev;
+	INIT_WORK(&r->work, pvpass_resample_fn);
+	init_waitqueue_func_entry(&r->wait, pvpass_resample_wakeup);
+	init_poll_funcptr(&r->pt, pvpass_resample_queue);
+	events = vfs_poll(file, &r->pt);
+	fput(file);
+	/* An EOI before the watch was up: look once. */
+	if (events & EPOLLIN)
+		schedule_work(&r->work);
+	return r;
+}
+
+/*
+ * Stop watching; when this returns the wakeup and the work item are done and
+ * will not run again. Sleeps; not from the work item itself.
+ */
+void pvpass_resample_unwatch(struct pvpass_resample *r)
+{
+	u64 cnt;
+
+	eventfd_ctx_remove_wait_queue(r->ctx, &r->wait, &cnt);
+	cancel_work_sync(&r->work);
+	eventfd_ctx_put(r->ctx);
+	kfree(r);
 }

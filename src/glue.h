@@ -31,7 +31,7 @@ bool pvpass_ratelimit(void);
 int pvpass_memslots(struct pvpass_mmio *m, struct pvpass_slot *out, int max, u64 *generation);
 u64 pvpass_memslots_generation(struct pvpass_mmio *m);
 void pvpass_mark_dirty(struct pvpass_mmio *m, u64 gfn);
-struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi);
+struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi, int resample_fd);
 void pvpass_irqfd_signal(struct eventfd_ctx *ctx);
 void pvpass_irqfd_put(struct eventfd_ctx *ctx);
 int pvpass_irqfd_unbind(struct file *vm_file, int fd, u32 gsi, struct eventfd_ctx *ctx);
@@ -43,6 +43,9 @@ int pvpass_current_tgid(void);
 struct pvpass_watch;
 struct pvpass_watch *pvpass_mm_watch(struct file *vm_file, void *ctx);
 void pvpass_mm_unwatch(struct pvpass_watch *w);
+struct pvpass_resample;
+struct pvpass_resample *pvpass_resample_watch(int fd, void *ctx);
+void pvpass_resample_unwatch(struct pvpass_resample *r);
 
 /* C, called from Rust (src/pinned.rs). */
 struct page;
@@ -69,6 +72,7 @@ int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, u64 offset, int len, v
 int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, u64 offset, int len, const void *val);
 void pvpass_rs_reap(void);
 void pvpass_rs_mm_changed(void *ctx);
+void pvpass_rs_resample(void *ctx);
 void pvpass_rs_host_xmit(const void *hdr, const void *data, u32 len);
 
 #endif

@@ -50,7 +50,7 @@ extern "C" {
         -> i32;
     fn pvpass_memslots_generation(mmio: *mut c_void) -> u64;
     fn pvpass_mark_dirty(mmio: *mut c_void, gfn: u64);
-    fn pvpass_irqfd_bind(vm_file: *mut c_void, fd: i32, gsi: u32) -> *mut c_void;
+    fn pvpass_irqfd_bind(vm_file: *mut c_void, fd: i32, gsi: u32, resample_fd: i32) -> *mut c_void;
     fn pvpass_irqfd_signal(ctx: *mut c_void);
     fn pvpass_irqfd_put(ctx: *mut c_void);
     fn pvpass_irqfd_unbind(vm_file: *mut c_void, fd: i32, gsi: u32, ctx: *mut c_void) -> i32;
@@ -62,6 +62,8 @@ extern "C" {
     fn pvpass_vm_generation(vm_file: *mut c_void) -> u64;
     fn pvpass_mm_watch(vm_file: *mut c_void, ctx: *mut c_void) -> *mut c_void;
     fn pvpass_mm_unwatch(watch: *mut c_void);
+    fn pvpass_resample_watch(fd: i32, ctx: *mut c_void) -> *mut c_void;
+    fn pvpass_resample_unwatch(watch: *mut c_void);
 }
 
 /// The calling process's id (its thread group id).
@@ -195,6 +197,47 @@ impl Drop for MmWatch {
         // unregistered exactly once, here, before `_vm` is dropped. We are
         // not in one of its callbacks (they only touch atomics).
         unsafe { pvpass_mm_unwatch(self.raw.as_ptr()) };
+    }
+}
+
+/// Resampling of a level-triggered irqfd (see glue.c): after each EOI of
+/// the device's GSI, `device::pvpass_rs_resample` runs in process context.
+/// Dropping it stops the watch and waits for a running callback.
+pub(crate) struct ResampleWatch {
+    raw: NonNull<c_void>,
+}
+
+// SAFETY: The handle is only passed to `pvpass_resample_unwatch`, which may
+// be called from any thread.
+unsafe impl Send for ResampleWatch {}
+// SAFETY: `&ResampleWatch` allows nothing at all.
+unsafe impl Sync for ResampleWatch {}
+
+impl ResampleWatch {
+    /// Watch eventfd `fd` of the calling process. `EBADF` if it is not
+    /// open, `EINVAL` if it is not an eventfd.
+    ///
+    /// # Safety
+    ///
+    /// `ctx` must point to a `device::Device` that stays valid until the
+    /// returned `ResampleWatch` has been dropped: the glue calls
+    /// `device::pvpass_rs_resample` with it until then.
+    pub(crate) unsafe fn register(fd: i32, ctx: *const c_void) -> Result<Self> {
+        // SAFETY: `fd` is only looked up in the caller's fd table; the caller
+        // keeps `ctx` valid as required.
+        let raw = from_err_ptr(unsafe { pvpass_resample_watch(fd, ctx.cast_mut()) })?;
+        Ok(Self {
+            raw: NonNull::new(raw).ok_or(ENOMEM)?,
+        })
+    }
+}
+
+impl Drop for ResampleWatch {
+    fn drop(&mut self) {
+        // SAFETY: `raw` came from a successful `pvpass_resample_watch` and is
+        // released exactly once, here, never from its own callback (which
+        // only runs `Device::resample`).
+        unsafe { pvpass_resample_unwatch(self.raw.as_ptr()) };
     }
 }
 
@@ -388,12 +431,15 @@ unsafe impl Send for IrqFd {}
 unsafe impl Sync for IrqFd {}
 
 impl IrqFd {
-    /// Bind eventfd `fd` of the calling process to `gsi` of `vm`. `EINVAL`
-    /// if `fd` is not an eventfd or the VM has no in-kernel irqchip.
-    pub(crate) fn bind(vm: &VmFile, fd: i32, gsi: u32) -> Result<Self> {
-        // SAFETY: `vm` holds a reference on a KVM VM file; `fd` is only looked
-        // up in the caller's fd table.
-        let raw = from_err_ptr(unsafe { pvpass_irqfd_bind(vm.0.as_ptr().cast(), fd, gsi) })?;
+    /// Bind eventfd `fd` of the calling process to `gsi` of `vm`, level-
+    /// triggered with KVM's resampling if `resample_fd` is given (see
+    /// `ResampleWatch`). `EINVAL` if an fd is not an eventfd, `ENXIO` if the
+    /// VM has no in-kernel irqchip (to resample: only a split one).
+    pub(crate) fn bind(vm: &VmFile, fd: i32, gsi: u32, resample_fd: Option<i32>) -> Result<Self> {
+        let rs = resample_fd.unwrap_or(-1);
+        // SAFETY: `vm` holds a reference on a KVM VM file; `fd` and `rs` are
+        // only looked up in the caller's fd table.
+        let raw = from_err_ptr(unsafe { pvpass_irqfd_bind(vm.0.as_ptr().cast(), fd, gsi, rs) })?;
         Ok(Self {
             ctx: NonNull::new(raw).ok_or(EINVAL)?,
             fd,

@@ -19,6 +19,9 @@ pub(crate) const NAME_LEN: usize = 16;
 pub(crate) const FEAT_MMIO_ID: u32 = 1 << 0;
 pub(crate) const FEAT_CONFIG: u32 = 1 << 1;
 pub(crate) const FEAT_SWITCH: u32 = 1 << 2;
+pub(crate) const FEAT_RESAMPLE: u32 = 1 << 3;
+/// `PVPASS_ATTACH_F_RESAMPLE`.
+pub(crate) const ATTACH_F_RESAMPLE: u32 = 1 << 0;
 
 const MAGIC: u32 = 0xBC;
 
@@ -91,7 +94,8 @@ pub(crate) struct Attach {
     pub(crate) reserved0: u16,
     pub(crate) backend: [u8; NAME_LEN],
     pub(crate) id: u32,
-    pub(crate) reserved: [u32; 7],
+    pub(crate) resample_fd: i32,
+    pub(crate) reserved: [u32; 6],
 }
 
 /// `struct pvpass_detach`.
@@ -135,7 +139,8 @@ pub(crate) struct Stats {
     pub(crate) rx_deferred: u64,
     pub(crate) drop_rx_pin_failed: u64,
     pub(crate) map_rereads: u64,
-    pub(crate) reserved: [u64; 4],
+    pub(crate) irq_resamples: u64,
+    pub(crate) reserved: [u64; 3],
 }
 
 const _: () = assert!(core::mem::size_of::<Version>() == 16);

@@ -264,6 +264,12 @@ impl MmioDevice {
         self.mac
     }
 
+    /// InterruptStatus: the bits the driver has not acknowledged yet. While
+    /// it is not zero a level-triggered line stays asserted.
+    pub fn interrupt_status(&self) -> u32 {
+        self.interrupt_status
+    }
+
     /// Raise interrupt status bits (1: used buffer, 2: config change).
     /// Returns true if the bits were not already pending.
     pub fn raise_interrupt(&mut self, bits: u32) -> bool {
@@ -656,7 +662,16 @@ mod tests {
             MmioEvent::InterruptAck(1)
         );
         assert_eq!(rd(&d, reg::INTERRUPT_STATUS), 0);
+        assert_eq!(d.interrupt_status(), 0);
+        // A partial ACK leaves the other bit: the line stays up.
+        d.raise_interrupt(3);
+        wr(&mut d, reg::INTERRUPT_ACK, 1);
+        assert_eq!(d.interrupt_status(), 2);
+        assert_eq!(rd(&d, reg::INTERRUPT_STATUS), 2);
+        wr(&mut d, reg::INTERRUPT_ACK, 2);
+        assert_eq!(d.interrupt_status(), 0);
         d.set_needs_reset();
+        assert_eq!(d.interrupt_status(), 2);
         assert_ne!(rd(&d, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
         // The driver cannot clear NEEDS_RESET except by reset.
         wr(&mut d, reg::STATUS, 1);

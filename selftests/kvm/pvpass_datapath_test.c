@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 
@@ -82,6 +83,7 @@ enum mode {
 	M_TX_SCATTER,	/* transmit chain of more pieces than a buffer may have */
 	M_RECV_SCATTER,	/* receive chain of more pieces than a buffer may have */
 	M_ACK_RACE,	/* a frame arrives between InterruptStatus read and ACK */
+	M_RESAMPLE,	/* post a buffer; later read InterruptStatus and ACK */
 };
 
 /* Driver feature bits (low word) beyond MAC. */
@@ -315,6 +317,14 @@ static void guest_main(void)
 		GUEST_SYNC(mmio_rd32(base, R_INT_STATUS) & 1);
 		GUEST_SYNC(READ_ONCE(rx->used.idx));
 		break;
+	case M_RESAMPLE:
+		rx->desc[0] = (struct desc){ params.big_gpa[0], 1024, F_WRITE, 0 };
+		kick(base, 0, 0);
+		GUEST_SYNC(0);		/* the host sends a frame, EOIs */
+		GUEST_SYNC(mmio_rd32(base, R_INT_STATUS) & 1);
+		mmio_wr32(base, R_INT_ACK, 1);
+		GUEST_SYNC(mmio_rd32(base, R_INT_STATUS));
+		break;
 	case M_RECV_AT:
 		rx->desc[0] = (struct desc){ params.slot_gpa, BUF_LEN, F_WRITE, 0 };
 		kick(base, 0, 0);
@@ -369,6 +379,8 @@ struct guest {
 
 /* Settings for the next start(); reset to zero by it. */
 static struct params next;
+/* Interrupt eventfds for the next start()'s ATTACH (-1: none). */
+static int next_irq_fd = -1, next_resample_fd = -1;
 
 static struct guest start(int pv, int mode, const u8 *me, const u8 *dst)
 {
@@ -389,7 +401,17 @@ static struct guest start(int pv, int mode, const u8 *me, const u8 *dst)
 	memcpy(params.me, me, 6);
 	memcpy(params.dst, dst, 6);
 	sync_global_to_guest(g.vm, params);
-	g.id = attach(pv, g.vm, WIN_GPA, 5, me);
+	{
+		struct pvpass_attach a = attach_req(g.vm->fd, WIN_GPA, 5, me);
+
+		a.irq_fd = next_irq_fd;
+		if (next_resample_fd >= 0) {
+			a.flags = PVPASS_ATTACH_F_RESAMPLE;
+			a.resample_fd = next_resample_fd;
+		}
+		g.id = do_attach(pv, &a);
+	}
+	next_irq_fd = next_resample_fd = -1;
 	TEST_ASSERT(g.id > 0, "attach: %s", strerror(-g.id));
 	return g;
 }
@@ -749,6 +771,71 @@ TEST(interrupt_raised_between_status_read_and_ack_is_kept)
 	finish(pv, &c);
 	finish(pv, &b);
 	close(pv);
+}
+
+/* Poll B's irq_resamples (the re-assert runs in a work item) for up to 2 s. */
+static struct pvpass_stats resampled(int pv, int id, u64 want)
+{
+	struct pvpass_stats s;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		s = stats(pv, id);
+		if (s.irq_resamples >= want)
+			break;
+		usleep(10000);
+	}
+	return s;
+}
+
+/*
+ * A level-triggered GSI (PVPASS_ATTACH_F_RESAMPLE): KVM signals the resample
+ * eventfd at the guest's EOI after de-asserting the line; pvpass asserts it
+ * again exactly while InterruptStatus is not zero. The test writes the
+ * resample eventfd itself, as KVM does at an EOI.
+ */
+TEST(level_triggered_line_is_raised_again_at_eoi_while_status_is_set)
+{
+	int pv = pvpass_open();
+	int irq = eventfd(0, EFD_CLOEXEC), rs = eventfd(0, EFD_CLOEXEC);
+	u64 one = 1;
+	struct pvpass_stats s;
+	struct guest a, b;
+
+	ASSERT_GE(irq, 0);
+	ASSERT_GE(rs, 0);
+	next_irq_fd = irq;
+	next_resample_fd = rs;
+	b = start(pv, M_RESAMPLE, mac_b, mac_a);
+	a = start(pv, M_SEND, mac_a, mac_b);
+	ASSERT_EQ(0, sync_value(&b));			/* B posted a buffer */
+	/* An EOI with nothing pending: the line stays down. */
+	ASSERT_EQ(8, write(rs, &one, 8));
+	usleep(300000);
+	s = stats(pv, b.id);
+	EXPECT_EQ(0, s.irq_resamples);
+	EXPECT_EQ(0, s.interrupts);
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);	/* the frame; B interrupted */
+	EXPECT_EQ(1, stats(pv, b.id).interrupts);
+	/* An EOI before B's handler acknowledged it: asserted again. */
+	ASSERT_EQ(8, write(rs, &one, 8));
+	s = resampled(pv, b.id, 1);
+	EXPECT_EQ(1, s.irq_resamples);
+	EXPECT_EQ(2, s.interrupts);
+	EXPECT_EQ(1, sync_value(&b));			/* the handler reads 1 */
+	EXPECT_EQ(0, sync_value(&b));			/* and acknowledges it */
+	/* An EOI after the ACK: the line stays down. */
+	ASSERT_EQ(8, write(rs, &one, 8));
+	usleep(300000);
+	s = stats(pv, b.id);
+	EXPECT_EQ(1, s.irq_resamples);
+	EXPECT_EQ(2, s.interrupts);
+	EXPECT_EQ(1, s.rx_frames);
+	finish(pv, &a);
+	finish(pv, &b);
+	close(pv);
+	close(irq);
+	close(rs);
 }
 
 /* A port that posts no receive buffers drops its own traffic only. */

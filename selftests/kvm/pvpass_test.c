@@ -107,6 +107,7 @@ TEST(version)
 	EXPECT_EQ(PVPASS_WINDOW_SIZE, v.window_size);
 	EXPECT_EQ(PVPASS_MAX_ATTACH, v.max_attach);
 	EXPECT_NE(0, v.features & PVPASS_FEAT_MMIO_ID);
+	EXPECT_NE(0, v.features & PVPASS_FEAT_RESAMPLE);
 	close(pv);
 }
 
@@ -202,6 +203,7 @@ TEST(attach_bad_arguments)
 	int pv = pvpass_open();
 	int null_fd = open("/dev/null", O_RDWR);
 	int kvm_fd = open("/dev/kvm", O_RDWR);
+	int efd = eventfd(0, EFD_CLOEXEC);
 	int id;
 
 #define BAD(errno_, ...) do {						\
@@ -223,9 +225,17 @@ TEST(attach_bad_arguments)
 	BAD(EINVAL, a.mac[0] = 0x01);			/* multicast */
 	BAD(EINVAL, a.gsi = 0);
 	BAD(EINVAL, a.gsi = 100000);
-	BAD(EINVAL, a.flags = 1);
+	BAD(EINVAL, a.flags = 2);			/* unknown flag */
+	BAD(EINVAL, a.flags = PVPASS_ATTACH_F_RESAMPLE);	/* without irq_fd */
+	BAD(EINVAL, a.resample_fd = efd);		/* without the flag */
+	BAD(EINVAL, a.irq_fd = efd; a.flags = PVPASS_ATTACH_F_RESAMPLE;
+	    a.resample_fd = -1);
+	BAD(EINVAL, a.irq_fd = efd; a.flags = PVPASS_ATTACH_F_RESAMPLE;
+	    a.resample_fd = null_fd);			/* not an eventfd */
+	BAD(EBADF, a.irq_fd = efd; a.flags = PVPASS_ATTACH_F_RESAMPLE;
+	    a.resample_fd = 4000);			/* not open */
 	BAD(EINVAL, a.reserved0 = 1);
-	BAD(EINVAL, a.reserved[6] = 1);
+	BAD(EINVAL, a.reserved[5] = 1);
 	BAD(EINVAL, a.id = 7);
 	BAD(EINVAL, a.irq_fd = -2);
 	BAD(EINVAL, a.irq_fd = null_fd);		/* not an eventfd */
@@ -575,6 +585,35 @@ TEST(attach_irqfd_without_irqchip)
 	EXPECT_GT(do_attach(pv, &a), 0);
 	close(pv);
 	close(efd);
+	kvm_vm_free(vm);
+}
+
+/*
+ * A level-triggered GSI (resampled) needs KVM's own IOAPIC: a VM whose
+ * irqchip is split (the IOAPIC in the VMM) gets ENXIO, and nothing is left
+ * reserved.
+ */
+TEST(attach_resample_needs_full_irqchip)
+{
+	struct kvm_vm *vm = vm_create_barebones();
+	struct pvpass_attach a = attach_req(vm->fd, WIN_GPA, 5, mac_a);
+	int pv = pvpass_open();
+	int efd = eventfd(0, EFD_CLOEXEC), rfd = eventfd(0, EFD_CLOEXEC);
+
+	ASSERT_GE(efd, 0);
+	ASSERT_GE(rfd, 0);
+	vm_enable_cap(vm, KVM_CAP_SPLIT_IRQCHIP, 24);
+	a.irq_fd = efd;
+	a.flags = PVPASS_ATTACH_F_RESAMPLE;
+	a.resample_fd = rfd;
+	EXPECT_EQ(-ENXIO, do_attach(pv, &a));
+	/* Edge-triggered, the split irqchip is enough. */
+	a = attach_req(vm->fd, WIN_GPA, 5, mac_a);
+	a.irq_fd = efd;
+	EXPECT_GT(do_attach(pv, &a), 0);
+	close(pv);
+	close(efd);
+	close(rfd);
 	kvm_vm_free(vm);
 }
 

@@ -1,11 +1,11 @@
 //! `pvpassctl attach`: attach, then hold the attachment until the VMM exits
 //! or a stop signal arrives.
 
-use crate::cli::AttachArgs;
+use crate::cli::{AttachArgs, Trigger};
 use crate::device::{AttachRequest, Device};
 use crate::pidfd::{open_process, take_fd, wait_for_fd};
 use crate::procscan::KVM_VM_LINK;
-use crate::uapi::{PvpassStats, PVPASS_API_VERSION};
+use crate::uapi::{PvpassStats, PVPASS_API_VERSION, PVPASS_FEAT_RESAMPLE};
 use crate::{say, warn};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -53,7 +53,7 @@ pub fn stats_line(s: &PvpassStats) -> String {
         "stats id={} mmio_reads={} mmio_writes={} mmio_bad={} notifies={} interrupts={} \
          tx_frames={} tx_bytes={} rx_frames={} rx_bytes={} tx_gso_frames={} rx_gso_frames={} \
          rx_csum_completed={} rx_direct={} rx_deferred={} pages_pinned={} pin_hits={} \
-         pin_misses={} map_rereads={} drops: tx_bad_chain={} tx_bad_buffer={} tx_bad_hdr={} \
+         pin_misses={} map_rereads={} irq_resamples={} drops: tx_bad_chain={} tx_bad_buffer={} tx_bad_hdr={} \
          rx_no_buffer={} rx_too_small={} rx_no_offload={} tx_spoofed={} rx_pin_failed={} \
          released={}",
         s.id,
@@ -75,6 +75,7 @@ pub fn stats_line(s: &PvpassStats) -> String {
         s.pin_hits,
         s.pin_misses,
         s.map_rereads,
+        s.irq_resamples,
         s.drop_tx_bad_chain,
         s.drop_tx_bad_buffer,
         s.drop_tx_bad_hdr,
@@ -165,6 +166,24 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
         );
     }
 
+    let level = match level_mode(args.trigger, args.gsi, irq.is_some(), version.features)? {
+        (level, Some(w)) => {
+            warn!("{w}");
+            level
+        }
+        (level, None) => level,
+    };
+    // KVM signals this one at each EOI of a level-triggered GSI; kept open,
+    // like `irq`, for the whole life of the attachment.
+    let resample = if level {
+        Some(
+            EventFd::from_flags(EfdFlags::EFD_CLOEXEC)
+                .map_err(|e| anyhow!("cannot create the resample eventfd: {} ({e})", e.desc()))?,
+        )
+    } else {
+        None
+    };
+
     let target_fd = wait_for_fd(pid, &pidfd, KVM_VM_LINK, Duration::from_secs(args.wait))?;
     let vm_fd = take_fd(pid, &pidfd, target_fd)?;
 
@@ -176,6 +195,7 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
     let req = AttachRequest {
         pid,
         irq_fd: irq.as_ref().map(|e| e.as_fd()),
+        resample_fd: resample.as_ref().map(|e| e.as_fd()),
         gpa: args.gpa,
         gsi: args.gsi,
         mac: args.mac,
@@ -189,20 +209,18 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
     drop(vm_fd);
 
     say!(
-        "attached id={id} pid={pid} gpa={:#x} gsi={} mac={}",
+        "attached id={id} pid={pid} gpa={:#x} gsi={} ({}) mac={}",
         args.gpa,
         args.gsi,
+        match (irq.is_some(), level) {
+            (false, _) => "no interrupts",
+            (true, true) => "level, resampled",
+            (true, false) => "edge",
+        },
         args.mac
     );
     if irq.is_none() {
         warn!("attached without interrupts (--no-irq): the guest must poll the device");
-    } else if let Some(why) = level_triggered_gsi(args.gsi) {
-        warn!(
-            "GSI {} is level-triggered on QEMU's pc and q35 machines ({why}); pvpass signals \
-             edges (no resampling), so the guest can miss interrupts: use an edge-triggered \
-             ISA GSI such as 7",
-            args.gsi
-        );
     }
     if let Some(p) = &ready_file {
         if let Err(e) = write_ready_file(p, id) {
@@ -368,6 +386,45 @@ fn level_triggered_gsi(gsi: u32) -> Option<&'static str> {
     }
 }
 
+/// Whether to attach `gsi` level-triggered (resampled), from `--trigger`,
+/// whether there are interrupts at all and the module's features; and a
+/// warning if the guest could miss interrupts. An error if `--trigger level`
+/// was asked of a module that cannot resample.
+fn level_mode(
+    trigger: Trigger,
+    gsi: u32,
+    irq: bool,
+    features: u32,
+) -> Result<(bool, Option<String>)> {
+    let can = features & PVPASS_FEAT_RESAMPLE != 0;
+    let why = level_triggered_gsi(gsi);
+    Ok(match (irq, trigger, why) {
+        (false, ..) => (false, None),
+        (true, Trigger::Level, _) if !can => bail!(
+            "the loaded pvpass module cannot resample a level-triggered GSI: attach \
+             --trigger edge on an edge-triggered GSI such as 7"
+        ),
+        (true, Trigger::Level, _) => (true, None),
+        (true, Trigger::Auto, Some(why)) if !can => (
+            false,
+            Some(format!(
+                "GSI {gsi} is level-triggered on QEMU's pc and q35 machines ({why}), and the \
+                 loaded module cannot resample it: the guest can miss interrupts; use an \
+                 edge-triggered ISA GSI such as 7"
+            )),
+        ),
+        (true, Trigger::Auto, Some(_)) => (true, None),
+        (true, Trigger::Edge, Some(why)) => (
+            false,
+            Some(format!(
+                "GSI {gsi} is level-triggered on QEMU's pc and q35 machines ({why}), but is \
+                 attached edge-triggered (--trigger edge): the guest can miss interrupts"
+            )),
+        ),
+        (true, Trigger::Auto | Trigger::Edge, None) => (false, None),
+    })
+}
+
 /// How long a release may precede the pidfd's exit notification.
 const VMM_EXIT_GRACE: Duration = Duration::from_secs(1);
 
@@ -478,6 +535,7 @@ mod tests {
             pin_misses: 25,
             drop_rx_pin_failed: 26,
             map_rereads: 27,
+            irq_resamples: 28,
             ..Default::default()
         };
         assert_eq!(
@@ -485,7 +543,7 @@ mod tests {
             "stats id=3 mmio_reads=10 mmio_writes=20 mmio_bad=1 notifies=4 interrupts=5 \
              tx_frames=6 tx_bytes=7 rx_frames=8 rx_bytes=9 tx_gso_frames=17 rx_gso_frames=18 \
              rx_csum_completed=19 rx_direct=21 rx_deferred=22 pages_pinned=23 pin_hits=24 \
-             pin_misses=25 map_rereads=27 drops: tx_bad_chain=11 tx_bad_buffer=12 tx_bad_hdr=15 \
+             pin_misses=25 map_rereads=27 irq_resamples=28 drops: tx_bad_chain=11 tx_bad_buffer=12 tx_bad_hdr=15 \
              rx_no_buffer=13 rx_too_small=14 rx_no_offload=16 tx_spoofed=0 rx_pin_failed=26 \
              released=1"
         );
@@ -630,6 +688,46 @@ mod tests {
         for g in [1, 3, 4, 6, 7, 12, 14, 15] {
             assert!(level_triggered_gsi(g).is_none(), "{g}");
         }
+    }
+
+    #[test]
+    fn trigger_mode_follows_the_gsi_and_the_module() {
+        let can = PVPASS_FEAT_RESAMPLE;
+        // auto: level exactly for the GSIs QEMU makes level-triggered.
+        assert_eq!(
+            level_mode(Trigger::Auto, 5, true, can).unwrap(),
+            (true, None)
+        );
+        assert_eq!(
+            level_mode(Trigger::Auto, 16, true, can).unwrap(),
+            (true, None)
+        );
+        assert_eq!(
+            level_mode(Trigger::Auto, 7, true, can).unwrap(),
+            (false, None)
+        );
+        // Explicit choices win, with a warning for edge on a level GSI.
+        assert_eq!(
+            level_mode(Trigger::Level, 7, true, can).unwrap(),
+            (true, None)
+        );
+        let (level, warning) = level_mode(Trigger::Edge, 5, true, can).unwrap();
+        assert!(!level);
+        assert!(warning.unwrap().contains("--trigger edge"));
+        // A module without resampling: auto warns, level is refused.
+        let (level, warning) = level_mode(Trigger::Auto, 10, true, 0).unwrap();
+        assert!(!level);
+        assert!(warning.unwrap().contains("cannot resample"));
+        assert!(level_mode(Trigger::Level, 10, true, 0).is_err());
+        assert_eq!(
+            level_mode(Trigger::Auto, 7, true, 0).unwrap(),
+            (false, None)
+        );
+        // No interrupts at all: nothing to resample, nothing to warn about.
+        assert_eq!(
+            level_mode(Trigger::Auto, 5, false, can).unwrap(),
+            (false, None)
+        );
     }
 
     #[test]

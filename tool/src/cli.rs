@@ -95,6 +95,14 @@ On exit the final stats and `detached id=<id>: <reason>` are printed (reason:
 the VMM exited, the signal, or \"released by another process (pvpassctl
 detach)\").";
 
+/// `attach --trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Trigger {
+    Auto,
+    Edge,
+    Level,
+}
+
 #[derive(Debug, Args)]
 pub struct AttachArgs {
     /// PID of the VMM process (e.g. QEMU) that owns the KVM VM
@@ -138,8 +146,15 @@ pub struct AttachArgs {
 
     /// Attach without interrupts (irq_fd = -1), for VMMs without an in-kernel
     /// irqchip; the guest then gets no interrupts and must poll
-    #[arg(long)]
+    #[arg(long, conflicts_with = "trigger")]
     pub no_irq: bool,
+
+    /// How the guest sees the GSI: level (KVM resamples at each EOI and the
+    /// line stays up while the device has an interrupt pending; needs
+    /// kernel-irqchip=on), edge, or auto: level for GSIs that QEMU's pc and
+    /// q35 machines make level-triggered (5, 9, 10, 11, 16 and up), else edge
+    #[arg(long, value_enum, default_value_t = Trigger::Auto)]
+    pub trigger: Trigger,
 
     /// Print stats every SECONDS while attached (0 = off)
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]

@@ -26,6 +26,9 @@ pub struct AttachRequest<'a> {
     /// Eventfd the module binds to `gsi` with KVM's irqfd; `None` passes
     /// irq_fd = -1 (no interrupts, the guest must poll).
     pub irq_fd: Option<BorrowedFd<'a>>,
+    /// For a level-triggered GSI: the eventfd KVM signals at each EOI
+    /// (PVPASS_ATTACH_F_RESAMPLE). Needs `irq_fd`.
+    pub resample_fd: Option<BorrowedFd<'a>>,
     pub gpa: u64,
     pub gsi: u32,
     pub mac: Mac,
@@ -163,6 +166,12 @@ pub fn attach_error_message(errno: Errno, req: &AttachRequest<'_>) -> String {
              or the VM's MMIO bus is full",
             req.max_attach
         ),
+        Errno::ENXIO if req.resample_fd.is_some() => format!(
+            "process {} has no in-kernel IOAPIC to resample the level-triggered GSI {} \
+             (ENXIO): start QEMU with -machine ...,kernel-irqchip=on (not split), or use an \
+             edge-triggered GSI such as 7 (--trigger edge)",
+            req.pid, req.gsi
+        ),
         Errno::ENXIO => format!(
             "process {} has no in-kernel irqchip for the interrupt (ENXIO): start QEMU with \
              -machine ...,kernel-irqchip=on, or attach with --no-irq",
@@ -215,6 +224,12 @@ impl Device {
         let mut a = PvpassAttach {
             vm_fd: vm_fd.as_raw_fd(),
             irq_fd: req.irq_fd.map_or(-1, |fd| fd.as_raw_fd()),
+            flags: if req.resample_fd.is_some() {
+                uapi::PVPASS_ATTACH_F_RESAMPLE
+            } else {
+                0
+            },
+            resample_fd: req.resample_fd.map_or(0, |fd| fd.as_raw_fd()),
             gsi: req.gsi,
             gpa: req.gpa,
             mac: req.mac.0,
@@ -347,6 +362,7 @@ mod tests {
         AttachRequest {
             pid: 1234,
             irq_fd: None,
+            resample_fd: None,
             gpa: 0xd000_0000,
             gsi: 5,
             mac: Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
@@ -405,6 +421,7 @@ mod tests {
         let efd = nix::sys::eventfd::EventFd::new().unwrap();
         let r = AttachRequest {
             irq_fd: Some(std::os::fd::AsFd::as_fd(&efd)),
+            resample_fd: None,
             ..req()
         };
         let m = attach_error_message(Errno::EINVAL, &r);

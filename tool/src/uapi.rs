@@ -18,6 +18,12 @@ pub const PVPASS_NAME_LEN: usize = 16;
 pub const PVPASS_FEAT_MMIO_ID: u32 = 1 << 0;
 pub const PVPASS_FEAT_CONFIG: u32 = 1 << 1;
 pub const PVPASS_FEAT_SWITCH: u32 = 1 << 2;
+pub const PVPASS_FEAT_RESAMPLE: u32 = 1 << 3;
+
+/// ATTACH flag: the GSI is level-triggered; `resample_fd` is an eventfd KVM
+/// signals at the guest's EOI (the module then re-asserts the line while the
+/// device's InterruptStatus is not zero).
+pub const PVPASS_ATTACH_F_RESAMPLE: u32 = 1 << 0;
 
 pub const PVPASS_IOCTL_MAGIC: u8 = 0xBC;
 pub const PVPASS_NR_GET_VERSION: u8 = 0x00;
@@ -54,7 +60,8 @@ pub struct PvpassAttach {
     pub reserved0: u16,
     pub backend: [u8; PVPASS_NAME_LEN],
     pub id: u32,
-    pub reserved: [u32; 7],
+    pub resample_fd: i32,
+    pub reserved: [u32; 6],
 }
 
 #[repr(C)]
@@ -97,7 +104,8 @@ pub struct PvpassStats {
     pub rx_deferred: u64,
     pub drop_rx_pin_failed: u64,
     pub map_rereads: u64,
-    pub reserved: [u64; 4],
+    pub irq_resamples: u64,
+    pub reserved: [u64; 3],
 }
 
 /// One attachment as PVPASS_LIST reports it.
@@ -146,7 +154,8 @@ const _: () = assert!(offset_of!(PvpassAttach, mac) == 24);
 const _: () = assert!(offset_of!(PvpassAttach, reserved0) == 30);
 const _: () = assert!(offset_of!(PvpassAttach, backend) == 32);
 const _: () = assert!(offset_of!(PvpassAttach, id) == 48);
-const _: () = assert!(offset_of!(PvpassAttach, reserved) == 52);
+const _: () = assert!(offset_of!(PvpassAttach, resample_fd) == 52);
+const _: () = assert!(offset_of!(PvpassAttach, reserved) == 56);
 const _: () = assert!(offset_of!(PvpassStats, mmio_reads) == 8);
 const _: () = assert!(offset_of!(PvpassStats, mmio_writes) == 16);
 const _: () = assert!(offset_of!(PvpassStats, mmio_bad) == 24);
@@ -168,7 +177,8 @@ const _: () = assert!(offset_of!(PvpassStats, rx_gso_frames) == 144);
 const _: () = assert!(offset_of!(PvpassStats, rx_csum_completed) == 152);
 const _: () = assert!(offset_of!(PvpassStats, drop_tx_spoofed) == 160);
 const _: () = assert!(offset_of!(PvpassStats, map_rereads) == 216);
-const _: () = assert!(offset_of!(PvpassStats, reserved) == 224);
+const _: () = assert!(offset_of!(PvpassStats, irq_resamples) == 224);
+const _: () = assert!(offset_of!(PvpassStats, reserved) == 232);
 const _: () = assert!(offset_of!(PvpassInfo, flags) == 4);
 const _: () = assert!(offset_of!(PvpassInfo, owner_pid) == 8);
 const _: () = assert!(offset_of!(PvpassInfo, gsi) == 12);
@@ -285,6 +295,7 @@ int main(void) {
     P(PVPASS_API_VERSION); P(PVPASS_WINDOW_SIZE); P(PVPASS_MAX_ATTACH);
     P(PVPASS_NAME_LEN); P(PVPASS_FEAT_MMIO_ID); P(PVPASS_FEAT_CONFIG);
     P(PVPASS_FEAT_SWITCH); P(PVPASS_F_ANY_FILE); P(PVPASS_INFO_RELEASED);
+    P(PVPASS_FEAT_RESAMPLE); P(PVPASS_ATTACH_F_RESAMPLE);
     P(PVPASS_GET_VERSION); P(PVPASS_ATTACH); P(PVPASS_DETACH); P(PVPASS_GET_STATS);
     P(PVPASS_LIST);
     P(sizeof(struct pvpass_version)); P(sizeof(struct pvpass_attach));
@@ -294,6 +305,7 @@ int main(void) {
     P(offsetof(struct pvpass_attach, backend)); P(offsetof(struct pvpass_attach, id));
     P(offsetof(struct pvpass_attach, vm_fd)); P(offsetof(struct pvpass_attach, irq_fd));
     P(offsetof(struct pvpass_attach, gsi)); P(offsetof(struct pvpass_attach, reserved0));
+    P(offsetof(struct pvpass_attach, resample_fd));
     P(offsetof(struct pvpass_attach, reserved));
     P(offsetof(struct pvpass_stats, flags)); P(offsetof(struct pvpass_stats, mmio_reads));
     P(offsetof(struct pvpass_stats, mmio_writes)); P(offsetof(struct pvpass_stats, mmio_bad));
@@ -311,6 +323,8 @@ int main(void) {
     P(offsetof(struct pvpass_stats, rx_gso_frames));
     P(offsetof(struct pvpass_stats, rx_csum_completed));
     P(offsetof(struct pvpass_stats, drop_tx_spoofed));
+    P(offsetof(struct pvpass_stats, map_rereads));
+    P(offsetof(struct pvpass_stats, irq_resamples));
     P(offsetof(struct pvpass_stats, reserved));
     P(offsetof(struct pvpass_info, flags)); P(offsetof(struct pvpass_info, owner_pid));
     P(offsetof(struct pvpass_info, gsi)); P(offsetof(struct pvpass_info, gpa));
@@ -353,6 +367,8 @@ int main(void) {
             ("PVPASS_FEAT_SWITCH", PVPASS_FEAT_SWITCH.into()),
             ("PVPASS_F_ANY_FILE", PVPASS_F_ANY_FILE.into()),
             ("PVPASS_INFO_RELEASED", PVPASS_INFO_RELEASED.into()),
+            ("PVPASS_FEAT_RESAMPLE", PVPASS_FEAT_RESAMPLE.into()),
+            ("PVPASS_ATTACH_F_RESAMPLE", PVPASS_ATTACH_F_RESAMPLE.into()),
             ("PVPASS_GET_VERSION", PVPASS_GET_VERSION.into()),
             ("PVPASS_ATTACH", PVPASS_ATTACH.into()),
             ("PVPASS_DETACH", PVPASS_DETACH.into()),
@@ -402,13 +418,13 @@ int main(void) {
             };
         }
         let attach_offsets = offsets!(PvpassAttach, "pvpass_attach":
-            vm_fd, irq_fd, gsi, reserved0, reserved);
+            vm_fd, irq_fd, gsi, reserved0, resample_fd, reserved);
         let stats_offsets = offsets!(PvpassStats, "pvpass_stats":
             flags, mmio_reads, mmio_writes, mmio_bad, notifies, interrupts,
             tx_frames, tx_bytes, rx_frames, rx_bytes, drop_tx_bad_chain,
             drop_tx_bad_buffer, drop_rx_no_buffer, drop_rx_too_small, released,
             drop_tx_bad_hdr, drop_rx_no_offload, tx_gso_frames, rx_gso_frames,
-            rx_csum_completed, drop_tx_spoofed, reserved);
+            rx_csum_completed, drop_tx_spoofed, map_rereads, irq_resamples, reserved);
         let info_offsets = offsets!(PvpassInfo, "pvpass_info":
             flags, owner_pid, gsi, gpa, mac, reserved0, backend, reserved);
         let list_offsets = offsets!(PvpassList, "pvpass_list": flags, entries);

@@ -37,6 +37,7 @@
 #define PVPASS_FEAT_MMIO_ID	(1U << 0)	/* identification registers */
 #define PVPASS_FEAT_CONFIG	(1U << 1)	/* virtio-net config space  */
 #define PVPASS_FEAT_SWITCH	(1U << 2)	/* queues, switch, irqfd    */
+#define PVPASS_FEAT_RESAMPLE	(1U << 3)	/* PVPASS_ATTACH_F_RESAMPLE */
 
 struct pvpass_version {
 	__u32 api_version;	/* out: PVPASS_API_VERSION */
@@ -50,7 +51,8 @@ struct pvpass_version {
  *   EBADF   vm_fd is not an open file descriptor
  *   EINVAL  vm_fd is not a KVM VM; gpa not 4 KiB aligned or window wraps;
  *           mac is zero or multicast; unknown flags; reserved fields set;
- *           backend not NUL-terminated
+ *           backend not NUL-terminated; PVPASS_ATTACH_F_RESAMPLE without
+ *           irq_fd, or resample_fd not an eventfd
  *   EEXIST  the window overlaps guest RAM (a memslot) or another pvpass
  *           window of the same VM
  *   EBUSY   the GSI is already used by another pvpass device of this VM
@@ -61,10 +63,23 @@ struct pvpass_version {
  *   EADDRINUSE  another port of the switch (a device or the host port) has
  *           this MAC
  *   ENXIO   irq_fd given, but the VM has no in-kernel irqchip (yet: a VMM
- *           creates it just after the VM, so a tool may retry briefly)
+ *           creates it just after the VM, so a tool may retry briefly); with
+ *           PVPASS_ATTACH_F_RESAMPLE also: the irqchip is split (the IOAPIC
+ *           is in the VMM, KVM cannot resample)
  */
+/*
+ * ATTACH flag: the GSI is level-triggered in the guest (on QEMU's pc and q35
+ * machines: ISA IRQs 5, 9, 10, 11 and every GSI from 16). The module binds
+ * irq_fd with KVM_IRQFD_FLAG_RESAMPLE and resample_fd: the line stays
+ * asserted until the guest's EOI, and at the EOI the module asserts it again
+ * if InterruptStatus is still not zero. Without it an interrupt signalled
+ * while the previous one is in service (remote IRR set) is lost.
+ * Needs irq_fd and an in-kernel IOAPIC (not kernel-irqchip=split).
+ */
+#define PVPASS_ATTACH_F_RESAMPLE	(1U << 0)
+
 struct pvpass_attach {
-	__u32 flags;		/* in: must be 0 */
+	__u32 flags;		/* in: 0 or PVPASS_ATTACH_F_RESAMPLE */
 	__s32 vm_fd;		/* in: KVM VM file descriptor */
 	__s32 irq_fd;		/* in: eventfd the module binds to gsi with KVM's
 				 * irqfd, or -1 for none (no interrupts: the
@@ -75,7 +90,9 @@ struct pvpass_attach {
 	__u16 reserved0;	/* in: must be 0 */
 	char  backend[PVPASS_NAME_LEN];	/* in: switch name, "" = default */
 	__u32 id;		/* out: attachment id, unique while loaded */
-	__u32 reserved[7];	/* in: must be 0 */
+	__s32 resample_fd;	/* in: with PVPASS_ATTACH_F_RESAMPLE, an eventfd
+				 * KVM signals at the guest's EOI; else 0 */
+	__u32 reserved[6];	/* in: must be 0 */
 };
 
 /*
@@ -141,7 +158,10 @@ struct pvpass_stats {
 				 * memslots changed or the VMM changed what
 				 * backs guest memory (mmu notifier): every
 				 * pin dropped, taken again as needed */
-	__u64 reserved[4];	/* out: zero for now */
+	__u64 irq_resamples;	/* out: with PVPASS_ATTACH_F_RESAMPLE, EOIs
+				 * after which the line was asserted again
+				 * (InterruptStatus still not zero) */
+	__u64 reserved[3];	/* out: zero for now */
 };
 
 /* One attachment as PVPASS_LIST reports it. */
