@@ -21,7 +21,7 @@ exec >"$res/bed.log" 2>&1
 . "$res/bench.env"
 export PATH=$np:$PATH
 echo "bed: $(uname -r), $(nproc) CPU(s), start $(date -u +%FT%TZ)"
-echo "bed: configs=$BENCH_CONFIGS reps=$BENCH_REPS len=$BENCH_LEN tests=${BENCH_TESTS:-default}"
+echo "bed: configs=$BENCH_CONFIGS reps=$BENCH_REPS len=$BENCH_LEN tests=${BENCH_TESTS:-default} pvpass gsi=${BENCH_GSI:-7}"
 
 mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
 modprobe kvm_amd || { echo "bed: kvm_amd did not load"; echo failed >"$res/finished"; exit 1; }
@@ -37,7 +37,9 @@ qmp() { python3 "$bin/qmp.py" "$1" "$2"; } # socket, command
 
 # Nested guests under TCG: as in scripts/guest-demo.sh.
 bed_args="lpj=4000000 tsc=reliable no_timer_check"
-mmio_arg=$(cat "$bin/cmdline")
+# The pvpass guests' device on GSI $BENCH_GSI (guest/cmdline says 7).
+BENCH_GSI=${BENCH_GSI:-7}
+mmio_arg=$(sed "s/:7\$/:$BENCH_GSI/" "$bin/cmdline")
 pids=()
 attach_pids=()
 
@@ -142,7 +144,7 @@ start_pvpass() {
 	for i in 1 2; do
 		start_guest pvpass "$i" -S
 		rm -f "/tmp/bench-attach$i"
-		"$ctl" attach --pid "${pids[-1]}" --gpa 0xd0000000 --gsi 7 --mac "52:54:00:00:00:0$i" \
+		"$ctl" attach --pid "${pids[-1]}" --gpa 0xd0000000 --gsi "$BENCH_GSI" --mac "52:54:00:00:00:0$i" \
 			--ready-file "/tmp/bench-attach$i" >>"$res/pvpass-attach$i.log" 2>&1 &
 		attach_pids+=("$!")
 		for _ in $(seq 600); do [ -s "/tmp/bench-attach$i" ] && break; sleep 0.1; done

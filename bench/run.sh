@@ -11,6 +11,8 @@
 #   BENCH_LEN=8             seconds per netperf run (-l)
 #   BENCH_CONFIGS="loopback pvpass vhost qemu"   a subset for quick iteration
 #   BENCH_TESTS="..."       netperf tests (bench/measure.py's names)
+#   BENCH_GSI=7             the pvpass guests' GSI (5: level-triggered on q35,
+#                           which pvpassctl attaches with resampling)
 #   BENCH_PROFILE=tcp_stream_g2g  one more run of this test per guest config
 #                           under `perf record -a` (profile-<config>.txt); "" skips
 #   BENCH_OUT=bench/results where the results go
@@ -30,6 +32,7 @@ BENCH_LEN=${BENCH_LEN:-8}
 BENCH_CONFIGS=${BENCH_CONFIGS:-loopback pvpass vhost qemu}
 BENCH_TESTS=${BENCH_TESTS:-}
 BENCH_PROFILE=${BENCH_PROFILE-tcp_stream_g2g}
+BENCH_GSI=${BENCH_GSI:-7}
 out=${BENCH_OUT:-$here/bench/results}
 start=$(date +%s)
 
@@ -52,6 +55,7 @@ BENCH_LEN='$BENCH_LEN'
 BENCH_CONFIGS='$BENCH_CONFIGS'
 BENCH_TESTS='$BENCH_TESTS'
 BENCH_PROFILE='$BENCH_PROFILE'
+BENCH_GSI='$BENCH_GSI'
 EOF
 
 n_vm=$(wc -w <<<"${BENCH_CONFIGS//loopback/}")
@@ -88,6 +92,7 @@ cp "$res"/profile-*.txt "$out/" 2>/dev/null || true
 	echo "configs: $BENCH_CONFIGS"
 	echo "reps: $BENCH_REPS"
 	echo "len_s: $BENCH_LEN"
+	echo "pvpass_gsi: $BENCH_GSI"
 	echo "bed_wall_s: $bed_s"
 	echo "total_wall_s: $(($(date +%s) - start))"
 	echo "failures: $(tr '\n' ';' <"$res/failures.txt" 2>/dev/null || true)"
