@@ -209,12 +209,12 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
     drop(vm_fd);
 
     say!(
-        "attached id={id} pid={pid} gpa={:#x} gsi={} ({}) mac={}",
+        "attached id={id} pid={pid} gpa={:#x} gsi={} trigger={} mac={}",
         args.gpa,
         args.gsi,
         match (irq.is_some(), level) {
-            (false, _) => "no interrupts",
-            (true, true) => "level, resampled",
+            (false, _) => "none",
+            (true, true) => "level",
             (true, false) => "edge",
         },
         args.mac

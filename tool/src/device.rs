@@ -342,8 +342,14 @@ pub fn feature_names(features: u32) -> String {
     if features & uapi::PVPASS_FEAT_SWITCH != 0 {
         names.push("switch".to_owned());
     }
+    if features & uapi::PVPASS_FEAT_RESAMPLE != 0 {
+        names.push("resample".to_owned());
+    }
     let unknown = features
-        & !(uapi::PVPASS_FEAT_MMIO_ID | uapi::PVPASS_FEAT_CONFIG | uapi::PVPASS_FEAT_SWITCH);
+        & !(uapi::PVPASS_FEAT_MMIO_ID
+            | uapi::PVPASS_FEAT_CONFIG
+            | uapi::PVPASS_FEAT_SWITCH
+            | uapi::PVPASS_FEAT_RESAMPLE);
     if unknown != 0 {
         names.push(format!("unknown {unknown:#x}"));
     }
@@ -518,6 +524,7 @@ mod tests {
         assert_eq!(feature_names(0), "none");
         assert_eq!(feature_names(3), "mmio-id, config");
         assert_eq!(feature_names(7), "mmio-id, config, switch");
-        assert_eq!(feature_names(1 | 8), "mmio-id, unknown 0x8");
+        assert_eq!(feature_names(15), "mmio-id, config, switch, resample");
+        assert_eq!(feature_names(1 | 16), "mmio-id, unknown 0x10");
     }
 }
