@@ -36,7 +36,8 @@
 //! receive queue) goes through atomics that the receiver folds in at its next
 //! register access. `state` is taken on the vCPU thread with `kvm->srcu`
 //! read-held: nothing that waits for srcu (unregistering a window) may run
-//! under it.
+//! under it. The resample work item (level-triggered GSIs, `resample`)
+//! takes its device's `state` alone, and drops it before signalling.
 
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;

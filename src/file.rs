@@ -237,6 +237,9 @@ impl PvpassFile {
         // SAFETY: As for the window: stored in the same `Live`, dropped
         // before its `ShutdownOnDrop`, while the attachment holds `dev`.
         let watch = unsafe { MmWatch::register(&vm, Arc::as_ptr(&dev).cast()) }?;
+        // The resample eventfd is looked up by number a second time here
+        // (KVM took it in `IrqFd::bind`). A caller that swaps the fd in
+        // between only makes its own guest's line edge-like again.
         let resample = match resample_fd {
             // SAFETY: As for the window: stored in the same `Live`, dropped
             // before its `ShutdownOnDrop`, while the attachment holds `dev`.
