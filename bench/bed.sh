@@ -82,12 +82,9 @@ measure() { # config, kind, extra args...
 	local cfg=$1 kind=$2; shift 2
 	echo "bed: measuring $cfg ($(date -u +%T))"
 	local t0=$SECONDS
-	# Budget: every run allowed its full timeout (length + 120 s) plus the
-	# profiled run and the warm-up. measure.py stops starting runs past it;
+	# measure.py starts no run past the configuration's budget (bench/run.sh);
 	# the hard timeout (5 minutes more) catches a measure.py that is stuck.
-	local n budget
-	n=$(wc -w <<<"${BENCH_TESTS:-a b c d e}")
-	budget=$(((BENCH_REPS * n + 2) * (BENCH_LEN + 120) + 240))
+	local budget=$BENCH_BUDGET
 	timeout -k 30 $((budget + 300)) python3 "$bin/measure.py" --config "$cfg" --kind "$kind" \
 		--res "$res" --reps "$BENCH_REPS" --len "$BENCH_LEN" --tests "${BENCH_TESTS:-}" \
 		--budget "$budget" "$@"

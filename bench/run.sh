@@ -49,6 +49,11 @@ bash scripts/initramfs.sh "$res/initramfs.cpio.gz" bench/guest-init bench/guest-
 mkdir -p "$res/bin"
 cp bench/bed.sh bench/measure.py scripts/qmp.py "$res/bin/"
 cp guest/cmdline "$res/bin/cmdline"
+# A configuration's budget: every run allowed its full timeout (length +
+# 120 s, see bench/measure.py) plus the profiled run and the warm-up; the
+# default test set has 5 tests.
+n_tests=$(wc -w <<<"${BENCH_TESTS:-a b c d e}")
+budget=$(((BENCH_REPS * n_tests + 2) * (BENCH_LEN + 120) + 240))
 cat >"$res/bench.env" <<EOF
 BENCH_REPS='$BENCH_REPS'
 BENCH_LEN='$BENCH_LEN'
@@ -56,20 +61,20 @@ BENCH_CONFIGS='$BENCH_CONFIGS'
 BENCH_TESTS='$BENCH_TESTS'
 BENCH_PROFILE='$BENCH_PROFILE'
 BENCH_GSI='$BENCH_GSI'
+BENCH_BUDGET='$budget'
 EOF
 
 n_vm=$(wc -w <<<"${BENCH_CONFIGS//loopback/}")
 echo "bench: booting the test bed (patched $(basename "$KDIR") under QEMU TCG); configs: $BENCH_CONFIGS;" \
 	"$BENCH_REPS reps x ${BENCH_LEN}s; about $((2 + n_vm * (2 + BENCH_REPS * 5 * (BENCH_LEN + 4) / 60) + BENCH_REPS * 3 * (BENCH_LEN + 2) / 60)) minutes here"
+# The bed's hard limit: every configuration may use its whole budget and
+# the 5 minutes of its hard timeout (measure() in bench/bed.sh) plus two
+# boots; only a wedged bed reaches it.
+n_cfg=$(wc -w <<<"$BENCH_CONFIGS")
+bed_limit=$((600 + n_cfg * (budget + 300) + n_vm * 1000))
 # One CPU for the bed, as the demo: with two, nested SVM under TCG corrupted
 # L2 guests now and then. /var/cache is a tmpfs in the bed: mount the cache
 # (kernel, netperf) explicitly.
-# The bed's hard limit: every configuration may use its whole budget (see
-# measure() in bench/bed.sh) plus two boots; only a wedged bed reaches it.
-n_tests=$(wc -w <<<"${BENCH_TESTS:-a b c d e}")
-cfg_budget=$(((BENCH_REPS * n_tests + 2) * (BENCH_LEN + 120) + 240 + 300))
-n_cfg=$(wc -w <<<"$BENCH_CONFIGS")
-bed_limit=$((600 + n_cfg * cfg_budget + n_vm * 1000))
 bed_start=$(date +%s)
 timeout "$bed_limit" vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
 	--rwdir "$res" --rodir "$(dirname "$KDIR")" \

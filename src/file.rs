@@ -217,12 +217,15 @@ impl PvpassFile {
             fd => Some(IrqFd::bind(&vm, fd, req.gsi, resample_fd).inspect_err(|e| {
                 if kvm::ratelimit() {
                     pr_info!(
-                        "ATTACH rejected ({}): irq_fd {} cannot be bound to gsi {}{} (not an eventfd, or no in-kernel irqchip{})\n",
+                        "ATTACH rejected ({}): irq_fd {} cannot be bound to gsi {}{}\n",
                         e.to_errno(),
                         fd,
                         req.gsi,
-                        if resample_fd.is_some() { " with resampling" } else { "" },
-                        if resample_fd.is_some() { ", or a split one" } else { "" }
+                        if resample_fd.is_some() {
+                            " with resampling (not an eventfd, or no full in-kernel irqchip)"
+                        } else {
+                            " (not an eventfd, or no in-kernel irqchip)"
+                        }
                     );
                 }
             })?),
