@@ -44,6 +44,7 @@ fn write_devices(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
              pages_pinned={} pin_hits={} pin_misses={} map_rereads={} irq_resamples={} \
              drop_tx_bad_chain={} drop_tx_bad_buffer={} drop_tx_bad_hdr={} drop_tx_spoofed={} \
              drop_rx_no_buffer={} drop_rx_too_small={} drop_rx_no_offload={} drop_rx_pin_failed={} \
+             tx_yields={} drop_tx_storm={} drop_rx_scattered={} \
              backlog={} pending_isr={} rxq={}",
             s.id, a.owner_pid, a.gsi, a.dev.gpa, m[0], m[1], m[2], m[3], m[4], m[5],
             u8::from(!a.is_live()),
@@ -53,6 +54,7 @@ fn write_devices(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             s.pages_pinned, s.pin_hits, s.pin_misses, s.map_rereads, s.irq_resamples,
             s.drop_tx_bad_chain, s.drop_tx_bad_buffer, s.drop_tx_bad_hdr, s.drop_tx_spoofed,
             s.drop_rx_no_buffer, s.drop_rx_too_small, s.drop_rx_no_offload, s.drop_rx_pin_failed,
+            s.tx_yields, s.drop_tx_storm, s.drop_rx_scattered,
             d.backlog, d.pending_isr, RxQueue(d.queue),
         );
     });

@@ -29,24 +29,36 @@
 //! `vnet`; MRG_RXBUF (a frame may fill several receive buffers) and
 //! EVENT_IDX (notification suppression in both directions).
 //!
+//! Hostile guests: one exit does a bounded amount of work (`TX_BUDGET_*`
+//! frames and bytes, then the rest is left for the next exit, which the
+//! device asks for with an interrupt), and no thread ever waits for another
+//! VM: a sender only *tries* a receiver's `rx` lock and pins its pages
+//! without faulting them in (`nofault`); when either fails the frame waits in
+//! the receiver's backlog, which only the receiver's own vCPU thread drains,
+//! with faults allowed. A receiver whose VMM stalls its page faults
+//! (userfaultfd, FUSE) thereby stalls only its own traffic.
+//!
 //! Lock order: `Device::state` (the vCPU thread's: registers and transmit),
-//! then `switch::SWITCH`, then any device's `Device::rx`, then that device's
-//! `Device::backlog` (a leaf). A sender never takes a receiver's `state`:
-//! what it must tell the receiver's registers (interrupt status, a broken
-//! receive queue) goes through atomics that the receiver folds in at its next
-//! register access. `state` is taken on the vCPU thread with `kvm->srcu`
-//! read-held: nothing that waits for srcu (unregistering a window) may run
-//! under it. The resample work item (level-triggered GSIs, `resample`)
-//! takes its device's `state` alone, and drops it before signalling.
+//! then any device's `Device::rx` (a sender only ever `try_lock`s another
+//! device's), then that device's `Device::backlog` (a spinlock, a leaf: held
+//! only to copy a frame in or out). `switch::SWITCH` is a leaf too: nothing
+//! is taken or delivered under it. A sender never takes a receiver's
+//! `state`: what it must tell the receiver's registers (interrupt status, a
+//! broken receive queue) goes through atomics that the receiver folds in at
+//! its next register access. `state` is taken on the vCPU thread with
+//! `kvm->srcu` read-held: nothing that waits for srcu (unregistering a
+//! window) may run under it. Threads that are not the device's own (stats,
+//! debugfs, the resample work item) only `try_lock` `state` and `rx`, so a
+//! vCPU thread stuck in its own VMM's page fault blocks nobody else.
 
 use core::ffi::{c_int, c_void};
 use core::ptr::NonNull;
 use kernel::{
-    new_mutex,
+    new_mutex, new_spinlock,
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed},
-        Arc, Mutex,
+        Arc, Mutex, SpinLock,
     },
 };
 
@@ -57,9 +69,9 @@ use crate::{
         backlog::{Backlog, Entry},
         memmap::PAGE_SIZE,
         mmio::{feature, reg, MmioDevice, MmioEvent},
-        pincache::PinError,
+        pincache::{PinError, PinStats},
         virtq::{Chain, QueueConfig, QueueIndices, Virtqueue, DESC_SIZE},
-        vnet::{self, NetHdr, Offloads, ETH_HLEN, HDR_LEN},
+        vnet::{self, NetHdr, Offloads, ETH_HLEN, FRAME_MAX, HDR_LEN},
     },
     switch, uapi,
 };
@@ -87,6 +99,11 @@ const BACKLOG_FRAMES: usize = 256;
 /// Receive buffers one frame may fill with MRG_RXBUF; a guest posting
 /// smaller buffers than that loses the frame (counted as too small).
 const MAX_RX_BUFFERS: usize = 64;
+/// Transmit frames one exit may send (vhost-net's weight): a guest whose
+/// other vCPUs keep the ring full cannot keep this one in the kernel.
+const TX_BUDGET_FRAMES: u32 = 256;
+/// Transmit bytes one exit may send (vhost-net's byte weight).
+const TX_BUDGET_BYTES: usize = 512 << 10;
 
 /// Heap storage for the backlog (the core wants `AsRef`/`AsMut` slices):
 /// its bytes (1 MiB) and its frame list (8 KiB, not for a kernel stack).
@@ -119,7 +136,12 @@ struct DevState {
     tx_pins: VmPins,
     /// KVM logs writes to the VM's memory: mark the used ring dirty.
     dirty_log: bool,
+    /// The last exit spent its budget with chains still available: the next
+    /// exit of this device goes on with them.
+    tx_more: bool,
     tx: KBox<TxBig>,
+    /// The ports a frame goes to, filled by the switch (see `switch::forward`).
+    targets: KBox<switch::Targets>,
 }
 
 /// The chain being sent and its pinned buffer (allocated zeroed, as
@@ -160,6 +182,9 @@ struct RxState {
     /// device writes must be marked dirty, which only the VM's own vCPU
     /// thread can do, so frames for it wait for that thread.
     dirty_log: bool,
+    /// The backlog frame being written by the drain, copied out of the
+    /// backlog so that senders can push while the drain pins (and faults).
+    scratch: KVVec<u8>,
 }
 
 /// Per-device counters (`pvpass_stats`), by index.
@@ -189,8 +214,11 @@ enum C {
     DropRxPinFailed,
     MapRereads,
     Resamples,
+    TxYields,
+    DropTxStorm,
+    DropRxScattered,
 }
-const NR_COUNTERS: usize = C::Resamples as usize + 1;
+const NR_COUNTERS: usize = C::DropRxScattered as usize + 1;
 
 struct Counters([Atomic<u64>; NR_COUNTERS]);
 
@@ -226,7 +254,7 @@ pub(crate) struct Device {
     #[pin]
     rx: Mutex<RxState>,
     #[pin]
-    backlog: Mutex<PortBacklog>,
+    backlog: SpinLock<PortBacklog>,
     /// The used-buffer interrupt bit (1) when raised by another thread,
     /// folded into the registers at the next register access (only ever
     /// 0 or 1: a broken queue goes through `rx_failed`).
@@ -238,6 +266,9 @@ pub(crate) struct Device {
     /// `kvm::MmWatch`): part of the memory generation, see `generation`.
     mm_seq: Atomic<u32>,
     counters: Counters,
+    /// The pin caches' counters as last seen (pinned, hits, misses; transmit
+    /// then receive), for `stats` while the caches' locks are busy.
+    pin_stats: [Atomic<u64>; 6],
 }
 
 /// Shuts the device down when dropped: kept in an attachment's `Live` after
@@ -323,6 +354,8 @@ impl Device {
         let ring = unsafe { pinned::new_zeroed::<RingMem>() }?;
         // SAFETY: As above.
         let big = unsafe { pinned::new_zeroed::<RxBig>() }?;
+        let scratch = KVVec::from_elem(0u8, FRAME_MAX, GFP_KERNEL)?;
+        let targets = switch::Targets::new()?;
         Arc::pin_init(
             try_pin_init!(Self {
                 id,
@@ -337,7 +370,9 @@ impl Device {
                     tx_off: Offloads::default(),
                     tx_pins,
                     dirty_log: false,
+                    tx_more: false,
                     tx,
+                    targets,
                 }),
                 rx <- new_mutex!(RxState {
                     q: None,
@@ -347,12 +382,14 @@ impl Device {
                     off: Offloads::default(),
                     mrg_rxbuf: false,
                     dirty_log: false,
+                    scratch,
                 }),
-                backlog <- new_mutex!(backlog),
+                backlog <- new_spinlock!(backlog),
                 pending_isr: Atomic::new(0),
                 rx_failed: Atomic::new(0),
                 mm_seq: Atomic::new(0),
                 counters: Counters::new(),
+                pin_stats: [const { Atomic::new(0) }; 6],
             }),
             GFP_KERNEL,
         )
@@ -381,13 +418,41 @@ impl Device {
         Ok(dirty_log)
     }
 
+    /// Remember the pin counters of one direction (0: transmit, 1: receive).
+    fn save_pin_stats(&self, dir: usize, p: PinStats) {
+        for (i, v) in [p.pinned, p.hits, p.misses].into_iter().enumerate() {
+            if let Some(a) = self.pin_stats.get(dir * 3 + i) {
+                a.store(v, Relaxed);
+            }
+        }
+    }
+
+    /// The pin counters of one direction: read now if its lock is free (it
+    /// is taken only by its own thread's work, briefly, unless the VMM stalls
+    /// a page fault), else as last seen.
+    fn pin_stats(&self, dir: usize, now: Option<PinStats>) -> PinStats {
+        if let Some(p) = now {
+            self.save_pin_stats(dir, p);
+            return p;
+        }
+        let get = |i: usize| {
+            self.pin_stats
+                .get(dir * 3 + i)
+                .map_or(0, |a| a.load(Relaxed))
+        };
+        PinStats {
+            pinned: get(0),
+            hits: get(1),
+            misses: get(2),
+            ..Default::default()
+        }
+    }
+
     pub(crate) fn stats(&self) -> uapi::Stats {
         let c = &self.counters;
-        // Pins of both directions (state, then rx: the lock order).
-        let st = self.state.lock();
-        let tx = st.tx_pins.stats();
-        let rx = self.rx.lock().pins.stats();
-        drop(st);
+        // Never waits for the device's own thread (see the lock order).
+        let tx = self.pin_stats(0, self.state.try_lock().map(|st| st.tx_pins.stats()));
+        let rx = self.pin_stats(1, self.rx.try_lock().map(|rx| rx.pins.stats()));
         uapi::Stats {
             id: self.id,
             mmio_reads: c.get(C::MmioReads),
@@ -417,6 +482,9 @@ impl Device {
             drop_rx_pin_failed: c.get(C::DropRxPinFailed),
             map_rereads: c.get(C::MapRereads),
             irq_resamples: c.get(C::Resamples),
+            tx_yields: c.get(C::TxYields),
+            drop_tx_storm: c.get(C::DropTxStorm),
+            drop_rx_scattered: c.get(C::DropRxScattered),
             ..Default::default()
         }
     }
@@ -426,14 +494,15 @@ impl Device {
     /// indices (device: next avail, used; guest: avail idx, used_event;
     /// the avail_event the device asked for), each `None` without a queue.
     pub(crate) fn rx_state(&self) -> RxDebug {
-        let rx = self.rx.lock();
-        let backlog = self.backlog.lock().len();
         let mut d = RxDebug {
-            backlog,
+            backlog: self.backlog.lock().len(),
             pending_isr: self.pending_isr.load(Relaxed),
             ..Default::default()
         };
-        d.queue = rx.q.as_ref().map(|q| q.indices(&*rx.ring));
+        // Not while the device's own thread holds it (see the lock order).
+        if let Some(rx) = self.rx.try_lock() {
+            d.queue = rx.q.as_ref().map(|q| q.indices(&*rx.ring));
+        }
         d
     }
 
@@ -517,9 +586,15 @@ impl Device {
     /// guest has not acknowledged every interrupt bit (one that came while
     /// its handler ran, after it read InterruptStatus).
     fn resample(&self) {
+        // A busy `state` means the vCPU thread is in a register access right
+        // now, or stuck in its own VMM's page fault: raise the line anyway
+        // (at worst a spurious interrupt), never wait.
         let pending = self.pending_isr.load(Relaxed) != 0
             || self.rx_failed.load(Relaxed) != 0
-            || self.state.lock().regs.interrupt_status() != 0;
+            || self
+                .state
+                .try_lock()
+                .is_none_or(|st| st.regs.interrupt_status() != 0);
         if pending {
             self.counters.inc(C::Resamples);
             self.kick();
@@ -571,8 +646,10 @@ impl Device {
     /// checked header) into this port's receive buffers now if it can, or
     /// queue it in the backlog and kick the interrupt.
     pub(crate) fn receive(&self, hdr: &NetHdr, frame: &Frame<'_>) {
-        {
-            let mut rx = self.rx.lock();
+        // Never wait for the receiver: its own thread may hold `rx` while it
+        // faults pages in (for a VMM that may never resolve the fault). The
+        // frame then waits in the backlog for that thread.
+        if let Some(mut rx) = self.rx.try_lock() {
             // Frames already waiting go first: keep the order.
             if self.backlog.lock().is_empty() {
                 if let Rx::Done(notify) = self.rx_frame(&mut rx, hdr, frame, None) {
@@ -615,11 +692,7 @@ impl Device {
         if direct && rx.dirty_log {
             return Rx::Wait(false);
         }
-        let seq = self.mm_seq.load(Acquire);
-        let Some(vm_gen) = rx.pins.generation().map(|g| Self::generation(g, seq)) else {
-            return Rx::Wait(false);
-        };
-        if rx.q.is_none() || vm_gen != rx.big.map.generation {
+        if rx.q.is_none() || self.map_stale(rx) {
             return Rx::Wait(false);
         }
         match hdr.fits(rx.off) {
@@ -635,13 +708,29 @@ impl Device {
         }
         // Pages written are marked dirty when KVM logs them.
         let dirty = own.filter(|_| rx.dirty_log);
-        match self.rx_fill(rx, hdr, frame, direct, dirty) {
+        let r = match self.rx_fill(rx, hdr, frame, direct, dirty) {
             Ok(r) => r,
             Err((what, e)) => {
                 self.rx_broken(rx, what, e);
                 Rx::Done(false)
             }
-        }
+        };
+        self.save_pin_stats(1, rx.pins.stats());
+        r
+    }
+
+    /// The receive side's memory map is not the VM's now: the memslots or
+    /// what backs them changed (pins are keyed by host address, so behind a
+    /// pinned address there may be other pages now). Checked before the
+    /// frame is written and again after its buffers are pinned: a memslot
+    /// deleted and its host range reused between the two would otherwise
+    /// land the frame in the VMM's own memory.
+    fn map_stale(&self, rx: &RxState) -> bool {
+        let seq = self.mm_seq.load(Acquire);
+        rx.pins
+            .generation()
+            .map(|g| Self::generation(g, seq))
+            .is_none_or(|g| g != rx.big.map.generation)
     }
 
     /// `rx_frame` once the queue is known to take the frame; an error
@@ -654,6 +743,9 @@ impl Device {
         direct: bool,
         dirty: Option<&InVcpu>,
     ) -> Result<Rx, (&'static str, PinBufError)> {
+        // Read before the fill borrows the receive side: whether the map
+        // changed while buffers were being pinned (see `map_stale`).
+        let seq = &self.mm_seq;
         let RxState {
             q,
             ring,
@@ -662,12 +754,14 @@ impl Device {
             off: _,
             mrg_rxbuf,
             dirty_log: _,
+            scratch: _,
         } = rx;
         let Some(queue) = q.as_mut() else {
             return Ok(Rx::Wait(false));
         };
         let max = if *mrg_rxbuf { MAX_RX_BUFFERS } else { 1 };
-        let filled = fill(queue, ring, pins, big, hdr, frame, max, dirty);
+        let pinned = Pinned { direct, seq };
+        let filled = fill(queue, ring, pins, big, hdr, frame, max, dirty, pinned);
         pins.release(&mut big.bfirst);
         pins.release(&mut big.bmore);
         let n = match filled {
@@ -691,6 +785,19 @@ impl Device {
                 self.warn("receive buffer could not be pinned, frame dropped", e);
                 n
             }
+            Fill::Scattered(n) => {
+                self.counters.inc(C::DropRxScattered);
+                self.warn(
+                    "receive buffer on more pages than its length needs, frame dropped",
+                    n,
+                );
+                n
+            }
+            // Not now, from this thread: the backlog and the receiver's own
+            // thread take it (nothing was consumed). On that thread (a map
+            // change, a dirty ring to harvest first) the drain tries again
+            // and then asks the guest to come back.
+            Fill::Defer => return Ok(Rx::Wait(!direct)),
             // Ask for a notify when the guest adds buffers (EVENT_IDX).
             Fill::Wait => {
                 let more = queue
@@ -718,9 +825,14 @@ impl Device {
         self.counters.inc(C::MmioReads);
         let mut st = self.state.lock();
         if offset == reg::INTERRUPT_STATUS && self.refresh(cpu, &mut st) {
-            // The guest's interrupt handler: deliver what is waiting first,
-            // through a memory map read afresh (as on every notify).
-            self.drain_rx(cpu, false);
+            // The guest's interrupt handler: go on with transmit work the
+            // last exit left (it raised this interrupt for that), and
+            // deliver what is waiting first, through a memory map read
+            // afresh (as on every notify).
+            if st.tx_more {
+                self.process_tx(cpu, &mut st);
+            }
+            self.drain_rx(cpu, &mut st, false);
         }
         self.fold(&mut st);
         if st.regs.read(offset, data).is_err() {
@@ -747,15 +859,27 @@ impl Device {
             Ok(MmioEvent::Notify(q)) => {
                 self.counters.inc(C::Notifies);
                 if self.refresh(cpu, &mut st) {
-                    if q == 1 {
+                    if q == 1 || st.tx_more {
                         self.process_tx(cpu, &mut st);
                     }
-                    self.drain_rx(cpu, true);
+                    self.drain_rx(cpu, &mut st, true);
                 }
             }
             Ok(MmioEvent::DriverOk) => self.start_queues(cpu, &mut st),
+            // The driver took the queue back (QueueReady 0): nothing more
+            // goes into its buffers, its rings are unpinned.
+            Ok(MmioEvent::QueueStopped(0)) => self.stop_rx(),
+            Ok(MmioEvent::QueueStopped(_)) => {
+                st.txq = None;
+                st.tx_more = false;
+            }
+            // A driver error the registers refused (a bad queue size, DRIVER_OK
+            // without FEATURES_OK): they say DEVICE_NEEDS_RESET; tell the
+            // driver through its config interrupt.
+            Ok(MmioEvent::NeedsReset) => self.kick(),
             Ok(MmioEvent::Reset) => {
                 st.txq = None;
+                st.tx_more = false;
                 self.stop_rx();
                 self.backlog.lock().clear();
                 self.pending_isr.xchg(0, Relaxed);
@@ -880,11 +1004,23 @@ impl Device {
         true
     }
 
-    /// Transmit: every chain the guest made available, run to completion.
-    /// With EVENT_IDX the guest is then asked to notify at its next frame,
-    /// and frames it added meanwhile are served in the same call.
+    /// Transmit: the chains the guest made available, run to completion, at
+    /// most `TX_BUDGET_FRAMES` frames or `TX_BUDGET_BYTES` bytes per exit
+    /// (a guest whose other vCPUs keep adding chains would otherwise keep
+    /// this thread in the kernel for as long as it likes), and none once the
+    /// thread has a signal pending. What is left is served at this device's
+    /// next exit: the budget's end raises the used-buffer interrupt, so the
+    /// guest's handler comes back with an InterruptStatus read (and with
+    /// EVENT_IDX the guest is asked to notify at its next chain too). With
+    /// EVENT_IDX the guest is asked to notify at its next frame when the
+    /// ring is empty, and frames it added meanwhile are served in the same
+    /// call.
     fn process_tx(&self, cpu: &InVcpu, st: &mut DevState) {
+        st.tx_more = false;
         let mut completed = false;
+        let mut frames = 0u32;
+        let mut bytes = 0usize;
+        let mut yielded = false;
         loop {
             let DevState {
                 map,
@@ -892,10 +1028,21 @@ impl Device {
                 tx_off,
                 tx_pins,
                 tx,
+                targets,
                 ..
             } = &mut *st;
             let Some(q) = txq.as_mut() else { return };
             let mem = VcpuMem::new(cpu, map);
+            if frames >= TX_BUDGET_FRAMES
+                || bytes >= TX_BUDGET_BYTES
+                || kernel::current!().signal_pending()
+            {
+                yielded = true;
+                if let Err(e) = q.enable_notify(&mem) {
+                    return self.broken(st, "transmit ring", e);
+                }
+                break;
+            }
             let TxBig { chain, buf } = &mut **tx;
             match q.pop(&mem, map, chain) {
                 Ok(false) => match q.enable_notify(&mem) {
@@ -909,8 +1056,12 @@ impl Device {
                     return self.broken(st, "malformed transmit chain", e);
                 }
             }
-            match tx_pins.acquire(chain, map, buf) {
-                Ok(()) => self.send(buf, *tx_off),
+            frames += 1;
+            match tx_pins.acquire(chain, map, buf, false) {
+                Ok(()) => {
+                    bytes = bytes.saturating_add(buf.len());
+                    self.send(buf, *tx_off, targets);
+                }
                 Err(e) => {
                     self.counters.inc(C::DropTxBadBuffer);
                     if let PinBufError::Pin(e) = e {
@@ -926,6 +1077,11 @@ impl Device {
             }
             completed = true;
         }
+        self.save_pin_stats(0, st.tx_pins.stats());
+        if yielded {
+            st.tx_more = true;
+            self.counters.inc(C::TxYields);
+        }
         let DevState {
             map,
             txq,
@@ -940,7 +1096,8 @@ impl Device {
                 (gpa / PAGE_SIZE..=(gpa + len - 1) / PAGE_SIZE).for_each(|g| cpu.mark_dirty(g));
             }
             let mem = VcpuMem::new(cpu, map);
-            if completed && q.need_notify(&mem).unwrap_or(true) {
+            // After a budget's end always: the guest must come back.
+            if yielded || (completed && q.need_notify(&mem).unwrap_or(true)) {
                 self.interrupt(true);
             }
         }
@@ -950,7 +1107,7 @@ impl Device {
     /// virtio-net header and Ethernet header are read once into kernel
     /// memory, checked and routed from there; the rest is copied once, from
     /// the pinned pages straight into each receiver.
-    fn send(&self, buf: &Buf, tx_off: Offloads) {
+    fn send(&self, buf: &Buf, tx_off: Offloads, targets: &mut switch::Targets) {
         let total = buf.len();
         let mut head = [0u8; HDR_LEN + ETH_HLEN];
         let n = total.min(head.len());
@@ -970,13 +1127,23 @@ impl Device {
             return;
         }
         let frame = Frame::pinned(eth, buf, got, flen);
-        if switch::forward(self.id, &hdr, &frame) == switch::Forwarded::Spoofed {
-            self.counters.inc(C::DropTxSpoofed);
-            self.warn(
-                "frame with another port's MAC as source dropped",
-                eth.get(6..12),
-            );
-            return;
+        match switch::forward(self.id, &hdr, &frame, targets) {
+            switch::Forwarded::Sent => {}
+            switch::Forwarded::Spoofed => {
+                self.counters.inc(C::DropTxSpoofed);
+                self.warn(
+                    "frame with another port's MAC, a group or zero MAC as source dropped",
+                    eth.get(6..12),
+                );
+                return;
+            }
+            switch::Forwarded::Storm => {
+                self.counters.inc(C::DropTxStorm);
+                self.warn("broadcast/multicast over the port's rate limit dropped", flen);
+                return;
+            }
+            // Being detached: off the switch already.
+            switch::Forwarded::NotAPort => return,
         }
         self.counters.inc(C::TxFrames);
         self.counters.add(C::TxBytes, flen as u64);
@@ -986,43 +1153,79 @@ impl Device {
     }
 
     /// Receive on the device's own thread: move waiting frames from the
-    /// backlog into the guest's receive buffers.
-    fn drain_rx(&self, cpu: &InVcpu, kick: bool) {
+    /// backlog into the guest's receive buffers. Each frame is copied out of
+    /// the backlog first (its lock is a spinlock that senders take to push),
+    /// so this thread may pin with faults allowed, and sleep in them, while
+    /// senders go on queueing; only it and `shutdown`/reset, all under
+    /// `state`, ever take frames off the backlog.
+    ///
+    /// Pinning a buffer may itself change the memory map (a write fault
+    /// that breaks copy-on-write, a page migrated to be pinned long-term):
+    /// then the map is read afresh and the frame tried again, as KVM retries
+    /// a fault whose `mmu_invalidate_seq` moved.
+    fn drain_rx(&self, cpu: &InVcpu, st: &mut DevState, kick: bool) {
         let mut rx = self.rx.lock();
-        let mut backlog = self.backlog.lock();
+        let mut scratch = core::mem::take(&mut rx.scratch);
         let mut notify = false;
         let mut retries = 0;
+        let mut rereads = 0;
         let mut come_back = false;
         loop {
-            let Some((hdr, frame)) = backlog.front() else {
+            let (mut hdr, len) = {
+                let mut backlog = self.backlog.lock();
+                let Some((hdr, frame)) = backlog.front() else {
+                    break;
+                };
+                let len = frame.len();
+                match scratch.get_mut(..len) {
+                    Some(d) => d.copy_from_slice(frame),
+                    // Never longer than FRAME_MAX; dropped if it were.
+                    None => {
+                        backlog.pop();
+                        continue;
+                    }
+                }
+                (*hdr, len)
+            };
+            let Some(frame) = scratch.get_mut(..len) else {
                 break;
             };
             if let Err(true) = hdr.fits(rx.off) {
                 // A receiver without GUEST_CSUM: the frame is ours now.
-                if vnet::complete_csum(frame, hdr).is_ok() {
+                if vnet::complete_csum(frame, &hdr).is_ok() {
                     hdr.flags &= !vnet::F_NEEDS_CSUM;
                     self.counters.inc(C::RxCsumCompleted);
                 }
             }
-            let hdr = *hdr;
             match self.rx_frame(&mut rx, &hdr, &Frame::kernel(frame), Some(cpu)) {
                 Rx::Done(n) => {
                     notify |= n;
-                    backlog.pop();
+                    self.backlog.lock().pop();
                 }
                 // The guest added buffers while notifications were being
                 // re-enabled (so it will not notify for them): try again,
                 // a few times; a guest that keeps adding too few is asked
                 // to come back through its interrupt handler instead of
                 // keeping this thread.
+                Rx::Wait(_) if rereads < DRAIN_RETRIES && rx.q.is_some() && self.map_stale(&rx) => {
+                    rereads += 1;
+                    drop(rx);
+                    let usable = self.refresh(cpu, st);
+                    rx = self.rx.lock();
+                    if !usable {
+                        break;
+                    }
+                }
                 Rx::Wait(true) if retries < DRAIN_RETRIES => retries += 1,
                 Rx::Wait(more) => {
-                    come_back = more;
+                    // Also when the memory map keeps changing: the next exit
+                    // reads it afresh and drains again.
+                    come_back = more || (rx.q.is_some() && self.map_stale(&rx));
                     break;
                 }
             }
         }
-        drop(backlog);
+        rx.scratch = scratch;
         drop(rx);
         if notify {
             self.interrupt(kick);
@@ -1042,9 +1245,24 @@ enum Fill {
     TooSmall(usize),
     /// A buffer could not be pinned (dropped); the buffers go back empty.
     PinFailed(usize, PinError),
+    /// A buffer spans far more pages than its length needs (dropped before
+    /// it was pinned); the buffers go back empty.
+    Scattered(usize),
+    /// Not from this thread: a page would have to be faulted in, or the map
+    /// changed while pinning. Nothing was consumed.
+    Defer,
     /// Not enough buffers now; nothing was consumed.
     Wait,
     Broken(PinBufError),
+}
+
+/// How `fill` pins receive buffers.
+struct Pinned<'a> {
+    /// On a sender's thread: fault nothing in (`VmPins::acquire`).
+    direct: bool,
+    /// The receiver's `Device::mm_seq`: with the memslot generation, checked
+    /// against the map after each pin (`Device::map_stale`).
+    seq: &'a Atomic<u32>,
 }
 
 /// Write one frame into receive chains: as many as it needs, at most `max`
@@ -1064,6 +1282,7 @@ fn fill(
     frame: &Frame<'_>,
     max: usize,
     dirty: Option<&InVcpu>,
+    pinned: Pinned<'_>,
 ) -> Fill {
     let RxBig {
         map,
@@ -1076,6 +1295,7 @@ fn fill(
     let total = HDR_LEN + frame.len();
     let mut pos = 0usize;
     let mut n = 0usize;
+    let mut first_pages = 0usize;
     while pos < total {
         if n == max {
             // The buffers cannot hold the frame: drop it, give them back.
@@ -1103,14 +1323,40 @@ fn fill(
         if n > 1 {
             pins.release(buf);
         }
-        match pins.acquire(chain, map, buf) {
+        match pins.acquire(chain, map, buf, pinned.direct) {
             Ok(()) => {}
+            Err(PinBufError::WouldFault) => {
+                for _ in 0..n {
+                    q.unpop();
+                }
+                return Fill::Defer;
+            }
+            Err(PinBufError::Scattered) => return Fill::Scattered(empty(used, n)),
             // The guest's buffer is unusable (read-only, outside its RAM,
             // too scattered): the frame cannot be delivered.
             Err(PinBufError::Pin(e)) if e != PinError::TooManyPages => {
                 return Fill::PinFailed(empty(used, n), e)
             }
             Err(_) => return Fill::TooSmall(empty(used, n)),
+        }
+        let seq = pinned.seq.load(Acquire);
+        // A dirty ring takes only so many marks before its VMM harvests it:
+        // the pages of this buffer and the first (marked last) plus the used
+        // ring must fit, or the frame waits for the next exit.
+        if n == 1 {
+            first_pages = buf.gfn_count();
+        }
+        let need = buf.gfn_count() + if n > 1 { first_pages } else { 0 } + 4;
+        if pins
+            .generation()
+            .map(|g| Device::generation(g, seq))
+            .is_none_or(|g| g != map.generation)
+            || dirty.is_some_and(|cpu| (cpu.dirty_room() as usize) < need)
+        {
+            for _ in 0..n {
+                q.unpop();
+            }
+            return Fill::Defer;
         }
         // Frame bytes at stream position `pos` (the header's place is
         // written with zeros now and with the header at the end).
@@ -1156,7 +1402,7 @@ fn empty(used: &mut [(u16, u32); MAX_RX_BUFFERS], n: usize) -> usize {
 ///
 /// # Safety
 ///
-/// Called only from the glue's MMIO read op for window `mmio`. `ctx` is the
+/// Called only from the glue's MMIO read op for window `mmio`, on `vcpu`. `ctx` is the
 /// `Device` the window was registered with (see `kvm::MmioWindow::register`),
 /// and `val` points to `len` writable bytes; the glue guarantees
 /// `1 <= len <= 8` and `offset + len <= WINDOW_SIZE`.
@@ -1164,17 +1410,19 @@ fn empty(used: &mut [(u16, u32); MAX_RX_BUFFERS], n: usize) -> usize {
 unsafe extern "C" fn pvpass_rs_mmio_read(
     ctx: *const c_void,
     mmio: *mut c_void,
+    vcpu: *mut c_void,
     offset: u64,
     len: c_int,
     val: *mut c_void,
 ) -> c_int {
     // SAFETY: Per the function's contract, `ctx` is a live `Device`.
     let dev = unsafe { &*ctx.cast::<Device>() };
-    let Some(mmio) = NonNull::new(mmio) else {
+    let (Some(mmio), Some(vcpu)) = (NonNull::new(mmio), NonNull::new(vcpu)) else {
         return 0;
     };
-    // SAFETY: We are in the MMIO op of `mmio`, and `cpu` dies with this call.
-    let cpu = unsafe { InVcpu::new(mmio) };
+    // SAFETY: We are in the MMIO op of `mmio` on `vcpu`, and `cpu` dies with
+    // this call.
+    let cpu = unsafe { InVcpu::new(mmio, vcpu) };
     let len = usize::try_from(len).unwrap_or(0);
     // SAFETY: Per the function's contract, `val` points to `len` writable bytes
     // that nothing else accesses during this call.
@@ -1192,17 +1440,19 @@ unsafe extern "C" fn pvpass_rs_mmio_read(
 unsafe extern "C" fn pvpass_rs_mmio_write(
     ctx: *const c_void,
     mmio: *mut c_void,
+    vcpu: *mut c_void,
     offset: u64,
     len: c_int,
     val: *const c_void,
 ) -> c_int {
     // SAFETY: Per the function's contract, `ctx` is a live `Device`.
     let dev = unsafe { &*ctx.cast::<Device>() };
-    let Some(mmio) = NonNull::new(mmio) else {
+    let (Some(mmio), Some(vcpu)) = (NonNull::new(mmio), NonNull::new(vcpu)) else {
         return 0;
     };
-    // SAFETY: We are in the MMIO op of `mmio`, and `cpu` dies with this call.
-    let cpu = unsafe { InVcpu::new(mmio) };
+    // SAFETY: We are in the MMIO op of `mmio` on `vcpu`, and `cpu` dies with
+    // this call.
+    let cpu = unsafe { InVcpu::new(mmio, vcpu) };
     let len = usize::try_from(len).unwrap_or(0);
     // SAFETY: Per the function's contract, `val` points to `len` readable bytes.
     let data = unsafe { core::slice::from_raw_parts(val.cast::<u8>(), len) };

@@ -231,6 +231,11 @@ impl PvpassFile {
             })?),
         };
         let dev = Device::new(reservation.id(), req.gpa, req.mac, irq, &vm)?;
+        // From here on every failure unpins what the guest made the device
+        // pin meanwhile (its queues may start as soon as the window is
+        // live): declared before the window, so an early return drops the
+        // window first (no MMIO op runs any more), then this.
+        let shutdown = ShutdownOnDrop(dev.clone());
         // Room in the list first, so nothing can fail after the window is live.
         self.attachments.lock().reserve(1, GFP_KERNEL)?;
         // SAFETY: The window is stored with `vm` in one `Live`, whose field
@@ -257,7 +262,7 @@ impl PvpassFile {
             _window: window,
             _watch: watch,
             _resample: resample,
-            _shutdown: ShutdownOnDrop(dev.clone()),
+            _shutdown: shutdown,
             vm,
             _reservation: reservation,
         };

@@ -55,7 +55,7 @@ static int pvpass_mmio_read(struct kvm_vcpu *vcpu, struct kvm_io_device *dev,
 	if (addr < m->base || len <= 0 || len > 8 ||
 	    addr - m->base + len > PVPASS_WINDOW_SIZE)
 		return -EOPNOTSUPP;
-	return pvpass_rs_mmio_read(m->ctx, m, addr - m->base, len, val);
+	return pvpass_rs_mmio_read(m->ctx, m, vcpu, addr - m->base, len, val);
 }
 
 static int pvpass_mmio_write(struct kvm_vcpu *vcpu, struct kvm_io_device *dev,
@@ -66,7 +66,7 @@ static int pvpass_mmio_write(struct kvm_vcpu *vcpu, struct kvm_io_device *dev,
 	if (addr < m->base || len <= 0 || len > 8 ||
 	    addr - m->base + len > PVPASS_WINDOW_SIZE)
 		return -EOPNOTSUPP;
-	return pvpass_rs_mmio_write(m->ctx, m, addr - m->base, len, val);
+	return pvpass_rs_mmio_write(m->ctx, m, vcpu, addr - m->base, len, val);
 }
 
 /*
@@ -211,6 +211,27 @@ void pvpass_mark_dirty(struct pvpass_mmio *m, u64 gfn)
 	struct kvm_memory_slot *slot = __gfn_to_memslot(__kvm_memslots(m->kvm, 0), gfn);
 
 	mark_page_dirty_in_slot(m->kvm, slot, gfn);
+}
+
+/*
+ * Dirty-ring entries the device may still push in this exit of @vcpu (its
+ * own vCPU, in an MMIO op), or U32_MAX if the VM logs into a bitmap. A
+ * push at the ring's soft limit makes KVM send the vCPU to its VMM to
+ * harvest before it re-enters the guest; the entries above it are reserved
+ * for what is pushed until then, and a push into a full ring overwrites an
+ * unharvested entry (a WARN, and a page missing from the migration). So the
+ * device may go past the soft limit by half the reserve, never further.
+ */
+u32 pvpass_dirty_room(struct kvm_vcpu *vcpu)
+{
+	struct kvm_dirty_ring *ring = &vcpu->dirty_ring;
+	u32 used, limit;
+
+	if (!vcpu->kvm->dirty_ring_size || !ring->size)
+		return U32_MAX;
+	used = READ_ONCE(ring->dirty_index) - READ_ONCE(ring->reset_index);
+	limit = ring->soft_limit + (ring->size - ring->soft_limit) / 2;
+	return used >= limit ? 0 : limit - used;
 }
 
 /* The generation of the memslots pvpass_memslots() would copy; same context. */
@@ -365,25 +386,41 @@ int pvpass_current_tgid(void)
  * inlines.
  *
  * pvpass_pin_pages: pin the pages at user addresses @addrs[0..n) of the VM's
- * mm (for writing if @write), FOLL_LONGTERM (they stay pinned in the pin cache). On the
- * VM's own thread (a vCPU inside an MMIO op) pin_user_pages_fast() works on
- * current->mm; anywhere else (another VM's vCPU delivering a frame, a worker)
- * the remote variant with the mm held and its mmap lock read-held. All or
- * nothing: on error nothing stays pinned. -ESRCH once the VMM has exited.
+ * mm (for writing if @write), FOLL_LONGTERM (they stay pinned in the pin cache). In
+ * the VM's mm (its own vCPU thread inside an MMIO op, or any thread of the
+ * same VMM) pin_user_pages_fast() works on current->mm; anywhere else
+ * (another VMM's vCPU delivering a frame, the host port's work item) the
+ * remote variant with the mm held and its mmap lock read-held.
+ *
+ * @nofault: a thread that is not the VM's own (a sender delivering into this
+ * VM) must never wait for what this VM's VMM controls: a page fault that
+ * userfaultfd, FUSE or swap can hold for as long as they like, or an mmap
+ * lock that VMM holds. Then no page is faulted in (FOLL_NOFAULT) and the mmap
+ * lock is only tried: -EFAULT or -EAGAIN, and the caller leaves the frame to
+ * the VM's own thread, which pins with faults allowed.
+ *
+ * All or nothing: on error nothing stays pinned. -ESRCH once the VMM has
+ * exited.
  */
 int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages,
-		     bool write)
+		     bool write, bool nofault)
 {
 	struct kvm *kvm = vm_file->private_data;
 	struct mm_struct *mm = kvm->mm;
-	const unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0);
+	const unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0) |
+				   (nofault ? FOLL_NOFAULT : 0);
 	bool own = current->mm == mm;
 	int i, ret = 0;
 
 	if (!own) {
 		if (!mmget_not_zero(mm))
 			return -ESRCH;
-		mmap_read_lock(mm);
+		if (!nofault) {
+			mmap_read_lock(mm);
+		} else if (!mmap_read_trylock(mm)) {
+			mmput_async(mm);
+			return -EAGAIN;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		if (own)

@@ -12,6 +12,7 @@
 
 struct file;
 struct pvpass_mmio;
+struct kvm_vcpu;
 struct eventfd_ctx;
 
 /* One guest memory slot as the Rust memory map wants it. */
@@ -31,6 +32,7 @@ bool pvpass_ratelimit(void);
 int pvpass_memslots(struct pvpass_mmio *m, struct pvpass_slot *out, int max, u64 *generation);
 u64 pvpass_memslots_generation(struct pvpass_mmio *m);
 void pvpass_mark_dirty(struct pvpass_mmio *m, u64 gfn);
+u32 pvpass_dirty_room(struct kvm_vcpu *vcpu);
 struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi, int resample_fd);
 void pvpass_irqfd_signal(struct eventfd_ctx *ctx);
 void pvpass_irqfd_put(struct eventfd_ctx *ctx);
@@ -50,7 +52,7 @@ void pvpass_resample_unwatch(struct pvpass_resample *r);
 /* C, called from Rust (src/pinned.rs). */
 struct page;
 int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages,
-		     bool write);
+		     bool write, bool nofault);
 void pvpass_unpin_pages(struct page **pages, int n, bool dirty);
 void pvpass_page_copy(struct page *dst, u32 doff, struct page *src, u32 soff, u32 len);
 void pvpass_page_write(struct page *page, u32 off, const void *src, u32 len);
@@ -68,8 +70,10 @@ void *pvpass_hostport_rx_alloc(struct pvpass_hostport *hp, u32 len, struct sk_bu
 int pvpass_hostport_rx_commit(struct pvpass_hostport *hp, struct sk_buff *skb, const void *hdr);
 
 /* Rust, called from C (src/device.rs, src/hostport.rs). */
-int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, u64 offset, int len, void *val);
-int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, u64 offset, int len, const void *val);
+int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,
+			int len, void *val);
+int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,
+			 int len, const void *val);
 void pvpass_rs_reap(void);
 void pvpass_rs_mm_changed(void *ctx);
 void pvpass_rs_resample(void *ctx);

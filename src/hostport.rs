@@ -143,5 +143,10 @@ unsafe extern "C" fn pvpass_rs_host_xmit(hdr: *const c_void, data: *const c_void
     if hdr.check(frame, Offloads::ALL).is_err() {
         return;
     }
-    switch::forward(HOST_PORT_ID, &hdr, &Frame::kernel(frame));
+    // The work item sends one frame at a time; its targets are taken for
+    // the frame (process context, a kilobyte).
+    let Ok(mut targets) = switch::Targets::new() else {
+        return;
+    };
+    switch::forward(HOST_PORT_ID, &hdr, &Frame::kernel(frame), &mut targets);
 }

@@ -6,7 +6,7 @@
 //! holds opaque pointers: the VM's `struct file` (whose reference keeps the VM
 //! and its vendor module alive) and the glue's `struct pvpass_mmio`.
 
-use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
+use core::{cell::Cell, ffi::c_void, marker::PhantomData, ptr::NonNull};
 use kernel::{
     error::from_err_ptr,
     fs::{File, LocalFile},
@@ -50,6 +50,7 @@ extern "C" {
         -> i32;
     fn pvpass_memslots_generation(mmio: *mut c_void) -> u64;
     fn pvpass_mark_dirty(mmio: *mut c_void, gfn: u64);
+    fn pvpass_dirty_room(vcpu: *mut c_void) -> u32;
     fn pvpass_irqfd_bind(vm_file: *mut c_void, fd: i32, gsi: u32, resample_fd: i32) -> *mut c_void;
     fn pvpass_irqfd_signal(ctx: *mut c_void);
     fn pvpass_irqfd_put(ctx: *mut c_void);
@@ -290,21 +291,45 @@ impl Drop for MmioWindow {
 /// the VM's own mm. Only there may guest memory be read and written through
 /// its user addresses, and the memslots be walked. Not `Send`: it cannot leave
 /// the thread.
+///
+/// One `InVcpu` lives for one exit, so it is also where the exit's dirty-log
+/// marks are counted: each page is marked once (the used ring is written for
+/// every frame), and no more than the vCPU's dirty ring can take.
 pub(crate) struct InVcpu {
     mmio: NonNull<c_void>,
+    vcpu: NonNull<c_void>,
+    /// The pages marked dirty last in this exit (0: none yet; gfn + 1).
+    recent: Cell<[u64; RECENT_MARKS]>,
+    next: Cell<usize>,
     _not_send: PhantomData<*mut ()>,
 }
+
+/// Marked pages an exit remembers, to mark each once.
+const RECENT_MARKS: usize = 16;
 
 impl InVcpu {
     /// # Safety
     ///
     /// Only in an MMIO op of the glue, with the `struct pvpass_mmio` it was
-    /// called for; the value must not outlive the op.
-    pub(crate) unsafe fn new(mmio: NonNull<c_void>) -> Self {
+    /// called for and the `struct kvm_vcpu` it runs on; the value must not
+    /// outlive the op.
+    pub(crate) unsafe fn new(mmio: NonNull<c_void>, vcpu: NonNull<c_void>) -> Self {
         Self {
             mmio,
+            vcpu,
+            recent: Cell::new([0; RECENT_MARKS]),
+            next: Cell::new(0),
             _not_send: PhantomData,
         }
+    }
+
+    /// Pages this exit may still mark dirty (`u32::MAX` when KVM logs into
+    /// a bitmap): what the vCPU's dirty ring takes before it must be
+    /// harvested (see `pvpass_dirty_room`).
+    pub(crate) fn dirty_room(&self) -> u32 {
+        // SAFETY: By the type invariant `vcpu` is the vCPU this MMIO op runs
+        // on, alive for the op.
+        unsafe { pvpass_dirty_room(self.vcpu.as_ptr()) }
     }
 
     /// The current memslot generation (KVM bumps it on every change).
@@ -314,8 +339,20 @@ impl InVcpu {
         unsafe { pvpass_memslots_generation(self.mmio.as_ptr()) }
     }
 
-    /// Mark guest page `gfn` dirty in KVM's dirty log (the device wrote it).
+    /// Mark guest page `gfn` dirty in KVM's dirty log (the device wrote it),
+    /// once per exit for the pages marked last.
     pub(crate) fn mark_dirty(&self, gfn: u64) {
+        let key = gfn.wrapping_add(1);
+        let mut recent = self.recent.get();
+        if recent.contains(&key) {
+            return;
+        }
+        let i = self.next.get() % RECENT_MARKS;
+        if let Some(r) = recent.get_mut(i) {
+            *r = key;
+        }
+        self.recent.set(recent);
+        self.next.set(i + 1);
         // SAFETY: By the type invariant we are in an MMIO op of `mmio`, on the
         // VM's own vCPU thread with kvm->srcu held, as the glue requires.
         unsafe { pvpass_mark_dirty(self.mmio.as_ptr(), gfn) };

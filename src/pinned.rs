@@ -43,6 +43,7 @@ extern "C" {
         n: i32,
         pages: *mut u64,
         write: bool,
+        nofault: bool,
     ) -> i32;
     fn pvpass_unpin_pages(pages: *const u64, n: i32, dirty: bool);
     fn pvpass_page_copy(dst: u64, doff: u32, src: u64, soff: u32, len: u32);
@@ -81,7 +82,26 @@ const OFFSET_MASK: u64 = PAGE_SIZE - 1;
 
 /// `Pinner` of the VM behind a VM file, for writing (receive buffers,
 /// rings) or for reading (transmit buffers).
-struct KernelPinner<'a>(&'a VmFile, bool);
+struct KernelPinner<'a> {
+    vm: &'a VmFile,
+    write: bool,
+    /// Fault nothing in, only try the mmap lock: for a thread that is not
+    /// the VM's own (see `pvpass_pin_pages`).
+    nofault: bool,
+    /// The errno of the last refused pin (the core's `PinFailed` has none).
+    errno: i32,
+}
+
+impl<'a> KernelPinner<'a> {
+    fn new(vm: &'a VmFile, write: bool, nofault: bool) -> Self {
+        Self {
+            vm,
+            write,
+            nofault,
+            errno: 0,
+        }
+    }
+}
 
 impl Pinner for KernelPinner<'_> {
     fn pin(&mut self, pages: &[u64], handles: &mut [u64]) -> Result<(), PinFailed> {
@@ -89,18 +109,21 @@ impl Pinner for KernelPinner<'_> {
         if handles.len() < pages.len() {
             return Err(PinFailed);
         }
-        // SAFETY: `self.0` holds a reference on a KVM VM file; `pages` has `n`
-        // addresses and `handles` room for `n` page pointers (u64 on 64-bit).
+        // SAFETY: `self.vm` holds a reference on a KVM VM file; `pages` has
+        // `n` addresses and `handles` room for `n` page pointers (u64 on
+        // 64-bit).
         let r = unsafe {
             pvpass_pin_pages(
-                self.0.as_raw(),
+                self.vm.as_raw(),
                 pages.as_ptr(),
                 n,
                 handles.as_mut_ptr(),
-                self.1,
+                self.write,
+                self.nofault,
             )
         };
         if r != 0 {
+            self.errno = r;
             return Err(PinFailed);
         }
         PINNED_PAGES.add(pages.len() as u64, Relaxed);
@@ -113,7 +136,7 @@ impl Pinner for KernelPinner<'_> {
         };
         // SAFETY: The cache hands back only handles `pin` returned and never
         // unpins one twice.
-        unsafe { pvpass_unpin_pages(handles.as_ptr(), n, self.1) };
+        unsafe { pvpass_unpin_pages(handles.as_ptr(), n, self.write) };
         PINNED_PAGES.fetch_sub(handles.len() as u64, Relaxed);
     }
 }
@@ -187,6 +210,15 @@ impl Buf {
             unsafe { pvpass_page_copy(dst, (doff + at) as u32, page, off as u32, len as u32) };
             true
         });
+    }
+
+    /// Guest pages of the buffer (when acquired; for dirty logging).
+    pub(crate) fn gfn_count(&self) -> usize {
+        if self.tok.is_empty() {
+            0
+        } else {
+            self.sg.gfns().len()
+        }
     }
 
     /// Calls `f(gfn)` for each guest page of the buffer (when acquired).
@@ -340,6 +372,22 @@ pub(crate) enum PinBufError {
     WrongDirection,
     /// The queue itself is malformed.
     Queue(QueueError),
+    /// A thread that is not the VM's own would have had to fault a page in
+    /// or wait for the VMM's mmap lock (`nofault`): not pinned; the VM's own
+    /// thread can pin it.
+    WouldFault,
+    /// A receive buffer of tiny pieces on many pages: more than
+    /// `max_pages(len)` pages for its bytes. Refused before any pin.
+    Scattered,
+}
+
+/// Most pages a receive buffer of `len` bytes may span: two per page of
+/// data plus two, which any buffer a driver carves out of pages (whole
+/// pages, page fragments, a header descriptor on a page of its own) stays
+/// under, while buffers of one-byte pieces on distinct pages (about 1,500
+/// pins for one MTU frame) do not.
+pub(crate) fn max_pages(len: usize) -> usize {
+    2 * len.div_ceil(PAGE_SIZE as usize) + 2
 }
 
 /// The pin cache of one device's VM.
@@ -390,26 +438,44 @@ impl VmPins {
     /// Translate `chain` against `map` and pin its pages into `buf`, which
     /// must have been released. Its buffers must all be device-writable
     /// for a cache that pins for writing, all device-readable otherwise.
+    ///
+    /// `nofault`: the caller is not the VM's own thread (a sender writing
+    /// into this VM's buffers): a page that is not present, or an mmap lock
+    /// the VMM holds, gives `WouldFault` instead of a wait (see
+    /// `pvpass_pin_pages`). A receive buffer spread over more pages than
+    /// `max_pages` of its length is refused (`Scattered`) before anything is
+    /// pinned, so a frame's pin cost is bounded by its length.
     pub(crate) fn acquire(
         &mut self,
         chain: &Chain<64>,
         map: &GuestMap,
         buf: &mut Buf,
+        nofault: bool,
     ) -> Result<(), PinBufError> {
         if chain.descs().iter().any(|d| d.writable != self.write) {
             return Err(PinBufError::WrongDirection);
         }
         translate::translate(chain, map, &mut buf.sg).map_err(PinBufError::Translate)?;
+        let pages = buf.sg.host_pages();
+        if self.write {
+            let len = buf.sg.segments().iter().map(|s| s.len as usize).sum();
+            if pages.len() > max_pages(len) {
+                return Err(PinBufError::Scattered);
+            }
+        }
         let Some(vm) = self.vm.as_ref() else {
             return Err(PinBufError::Pin(PinError::PinFailed));
         };
-        self.cache
-            .acquire(
-                buf.sg.host_pages(),
-                &mut KernelPinner(vm, self.write),
-                &mut buf.tok,
-            )
-            .map_err(PinBufError::Pin)
+        let mut pinner = KernelPinner::new(vm, self.write, nofault);
+        match self.cache.acquire(pages, &mut pinner, &mut buf.tok) {
+            Ok(()) => Ok(()),
+            Err(PinError::PinFailed)
+                if nofault && [EFAULT, EAGAIN].iter().any(|e| e.to_errno() == pinner.errno) =>
+            {
+                Err(PinBufError::WouldFault)
+            }
+            Err(e) => Err(PinBufError::Pin(e)),
+        }
     }
 
     /// Pin the pages of `len` bytes at host address `host` into `tok`.
@@ -427,7 +493,7 @@ impl VmPins {
         }
         let vm = self.vm.as_ref().ok_or(PinError::PinFailed)?;
         self.cache
-            .acquire(pages, &mut KernelPinner(vm, self.write), tok)
+            .acquire(pages, &mut KernelPinner::new(vm, self.write, false), tok)
     }
 
     /// Drop `buf`'s pins (its pages stay cached for the next buffer).
@@ -437,7 +503,9 @@ impl VmPins {
 
     fn release_token(&mut self, tok: &mut PinToken) {
         match self.vm.as_ref() {
-            Some(vm) => self.cache.release(tok, &mut KernelPinner(vm, self.write)),
+            Some(vm) => self
+                .cache
+                .release(tok, &mut KernelPinner::new(vm, self.write, false)),
             // After shutdown everything was unpinned already.
             None => *tok = PinToken::new(),
         }
@@ -446,7 +514,8 @@ impl VmPins {
     /// The memory map changed: drop every pin (pins in use go when released).
     pub(crate) fn invalidate(&mut self) {
         if let Some(vm) = self.vm.as_ref() {
-            self.cache.invalidate(&mut KernelPinner(vm, self.write));
+            self.cache
+                .invalidate(&mut KernelPinner::new(vm, self.write, false));
         }
     }
 

@@ -43,6 +43,7 @@ mod pvcore {
     pub(crate) mod memmap;
     pub(crate) mod mmio;
     pub(crate) mod pincache;
+    pub(crate) mod ratelimit;
     pub(crate) mod traits;
     pub(crate) mod translate;
     pub(crate) mod virtq;

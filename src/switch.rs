@@ -8,7 +8,7 @@
 //! destination MAC lives behind, flooded to every other port for broadcast,
 //! multicast and unknown unicast. Where a MAC lives is the forwarding
 //! database (`pvcore::fdb`): each port's own MAC is a static entry, other
-//! source MACs are learned (at most `MAX_PER_PORT` per port, so a guest
+//! source MACs are learned (at most `MAX_LEARNED_PER_PORT` per port, so a guest
 //! spraying random source MACs cannot flush the table) and age out after
 //! `MAX_AGE_MS`. A frame whose source MAC is another port's own MAC is
 //! dropped (a guest cannot impersonate its neighbour or the host).
@@ -16,17 +16,34 @@
 //! A frame (`pinned::Frame`) is its checked Ethernet header in kernel memory
 //! plus the rest still in the sender's pinned transmit buffer. A guest port
 //! gets it copied once, straight into its guest's pinned receive buffers,
-//! with an interrupt (see `device.rs`); only if it has no buffer posted does
-//! it get a copy in its backlog and a kick. The host port gets it copied
-//! once into a new skb. A port whose guest posts no receive buffers fills its
-//! own backlog and drops its own traffic (counted); senders never wait for
-//! it.
+//! with an interrupt (see `device.rs`); only if it cannot take it now (no
+//! buffer posted, its own thread busy with its receive side, a page that
+//! would have to be faulted in) does it get a copy in its backlog and a
+//! kick. The host port gets it copied once into a new skb. A port whose
+//! guest posts no receive buffers fills its own backlog and drops its own
+//! traffic (counted); senders never wait for it.
 //!
-//! Lock order: a sender's `Device::state`, then `SWITCH`, then a receiver's
-//! `Device::rx`, then its `Device::backlog` (a leaf). No port is dropped
-//! under `SWITCH` (the host port's last reference unregisters a net_device).
+//! Hostile guests: the table holds every port's static MAC and learn limit
+//! (`fdb::MAX_PORTS`), and learning never evicts another port's live entry,
+//! so no group of guests can flush the stations others have learned; a
+//! frame from a group or all-zero source MAC is dropped (as Linux's bridge
+//! does); broadcast and multicast frames are rate-limited per port
+//! (`STORM_*`, counted drops), so one guest's flood cannot saturate its
+//! neighbours; a port being removed forwards nothing more.
+//!
+//! Locking: `SWITCH` is a spinlock and a leaf. Under it `forward` only
+//! learns, looks up and takes references on the target ports
+//! (`Targets`); it delivers after dropping it, so no delivery (which pins
+//! and copies) ever holds up another sender, ATTACH or DETACH. A port's
+//! last reference is therefore dropped outside the lock too (the host
+//! port's unregisters a net_device).
 
-use kernel::{prelude::*, sync::global_lock, sync::Arc, time::msecs_to_jiffies};
+use kernel::{
+    prelude::*,
+    sync::global_lock,
+    sync::Arc,
+    time::msecs_to_jiffies,
+};
 
 use crate::{
     device::Device,
@@ -34,29 +51,42 @@ use crate::{
     kvm,
     pinned::Frame,
     pvcore::{
-        fdb::{DefaultFdb, Learn},
+        fdb::{is_group, DefaultFdb, Learn, MAX_LEARNED_PER_PORT, MAX_PORTS},
+        ratelimit::RateLimit,
         vnet::NetHdr,
     },
+    uapi,
 };
 
 /// Learned entries age out after five minutes without a frame (as Linux's
 /// bridge does).
 const MAX_AGE_MS: u32 = 300_000;
-/// Learned MACs one port may hold (its own static MAC not counted).
-const MAX_PER_PORT: u32 = 16;
 /// How often `forward` sweeps aged entries out of the table.
 const SWEEP_MS: u32 = 10_000;
+/// Broadcast/multicast frames one port may send per second, on average...
+const STORM_RATE: u32 = 1000;
+/// ... and in one burst (ARP, DHCP, neighbour discovery need a few).
+const STORM_BURST: u32 = 256;
+
+// Every attachment and the host port fit in the table with their limits.
+const _: () = assert!(uapi::MAX_ATTACH < MAX_PORTS);
 
 /// What `forward` did with a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Forwarded {
     /// Delivered to, or flooded among, the other ports.
     Sent,
-    /// Dropped: the source MAC is another port's own.
+    /// Dropped: the source MAC is another port's own, a group address or
+    /// all zeros.
     Spoofed,
+    /// Dropped: a broadcast or multicast over the sender's rate limit.
+    Storm,
+    /// Dropped: the sender is not (or no longer) a port.
+    NotAPort,
 }
 
 /// A port of the switch.
+#[derive(Clone)]
 pub(crate) enum Port {
     Vm(Arc<Device>),
     Host(Arc<HostPort>),
@@ -87,17 +117,54 @@ impl Port {
     }
 }
 
+/// One port and its storm control.
+struct Slot {
+    port: Option<Port>,
+    storm: RateLimit,
+}
+
 struct Switch {
-    ports: KVec<Port>,
+    slots: [Slot; MAX_PORTS],
     fdb: DefaultFdb,
     last_sweep: u64,
+}
+
+impl Switch {
+    fn slot(&mut self, id: u32) -> Option<&mut Slot> {
+        self.slots
+            .iter_mut()
+            .find(|s| s.port.as_ref().is_some_and(|p| p.id() == id))
+    }
 }
 
 global_lock! {
     // SAFETY: Initialised by `init` in the module initialiser, before the misc
     // device and the host port (the only ways in) exist.
-    unsafe(uninit) static SWITCH: Mutex<Switch> =
-        Switch { ports: KVec::new(), fdb: DefaultFdb::new(), last_sweep: 0 };
+    unsafe(uninit) static SWITCH: SpinLock<Switch> = Switch {
+        slots: [const { Slot { port: None, storm: RateLimit::new(STORM_RATE, STORM_BURST) } };
+            MAX_PORTS],
+        fdb: DefaultFdb::new(),
+        last_sweep: 0,
+    };
+}
+
+/// The ports one frame goes to: references taken under `SWITCH`, used and
+/// dropped after it. One per sender (a device's transmit side, the host
+/// port's work item), reused for every frame.
+pub(crate) struct Targets {
+    ports: KVec<Port>,
+}
+
+impl Targets {
+    pub(crate) fn new() -> Result<KBox<Self>> {
+        let ports = KVec::with_capacity(MAX_PORTS, GFP_KERNEL)?;
+        Ok(KBox::new(Self { ports }, GFP_KERNEL)?)
+    }
+
+    /// Add a port (there is room for every port: never allocates).
+    fn add(&mut self, p: &Port) {
+        let _ = self.ports.push_within_capacity(p.clone());
+    }
 }
 
 /// EADDRINUSE (not among the kernel crate's named error codes).
@@ -115,38 +182,41 @@ pub(crate) fn init() {
     unsafe { SWITCH.init() };
 }
 
-/// Connect a port to the switch. EADDRINUSE if another port has its MAC.
+/// Connect a port to the switch. EADDRINUSE if another port has its MAC,
+/// ENOSPC if every slot is taken (never with `MAX_ATTACH` attachments).
 pub(crate) fn add_port(port: Port) -> Result {
     let mut sw = SWITCH.lock();
-    sw.ports.reserve(1, GFP_KERNEL)?;
+    let Switch { slots, fdb, .. } = &mut *sw;
+    let slot = slots.iter_mut().find(|s| s.port.is_none()).ok_or(ENOSPC)?;
     // The port's own MAC is static: never aged, never moved by learning.
-    sw.fdb
-        .add_static(port.mac(), port.id(), kvm::jiffies())
+    fdb.add_static(port.mac(), port.id(), kvm::jiffies())
         .map_err(|_| eaddrinuse())?;
-    sw.ports.push_within_capacity(port).map_err(|_| ENOMEM)?;
+    slot.storm = RateLimit::new(STORM_RATE, STORM_BURST);
+    slot.port = Some(port);
     Ok(())
 }
 
 /// Disconnect port `id`. Frames already in other ports' backlogs stay there;
-/// nothing new reaches or leaves the port. The port is dropped after the
-/// lock is released.
+/// nothing new reaches or leaves the port (a sender still inside `forward`
+/// may hold a reference for the frame it is delivering). The port is
+/// dropped after the lock is released.
 pub(crate) fn remove_port(id: u32) {
     let removed = {
         let mut sw = SWITCH.lock();
         sw.fdb.remove_port(id);
-        let i = sw.ports.iter().position(|p| p.id() == id);
-        i.and_then(|i| sw.ports.remove(i).ok())
+        sw.slot(id).and_then(|s| s.port.take())
     };
     drop(removed);
 }
 
-fn is_group(mac: &[u8]) -> bool {
-    mac.first().is_some_and(|b| b & 1 != 0)
-}
-
 /// Forward `frame` (an Ethernet frame; `hdr` its checked virtio-net header)
-/// sent by port `from`.
-pub(crate) fn forward(from: u32, hdr: &NetHdr, frame: &Frame<'_>) -> Forwarded {
+/// sent by port `from`, through the sender's `targets`.
+pub(crate) fn forward(
+    from: u32,
+    hdr: &NetHdr,
+    frame: &Frame<'_>,
+    targets: &mut Targets,
+) -> Forwarded {
     let eth = frame.head();
     let (Some(dst), Some(src)) = (eth.first_chunk::<6>(), eth.get(6..12)) else {
         return Forwarded::Sent;
@@ -154,26 +224,50 @@ pub(crate) fn forward(from: u32, hdr: &NetHdr, frame: &Frame<'_>) -> Forwarded {
     let src: [u8; 6] = src.try_into().unwrap_or_default();
     let now = kvm::jiffies();
     let age = max_age();
-    let mut sw = SWITCH.lock();
-    if let Learn::Spoofed { .. } = sw.fdb.learn(src, from, now, age, MAX_PER_PORT) {
-        return Forwarded::Spoofed;
-    }
-    if now.wrapping_sub(sw.last_sweep) > msecs_to_jiffies(SWEEP_MS) as u64 {
-        sw.last_sweep = now;
-        sw.fdb.age(now, age);
-    }
-    if !is_group(dst) {
-        if let Some(to) = sw.fdb.lookup(*dst, now, age) {
-            if to != from {
-                if let Some(p) = sw.ports.iter().find(|p| p.id() == to) {
-                    p.deliver(hdr, frame);
+    let group = is_group(dst);
+    targets.ports.clear();
+    {
+        let mut sw = SWITCH.lock();
+        let hz = msecs_to_jiffies(1000) as u64;
+        let Some(slot) = sw.slot(from) else {
+            return Forwarded::NotAPort;
+        };
+        if group && !slot.storm.allow(now, hz) {
+            return Forwarded::Storm;
+        }
+        match sw.fdb.learn(src, from, now, age, MAX_LEARNED_PER_PORT) {
+            Learn::Spoofed { .. } | Learn::Group | Learn::Zero => return Forwarded::Spoofed,
+            _ => {}
+        }
+        if now.wrapping_sub(sw.last_sweep) > msecs_to_jiffies(SWEEP_MS) as u64 {
+            sw.last_sweep = now;
+            sw.fdb.age(now, age);
+        }
+        let to = if group {
+            None
+        } else {
+            sw.fdb.lookup(*dst, now, age)
+        };
+        match to {
+            Some(to) if to == from => {}
+            Some(to) => {
+                if let Some(p) = sw.slot(to).and_then(|s| s.port.as_ref()) {
+                    targets.add(p);
                 }
             }
-            return Forwarded::Sent;
+            None => {
+                for p in sw.slots.iter().filter_map(|s| s.port.as_ref()) {
+                    if p.id() != from {
+                        targets.add(p);
+                    }
+                }
+            }
         }
     }
-    for p in sw.ports.iter().filter(|p| p.id() != from) {
+    for p in targets.ports.iter() {
         p.deliver(hdr, frame);
     }
+    // The references go here, outside the lock.
+    targets.ports.clear();
     Forwarded::Sent
 }

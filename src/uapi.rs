@@ -140,7 +140,9 @@ pub(crate) struct Stats {
     pub(crate) drop_rx_pin_failed: u64,
     pub(crate) map_rereads: u64,
     pub(crate) irq_resamples: u64,
-    pub(crate) reserved: [u64; 3],
+    pub(crate) tx_yields: u64,
+    pub(crate) drop_tx_storm: u64,
+    pub(crate) drop_rx_scattered: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<Version>() == 16);

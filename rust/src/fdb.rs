@@ -16,13 +16,18 @@
 //! counter may wrap; a timestamp ahead of `now` has age 0.
 //!
 //! Hostile guests: learning refuses group and all-zero source MACs, never
-//! moves a static entry ([`Learn::Spoofed`]), and gives each port at most
-//! `max_per_port` live dynamic entries ([`Learn::PortLimit`]), so that one
-//! guest spraying random source MACs cannot flush the others' entries as long
-//! as the sum of the ports' limits fits in `N`. When the table is full a new
-//! entry takes the place of the oldest dynamic one (an aged-out one if any,
-//! since they are the oldest), reported as [`Learn::Evicted`] when that one
-//! was still live.
+//! moves a static entry ([`Learn::Spoofed`]), gives each port at most
+//! `max_per_port` live dynamic entries ([`Learn::PortLimit`]), and never
+//! evicts another port's live entry. When the table is full a new entry
+//! takes the place of the oldest aged-out entry (of any port) or, if there is
+//! none, of the learning port's own oldest dynamic entry (reported as
+//! [`Learn::Evicted`]); otherwise it is refused ([`Learn::Full`]). So guests
+//! spraying source MACs, however many collude, cannot flush the entries of
+//! other ports (the stations the host port learned, say); with the switch's
+//! limits ([`MAX_PORTS`] ports, [`MAX_LEARNED_PER_PORT`] each) and
+//! [`DefaultFdb`], which holds all of them, they are not even refused.
+//! A station that really moves (its live dynamic entry is learned on another
+//! port) still moves, as in a Linux bridge without locked ports.
 //!
 //! Layout: `N` entries at most, stored in place in an `H`-slot open-addressing
 //! table (`H` a power of two, `H > N`; `H = 2N` keeps probes short), linear
@@ -39,9 +44,30 @@ pub type Mac = [u8; 6];
 
 const ZERO: Mac = [0; 6];
 
-/// A forwarding database of a size that suits the switch: 256 entries,
-/// 512 slots (about 12 KiB).
-pub type DefaultFdb = Fdb<256, 512>;
+/// Ports on the switch: 64 attachments and the host port.
+pub const MAX_PORTS: usize = 65;
+/// Live learned (dynamic) entries a port may hold, besides its static MAC.
+pub const MAX_LEARNED_PER_PORT: u32 = 16;
+
+/// Entries of [`DefaultFdb`]: every port's static MAC and its
+/// [`MAX_LEARNED_PER_PORT`] learned ones.
+// Widening u32 -> usize; clippy's truncation lint does not apply.
+pub const DEFAULT_ENTRIES: usize = MAX_PORTS * (MAX_LEARNED_PER_PORT as usize + 1);
+/// Slots of [`DefaultFdb`]: the power of two above 1.5 x
+/// [`DEFAULT_ENTRIES`], so a full table is about half full (short probes).
+pub const DEFAULT_SLOTS: usize = 2048;
+
+const _: () = assert!(
+    DEFAULT_ENTRIES >= MAX_PORTS * (MAX_LEARNED_PER_PORT as usize + 1)
+        && DEFAULT_SLOTS == (DEFAULT_ENTRIES + DEFAULT_ENTRIES / 2).next_power_of_two(),
+    "DefaultFdb must hold MAX_PORTS x (MAX_LEARNED_PER_PORT + 1) entries"
+);
+
+/// A forwarding database of a size that suits the switch:
+/// [`DEFAULT_ENTRIES`] (1,105) entries in [`DEFAULT_SLOTS`] (2,048) slots,
+/// about 48 KiB. It holds every port's static MAC and learned MACs up to the
+/// limit at once, so learning within the limits is never refused.
+pub type DefaultFdb = Fdb<DEFAULT_ENTRIES, DEFAULT_SLOTS>;
 
 /// What [`Fdb::learn`] did with a source MAC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +81,8 @@ pub enum Learn {
         /// The port the MAC was on.
         from: u32,
     },
-    /// New entry in place of the oldest entry, which was still live.
+    /// The table was full: new entry in place of this port's own oldest
+    /// dynamic entry, which was still live (never another port's).
     Evicted {
         /// The MAC that was dropped.
         mac: Mac,
@@ -76,7 +103,8 @@ pub enum Learn {
     },
     /// Refused: the port already has `max_per_port` live dynamic entries.
     PortLimit,
-    /// Refused: the table is full of static entries.
+    /// Refused: the table is full, and none of its entries is aged out or a
+    /// dynamic entry of this port (the others' live entries are kept).
     Full,
 }
 
@@ -308,8 +336,10 @@ impl<const N: usize, const H: usize> Fdb<N, H> {
     }
 
     /// One pass over the table: live dynamic entries of `port` (if
-    /// `count`), and the oldest dynamic entry (ties: the smallest MAC).
-    fn scan(&self, port: u32, now: u64, max_age: u64, count: bool) -> Scan {
+    /// `count`), and the oldest dynamic entry (ties: the smallest MAC) that
+    /// may be dropped: any (`any_port`), or only an aged-out one or one of
+    /// `port`.
+    fn scan(&self, port: u32, now: u64, max_age: u64, count: bool, any_port: bool) -> Scan {
         let mut s = Scan {
             port_live: 0,
             victim: None,
@@ -320,8 +350,12 @@ impl<const N: usize, const H: usize> Fdb<N, H> {
                 continue;
             }
             let age = elapsed(e.seen, now);
-            if count && e.port == port && age <= max_age {
+            let own = e.port == port;
+            if count && own && age <= max_age {
                 s.port_live = s.port_live.wrapping_add(1);
+            }
+            if !(any_port || own || age > max_age) {
+                continue;
             }
             if s.victim.is_none() || age > oldest.0 || (age == oldest.0 && e.mac < oldest.1) {
                 s.victim = Some(i);
@@ -370,7 +404,7 @@ impl<const N: usize, const H: usize> Fdb<N, H> {
         let limited = usize::try_from(max_per_port).is_ok_and(|m| m <= N);
         let need_victim = reuse.is_none() && self.len >= N;
         let scan = if limited || need_victim {
-            self.scan(port, now, max_age, limited)
+            self.scan(port, now, max_age, limited, false)
         } else {
             Scan {
                 port_live: 0,
@@ -457,7 +491,7 @@ impl<const N: usize, const H: usize> Fdb<N, H> {
         }
         if self.len >= N {
             let v = self
-                .scan(port, now, 0, false)
+                .scan(port, now, 0, false, true)
                 .victim
                 .ok_or(FdbError::Full)?;
             self.remove_at(v);

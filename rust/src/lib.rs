@@ -17,6 +17,7 @@
 //! - [`backlog`]: a port's queue of frames waiting for receive buffers.
 //! - [`fdb`]: the L2 switch's MAC learning table: ageing, static (pinned) entries,
 //!   per-port limits.
+//! - [`ratelimit`]: a token bucket (per-port broadcast/multicast storm control).
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -39,6 +40,7 @@ pub mod fdb;
 pub mod memmap;
 pub mod mmio;
 pub mod pincache;
+pub mod ratelimit;
 pub mod traits;
 pub mod translate;
 pub mod virtq;

@@ -8,6 +8,18 @@
 //! and acts on the [`MmioEvent`] a write returns. Every offset of the 4 KiB
 //! window answers: unknown or badly sized accesses read as zero, are ignored
 //! on write, and are reported as [`MmioError`] so the caller can count them.
+//!
+//! A hostile driver is held to the spec:
+//! - QueueReady takes 1 only for a QueueNum that is a power of two in
+//!   `1..=QueueNumMax`; otherwise the queue stays not ready and the device
+//!   sets DEVICE_NEEDS_RESET ([`MmioEvent::NeedsReset`]).
+//! - QueueReady written 0 stops the queue; on a live device (DRIVER_OK) the
+//!   caller gets [`MmioEvent::QueueStopped`] and must stop using the queue's
+//!   buffers, which the driver may now reuse.
+//! - DRIVER_OK is taken only once FEATURES_OK has stuck; before that (never
+//!   written, or refused) the bit does not stick, no [`MmioEvent::DriverOk`]
+//!   is returned and the device sets DEVICE_NEEDS_RESET
+//!   ([`MmioEvent::NeedsReset`]).
 
 /// Size of the MMIO window of one device.
 pub const WINDOW_SIZE: u64 = 0x1000;
@@ -158,12 +170,21 @@ pub enum MmioEvent {
     /// The driver reset the device (Status written with 0): drop all queue
     /// state and in-flight buffers.
     Reset,
-    /// The driver set DRIVER_OK: the queues marked ready may be used.
+    /// The driver set DRIVER_OK, after FEATURES_OK was accepted: the queues
+    /// marked ready may be used.
     DriverOk,
-    /// The driver marked the selected queue ready.
+    /// The driver marked the selected queue ready (its QueueNum is valid).
     QueueReady(u16),
     /// The driver acknowledged interrupts (the bits written).
     InterruptAck(u32),
+    /// The driver wrote 0 to QueueReady of queue `n`, which was ready, on a
+    /// live device (DRIVER_OK): stop the queue and release what it holds
+    /// (its buffers and pins) before the driver takes them back.
+    QueueStopped(u16),
+    /// The write broke a rule of the virtio spec and the device set
+    /// DEVICE_NEEDS_RESET (and raised the config-change interrupt bit, see
+    /// [`MmioDevice::set_needs_reset`]): signal the interrupt.
+    NeedsReset,
 }
 
 /// The registers of one virtqueue as the driver programmed them.
@@ -412,8 +433,21 @@ impl MmioDevice {
             }
             reg::QUEUE_READY => {
                 if let (Some(q), Ok(n)) = (self.queues.get_mut(sel), u16::try_from(sel)) {
-                    q.ready = value & 1 != 0;
-                    if q.ready {
+                    if value & 1 == 0 {
+                        // Stopping a queue (virtio 4.2.2.2): a running one
+                        // must let go of the driver's buffers.
+                        let was_ready = q.ready;
+                        q.ready = false;
+                        if was_ready && queue_live {
+                            return Ok(MmioEvent::QueueStopped(n));
+                        }
+                    } else if q.num == 0 || q.num > QUEUE_NUM_MAX || !q.num.is_power_of_two() {
+                        // A split queue's size is a power of two up to
+                        // QueueNumMax (virtio 2.7, 4.2.2.2).
+                        self.set_needs_reset();
+                        return Ok(MmioEvent::NeedsReset);
+                    } else {
+                        q.ready = true;
                         return Ok(MmioEvent::QueueReady(n));
                     }
                 }
@@ -458,6 +492,18 @@ impl MmioDevice {
             }
         }
         let was_ok = self.status & status::DRIVER_OK != 0;
+        if !was_ok
+            && value & status::DRIVER_OK != 0
+            && (self.status | value) & status::FEATURES_OK == 0
+        {
+            // DRIVER_OK before features were agreed (never, or refused):
+            // the queues would run with offloads nobody negotiated. The bit
+            // does not stick and the device needs a reset (virtio 3.1.1).
+            value &= !status::DRIVER_OK;
+            self.status |= value;
+            self.set_needs_reset();
+            return MmioEvent::NeedsReset;
+        }
         // The driver may only set bits; NEEDS_RESET is the device's own.
         self.status |= value;
         if !was_ok && self.status & status::DRIVER_OK != 0 {
@@ -635,6 +681,7 @@ mod tests {
         );
         // Notify before DRIVER_OK or for a missing queue does nothing.
         assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 1), MmioEvent::None);
+        negotiate(&mut d);
         assert_eq!(wr(&mut d, reg::STATUS, 0xf), MmioEvent::DriverOk);
         assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 1), MmioEvent::Notify(1));
         assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 0), MmioEvent::None);
@@ -676,5 +723,125 @@ mod tests {
         // The driver cannot clear NEEDS_RESET except by reset.
         wr(&mut d, reg::STATUS, 1);
         assert_ne!(rd(&d, reg::STATUS) & status::DEVICE_NEEDS_RESET, 0);
+    }
+
+    /// Negotiates VERSION_1 only: Status ACKNOWLEDGE | DRIVER | FEATURES_OK.
+    fn negotiate(d: &mut MmioDevice) {
+        wr(d, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        wr(d, reg::DRIVER_FEATURES_SEL, 1);
+        wr(d, reg::DRIVER_FEATURES, 1);
+        wr(d, reg::STATUS, 0x3 | status::FEATURES_OK);
+        assert_ne!(rd(d, reg::STATUS) & status::FEATURES_OK, 0);
+    }
+
+    fn needs_reset(d: &MmioDevice) -> bool {
+        rd(d, reg::STATUS) & status::DEVICE_NEEDS_RESET != 0
+    }
+
+    #[test]
+    fn queue_ready_refuses_a_bad_queue_num() {
+        // virtio 1.x: 1..=QueueNumMax and a power of two (split queues).
+        for num in [0u32, 3, 6, 100, 255, 257, 512, 1 << 16, u32::MAX] {
+            let mut d = dev();
+            negotiate(&mut d);
+            wr(&mut d, reg::QUEUE_SEL, 1);
+            wr(&mut d, reg::QUEUE_NUM, num);
+            assert_eq!(
+                wr(&mut d, reg::QUEUE_READY, 1),
+                MmioEvent::NeedsReset,
+                "num {num}"
+            );
+            assert_eq!(rd(&d, reg::QUEUE_READY), 0, "num {num}");
+            assert!(!d.queue(1).unwrap().ready, "num {num}");
+            assert!(needs_reset(&d), "num {num}");
+            assert_eq!(d.interrupt_status() & 2, 2, "num {num}");
+            // Never a live queue: DRIVER_OK does not make it notifiable.
+            wr(&mut d, reg::STATUS, 0xb | status::DRIVER_OK);
+            assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 1), MmioEvent::None);
+        }
+        for num in [1u32, 2, 64, 128, QUEUE_NUM_MAX] {
+            let mut d = dev();
+            wr(&mut d, reg::QUEUE_NUM, num);
+            assert_eq!(wr(&mut d, reg::QUEUE_READY, 1), MmioEvent::QueueReady(0));
+            assert_eq!(rd(&d, reg::QUEUE_READY), 1);
+            assert!(!needs_reset(&d), "num {num}");
+        }
+    }
+
+    #[test]
+    fn queue_ready_zero_stops_a_live_queue() {
+        let mut d = dev();
+        negotiate(&mut d);
+        for n in 0..2 {
+            wr(&mut d, reg::QUEUE_SEL, n);
+            wr(&mut d, reg::QUEUE_NUM, 128);
+            wr(&mut d, reg::QUEUE_READY, 1);
+        }
+        assert_eq!(wr(&mut d, reg::STATUS, 0xf), MmioEvent::DriverOk);
+        wr(&mut d, reg::QUEUE_SEL, 0);
+        assert_eq!(wr(&mut d, reg::QUEUE_READY, 0), MmioEvent::QueueStopped(0));
+        assert_eq!(rd(&d, reg::QUEUE_READY), 0);
+        assert!(!d.queue(0).unwrap().ready);
+        assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 0), MmioEvent::None);
+        // Already stopped: nothing more to do.
+        assert_eq!(wr(&mut d, reg::QUEUE_READY, 0), MmioEvent::None);
+        // The other queue runs on; no reset needed.
+        assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 1), MmioEvent::Notify(1));
+        assert!(!needs_reset(&d));
+        // The stopped queue's layout is the driver's again.
+        wr(&mut d, reg::QUEUE_NUM, 64);
+        assert_eq!(d.queue(0).unwrap().num, 64);
+        assert_eq!(wr(&mut d, reg::QUEUE_READY, 1), MmioEvent::QueueReady(0));
+        wr(&mut d, reg::QUEUE_SEL, 1);
+        assert_eq!(wr(&mut d, reg::QUEUE_READY, 0), MmioEvent::QueueStopped(1));
+        // Before DRIVER_OK nothing runs, so nothing to stop.
+        let mut d = dev();
+        wr(&mut d, reg::QUEUE_NUM, 128);
+        wr(&mut d, reg::QUEUE_READY, 1);
+        assert_eq!(wr(&mut d, reg::QUEUE_READY, 0), MmioEvent::None);
+        assert_eq!(rd(&d, reg::QUEUE_READY), 0);
+    }
+
+    #[test]
+    fn driver_ok_without_features_ok_is_refused() {
+        // Never set: ACKNOWLEDGE | DRIVER, then DRIVER_OK.
+        let mut d = dev();
+        wr(&mut d, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        assert_eq!(
+            wr(&mut d, reg::STATUS, 0x3 | status::DRIVER_OK),
+            MmioEvent::NeedsReset
+        );
+        assert_eq!(rd(&d, reg::STATUS) & status::DRIVER_OK, 0);
+        assert!(needs_reset(&d));
+        assert_eq!(d.interrupt_status() & 2, 2);
+        // Refused FEATURES_OK (no VERSION_1), then DRIVER_OK.
+        let mut d = dev();
+        wr(&mut d, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        wr(&mut d, reg::DRIVER_FEATURES, 1 << 5);
+        wr(&mut d, reg::STATUS, 0x3 | status::FEATURES_OK);
+        assert_eq!(rd(&d, reg::STATUS) & status::FEATURES_OK, 0);
+        wr(&mut d, reg::QUEUE_NUM, 128);
+        wr(&mut d, reg::QUEUE_READY, 1);
+        assert_eq!(
+            wr(&mut d, reg::STATUS, 0x3 | status::DRIVER_OK),
+            MmioEvent::NeedsReset
+        );
+        assert_eq!(rd(&d, reg::STATUS) & status::DRIVER_OK, 0);
+        assert!(needs_reset(&d));
+        assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 0), MmioEvent::None);
+        // Refused within the same write as DRIVER_OK.
+        let mut d = dev();
+        assert_eq!(wr(&mut d, reg::STATUS, 0xf), MmioEvent::NeedsReset);
+        assert_eq!(
+            rd(&d, reg::STATUS) & (status::DRIVER_OK | status::FEATURES_OK),
+            0
+        );
+        assert!(needs_reset(&d));
+        // Accepted in the same write: fine.
+        let mut d = dev();
+        wr(&mut d, reg::DRIVER_FEATURES_SEL, 1);
+        wr(&mut d, reg::DRIVER_FEATURES, 1);
+        assert_eq!(wr(&mut d, reg::STATUS, 0xf), MmioEvent::DriverOk);
+        assert!(!needs_reset(&d));
     }
 }

@@ -13,9 +13,13 @@
 //!
 //! A hostile guest chooses every header field. [`NetHdr::check`] rejects any
 //! header whose offsets point outside the frame, any GSO type the sender did
-//! not negotiate or that does not match the frame's ethertype, and zero or
-//! oversized segment sizes, so that no receiver (a stock guest driver, the host
-//! stack) ever sees a header the sender was not allowed to produce.
+//! not negotiate or that does not match the frame's ethertype, and oversized
+//! frames, so that no receiver (a stock guest driver, the host stack) ever
+//! sees a header the sender was not allowed to produce. TCP GSO is held to
+//! what Linux's own stack accepts: `csum_offset` is TCP's checksum field
+//! ([`TCP_CSUM_OFFSET`]) and `gso_size` is at least [`GSO_SIZE_MIN`] (a
+//! 64 KiB frame with `gso_size` 1 makes the host stack cut about 8,000
+//! segments, once it has raised the size to its own floor of 8).
 
 /// Size of `struct virtio_net_hdr_v1` (VERSION_1 always has `num_buffers`).
 pub const HDR_LEN: usize = 12;
@@ -40,6 +44,14 @@ pub const GSO_TCPV4: u8 = 1;
 pub const GSO_TCPV6: u8 = 4;
 /// `gso_type` flag: TCP ECN (CWR) handling; only with HOST_ECN, never offered.
 pub const GSO_ECN: u8 = 0x80;
+
+/// Smallest `gso_size` of a TCP GSO frame: Linux's `TCP_MIN_SND_MSS`, the
+/// floor set by the fix for CVE-2019-11479. Smaller segments only make the
+/// host stack (or a receiving guest) cut a 64 KiB frame into thousands.
+pub const GSO_SIZE_MIN: u16 = 48;
+/// `csum_offset` of a TCP GSO frame: the TCP checksum field, 16 bytes into
+/// the TCP header (`virtio_net_hdr_to_skb` insists on it too).
+pub const TCP_CSUM_OFFSET: u16 = 16;
 
 const ETH_P_IPV4: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -83,9 +95,11 @@ pub enum HdrError {
     BadGsoType,
     /// GSO type does not match the frame's ethertype.
     GsoProtocolMismatch,
-    /// GSO without `NEEDS_CSUM`, with `gso_size` zero, or `hdr_len` past the
-    /// frame.
+    /// GSO without `NEEDS_CSUM`, with `gso_size` zero, with `csum_offset`
+    /// other than [`TCP_CSUM_OFFSET`], or with `hdr_len` past the frame.
     BadGsoFields,
+    /// GSO with `gso_size` from 1 to below [`GSO_SIZE_MIN`].
+    GsoSizeTooSmall,
 }
 
 /// A parsed `struct virtio_net_hdr_v1` (little endian on the wire).
@@ -220,8 +234,15 @@ impl NetHdr {
             }
             _ => return Err(HdrError::BadGsoType),
         }
-        if self.flags & F_NEEDS_CSUM == 0 || self.gso_size == 0 || usize::from(self.hdr_len) > len {
+        if self.flags & F_NEEDS_CSUM == 0
+            || self.gso_size == 0
+            || self.csum_offset != TCP_CSUM_OFFSET
+            || usize::from(self.hdr_len) > len
+        {
             return Err(HdrError::BadGsoFields);
+        }
+        if self.gso_size < GSO_SIZE_MIN {
+            return Err(HdrError::GsoSizeTooSmall);
         }
         Ok(())
     }

@@ -152,31 +152,35 @@ fn timestamp_ahead_of_now_is_age_zero() {
 }
 
 #[test]
-fn eviction_takes_the_oldest_live_entry() {
+fn eviction_takes_the_ports_own_oldest_live_entry() {
     let mut f = Small::new();
-    for (i, t) in [(1, 40), (2, 10), (3, 30), (4, 20)] {
-        assert_eq!(f.learn(mac(i), i, t, AGE, NOLIMIT), Learn::Added);
+    for (i, p, t) in [(1, 1, 40), (2, 1, 10), (3, 1, 30), (4, 2, 5)] {
+        assert_eq!(f.learn(mac(i), p, t, AGE, NOLIMIT), Learn::Added);
     }
+    // Port 2's entry is the oldest, but it is live and not port 1's.
     assert_eq!(
-        f.learn(mac(5), 5, 50, AGE, NOLIMIT),
+        f.learn(mac(5), 1, 50, AGE, NOLIMIT),
         Learn::Evicted {
             mac: mac(2),
-            port: 2
+            port: 1
         }
     );
     assert_eq!(
-        f.learn(mac(6), 5, 50, AGE, NOLIMIT),
+        f.learn(mac(6), 1, 50, AGE, NOLIMIT),
         Learn::Evicted {
-            mac: mac(4),
-            port: 4
+            mac: mac(3),
+            port: 1
         }
     );
+    // A port with no entry of its own gets nothing.
+    assert_eq!(f.learn(mac(7), 5, 50, AGE, NOLIMIT), Learn::Full);
     assert_eq!(f.len(), 4);
     let mut macs: Vec<Mac> = f.iter().map(|e| e.mac).collect();
     macs.sort();
-    assert_eq!(macs, [mac(1), mac(3), mac(5), mac(6)]);
+    assert_eq!(macs, [mac(1), mac(4), mac(5), mac(6)]);
     assert_eq!(f.lookup(mac(2), 50, AGE), None);
-    assert_eq!(f.lookup(mac(6), 50, AGE), Some(5));
+    assert_eq!(f.lookup(mac(4), 50, AGE), Some(2));
+    assert_eq!(f.lookup(mac(6), 50, AGE), Some(1));
 }
 
 #[test]
@@ -466,4 +470,111 @@ fn dense_table_stays_consistent() {
         assert_eq!(f.age(u64::from(round) + 1, 0), 6);
         assert!(f.is_empty());
     }
+}
+
+/// Review F6: with the switch's real limits (64 guests and the host port,
+/// 16 learned MACs each), colluding guests spraying fresh source MACs must
+/// not evict what the host port learned (the LAN behind `pvpsw0`), nor any
+/// other port's live entry.
+#[test]
+fn colluding_ports_flush_learned_entries_with_the_real_limits() {
+    const HOST: u32 = 0;
+    const AGE: u64 = 300 * 1000; // 300 s in jiffies at HZ=1000
+    let limit = MAX_LEARNED_PER_PORT;
+    let ports = u32::try_from(MAX_PORTS).unwrap();
+    let mut f = DefaultFdb::new();
+    for p in 0..ports {
+        f.add_static(mac(p), p, 0).unwrap();
+    }
+    // The host port learned the stations of its LAN.
+    let lan: Vec<Mac> = (0..limit).map(|i| mac(0x00ff_0000 + i)).collect();
+    for &m in &lan {
+        assert_eq!(f.learn(m, HOST, 1, AGE, limit), Learn::Added);
+    }
+    // Every guest sends from 4 x its limit of fresh source MACs, round after
+    // round, and refreshes them: they keep their entries live.
+    let mut t = 2;
+    for round in 0..4u32 {
+        for p in 1..ports {
+            for i in 0..4 * limit {
+                let m = mac(0x0100_0000 * (round + 1) + p * 256 + i);
+                t += 1;
+                let r = f.learn(m, p, t, AGE, limit);
+                match r {
+                    Learn::Added | Learn::PortLimit => {}
+                    Learn::Evicted { port, .. } => {
+                        assert_eq!(port, p, "port {p} evicted port {port}'s live entry")
+                    }
+                    r => panic!("port {p}: unexpected {r:?}"),
+                }
+            }
+        }
+    }
+    for &m in &lan {
+        assert_eq!(f.lookup(m, t, AGE), Some(HOST), "{m:x?} lost");
+    }
+    for p in 0..ports {
+        assert_eq!(f.lookup(mac(p), t, AGE), Some(p));
+        let live = f
+            .iter()
+            .filter(|e| !e.is_static && e.port == p && elapsed(e.seen, t) <= AGE)
+            .count();
+        assert_eq!(live, 16, "port {p}");
+    }
+}
+
+/// In a table too small for everyone, a port's learning never evicts
+/// another port's live entry: it takes an aged-out entry or its own
+/// oldest one, or is refused.
+#[test]
+fn learning_never_evicts_another_ports_live_entry() {
+    let mut f = Small::new();
+    assert_eq!(f.learn(mac(1), 1, 10, AGE, NOLIMIT), Learn::Added);
+    assert_eq!(f.learn(mac(2), 1, 20, AGE, NOLIMIT), Learn::Added);
+    assert_eq!(f.learn(mac(3), 2, 30, AGE, NOLIMIT), Learn::Added);
+    assert_eq!(f.learn(mac(4), 2, 40, AGE, NOLIMIT), Learn::Added);
+    // Full of ports 1 and 2: port 3 is refused, whatever it sends.
+    for i in 0..50 {
+        assert_eq!(
+            f.learn(mac(100 + i), 3, 50 + u64::from(i), AGE, NOLIMIT),
+            Learn::Full
+        );
+    }
+    for (m, p) in [(1, 1), (2, 1), (3, 2), (4, 2)] {
+        assert_eq!(f.lookup(mac(m), 100, AGE), Some(p));
+    }
+    // Port 2 may replace its own oldest entry (mac 3), not port 1's older one.
+    assert_eq!(
+        f.learn(mac(5), 2, 100, AGE, NOLIMIT),
+        Learn::Evicted {
+            mac: mac(3),
+            port: 2
+        }
+    );
+    assert_eq!(f.lookup(mac(1), 100, AGE), Some(1));
+    // Once port 1's entries have aged out, port 3 takes their place: not an
+    // eviction, nothing live was lost.
+    let t = 20 + AGE + 1;
+    assert_eq!(f.learn(mac(6), 3, t, AGE, NOLIMIT), Learn::Added);
+    assert_eq!(entry(&f, mac(1)), None);
+    assert_eq!(
+        f.learn(mac(7), 3, t, AGE, NOLIMIT),
+        Learn::Added,
+        "mac 2 aged too"
+    );
+    assert_eq!(
+        f.learn(mac(8), 3, t, AGE, NOLIMIT),
+        Learn::Evicted {
+            mac: mac(6),
+            port: 3
+        }
+    );
+    assert_eq!(f.lookup(mac(4), t, AGE), Some(2));
+    assert_eq!(f.lookup(mac(5), t, AGE), Some(2));
+    // A station moving between ports is not an eviction: still allowed.
+    assert_eq!(
+        f.learn(mac(4), 3, t, AGE, NOLIMIT),
+        Learn::Moved { from: 2 }
+    );
+    assert_eq!(f.len(), 4);
 }

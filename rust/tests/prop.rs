@@ -700,9 +700,13 @@ impl ModelFdb {
 
     /// The oldest dynamic entry; ties: the smallest MAC.
     fn oldest(&self, now: u64) -> Option<Mac> {
+        self.oldest_where(now, |_| true)
+    }
+
+    fn oldest_where(&self, now: u64, ok: impl Fn(&ModelFdbEntry) -> bool) -> Option<Mac> {
         self.map
             .iter()
-            .filter(|(_, e)| !e.is_static)
+            .filter(|(_, e)| !e.is_static && ok(e))
             .max_by_key(|(m, e)| (model_age(e.seen, now), std::cmp::Reverse(**m)))
             .map(|(m, _)| *m)
     }
@@ -753,7 +757,9 @@ impl ModelFdb {
             self.map.insert(mac, new);
             return Learn::Added;
         }
-        let Some(v) = self.oldest(now) else {
+        // Full: only an aged-out entry, or one of this port, may make room.
+        let Some(v) = self.oldest_where(now, |e| e.port == port || !Self::live(e, now, max_age))
+        else {
             return Learn::Full;
         };
         let old = self.map.remove(&v).unwrap();
@@ -863,7 +869,25 @@ fn fdb_matches_model<const N: usize, const H: usize>(
         match *op {
             FdbOp::Learn(i, p) => {
                 let mac = pool_mac(i);
+                let others: Vec<FdbEntry> = f
+                    .iter()
+                    .filter(|e| {
+                        e.port != p
+                            && e.mac != mac
+                            && (e.is_static || model_age(e.seen, now) <= max_age)
+                    })
+                    .copied()
+                    .collect();
                 let got = f.learn(mac, p, now, max_age, limit);
+                for e in &others {
+                    prop_assert!(
+                        f.iter().any(|x| x == e),
+                        "port {} learning {:x?} evicted {:?}",
+                        p,
+                        mac,
+                        e
+                    );
+                }
                 prop_assert_eq!(
                     got,
                     m.learn(mac, p, now, max_age, limit),

@@ -202,6 +202,70 @@ fn gso_fields_checked() {
     assert_eq!(h.check(&f, ALL), Ok(()));
 }
 
+/// A 64 KiB TSO frame with `gso_size` 1 would be cut into about 8,000
+/// segments by the host stack: TCP GSO needs `gso_size >= 48`.
+#[test]
+fn tcp_gso_size_has_a_floor() {
+    let f = tcp4(65000);
+    for size in [1u16, 2, 8, 47] {
+        let mut h = NetHdr {
+            gso_size: size,
+            ..tso4_hdr()
+        };
+        assert_eq!(h.check(&f, ALL), Err(HdrError::GsoSizeTooSmall), "{size}");
+        let mut h = NetHdr {
+            gso_type: GSO_TCPV6,
+            gso_size: size,
+            csum_start: 54,
+            ..tso4_hdr()
+        };
+        assert_eq!(
+            h.check(&tcp6(65000), ALL),
+            Err(HdrError::GsoSizeTooSmall),
+            "{size}"
+        );
+    }
+    for size in [GSO_SIZE_MIN, 536, 1448, 9000, u16::MAX] {
+        let mut h = NetHdr {
+            gso_size: size,
+            ..tso4_hdr()
+        };
+        assert_eq!(h.check(&f, ALL), Ok(()), "{size}");
+    }
+}
+
+/// TCP GSO: the checksum field is TCP's (16 bytes into the TCP header).
+#[test]
+fn tcp_gso_csum_offset_is_tcps() {
+    let f = tcp4(3000);
+    for off in [0u16, 6, 14, 15, 17, 18, 100] {
+        let mut h = NetHdr {
+            csum_offset: off,
+            ..tso4_hdr()
+        };
+        assert_eq!(h.check(&f, ALL), Err(HdrError::BadGsoFields), "{off}");
+        let mut h = NetHdr {
+            gso_type: GSO_TCPV6,
+            csum_start: 54,
+            csum_offset: off,
+            ..tso4_hdr()
+        };
+        assert_eq!(
+            h.check(&tcp6(3000), ALL),
+            Err(HdrError::BadGsoFields),
+            "{off}"
+        );
+    }
+    // Without GSO any offset inside the frame is fine (UDP's is 6).
+    let mut h = NetHdr {
+        csum_offset: 6,
+        ..csum_hdr()
+    };
+    assert_eq!(h.check(&tcp4(100), ALL), Ok(()));
+    let mut h = tso4_hdr();
+    assert_eq!(h.check(&f, ALL), Ok(()));
+}
+
 #[test]
 fn fits_by_receiver_offloads() {
     let plain = NetHdr::default();
@@ -309,9 +373,14 @@ proptest! {
             }
             match h.gso_type {
                 GSO_NONE => prop_assert!(len <= MTU_FRAME_MAX),
-                GSO_TCPV4 => prop_assert!(tso4 && ethertype == 0x0800 && h.gso_size > 0),
-                GSO_TCPV6 => prop_assert!(tso6 && ethertype == 0x86dd && h.gso_size > 0),
+                GSO_TCPV4 => prop_assert!(tso4 && ethertype == 0x0800),
+                GSO_TCPV6 => prop_assert!(tso6 && ethertype == 0x86dd),
                 t => prop_assert!(false, "accepted gso type {}", t),
+            }
+            if h.is_gso() {
+                prop_assert!(h.gso_size >= GSO_SIZE_MIN);
+                prop_assert_eq!(h.csum_offset, TCP_CSUM_OFFSET);
+                prop_assert!(h.flags & F_NEEDS_CSUM != 0);
             }
         }
     }

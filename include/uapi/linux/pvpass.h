@@ -138,7 +138,8 @@ struct pvpass_stats {
 	__u64 rx_gso_frames;	/* out: of rx_frames, GSO (TSO) frames */
 	__u64 rx_csum_completed;	/* out: partial checksums completed by
 					 * pvpass for a guest without GUEST_CSUM */
-	__u64 drop_tx_spoofed;	/* source MAC is another port's own MAC */
+	__u64 drop_tx_spoofed;	/* source MAC refused: another port's own
+				 * MAC, a group address or all zeros */
 	/* pinning: frames are copied from the sender's pinned transmit pages
 	 * into the receiver's pinned receive pages */
 	__u64 pages_pinned;	/* out: guest pages pinned now: receive rings
@@ -161,7 +162,15 @@ struct pvpass_stats {
 	__u64 irq_resamples;	/* out: with PVPASS_ATTACH_F_RESAMPLE, EOIs
 				 * after which the line was asserted again
 				 * (InterruptStatus still not zero) */
-	__u64 reserved[3];	/* out: zero for now */
+	__u64 tx_yields;	/* out: exits that left transmit work for a
+				 * later exit because one exit's budget (256
+				 * frames or 512 KiB) was spent; the device
+				 * raises an interrupt so the guest comes back */
+	__u64 drop_tx_storm;	/* broadcast/multicast over the port's rate
+				 * limit (see README, reliability) */
+	__u64 drop_rx_scattered;	/* frame would need more page pins than
+					 * one frame's budget (receive buffers
+					 * in tiny pieces on many pages) */
 };
 
 /* One attachment as PVPASS_LIST reports it. */
