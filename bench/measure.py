@@ -37,7 +37,8 @@ KVM_STATS = ["exits", "irq_injections", "halt_exits", "io_exits", "mmio_exits",
              "insn_emulation"]
 PIN_FIELDS = ["pages_pinned", "pin_hits", "pin_misses"]
 PV_FIELDS = ["tx_frames", "rx_frames", "notifies", "interrupts", "mmio_reads", "mmio_writes",
-             "drop_rx_no_buffer", "tx_gso_frames"]
+             "drop_rx_no_buffer", "tx_gso_frames", "tx_yields", "drop_tx_storm",
+             "drop_rx_scattered"]
 OUTPUT = "THROUGHPUT,THROUGHPUT_UNITS,ELAPSED_TIME,LOCAL_SEND_CALLS,REMOTE_RECV_CALLS," \
          "REMOTE_BYTES_RECVD,TRANSACTION_RATE"
 AGENT_PORT = 12867

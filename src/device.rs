@@ -1164,6 +1164,10 @@ impl Device {
     /// then the map is read afresh and the frame tried again, as KVM retries
     /// a fault whose `mmu_invalidate_seq` moved.
     fn drain_rx(&self, cpu: &InVcpu, st: &mut DevState, kick: bool) {
+        // Most exits find nothing waiting: leave `rx` to the senders then.
+        if self.backlog.lock().is_empty() {
+            return;
+        }
         let mut rx = self.rx.lock();
         let mut scratch = core::mem::take(&mut rx.scratch);
         let mut notify = false;

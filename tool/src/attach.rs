@@ -53,9 +53,9 @@ pub fn stats_line(s: &PvpassStats) -> String {
         "stats id={} mmio_reads={} mmio_writes={} mmio_bad={} notifies={} interrupts={} \
          tx_frames={} tx_bytes={} rx_frames={} rx_bytes={} tx_gso_frames={} rx_gso_frames={} \
          rx_csum_completed={} rx_direct={} rx_deferred={} pages_pinned={} pin_hits={} \
-         pin_misses={} map_rereads={} irq_resamples={} drops: tx_bad_chain={} tx_bad_buffer={} tx_bad_hdr={} \
-         rx_no_buffer={} rx_too_small={} rx_no_offload={} tx_spoofed={} rx_pin_failed={} \
-         released={}",
+         pin_misses={} map_rereads={} irq_resamples={} tx_yields={} drops: tx_bad_chain={} \
+         tx_bad_buffer={} tx_bad_hdr={} rx_no_buffer={} rx_too_small={} rx_no_offload={} \
+         tx_spoofed={} rx_pin_failed={} tx_storm={} rx_scattered={} released={}",
         s.id,
         s.mmio_reads,
         s.mmio_writes,
@@ -76,6 +76,7 @@ pub fn stats_line(s: &PvpassStats) -> String {
         s.pin_misses,
         s.map_rereads,
         s.irq_resamples,
+        s.tx_yields,
         s.drop_tx_bad_chain,
         s.drop_tx_bad_buffer,
         s.drop_tx_bad_hdr,
@@ -84,6 +85,8 @@ pub fn stats_line(s: &PvpassStats) -> String {
         s.drop_rx_no_offload,
         s.drop_tx_spoofed,
         s.drop_rx_pin_failed,
+        s.drop_tx_storm,
+        s.drop_rx_scattered,
         s.released
     )
 }
@@ -509,6 +512,7 @@ mod tests {
     fn stats_format() {
         let s = PvpassStats {
             id: 3,
+            flags: 0,
             mmio_reads: 10,
             mmio_writes: 20,
             mmio_bad: 1,
@@ -528,6 +532,7 @@ mod tests {
             tx_gso_frames: 17,
             rx_gso_frames: 18,
             rx_csum_completed: 19,
+            drop_tx_spoofed: 20,
             rx_direct: 21,
             rx_deferred: 22,
             pages_pinned: 23,
@@ -536,16 +541,18 @@ mod tests {
             drop_rx_pin_failed: 26,
             map_rereads: 27,
             irq_resamples: 28,
-            ..Default::default()
+            tx_yields: 29,
+            drop_tx_storm: 30,
+            drop_rx_scattered: 31,
         };
         assert_eq!(
             stats_line(&s),
             "stats id=3 mmio_reads=10 mmio_writes=20 mmio_bad=1 notifies=4 interrupts=5 \
              tx_frames=6 tx_bytes=7 rx_frames=8 rx_bytes=9 tx_gso_frames=17 rx_gso_frames=18 \
              rx_csum_completed=19 rx_direct=21 rx_deferred=22 pages_pinned=23 pin_hits=24 \
-             pin_misses=25 map_rereads=27 irq_resamples=28 drops: tx_bad_chain=11 tx_bad_buffer=12 tx_bad_hdr=15 \
-             rx_no_buffer=13 rx_too_small=14 rx_no_offload=16 tx_spoofed=0 rx_pin_failed=26 \
-             released=1"
+             pin_misses=25 map_rereads=27 irq_resamples=28 tx_yields=29 drops: tx_bad_chain=11 \
+             tx_bad_buffer=12 tx_bad_hdr=15 rx_no_buffer=13 rx_too_small=14 rx_no_offload=16 \
+             tx_spoofed=20 rx_pin_failed=26 tx_storm=30 rx_scattered=31 released=1"
         );
     }
 

@@ -96,6 +96,8 @@ pub struct PvpassStats {
     pub tx_gso_frames: u64,
     pub rx_gso_frames: u64,
     pub rx_csum_completed: u64,
+    /// Source MAC refused: another port's own MAC, a group address or all
+    /// zeros.
     pub drop_tx_spoofed: u64,
     pub pages_pinned: u64,
     pub pin_hits: u64,
@@ -105,7 +107,12 @@ pub struct PvpassStats {
     pub drop_rx_pin_failed: u64,
     pub map_rereads: u64,
     pub irq_resamples: u64,
-    pub reserved: [u64; 3],
+    /// Exits that left transmit work for a later one (budget spent).
+    pub tx_yields: u64,
+    /// Broadcast/multicast over the port's rate limit.
+    pub drop_tx_storm: u64,
+    /// Frame would need more page pins than one frame's budget.
+    pub drop_rx_scattered: u64,
 }
 
 /// One attachment as PVPASS_LIST reports it.
@@ -176,9 +183,17 @@ const _: () = assert!(offset_of!(PvpassStats, tx_gso_frames) == 136);
 const _: () = assert!(offset_of!(PvpassStats, rx_gso_frames) == 144);
 const _: () = assert!(offset_of!(PvpassStats, rx_csum_completed) == 152);
 const _: () = assert!(offset_of!(PvpassStats, drop_tx_spoofed) == 160);
+const _: () = assert!(offset_of!(PvpassStats, pages_pinned) == 168);
+const _: () = assert!(offset_of!(PvpassStats, pin_hits) == 176);
+const _: () = assert!(offset_of!(PvpassStats, pin_misses) == 184);
+const _: () = assert!(offset_of!(PvpassStats, rx_direct) == 192);
+const _: () = assert!(offset_of!(PvpassStats, rx_deferred) == 200);
+const _: () = assert!(offset_of!(PvpassStats, drop_rx_pin_failed) == 208);
 const _: () = assert!(offset_of!(PvpassStats, map_rereads) == 216);
 const _: () = assert!(offset_of!(PvpassStats, irq_resamples) == 224);
-const _: () = assert!(offset_of!(PvpassStats, reserved) == 232);
+const _: () = assert!(offset_of!(PvpassStats, tx_yields) == 232);
+const _: () = assert!(offset_of!(PvpassStats, drop_tx_storm) == 240);
+const _: () = assert!(offset_of!(PvpassStats, drop_rx_scattered) == 248);
 const _: () = assert!(offset_of!(PvpassInfo, flags) == 4);
 const _: () = assert!(offset_of!(PvpassInfo, owner_pid) == 8);
 const _: () = assert!(offset_of!(PvpassInfo, gsi) == 12);
@@ -323,15 +338,22 @@ int main(void) {
     P(offsetof(struct pvpass_stats, rx_gso_frames));
     P(offsetof(struct pvpass_stats, rx_csum_completed));
     P(offsetof(struct pvpass_stats, drop_tx_spoofed));
+    P(offsetof(struct pvpass_stats, pages_pinned));
+    P(offsetof(struct pvpass_stats, pin_hits));
+    P(offsetof(struct pvpass_stats, pin_misses));
+    P(offsetof(struct pvpass_stats, rx_direct));
+    P(offsetof(struct pvpass_stats, rx_deferred));
+    P(offsetof(struct pvpass_stats, drop_rx_pin_failed));
     P(offsetof(struct pvpass_stats, map_rereads));
     P(offsetof(struct pvpass_stats, irq_resamples));
-    P(offsetof(struct pvpass_stats, reserved));
+    P(offsetof(struct pvpass_stats, tx_yields));
+    P(offsetof(struct pvpass_stats, drop_tx_storm));
+    P(offsetof(struct pvpass_stats, drop_rx_scattered));
     P(offsetof(struct pvpass_info, flags)); P(offsetof(struct pvpass_info, owner_pid));
     P(offsetof(struct pvpass_info, gsi)); P(offsetof(struct pvpass_info, gpa));
     P(offsetof(struct pvpass_info, mac)); P(offsetof(struct pvpass_info, reserved0));
     P(offsetof(struct pvpass_info, backend)); P(offsetof(struct pvpass_info, reserved));
     P(offsetof(struct pvpass_list, flags)); P(offsetof(struct pvpass_list, entries));
-    P(sizeof(((struct pvpass_stats *)0)->reserved));
     P(sizeof(((struct pvpass_info *)0)->reserved));
     return 0;
 }
@@ -424,20 +446,16 @@ int main(void) {
             tx_frames, tx_bytes, rx_frames, rx_bytes, drop_tx_bad_chain,
             drop_tx_bad_buffer, drop_rx_no_buffer, drop_rx_too_small, released,
             drop_tx_bad_hdr, drop_rx_no_offload, tx_gso_frames, rx_gso_frames,
-            rx_csum_completed, drop_tx_spoofed, map_rereads, irq_resamples, reserved);
+            rx_csum_completed, drop_tx_spoofed, pages_pinned, pin_hits, pin_misses,
+            rx_direct, rx_deferred, drop_rx_pin_failed, map_rereads, irq_resamples,
+            tx_yields, drop_tx_storm, drop_rx_scattered);
         let info_offsets = offsets!(PvpassInfo, "pvpass_info":
             flags, owner_pid, gsi, gpa, mac, reserved0, backend, reserved);
         let list_offsets = offsets!(PvpassList, "pvpass_list": flags, entries);
-        let reserved_size = [
-            (
-                "sizeof(((struct pvpass_stats *)0)->reserved)",
-                std::mem::size_of_val(&PvpassStats::default().reserved) as u64,
-            ),
-            (
-                "sizeof(((struct pvpass_info *)0)->reserved)",
-                std::mem::size_of_val(&PvpassInfo::default().reserved) as u64,
-            ),
-        ];
+        let reserved_size = [(
+            "sizeof(((struct pvpass_info *)0)->reserved)",
+            std::mem::size_of_val(&PvpassInfo::default().reserved) as u64,
+        )];
         let expect: Vec<(&str, u64)> = expect
             .iter()
             .copied()
