@@ -872,6 +872,7 @@ impl Device {
             Ok(MmioEvent::QueueStopped(_)) => {
                 st.txq = None;
                 st.tx_more = false;
+                st.tx_pins.invalidate();
             }
             // A driver error the registers refused (a bad queue size, DRIVER_OK
             // without FEATURES_OK): they say DEVICE_NEEDS_RESET; tell the
@@ -890,12 +891,14 @@ impl Device {
         self.fold(&mut st);
     }
 
-    /// Stop the receive queue and unpin its rings.
+    /// Stop the receive queue and unpin its rings and its cached buffer
+    /// pages (the driver took them back).
     fn stop_rx(&self) {
         let mut rx = self.rx.lock();
         rx.q = None;
         let RxState { ring, pins, .. } = &mut *rx;
         ring.release(pins);
+        pins.invalidate();
     }
 
     /// Set up the queues the driver made ready, checked against guest memory.

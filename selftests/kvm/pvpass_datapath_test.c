@@ -84,7 +84,36 @@ enum mode {
 	M_RECV_SCATTER,	/* receive chain of more pieces than a buffer may have */
 	M_ACK_RACE,	/* a frame arrives between InterruptStatus read and ACK */
 	M_RESAMPLE,	/* post a buffer; later read InterruptStatus and ACK */
+	M_SEND_TWO,	/* transmit one frame to params.dst, then one to params.dst2 */
+	M_RX_BAD,	/* post a malformed receive queue (params.rx_attack) */
+	M_RX_STOP,	/* receive one frame, then QueueReady=0 on the receive queue */
+	M_QNUM,		/* QueueReady=1 with each QueueNum of qnums[] */
+	M_NO_FEATURES_OK, /* DRIVER_OK without (accepted) FEATURES_OK, then transmit */
+	M_SEND_SRCS,	/* transmit params.nsrcs frames, sources params.srcs[] */
+	M_RECV_TINY,	/* 256-entry receive queue of chains in 1-byte pieces */
 };
+
+/* M_RX_BAD: what is wrong with the receive queue. */
+enum rx_attack {
+	RA_BAD_HEAD,	/* head index >= queue size */
+	RA_LOOP,	/* descriptor chain that loops */
+	RA_AVAIL_JUMP,	/* avail index jumps by more than the queue size */
+	RA_ZERO_LEN,	/* zero-length descriptor */
+	RA_OUTSIDE,	/* buffer outside every memslot */
+	RA_READONLY,	/* buffer not device-writable */
+	RA_TOO_LONG,	/* chain longer than the queue (all of it, then again) */
+};
+
+/* M_RECV_TINY: a receive queue of QueueNumMax entries. */
+#define BIGQ		256
+#define TINY_CHAINS	8
+#define TINY_PIECES	32	/* per chain: 31 of one byte, then TINY_LAST */
+#define TINY_LAST	220
+#define TINY_PAGES	(TINY_CHAINS * TINY_PIECES)	/* one page per piece */
+
+/* M_QNUM: refused sizes (above QueueNumMax, zero, not a power of two), then a good one. */
+static const u32 qnums[] = { 512, 0, 12, QSZ };
+#define R_QUEUE_NUM_MAX	0x034
 
 /* Driver feature bits (low word) beyond MAC. */
 #define NF_CSUM		(1u << 0)
@@ -110,11 +139,30 @@ static struct params {
 	u8 forged[6];		/* if set: source MAC of M_SEND's frame */
 	u64 slot_gpa;		/* M_RECV_AT */
 	u32 split;		/* M_SEND_HDR: 3 descriptors, across pages */
+	u8 dst2[6];		/* M_SEND_TWO: destination of the second frame */
+	u32 rx_attack;		/* M_RX_BAD */
+	u32 nsrcs;		/* M_SEND_SRCS */
+	u8 srcs[4][6];
+	u64 bigq_gpa;		/* M_RECV_TINY: guest-physical address of bigq */
 } params;
 
 static struct ring rings[2];
 static u8 bufs[2][BUF_LEN] __aligned(4096);
 static u8 big[2][BIG] __aligned(4096);	/* 0: receive area, 1: transmit */
+
+static struct bigring {
+	struct desc desc[BIGQ];
+	struct {
+		u16 flags, idx, ring[BIGQ], used_event;
+	} avail;
+	struct {
+		u16 flags, idx;
+		struct {
+			u32 id, len;
+		} ring[BIGQ];
+		u16 avail_event;
+	} used __aligned(4);
+} bigq __aligned(4096);
 
 static void wr64(u64 base, u64 off, u64 v)
 {
@@ -122,29 +170,48 @@ static void wr64(u64 base, u64 off, u64 v)
 	mmio_wr32(base, off + 4, (u32)(v >> 32));
 }
 
-static void setup_device(u64 base)
+/* Driver features: high word VERSION_1 (if @v1), low word MAC + params.feat. */
+static void write_features(u64 base, bool v1)
+{
+	mmio_wr32(base, R_DRV_FEAT_SEL, 1);
+	mmio_wr32(base, R_DRV_FEAT, v1 ? 1 : 0);	/* VERSION_1 */
+	mmio_wr32(base, R_DRV_FEAT_SEL, 0);
+	mmio_wr32(base, R_DRV_FEAT, (1u << 5) | params.feat);	/* MAC + */
+}
+
+static void setup_queues(u64 base)
 {
 	int q;
 
-	mmio_wr32(base, R_STATUS, 1 | 2);
-	mmio_wr32(base, R_DRV_FEAT_SEL, 1);
-	mmio_wr32(base, R_DRV_FEAT, 1);			/* VERSION_1 */
-	mmio_wr32(base, R_DRV_FEAT_SEL, 0);
-	mmio_wr32(base, R_DRV_FEAT, (1u << 5) | params.feat);	/* MAC + */
-	mmio_wr32(base, R_STATUS, 1 | 2 | 8);
-	GUEST_ASSERT(mmio_rd32(base, R_STATUS) & 8);
 	for (q = 0; q < 2; q++) {
 		u64 r = params.ring_gpa[q];
 
 		if (params.mode == M_QUEUE_OUTSIDE && q == 1)
 			r = 0xe0000000ULL;	/* not RAM, not our window */
 		mmio_wr32(base, R_QUEUE_SEL, q);
-		mmio_wr32(base, R_QUEUE_NUM, QSZ);
-		wr64(base, R_QUEUE_DESC, r);
-		wr64(base, R_QUEUE_DRIVER, r + offsetof(struct ring, avail));
-		wr64(base, R_QUEUE_DEVICE, r + offsetof(struct ring, used));
+		if (q == 0 && params.bigq_gpa) {
+			r = params.bigq_gpa;
+			mmio_wr32(base, R_QUEUE_NUM, BIGQ);
+			wr64(base, R_QUEUE_DESC, r);
+			wr64(base, R_QUEUE_DRIVER, r + offsetof(struct bigring, avail));
+			wr64(base, R_QUEUE_DEVICE, r + offsetof(struct bigring, used));
+		} else {
+			mmio_wr32(base, R_QUEUE_NUM, QSZ);
+			wr64(base, R_QUEUE_DESC, r);
+			wr64(base, R_QUEUE_DRIVER, r + offsetof(struct ring, avail));
+			wr64(base, R_QUEUE_DEVICE, r + offsetof(struct ring, used));
+		}
 		mmio_wr32(base, R_QUEUE_READY, 1);
 	}
+}
+
+static void setup_device(u64 base)
+{
+	mmio_wr32(base, R_STATUS, 1 | 2);
+	write_features(base, true);
+	mmio_wr32(base, R_STATUS, 1 | 2 | 8);
+	GUEST_ASSERT(mmio_rd32(base, R_STATUS) & 8);
+	setup_queues(base);
 	mmio_wr32(base, R_STATUS, 1 | 2 | 8 | 4);
 }
 
@@ -159,7 +226,7 @@ static void kick(u64 base, int q, u16 head)
 	mmio_wr32(base, R_QUEUE_NOTIFY, q);
 }
 
-static void fill_frame(u8 *f)
+static void fill_frame_from(u8 *f, const u8 *src)
 {
 	int i;
 
@@ -167,12 +234,71 @@ static void fill_frame(u8 *f)
 	f += HDR;
 	for (i = 0; i < 6; i++) {
 		f[i] = params.dst[i];
-		f[6 + i] = params.forged[0] ? params.forged[i] : params.me[i];
+		f[6 + i] = src[i];
 	}
 	f[12] = 0x88;
 	f[13] = 0xb5;		/* local experimental ethertype */
 	for (i = 14; i < FRAME_LEN; i++)
 		f[i] = (u8)i;
+}
+
+static void fill_frame(u8 *f)
+{
+	fill_frame_from(f, params.forged[0] ? params.forged : params.me);
+}
+
+/* Transmit one fill_frame_from() frame; its chain is the @n-th (from 0). */
+static void send_one(u64 base, struct ring *tx, const u8 *src, int n)
+{
+	u16 head = n % QSZ;
+
+	fill_frame_from(bufs[1], src);
+	tx->desc[head] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, 0, 0 };
+	kick(base, 1, head);
+	GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), n + 1);
+}
+
+/* M_RX_BAD: make the malformed receive queue params.rx_attack available. */
+static void post_bad_rx(u64 base, struct ring *rx)
+{
+	u64 buf = params.buf_gpa[0];
+	int i;
+
+	switch (params.rx_attack) {
+	case RA_BAD_HEAD:
+		rx->desc[0] = (struct desc){ buf, BUF_LEN, F_WRITE, 0 };
+		kick(base, 0, QSZ + 3);
+		break;
+	case RA_LOOP:
+		rx->desc[0] = (struct desc){ buf, 1024, F_WRITE | F_NEXT, 1 };
+		rx->desc[1] = (struct desc){ buf + 1024, 1024, F_WRITE | F_NEXT, 0 };
+		kick(base, 0, 0);
+		break;
+	case RA_AVAIL_JUMP:
+		rx->desc[0] = (struct desc){ buf, BUF_LEN, F_WRITE, 0 };
+		WRITE_ONCE(rx->avail.idx, QSZ + 5);
+		mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+		break;
+	case RA_ZERO_LEN:
+		rx->desc[0] = (struct desc){ buf, 0, F_WRITE, 0 };
+		kick(base, 0, 0);
+		break;
+	case RA_OUTSIDE:
+		rx->desc[0] = (struct desc){ 0xfff00000000ULL, BUF_LEN, F_WRITE, 0 };
+		kick(base, 0, 0);
+		break;
+	case RA_READONLY:
+		rx->desc[0] = (struct desc){ buf, BUF_LEN, 0, 0 };
+		kick(base, 0, 0);
+		break;
+	case RA_TOO_LONG:
+		/* 0 -> 1 -> ... -> QSZ-1 -> 0 -> ...: no chain ends. */
+		for (i = 0; i < QSZ; i++)
+			rx->desc[i] = (struct desc){ buf + i * (BUF_LEN / QSZ), BUF_LEN / QSZ,
+						     F_WRITE | F_NEXT, (i + 1) % QSZ };
+		kick(base, 0, 0);
+		break;
+	}
 }
 
 /*
@@ -195,7 +321,8 @@ static void guest_main(void)
 	struct ring *tx = &rings[1], *rx = &rings[0];
 	int i;
 
-	setup_device(base);
+	if (params.mode != M_QNUM && params.mode != M_NO_FEATURES_OK)
+		setup_device(base);
 	switch (params.mode) {
 	case M_QUEUE_OUTSIDE:
 		GUEST_SYNC(mmio_rd32(base, R_STATUS));
@@ -367,6 +494,108 @@ static void guest_main(void)
 		kick(base, 1, 0);
 		GUEST_SYNC(mmio_rd32(base, R_STATUS));
 		break;
+	case M_SEND_TWO:
+		send_one(base, tx, params.me, 0);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		memcpy(params.dst, params.dst2, 6);
+		send_one(base, tx, params.me, 1);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		break;
+	case M_RX_BAD:
+		post_bad_rx(base, rx);
+		GUEST_SYNC(0);	/* the host runs the sender now */
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		mmio_rd32(base, R_INT_STATUS);
+		GUEST_SYNC(READ_ONCE(rx->used.idx));
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		break;
+	case M_RX_STOP:
+		for (i = 0; i < 2; i++)
+			rx->desc[i] = (struct desc){ params.big_gpa[0] + i * 1024, 1024, F_WRITE, 0 };
+		kick(base, 0, 0);
+		kick(base, 0, 1);
+		GUEST_SYNC(0);	/* the host sends frame 1 */
+		mmio_rd32(base, R_INT_STATUS);
+		GUEST_SYNC(READ_ONCE(rx->used.idx));
+		mmio_wr32(base, R_QUEUE_SEL, 0);
+		mmio_wr32(base, R_QUEUE_READY, 0);
+		GUEST_SYNC(mmio_rd32(base, R_QUEUE_READY));	/* the host sends frame 2 */
+		mmio_rd32(base, R_INT_STATUS);
+		mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+		GUEST_SYNC(READ_ONCE(rx->used.idx));
+		break;
+	case M_QNUM:
+		for (i = 0; i < (int)ARRAY_SIZE(qnums); i++) {
+			u32 v;
+
+			mmio_wr32(base, R_STATUS, 0);
+			mmio_wr32(base, R_STATUS, 1 | 2);
+			write_features(base, true);
+			mmio_wr32(base, R_STATUS, 1 | 2 | 8);
+			GUEST_ASSERT(mmio_rd32(base, R_STATUS) & 8);
+			mmio_wr32(base, R_QUEUE_SEL, 0);
+			GUEST_ASSERT_EQ(mmio_rd32(base, R_QUEUE_NUM_MAX), 256);
+			mmio_wr32(base, R_QUEUE_NUM, qnums[i]);
+			wr64(base, R_QUEUE_DESC, params.ring_gpa[0]);
+			wr64(base, R_QUEUE_DRIVER, params.ring_gpa[0] + offsetof(struct ring, avail));
+			wr64(base, R_QUEUE_DEVICE, params.ring_gpa[0] + offsetof(struct ring, used));
+			mmio_wr32(base, R_QUEUE_READY, 1);
+			v = mmio_rd32(base, R_QUEUE_READY) << 16;
+			GUEST_SYNC(v | mmio_rd32(base, R_STATUS));
+		}
+		break;
+	case M_NO_FEATURES_OK:
+		/* 0: FEATURES_OK never written; 1: refused (no VERSION_1). */
+		for (i = 0; i < 2; i++) {
+			memset(rings, 0, sizeof(rings));
+			mmio_wr32(base, R_STATUS, 0);
+			mmio_wr32(base, R_STATUS, 1 | 2);
+			write_features(base, i == 0);
+			if (i == 1) {
+				mmio_wr32(base, R_STATUS, 1 | 2 | 8);
+				GUEST_ASSERT_EQ(mmio_rd32(base, R_STATUS) & 8, 0);
+			}
+			setup_queues(base);
+			mmio_wr32(base, R_STATUS, i == 0 ? 1 | 2 | 4 : 1 | 2 | 8 | 4);
+			GUEST_SYNC(mmio_rd32(base, R_STATUS));
+			fill_frame(bufs[1]);
+			tx->desc[0] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, 0, 0 };
+			kick(base, 1, 0);
+			GUEST_SYNC(READ_ONCE(tx->used.idx));
+		}
+		break;
+	case M_SEND_SRCS:
+		for (i = 0; i < (int)params.nsrcs; i++)
+			send_one(base, tx, params.srcs[i], i);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		break;
+	case M_RECV_TINY: {
+		/* TINY_CHAINS chains of TINY_PIECES descriptors, every one on a
+		 * page of its own in the slot at params.slot_gpa: 31 of one
+		 * byte, then one of TINY_LAST bytes. */
+		int c, j;
+
+		for (c = 0; c < TINY_CHAINS; c++) {
+			for (j = 0; j < TINY_PIECES; j++) {
+				int d = c * TINY_PIECES + j;
+				bool last = j == TINY_PIECES - 1;
+
+				bigq.desc[d] = (struct desc){
+					params.slot_gpa + (u64)d * 4096 + (last ? 0 : (j * 61) % 4000),
+					last ? TINY_LAST : 1,
+					F_WRITE | (last ? 0 : F_NEXT), d + 1 };
+			}
+			bigq.avail.ring[c] = c * TINY_PIECES;
+		}
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		WRITE_ONCE(bigq.avail.idx, TINY_CHAINS);
+		mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+		GUEST_SYNC(0);	/* the host runs the sender now */
+		mmio_rd32(base, R_INT_STATUS);
+		GUEST_SYNC(READ_ONCE(bigq.used.idx));
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		break;
+	}
 	}
 	GUEST_DONE();
 }
@@ -398,6 +627,8 @@ static struct guest start(int pv, int mode, const u8 *me, const u8 *dst)
 		params.buf_gpa[i] = addr_gva2gpa(g.vm, (gva_t)bufs[i]);
 		params.big_gpa[i] = addr_gva2gpa(g.vm, (gva_t)big[i]);
 	}
+	if (params.bigq_gpa)
+		params.bigq_gpa = addr_gva2gpa(g.vm, (gva_t)&bigq);
 	memcpy(params.me, me, 6);
 	memcpy(params.dst, dst, 6);
 	sync_global_to_guest(g.vm, params);
@@ -1275,7 +1506,17 @@ TEST(host_frame_reaches_guest)
 	b = start(pv, M_RECV_BUFS, mac_b, mac_a);
 	ASSERT_EQ(0, sync_value(&b));		/* B posted its buffer */
 	memcpy(f, mac_b, 6);
-	memset(f + 6, 0, 6);			/* the kernel fills in pvpsw0's MAC */
+	/* A raw socket sends the frame as it is: the source is pvpsw0's MAC
+	 * (an all-zero source would be dropped, as the bridge does). */
+	{
+		struct ifreq ifr = { 0 };
+		int ctl = socket(AF_INET, SOCK_DGRAM, 0);
+
+		strcpy(ifr.ifr_name, "pvpsw0");
+		ASSERT_EQ(0, ioctl(ctl, SIOCGIFHWADDR, &ifr)) TH_LOG("pvpsw0 MAC: %s", strerror(errno));
+		close(ctl);
+		memcpy(f + 6, ifr.ifr_hwaddr.sa_data, 6);
+	}
 	f[12] = 0x88;
 	f[13] = 0xb5;
 	for (i = 14; i < FRAME_LEN; i++)
@@ -1310,6 +1551,291 @@ TEST(host_frame_reaches_guest)
 	}
 	finish(pv, &b);
 	close(fd);
+	close(pv);
+}
+
+/* ---- virtio rules and bridge rules (issue 18, item 10) ------------------- */
+
+/*
+ * QueueReady=1 with a QueueNum the device cannot serve (above QueueNumMax,
+ * zero, not a power of two) is refused at once: QueueReady reads back 0 and
+ * the device says it needs a reset. A good size after a reset works.
+ */
+TEST(queue_num_above_max_is_refused)
+{
+	int pv = pvpass_open();
+	struct guest g = start(pv, M_QNUM, mac_a, mac_b);
+	int i;
+
+	for (i = 0; i < (int)ARRAY_SIZE(qnums); i++) {
+		u64 v = sync_value(&g);
+		bool good = qnums[i] == QSZ;
+
+		EXPECT_EQ(good ? 1 : 0, v >> 16) TH_LOG("QueueNum %u: QueueReady reads %llu",
+						       qnums[i], (unsigned long long)(v >> 16));
+		EXPECT_EQ(good ? 0 : S_NEEDS_RESET, v & S_NEEDS_RESET)
+			TH_LOG("QueueNum %u: status %#llx", qnums[i], (unsigned long long)(v & 0xffff));
+	}
+	finish(pv, &g);
+	close(pv);
+}
+
+/*
+ * QueueReady=0 on a running receive queue: the device stops it and unpins
+ * its rings; a frame sent to it afterwards is not written into the buffer
+ * the guest has taken back (the used index does not move, the bytes stay).
+ */
+TEST(receive_queue_ready_0_stops_delivery)
+{
+	int pv = pvpass_open();
+	struct guest b = start(pv, M_RX_STOP, mac_b, mac_a);
+	struct guest a = start(pv, M_SEND, mac_a, mac_b);
+	struct guest c = start(pv, M_SEND, mac_c, mac_b);
+	struct ring *r = addr_gva2hva(b.vm, (gva_t)&rings[0]);
+	u8 *rx = addr_gva2hva(b.vm, (gva_t)big[0]);
+	struct pvpass_stats s0, s1;
+	int i, changed = 0;
+
+	memset(rx, 0x5a, 2048);
+	ASSERT_EQ(0, sync_value(&b));			/* two buffers posted */
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);	/* frame 1 */
+	EXPECT_EQ(1, sync_value(&b));			/* B got it */
+	EXPECT_TRUE(frame_for_b_at(rx));
+	s0 = stats(pv, b.id);
+	EXPECT_EQ(0, sync_value(&b));			/* QueueReady=0, reads 0 */
+	s1 = stats(pv, b.id);
+	EXPECT_LT(s1.pages_pinned, s0.pages_pinned)
+		TH_LOG("pages_pinned %llu before QueueReady=0, %llu after",
+		       (unsigned long long)s0.pages_pinned, (unsigned long long)s1.pages_pinned);
+	EXPECT_EQ(0, sync_value(&c) & S_NEEDS_RESET);	/* frame 2 */
+	EXPECT_EQ(1, READ_ONCE(r->used.idx));		/* not delivered */
+	for (i = 1024; i < 2048; i++)
+		changed += rx[i] != 0x5a;
+	EXPECT_EQ(0, changed);				/* buffer 1 untouched */
+	EXPECT_EQ(1, sync_value(&b));			/* nor at B's next accesses */
+	for (i = 1024, changed = 0; i < 2048; i++)
+		changed += rx[i] != 0x5a;
+	EXPECT_EQ(0, changed);
+	EXPECT_EQ(1, stats(pv, b.id).rx_frames);
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
+	close(pv);
+}
+
+#define S_DRIVER_OK	4
+
+/*
+ * DRIVER_OK without FEATURES_OK (never written, or written and refused):
+ * the device needs a reset, DRIVER_OK does not stick, the queues do not run.
+ */
+TEST(driver_ok_without_features_ok_is_refused)
+{
+	int pv = pvpass_open();
+	struct guest g = start(pv, M_NO_FEATURES_OK, mac_a, mac_b);
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		u64 st = sync_value(&g);
+
+		EXPECT_EQ(S_NEEDS_RESET, st & S_NEEDS_RESET) TH_LOG("case %d: status %#llx", i,
+								    (unsigned long long)st);
+		EXPECT_EQ(0, st & S_DRIVER_OK) TH_LOG("case %d: status %#llx", i,
+						      (unsigned long long)st);
+		EXPECT_EQ(0, sync_value(&g)) TH_LOG("case %d: transmit chain used", i);
+	}
+	EXPECT_EQ(0, stats(pv, g.id).tx_frames);
+	finish(pv, &g);
+	close(pv);
+}
+
+/*
+ * Frames whose source MAC is broadcast, multicast or all zeros are dropped
+ * (as Linux's bridge does), counted, reach nobody; the port's next frame
+ * with its own source goes through.
+ */
+TEST(group_or_zero_source_mac_dropped)
+{
+	static const u8 bad[3][6] = {
+		{ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff },
+		{ 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 },
+		{ 0 },
+	};
+	int pv = pvpass_open();
+	struct guest b, x;
+	struct pvpass_stats s;
+	u8 *rx;
+
+	next.rx_bufs = 4;
+	next.rx_buf_len = 1024;
+	b = start(pv, M_RECV_BUFS, mac_b, mac_a);
+	memcpy(next.srcs, bad, sizeof(bad));
+	memcpy(next.srcs[3], mac_c, 6);
+	next.nsrcs = 4;
+	x = start(pv, M_SEND_SRCS, mac_c, mac_b);
+	rx = addr_gva2hva(b.vm, (gva_t)big[0]);
+	ASSERT_EQ(0, sync_value(&b));			/* B posted its buffers */
+	EXPECT_EQ(0, sync_value(&x) & S_NEEDS_RESET);
+	s = stats(pv, x.id);
+	EXPECT_EQ(3, s.drop_tx_spoofed);
+	EXPECT_EQ(1, s.tx_frames);
+	EXPECT_EQ(1, sync_value(&b));			/* only the good one */
+	EXPECT_EQ(0, memcmp(rx + HDR + 6, mac_c, 6));
+	EXPECT_EQ(1, stats(pv, b.id).rx_frames);
+	finish(pv, &x);
+	finish(pv, &b);
+	neighbours_exchange_a_frame(_metadata, pv);
+	close(pv);
+}
+
+/*
+ * TCP GSO with a gso_size below 48 (a 3000-byte frame cut into thousands of
+ * segments by the host stack) or a checksum offset that is not TCP's: dropped
+ * as a bad header. gso_size 48 and 1448 pass.
+ */
+TEST(tso_with_tiny_gso_size_dropped)
+{
+	int pv = pvpass_open();
+	u32 feat = NF_CSUM | NF_HOST_TSO4;
+	struct vhdr gso = { .flags = NEEDS_CSUM, .gso_type = 1, .hdr_len = 54,
+			    .gso_size = 1448, .csum_start = 34, .csum_offset = 16 };
+	struct vhdr h;
+	struct pvpass_stats s;
+
+	h = gso;
+	h.gso_size = 1;
+	s = send_with_hdr(_metadata, pv, feat, h, 3000, 0x0800);
+	EXPECT_EQ(1, s.drop_tx_bad_hdr) TH_LOG("gso_size 1");
+	EXPECT_EQ(0, s.tx_frames);
+	h.gso_size = 47;
+	EXPECT_EQ(1, send_with_hdr(_metadata, pv, feat, h, 3000, 0x0800).drop_tx_bad_hdr)
+		TH_LOG("gso_size 47");
+	h = gso;
+	h.csum_offset = 6;	/* UDP's */
+	EXPECT_EQ(1, send_with_hdr(_metadata, pv, feat, h, 3000, 0x0800).drop_tx_bad_hdr)
+		TH_LOG("csum_offset 6");
+	h = gso;
+	h.gso_size = 48;
+	s = send_with_hdr(_metadata, pv, feat, h, 3000, 0x0800);
+	EXPECT_EQ(0, s.drop_tx_bad_hdr) TH_LOG("gso_size 48");
+	EXPECT_EQ(1, s.tx_gso_frames);
+	s = send_with_hdr(_metadata, pv, feat, gso, 3000, 0x0800);
+	EXPECT_EQ(0, s.drop_tx_bad_hdr) TH_LOG("gso_size 1448");
+	EXPECT_EQ(1, s.tx_gso_frames);
+	close(pv);
+}
+
+/* ---- hostile receive queues, while another VM sends to them -------------- */
+
+/*
+ * B's receive queue is malformed (@attack); A sends to B, then to C. B's
+ * device ends up needing a reset (@breaks) or the frame is dropped with a
+ * counted reason (a bad buffer); B's buffer is never written; A's vCPU
+ * returns, A is not marked broken, and C still gets A's next frame. No pin
+ * outlives the attachments.
+ */
+static void rx_hostile(struct __test_metadata *_metadata, int attack, bool breaks)
+{
+	int pv = pvpass_open();
+	long base = pinned_pages();
+	struct guest b, c, a;
+	struct pvpass_stats sa, sb;
+	u64 st, st2, used;
+	u8 *buf;
+	int i, changed = 0;
+
+	next.rx_attack = attack;
+	b = start(pv, M_RX_BAD, mac_b, mac_a);
+	c = start(pv, M_RECV, mac_c, mac_a);
+	memcpy(next.dst2, mac_c, 6);
+	a = start(pv, M_SEND_TWO, mac_a, mac_b);
+	buf = addr_gva2hva(b.vm, (gva_t)bufs[0]);
+	memset(buf, 0x5a, BUF_LEN);
+	ASSERT_EQ(0, sync_value(&b));			/* B posted its bad queue */
+	ASSERT_EQ(0, sync_value(&c));			/* C posted a buffer */
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);	/* A sent to B, returned */
+	st = sync_value(&b);
+	used = sync_value(&b);
+	st2 = sync_value(&b);
+	sb = stats(pv, b.id);
+	TH_LOG("B: status %#llx then %#llx, used idx %llu, too_small %llu pin_failed %llu",
+	       (unsigned long long)st, (unsigned long long)st2, (unsigned long long)used,
+	       (unsigned long long)sb.drop_rx_too_small, (unsigned long long)sb.drop_rx_pin_failed);
+	EXPECT_EQ(0, sb.rx_frames);
+	if (breaks) {
+		EXPECT_EQ(S_NEEDS_RESET, (st | st2) & S_NEEDS_RESET);
+	} else if (!((st | st2) & S_NEEDS_RESET)) {
+		/* Not broken: then dropped, counted, the buffer back empty. */
+		EXPECT_EQ(1, sb.drop_rx_too_small + sb.drop_rx_pin_failed);
+		EXPECT_EQ(1, used);
+	}
+	for (i = 0; i < BUF_LEN; i++)
+		changed += buf[i] != 0x5a;
+	EXPECT_EQ(0, changed);				/* nothing written */
+	sa = stats(pv, a.id);
+	EXPECT_EQ(1, sa.tx_frames);
+	EXPECT_EQ(0, sa.drop_tx_bad_chain + sa.drop_tx_bad_buffer);
+	/* A is fine: its next frame reaches C. */
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	EXPECT_EQ(HDR + FRAME_LEN, sync_value(&c));
+	EXPECT_EQ(2, stats(pv, a.id).tx_frames);
+	EXPECT_EQ(1, stats(pv, c.id).rx_frames);
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
+	EXPECT_EQ(base, pinned_pages());
+	close(pv);
+}
+
+TEST(receive_head_index_out_of_range) { rx_hostile(_metadata, RA_BAD_HEAD, true); }
+TEST(receive_descriptor_loop) { rx_hostile(_metadata, RA_LOOP, true); }
+TEST(receive_avail_index_jump) { rx_hostile(_metadata, RA_AVAIL_JUMP, true); }
+TEST(receive_zero_length_descriptor) { rx_hostile(_metadata, RA_ZERO_LEN, true); }
+TEST(receive_buffer_outside_guest_memory) { rx_hostile(_metadata, RA_OUTSIDE, false); }
+TEST(receive_buffer_read_only) { rx_hostile(_metadata, RA_READONLY, false); }
+TEST(receive_chain_longer_than_queue) { rx_hostile(_metadata, RA_TOO_LONG, true); }
+
+/*
+ * Receive chains of one-byte pieces, each on a page of its own (MRG_RXBUF):
+ * an MTU frame would need more than 200 page pins (7 chains of 32 pages)
+ * where it spans 2 pages. Dropped (drop_rx_scattered) before it costs that:
+ * B's pin misses stay far below.
+ */
+TEST(receive_buffer_of_tiny_pieces_is_bounded)
+{
+	int pv = pvpass_open();
+	long base = pinned_pages();
+	struct vhdr h = { 0 };
+	struct pvpass_stats s0, sb, sa;
+	struct guest b, a;
+
+	next.feat = NF_MRG_RXBUF;
+	next.slot_gpa = EXTRA_GPA;
+	next.bigq_gpa = 1;	/* start() fills in bigq's address */
+	b = start(pv, M_RECV_TINY, mac_b, mac_a);
+	vm_userspace_mem_region_add(b.vm, VM_MEM_SRC_ANONYMOUS, EXTRA_GPA, EXTRA_SLOT,
+				    TINY_PAGES, 0);
+	memcpy(next.hdr, &h, HDR);
+	next.frame_len = 1514;
+	next.ethertype = 0x0800;
+	a = start(pv, M_SEND_HDR, mac_a, mac_b);
+	ASSERT_EQ(0, sync_value(&b));			/* B posted its chains */
+	s0 = stats(pv, b.id);
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	sa = stats(pv, a.id);
+	EXPECT_EQ(1, sa.tx_frames);
+	sync_value(&b);					/* B's InterruptStatus read */
+	EXPECT_EQ(0, sync_value(&b) & S_NEEDS_RESET);
+	sb = stats(pv, b.id);
+	TH_LOG("B: pin_misses %llu, pin_hits %llu for the frame; rx_frames %llu",
+	       (unsigned long long)(sb.pin_misses - s0.pin_misses),
+	       (unsigned long long)(sb.pin_hits - s0.pin_hits), (unsigned long long)sb.rx_frames);
+	EXPECT_EQ(1, sb.drop_rx_scattered);
+	EXPECT_EQ(0, sb.rx_frames);
+	EXPECT_LT(sb.pin_misses - s0.pin_misses, 100);
+	finish(pv, &a);
+	finish(pv, &b);
+	EXPECT_EQ(base, pinned_pages());
 	close(pv);
 }
 
