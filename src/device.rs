@@ -1142,7 +1142,10 @@ impl Device {
             }
             switch::Forwarded::Storm => {
                 self.counters.inc(C::DropTxStorm);
-                self.warn("broadcast/multicast over the port's rate limit dropped", flen);
+                self.warn(
+                    "broadcast/multicast over the port's rate limit dropped",
+                    flen,
+                );
                 return;
             }
             // Being detached: off the switch already.

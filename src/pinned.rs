@@ -470,7 +470,10 @@ impl VmPins {
         match self.cache.acquire(pages, &mut pinner, &mut buf.tok) {
             Ok(()) => Ok(()),
             Err(PinError::PinFailed)
-                if nofault && [EFAULT, EAGAIN].iter().any(|e| e.to_errno() == pinner.errno) =>
+                if nofault
+                    && [EFAULT, EAGAIN]
+                        .iter()
+                        .any(|e| e.to_errno() == pinner.errno) =>
             {
                 Err(PinBufError::WouldFault)
             }

@@ -38,12 +38,7 @@
 //! last reference is therefore dropped outside the lock too (the host
 //! port's unregisters a net_device).
 
-use kernel::{
-    prelude::*,
-    sync::global_lock,
-    sync::Arc,
-    time::msecs_to_jiffies,
-};
+use kernel::{prelude::*, sync::global_lock, sync::Arc, time::msecs_to_jiffies};
 
 use crate::{
     device::Device,
