@@ -1,0 +1,1458 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pvpass under concurrent attack: hostile guests and VMMs whose vCPUs run at
+ * the same time as their neighbours', each vCPU on its own pthread, and VMMs
+ * in processes of their own (fork: the child makes its VM and opens
+ * /dev/pvpass itself, so another VM's thread delivers into it through the
+ * remote pin path). Each test checks that the host thread under attack comes
+ * back within a bound, that an unrelated neighbour keeps passing traffic,
+ * that the counters name the reason, and that the module's pinned-page count
+ * returns to where it was.
+ *
+ * Every wait is bounded (timed joins of "jobs", pthreads that run one host
+ * call and record how long it took), so a module that does not bound its
+ * work fails here instead of hanging the bed; whatever holds the host up is
+ * released (stop flag, fault resolved) before the test goes on.
+ */
+#include "pvpass_util.h"
+
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+#include <linux/userfaultfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#define QSZ		8
+#define SQSZ		256	/* transmit queue of the storms: QueueNumMax */
+#define HDR		12
+#define FRAME_LEN	60
+#define BUF_LEN		2048
+#define GSO_LEN		60000	/* storm frames: TCP segments for the host port */
+
+#define R_DRV_FEAT	0x020
+#define R_DRV_FEAT_SEL	0x024
+#define R_QUEUE_SEL	0x030
+#define R_QUEUE_NUM	0x038
+#define R_QUEUE_READY	0x044
+#define R_QUEUE_NOTIFY	0x050
+#define R_INT_STATUS	0x060
+#define R_INT_ACK	0x064
+#define R_QUEUE_DESC	0x080
+#define R_QUEUE_DRIVER	0x090
+#define R_QUEUE_DEVICE	0x0a0
+
+#define F_WRITE		2
+#define NF_CSUM		(1u << 0)
+#define NF_HOST_TSO4	(1u << 11)
+
+#define EXTRA_GPA	0xc0000000ULL
+#define EXTRA_SLOT	10
+
+struct desc {
+	u64 addr;
+	u32 len;
+	u16 flags;
+	u16 next;
+};
+
+/* A split virtqueue of @n entries, laid out as the virtio spec places it. */
+#define DEFINE_RING(name, n)						\
+	struct name {							\
+		struct desc desc[n];					\
+		struct {						\
+			u16 flags, idx, ring[n], used_event;		\
+		} avail;						\
+		struct {						\
+			u16 flags, idx;					\
+			struct {					\
+				u32 id, len;				\
+			} ring[n];					\
+			u16 avail_event;				\
+		} used __aligned(4);					\
+	} __aligned(4096)
+
+DEFINE_RING(ring, QSZ);
+DEFINE_RING(sring, SQSZ);	/* two pages */
+
+/* Where queue_up() tells the device the used ring of an @n-entry queue is. */
+#define USED_OFF(n)	(((n) * sizeof(struct desc) + 6 + 2 * (n) + 3) & ~3UL)
+_Static_assert(offsetof(struct ring, used) == USED_OFF(QSZ), "ring layout");
+_Static_assert(offsetof(struct sring, used) == USED_OFF(SQSZ), "sring layout");
+
+enum mode {
+	M_TX_ROUNDS,	/* each run: params.burst frames to params.dst, QSZ per notify */
+	M_RX_POST,	/* post params.rx_bufs buffers; each run: read InterruptStatus */
+	M_RX_LOOP,	/* post QSZ buffers; take frames and repost until ctl.stop */
+	M_STORM,	/* 256-entry transmit queue, head 0 made available for ever */
+	M_ATTACH_SPIN,	/* bring the device up whenever the window answers */
+};
+
+/* What the host tells each guest. */
+static struct params {
+	u64 base;
+	u64 ring_gpa[2], ring_gva[2];	/* 0: receive, 1: transmit */
+	u32 qnum[2];
+	u64 rxbuf_gpa, txbuf_gpa, gsobuf_gpa;
+	u32 feat;		/* driver features, low word (MAC always) */
+	int mode;
+	u8 me[6], dst[6], peer[6];
+	u32 rx_bufs;		/* M_RX_POST */
+	u32 burst;		/* M_TX_ROUNDS */
+	u32 guest_producer;	/* M_STORM: vCPU 0 is the producer */
+} params;
+
+/* Written by both sides at run time (the host through addr_gva2hva). */
+static struct ctl {
+	u32 go, stop;
+	u64 produced;		/* M_STORM: chains made available */
+	u64 from_peer, group, other;	/* M_RX_LOOP: frames by source */
+	u64 ups;		/* M_ATTACH_SPIN: bring-ups served by pvpass */
+} ctl;
+
+static struct ring rings[2];
+static struct sring storm_ring;
+static u8 rxbuf[QSZ * BUF_LEN] __aligned(4096);
+static u8 txbuf[BUF_LEN] __aligned(4096);
+static u8 gsobuf[16 * 4096] __aligned(4096);
+
+static const u8 mac_c[6] = { 0x52, 0x54, 0x00, 0xcc, 0x00, 0x03 };
+static const u8 mac_d[6] = { 0x52, 0x54, 0x00, 0xdd, 0x00, 0x04 };
+static const u8 nobody[6] = { 0x02, 0, 0, 0, 0, 0x99 };
+static const u8 bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+static void wr64(u64 base, u64 off, u64 v)
+{
+	mmio_wr32(base, off, (u32)v);
+	mmio_wr32(base, off + 4, (u32)(v >> 32));
+}
+
+static void queue_up(u64 base, int q)
+{
+	u64 r = params.ring_gpa[q];
+	u32 n = params.qnum[q];
+
+	mmio_wr32(base, R_QUEUE_SEL, q);
+	mmio_wr32(base, R_QUEUE_NUM, n);
+	wr64(base, R_QUEUE_DESC, r);
+	wr64(base, R_QUEUE_DRIVER, r + n * sizeof(struct desc));
+	/* used ring: after avail (flags, idx, ring[n], used_event), 4-aligned */
+	wr64(base, R_QUEUE_DEVICE, r + USED_OFF(n));
+	mmio_wr32(base, R_QUEUE_READY, 1);
+}
+
+static void setup_device(u64 base)
+{
+	mmio_wr32(base, R_STATUS, 1 | 2);
+	mmio_wr32(base, R_DRV_FEAT_SEL, 1);
+	mmio_wr32(base, R_DRV_FEAT, 1);			/* VERSION_1 */
+	mmio_wr32(base, R_DRV_FEAT_SEL, 0);
+	mmio_wr32(base, R_DRV_FEAT, (1u << 5) | params.feat);	/* MAC + */
+	mmio_wr32(base, R_STATUS, 1 | 2 | 8);
+	GUEST_ASSERT(mmio_rd32(base, R_STATUS) & 8);
+	queue_up(base, 0);
+	queue_up(base, 1);
+	mmio_wr32(base, R_STATUS, 1 | 2 | 8 | 4);
+}
+
+/* Make head @head available on the QSZ ring @r (no notify). */
+static void post(struct ring *r, u16 head)
+{
+	r->avail.ring[r->avail.idx % QSZ] = head;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	WRITE_ONCE(r->avail.idx, r->avail.idx + 1);
+}
+
+static void fill_frame(u8 *f)
+{
+	int i;
+
+	memset(f, 0, HDR);
+	f += HDR;
+	for (i = 0; i < 6; i++) {
+		f[i] = params.dst[i];
+		f[6 + i] = params.me[i];
+	}
+	f[12] = 0x88;
+	f[13] = 0xb5;		/* local experimental ethertype */
+	for (i = 14; i < FRAME_LEN; i++)
+		f[i] = (u8)i;
+}
+
+/*
+ * A 60000-byte TCP segment (GSO, partial checksum) to params.dst: each one
+ * costs the device an skb and a 60 KB copy at the host port, so a storm of
+ * them does not end just because the producer misses a few milliseconds.
+ */
+static void fill_gso_frame(u8 *f)
+{
+	static const u8 hdr[HDR] = { 1, 1, 54, 0, 1448 & 0xff, 1448 >> 8, 34, 0, 16, 0 };
+	int i;
+
+	memcpy(f, hdr, HDR);
+	f += HDR;
+	for (i = 0; i < 6; i++) {
+		f[i] = params.dst[i];
+		f[6 + i] = params.me[i];
+	}
+	f[12] = 0x08;
+	f[13] = 0x00;
+	for (i = 14; i < GSO_LEN; i++)
+		f[i] = (u8)(i * 7);
+}
+
+static bool same_mac(const u8 *a, const u8 *b)
+{
+	int i;
+
+	for (i = 0; i < 6; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+/*
+ * The producer of F1: keep head 0 available whenever the device has caught
+ * up with fewer than SQSZ chains outstanding. The device completes each
+ * chain right after forwarding it, so the avail index never runs more than
+ * the queue size ahead: the queue is never "broken", it just never ends.
+ */
+static void storm_producer(struct sring *tx)
+{
+	while (!READ_ONCE(ctl.go))
+		cpu_relax();
+	while (!READ_ONCE(ctl.stop)) {
+		u16 a = tx->avail.idx;
+
+		if ((u16)(a - READ_ONCE(tx->used.idx)) >= SQSZ)
+			continue;
+		tx->avail.ring[a % SQSZ] = 0;
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		WRITE_ONCE(tx->avail.idx, a + 1);
+		WRITE_ONCE(ctl.produced, ctl.produced + 1);
+	}
+	GUEST_SYNC(ctl.produced);
+	GUEST_DONE();
+}
+
+/*
+ * F5's racing guest: whenever the window answers in the kernel (a read of
+ * the magic register is served by pvpass), bring the device all the way up
+ * and hold it at DRIVER_OK while the window lives. Accesses to a window
+ * nobody serves exit to the host, which answers reads with 0.
+ */
+static void attach_spin(u64 base)
+{
+	while (!READ_ONCE(ctl.stop)) {
+		if (mmio_rd32(base, R_MAGIC) != VIRTIO_MAGIC)
+			continue;
+		mmio_wr32(base, R_STATUS, 0);
+		mmio_wr32(base, R_STATUS, 1 | 2);
+		mmio_wr32(base, R_DRV_FEAT_SEL, 1);
+		mmio_wr32(base, R_DRV_FEAT, 1);
+		mmio_wr32(base, R_DRV_FEAT_SEL, 0);
+		mmio_wr32(base, R_DRV_FEAT, 1u << 5);
+		mmio_wr32(base, R_STATUS, 1 | 2 | 8);
+		queue_up(base, 0);	/* the receive queue: its rings get pinned */
+		mmio_wr32(base, R_STATUS, 1 | 2 | 8 | 4);
+		WRITE_ONCE(ctl.ups, ctl.ups + 1);
+		while (!READ_ONCE(ctl.stop) && mmio_rd32(base, R_MAGIC) == VIRTIO_MAGIC)
+			cpu_relax();
+	}
+	GUEST_DONE();
+}
+
+static void guest_main(u64 cpu)
+{
+	u64 base = params.base;
+	struct ring *rx = (struct ring *)params.ring_gva[0];
+	struct ring *tx = (struct ring *)params.ring_gva[1];
+	struct sring *stx = (struct sring *)params.ring_gva[1];
+	u16 seen = 0;
+	u32 i;
+
+	if (params.mode == M_STORM && params.guest_producer && cpu == 0)
+		storm_producer(stx);
+	if (params.mode == M_ATTACH_SPIN)
+		attach_spin(base);
+	setup_device(base);
+	switch (params.mode) {
+	case M_TX_ROUNDS:
+		fill_frame(txbuf);
+		for (i = 0; i < QSZ; i++)
+			tx->desc[i] = (struct desc){ params.txbuf_gpa, HDR + FRAME_LEN, 0, 0 };
+		GUEST_SYNC(0);
+		for (;;) {
+			for (i = 0; i < params.burst; i++) {
+				post(tx, i % QSZ);
+				if ((i + 1) % QSZ && i + 1 < params.burst)
+					continue;
+				mmio_wr32(base, R_QUEUE_NOTIFY, 1);
+				/* Served inside the exit: all completed. */
+				GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), tx->avail.idx);
+			}
+			GUEST_SYNC(READ_ONCE(tx->used.idx));
+		}
+	case M_RX_POST:
+		for (i = 0; i < params.rx_bufs; i++) {
+			rx->desc[i] = (struct desc){ params.rxbuf_gpa + i * BUF_LEN, BUF_LEN,
+						     F_WRITE, 0 };
+			post(rx, i);
+		}
+		mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+		GUEST_SYNC(0);
+		for (;;) {
+			/* As an interrupt handler would: delivers what waits. */
+			mmio_rd32(base, R_INT_STATUS);
+			GUEST_SYNC(READ_ONCE(rx->used.idx));
+		}
+	case M_RX_LOOP:
+		for (i = 0; i < QSZ; i++) {
+			rx->desc[i] = (struct desc){ params.rxbuf_gpa + i * BUF_LEN, BUF_LEN,
+						     F_WRITE, 0 };
+			post(rx, i);
+		}
+		mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+		GUEST_SYNC(0);
+		while (!READ_ONCE(ctl.stop)) {
+			u32 st = mmio_rd32(base, R_INT_STATUS);
+			u16 u;
+
+			if (st)
+				mmio_wr32(base, R_INT_ACK, st);
+			u = READ_ONCE(rx->used.idx);
+			if (u == seen)
+				continue;
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			for (; seen != u; seen++) {
+				u32 id = rx->used.ring[seen % QSZ].id;
+				const u8 *f;
+
+				GUEST_ASSERT(id < QSZ);
+				f = rxbuf + id * BUF_LEN + HDR;
+				if (same_mac(f + 6, params.peer))
+					WRITE_ONCE(ctl.from_peer, ctl.from_peer + 1);
+				else if (f[0] & 1)
+					WRITE_ONCE(ctl.group, ctl.group + 1);
+				else
+					WRITE_ONCE(ctl.other, ctl.other + 1);
+				post(rx, id);
+			}
+			mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+		}
+		GUEST_SYNC(ctl.from_peer);
+		break;
+	case M_STORM:
+		fill_gso_frame(gsobuf);
+		stx->desc[0] = (struct desc){ params.gsobuf_gpa, HDR + GSO_LEN, 0, 0 };
+		GUEST_SYNC(0);		/* the host starts the producer */
+		mmio_wr32(base, R_QUEUE_NOTIFY, 1);	/* the one notify */
+		GUEST_SYNC(READ_ONCE(stx->used.idx));
+		/* Then an ordinary busy sender's notifies, until told to stop. */
+		while (!READ_ONCE(ctl.stop))
+			mmio_wr32(base, R_QUEUE_NOTIFY, 1);
+		GUEST_SYNC(0);
+		break;
+	}
+	GUEST_DONE();
+}
+
+/* ---- host side ------------------------------------------------------------ */
+
+static u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static long ms_since(u64 t0)
+{
+	return (long)((now_ns() - t0) / 1000000);
+}
+
+/* /sys/kernel/debug/pvpass/pinned_pages (the bed mounts debugfs). */
+static long pinned_pages(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/pvpass/pinned_pages", "r");
+	long n = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
+}
+
+/* pinned_pages once it is @want, polled for up to 2 s (teardown may be async). */
+static long pinned_pages_settled(long want)
+{
+	long n = pinned_pages();
+	int i;
+
+	for (i = 0; i < 200 && n != want; i++) {
+		usleep(10000);
+		n = pinned_pages();
+	}
+	return n;
+}
+
+/*
+ * A job: one host call (a KVM_RUN, a DETACH, ...) on a pthread of its own,
+ * so that the test can wait for it with a bound and measure it.
+ */
+struct job {
+	pthread_t t;
+	bool running;		/* started, not joined */
+	void (*fn)(struct job *j);
+	struct kvm_vcpu *vcpu;
+	int fd;
+	struct pvpass_detach det;
+	int rounds;		/* vcpu_rounds: runs to do, 0: until stop */
+	int stop;
+	void *ptr;
+	/* results */
+	int done;
+	u64 t0, t1, max_ns;
+	int rc, err, runs;
+	u32 exit_reason;
+	u64 cmd, arg;
+	struct ucall uc;
+};
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+
+	j->fn(j);
+	j->t1 = now_ns();
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void job_start(struct job *j, void (*fn)(struct job *))
+{
+	TEST_ASSERT(!j->running, "job restarted while it runs");
+	j->fn = fn;
+	j->done = 0;
+	j->max_ns = 0;
+	j->runs = 0;
+	j->t0 = now_ns();
+	TEST_ASSERT(!pthread_create(&j->t, NULL, job_main, j), "pthread_create");
+	j->running = true;
+}
+
+/* Wait up to @ms for the job; true (and joined) if it is done. */
+static bool job_wait(struct job *j, int ms)
+{
+	struct timespec end;
+
+	if (!j->running)	/* never started, or joined already */
+		return true;
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += ms / 1000;
+	end.tv_nsec += (ms % 1000) * 1000000L;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	if (pthread_timedjoin_np(j->t, NULL, &end))
+		return false;
+	j->running = false;
+	return true;
+}
+
+static long job_ms(struct job *j)
+{
+	return __atomic_load_n(&j->done, __ATOMIC_ACQUIRE) ? (long)((j->t1 - j->t0) / 1000000) : -1;
+}
+
+/* One KVM_RUN (EINTR retried) to the next exit to userspace. */
+static void vcpu_step(struct job *j)
+{
+	struct kvm_vcpu *vcpu = j->vcpu;
+	int r;
+
+	do {
+		r = __vcpu_run(vcpu);
+	} while (r == -1 && errno == EINTR);
+	j->rc = r;
+	j->err = r ? errno : 0;
+	j->exit_reason = vcpu->run->exit_reason;
+	j->cmd = UCALL_NONE;
+	if (!r && j->exit_reason == KVM_EXIT_IO) {
+		j->cmd = get_ucall(vcpu, &j->uc);
+		j->arg = j->uc.args[1];
+	}
+}
+
+/* KVM_RUN to the guest's next GUEST_SYNC, j->rounds times (0: until
+ * j->stop), keeping the longest. */
+static void vcpu_rounds(struct job *j)
+{
+	while (j->rounds ? j->runs < j->rounds : !READ_ONCE(j->stop)) {
+		u64 t = now_ns();
+
+		vcpu_step(j);
+		t = now_ns() - t;
+		if (t > j->max_ns)
+			j->max_ns = t;
+		if (j->cmd != UCALL_SYNC)
+			break;
+		j->runs++;
+	}
+}
+
+static void detach_step(struct job *j)
+{
+	j->rc = ioctl(j->fd, PVPASS_DETACH, &j->det);
+	j->err = j->rc ? errno : 0;
+}
+
+/* A finished run job stopped at a GUEST_SYNC (a guest assert is reported). */
+#define EXPECT_SYNCED(j, who) do {						\
+	if ((j)->cmd == UCALL_ABORT)						\
+		REPORT_GUEST_ASSERT((j)->uc);					\
+	EXPECT_EQ(UCALL_SYNC, (j)->cmd)						\
+		TH_LOG("%s: exit reason %u (%s), KVM_RUN rc %d errno %d", who,	\
+		       (j)->exit_reason, exit_reason_str((j)->exit_reason),	\
+		       (j)->rc, (j)->err);					\
+} while (0)
+
+struct guest {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu[2];
+	int id;
+};
+
+/* Settings for the next start(); reset to zero by it. */
+static struct params next;
+/* If set: the next start() puts the transmit ring in this (shared) memory. */
+static void *next_shared;
+
+static struct guest start(int pv, int mode, const u8 *me, const u8 *dst, int nr_vcpus)
+{
+	struct guest g = { 0 };
+	int i;
+
+	g.vm = vm_create_with_vcpus(nr_vcpus, guest_main, g.vcpu);
+	virt_map(g.vm, WIN_GPA, WIN_GPA, 1);
+	for (i = 0; i < nr_vcpus; i++)
+		vcpu_args_set(g.vcpu[i], 1, i);
+	params = next;
+	next = (struct params){ 0 };
+	params.base = WIN_GPA;
+	params.mode = mode;
+	for (i = 0; i < 2; i++) {
+		params.ring_gva[i] = (u64)&rings[i];
+		params.qnum[i] = QSZ;
+	}
+	if (mode == M_STORM) {
+		params.ring_gva[1] = (u64)&storm_ring;
+		params.qnum[1] = SQSZ;
+	}
+	for (i = 0; i < 2; i++)
+		params.ring_gpa[i] = addr_gva2gpa(g.vm, params.ring_gva[i]);
+	if (next_shared) {
+		vm_set_user_memory_region(g.vm, EXTRA_SLOT, 0, EXTRA_GPA, sizeof(struct sring),
+					  next_shared);
+		virt_map(g.vm, EXTRA_GPA, EXTRA_GPA, sizeof(struct sring) / 4096);
+		params.ring_gva[1] = params.ring_gpa[1] = EXTRA_GPA;
+		next_shared = NULL;
+	}
+	params.rxbuf_gpa = addr_gva2gpa(g.vm, (gva_t)rxbuf);
+	params.txbuf_gpa = addr_gva2gpa(g.vm, (gva_t)txbuf);
+	params.gsobuf_gpa = addr_gva2gpa(g.vm, (gva_t)gsobuf);
+	if (mode == M_STORM)
+		params.feat |= NF_CSUM | NF_HOST_TSO4;
+	memcpy(params.me, me, 6);
+	memcpy(params.dst, dst, 6);
+	sync_global_to_guest(g.vm, params);
+	g.id = attach(pv, g.vm, WIN_GPA, 5, me);
+	TEST_ASSERT(g.id > 0, "attach: %s", strerror(-g.id));
+	return g;
+}
+
+static void finish(int pv, struct guest *g)
+{
+	struct pvpass_detach d = { .id = g->id };
+
+	TEST_ASSERT(!ioctl(pv, PVPASS_DETACH, &d), "DETACH(%d): %s", g->id, strerror(errno));
+	kvm_vm_free(g->vm);
+}
+
+/* Run a vCPU (nothing else is racing it) to its next GUEST_SYNC. */
+static u64 sync_vcpu(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	TEST_ASSERT_EQ(run_to_ucall(vcpu, &uc), UCALL_SYNC);
+	return uc.args[1];
+}
+
+static struct ctl *ctl_of(struct guest *g)
+{
+	return addr_gva2hva(g->vm, (gva_t)&ctl);
+}
+
+/* Reap @pid within @ms. */
+static bool reap(pid_t pid, int ms, int *status)
+{
+	u64 t0 = now_ns();
+
+	do {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		usleep(5000);
+	} while (ms_since(t0) < ms);
+	return false;
+}
+
+/* Read an int from a child within @ms: false on timeout or EOF. */
+static bool read_int(int fd, int *v, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 1 && read(fd, v, sizeof(*v)) == sizeof(*v);
+}
+
+/* Is @id listed (any file) and not a released husk? */
+static bool listed_live(int pv, int id)
+{
+	struct pvpass_info info[PVPASS_MAX_ATTACH];
+	struct pvpass_list l = { .count = PVPASS_MAX_ATTACH,
+				 .entries = (__u64)(unsigned long)info };
+	u32 i;
+
+	TEST_ASSERT(!ioctl(pv, PVPASS_LIST, &l), "LIST: %s", strerror(errno));
+	for (i = 0; i < l.count && i < PVPASS_MAX_ATTACH; i++)
+		if ((int)info[i].id == id)
+			return !(info[i].flags & PVPASS_INFO_RELEASED);
+	return false;
+}
+
+static struct pvpass_stats any_stats(int pv, int id)
+{
+	struct pvpass_stats s = { .id = id, .flags = PVPASS_F_ANY_FILE };
+
+	TEST_ASSERT(!ioctl(pv, PVPASS_GET_STATS, &s), "GET_STATS(%d): %s", id, strerror(errno));
+	return s;
+}
+
+/* Bring pvpsw0 (the host port) up, so that frames flooded to it cost an skb. */
+static void host_port_up(void)
+{
+	struct ifreq ifr = { 0 };
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+	strcpy(ifr.ifr_name, "pvpsw0");
+	TEST_ASSERT(s >= 0 && !ioctl(s, SIOCGIFFLAGS, &ifr), "pvpsw0: %s", strerror(errno));
+	ifr.ifr_flags |= IFF_UP;
+	TEST_ASSERT(!ioctl(s, SIOCSIFFLAGS, &ifr), "pvpsw0 up: %s", strerror(errno));
+	close(s);
+}
+
+/* ---- F1: a transmit storm inside one exit ---------------------------------- */
+
+/*
+ * F1. Guest A has two vCPUs: vCPU 0 keeps head 0 available on its 256-entry
+ * transmit queue for as long as the host lets it, vCPU 1 notifies once.
+ * The frames (60 KB TCP segments) go to an unknown MAC: flooded, to the host
+ * port. Must hold: the notify's KVM_RUN comes back within 1 s while the
+ * producer still runs, having left work for later (tx_yields); a DETACH
+ * from another thread (an admin tool: another file, PVPASS_F_ANY_FILE) while
+ * A keeps storming completes within 1 s; no pin outlives the device.
+ */
+TEST(tx_producer_storm_exit_is_bounded)
+{
+	int pv = pvpass_open(), admin = pvpass_open();
+	long base = pinned_pages();
+	struct job prod = { 0 }, dev = { 0 }, more = { 0 }, det = { 0 };
+	struct pvpass_stats sa;
+	struct sring *ring;
+	struct guest a;
+	struct ctl *ca;
+	bool back, gone;
+	u64 t0;
+
+	ASSERT_GE(base, 0);
+	host_port_up();
+	next.guest_producer = 1;
+	a = start(pv, M_STORM, mac_a, nobody, 2);
+	ca = ctl_of(&a);
+	ring = addr_gva2hva(a.vm, (gva_t)&storm_ring);
+	ASSERT_EQ(0, sync_vcpu(a.vcpu[1]));		/* A's device is up */
+
+	prod.vcpu = a.vcpu[0];
+	job_start(&prod, vcpu_step);
+	WRITE_ONCE(ca->go, 1);
+	for (t0 = now_ns(); READ_ONCE(ring->avail.idx) < SQSZ && ms_since(t0) < 3000;)
+		usleep(1000);
+	EXPECT_EQ(SQSZ, READ_ONCE(ring->avail.idx)) TH_LOG("the producer did not start");
+
+	dev.vcpu = a.vcpu[1];
+	job_start(&dev, vcpu_step);			/* the one notify */
+	back = job_wait(&dev, 2000);
+	EXPECT_TRUE(back) TH_LOG("the notify's KVM_RUN had not returned after 2 s (%llu chains made available so far)",
+				 (unsigned long long)READ_ONCE(ca->produced));
+	if (back) {
+		EXPECT_LT(job_ms(&dev), 1000);
+		EXPECT_SYNCED(&dev, "notifier");
+		EXPECT_FALSE(READ_ONCE(prod.done)) TH_LOG("the producer stopped");
+		TH_LOG("the notify returned after %ld ms", job_ms(&dev));
+		/* A keeps notifying, as a busy sender does, while it is detached. */
+		more.vcpu = a.vcpu[1];
+		job_start(&more, vcpu_step);
+		usleep(100000);
+	}
+	det.fd = admin;
+	det.det = (struct pvpass_detach){ .id = a.id, .flags = PVPASS_F_ANY_FILE };
+	job_start(&det, detach_step);
+	gone = job_wait(&det, 1500);
+	EXPECT_TRUE(gone) TH_LOG("DETACH had not returned after 1.5 s");
+	if (gone) {
+		EXPECT_LT(job_ms(&det), 1000);
+		EXPECT_EQ(0, det.rc) TH_LOG("DETACH: %s", strerror(det.err));
+	}
+	EXPECT_FALSE(READ_ONCE(prod.done)) TH_LOG("the producer stopped");
+
+	/* Release the guest, then everything must come back. */
+	WRITE_ONCE(ca->stop, 1);
+	ASSERT_TRUE(job_wait(&prod, 5000));
+	ASSERT_TRUE(job_wait(&dev, 5000));
+	ASSERT_TRUE(job_wait(&more, 5000));
+	ASSERT_TRUE(job_wait(&det, 5000));
+	if (!back)
+		TH_LOG("the notify returned %ld ms after it began, only once the producer stopped",
+		       job_ms(&dev));
+	if (!gone)
+		TH_LOG("DETACH took %ld ms", job_ms(&det));
+	EXPECT_SYNCED(&prod, "producer");
+	if (more.t0) {	/* after the DETACH the window belongs to the VMM */
+		EXPECT_EQ(KVM_EXIT_MMIO, more.exit_reason);
+	}
+	sa = stats(pv, a.id);
+	TH_LOG("A: %llu chains made available, tx_frames %llu, tx_yields %llu, bad headers %llu",
+	       (unsigned long long)ca->produced, (unsigned long long)sa.tx_frames,
+	       (unsigned long long)sa.tx_yields, (unsigned long long)sa.drop_tx_bad_hdr);
+	EXPECT_GE(sa.tx_yields, 1);
+	EXPECT_LT(256, sa.tx_frames);			/* it did storm */
+	EXPECT_EQ(1, sa.released);
+	EXPECT_EQ(0, sa.drop_tx_bad_chain + sa.drop_tx_bad_hdr);
+	finish(pv, &a);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(admin);
+	close(pv);
+}
+
+/* Keeps head 0 available on a transmit ring the process shares with a VM. */
+static void host_producer(struct job *j)
+{
+	struct sring *r = j->ptr;
+
+	while (!READ_ONCE(j->stop)) {
+		u16 a = r->avail.idx;
+
+		if ((u16)(a - __atomic_load_n(&r->used.idx, __ATOMIC_ACQUIRE)) >= SQSZ)
+			continue;
+		r->avail.ring[a % SQSZ] = 0;
+		__atomic_store_n(&r->avail.idx, a + 1, __ATOMIC_RELEASE);
+		j->runs++;
+	}
+}
+
+/* The child of sigkill_of_storming_vmm_is_prompt: a VMM whose guest storms. */
+static void storming_vmm(int out, void *shared)
+{
+	int pv = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	struct guest g;
+
+	if (pv < 0)
+		_exit(2);
+	next_shared = shared;
+	g = start(pv, M_STORM, mac_a, nobody, 1);
+	if (sync_vcpu(g.vcpu[0]) != 0)		/* device up */
+		_exit(3);
+	if (write(out, &g.id, sizeof(g.id)) != sizeof(g.id))
+		_exit(4);
+	for (;;)				/* notify, then notify for ever */
+		vcpu_run(g.vcpu[0]);
+}
+
+/*
+ * The storm of F1 in a VMM of its own (forked), with its transmit ring in
+ * memory it shares with another process (as with a vhost-user backend): the
+ * other process keeps the ring full, so the VMM's death does not end the
+ * storm, only pvpass noticing the fatal signal does. The frames (60 KB TCP
+ * segments) go to an unknown MAC (flooded, to the host port). Must hold: a
+ * neighbour pair (C to D, in this process) passes a frame during the storm,
+ * within 1 s; after SIGKILL the VMM is gone within 2 s, its attachment
+ * within 2 s more, and every pin with it.
+ */
+TEST(sigkill_of_storming_vmm_is_prompt)
+{
+	struct sring *shared = mmap(NULL, sizeof(struct sring), PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct job prod = { 0 }, jc = { 0 }, jd = { 0 };
+	int p[2], id = 0, status = 0, pv, i;
+	bool reaped, listed = true, c_back;
+	struct guest c, d;
+	long base = pinned_pages();
+	pid_t child;
+	u16 u0;
+	u64 t0;
+
+	ASSERT_GE(base, 0);
+	ASSERT_NE(MAP_FAILED, shared);
+	host_port_up();
+	ASSERT_EQ(0, pipe(p));
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(p[0]);
+		storming_vmm(p[1], shared);
+		_exit(5);
+	}
+	close(p[1]);
+	pv = pvpass_open();
+	next.rx_bufs = 1;
+	d = start(pv, M_RX_POST, mac_d, mac_c, 1);
+	next.burst = 1;
+	c = start(pv, M_TX_ROUNDS, mac_c, mac_d, 1);
+	ASSERT_EQ(0, sync_vcpu(d.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(c.vcpu[0]));
+	if (!read_int(p[0], &id, 20000)) {
+		kill(child, SIGKILL);
+		reap(child, 5000, &status);
+		ASSERT_TRUE(false) TH_LOG("the child VMM did not come up (status %#x)", status);
+	}
+	ASSERT_GT(id, 0);
+	prod.ptr = shared;
+	job_start(&prod, host_producer);
+	u0 = READ_ONCE(shared->used.idx);
+	for (t0 = now_ns(); READ_ONCE(shared->used.idx) == u0 && ms_since(t0) < 3000;)
+		usleep(1000);
+	usleep(300000);
+	u0 = READ_ONCE(shared->used.idx);
+	usleep(100000);
+	EXPECT_NE(u0, READ_ONCE(shared->used.idx)) TH_LOG("the child's guest is not storming");
+
+	/* The neighbours meanwhile. */
+	jc.vcpu = c.vcpu[0];
+	job_start(&jc, vcpu_step);
+	c_back = job_wait(&jc, 1500);
+	EXPECT_TRUE(c_back) TH_LOG("C's KVM_RUN (a frame to D) had not returned after 1.5 s");
+	if (c_back) {
+		EXPECT_LT(job_ms(&jc), 1000);
+		EXPECT_SYNCED(&jc, "C");
+		jd.vcpu = d.vcpu[0];
+		job_start(&jd, vcpu_step);
+		EXPECT_TRUE(job_wait(&jd, 1500));
+		EXPECT_SYNCED(&jd, "D");
+		EXPECT_EQ(1, jd.arg) TH_LOG("D did not get C's frame");
+	}
+	u0 = READ_ONCE(shared->used.idx);
+
+	ASSERT_EQ(0, kill(child, SIGKILL));
+	t0 = now_ns();
+	reaped = reap(child, 2000, &status);
+	EXPECT_TRUE(reaped) TH_LOG("the SIGKILLed VMM was still there after 2 s, its ring still moving: %s",
+				   READ_ONCE(shared->used.idx) != u0 ? "yes" : "no");
+	if (reaped)
+		TH_LOG("reaped %ld ms after SIGKILL", ms_since(t0));
+	WRITE_ONCE(prod.stop, 1);
+	ASSERT_TRUE(job_wait(&prod, 5000));
+	ASSERT_TRUE(job_wait(&jc, 5000));
+	ASSERT_TRUE(job_wait(&jd, 5000));
+	if (!reaped) {
+		reaped = reap(child, 10000, &status);
+		TH_LOG("reaped %ld ms after SIGKILL, once the ring stopped being refilled",
+		       ms_since(t0));
+		ASSERT_TRUE(reaped);
+	}
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		TH_LOG("child status %#x", status);
+	for (t0 = now_ns(), i = 0; ms_since(t0) < 2000; i++) {
+		listed = listed_live(pv, id);
+		if (!listed)
+			break;
+		usleep(10000);
+	}
+	EXPECT_FALSE(listed) TH_LOG("attachment %d still live in LIST 2 s after the VMM was reaped", id);
+	finish(pv, &c);
+	finish(pv, &d);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(p[0]);
+	close(pv);
+	munmap(shared, sizeof(struct sring));
+}
+
+/* ---- F2: a receiver whose pages fault for ever ----------------------------- */
+
+/*
+ * A userfaultfd on @addr (MISSING) after the page is dropped: every access to
+ * it faults and waits for a handler that never answers. Privileged mode
+ * (root): kernel-mode faults (pin_user_pages) wait too. -errno on failure.
+ */
+static int uffd_missing(void *addr, size_t len)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.range = { .start = (u64)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	int fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK), e;
+
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api) || madvise(addr, len, MADV_DONTNEED) ||
+	    ioctl(fd, UFFDIO_REGISTER, &reg)) {
+		e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static void uffd_resolve(int fd, void *addr, size_t len)
+{
+	struct uffdio_zeropage z = { .range = { .start = (u64)addr, .len = len } };
+
+	ioctl(fd, UFFDIO_ZEROPAGE, &z);		/* EEXIST if already there */
+	close(fd);
+}
+
+/*
+ * F2. B's receive buffer page is registered with userfaultfd and never
+ * resolved while the test runs, so pinning it blocks in the fault (all VMs
+ * are in this process: the sender pins B's page as its own, and may wait
+ * for the fault). A sends to B; meanwhile C sends to D, an unrelated pair; then B's own vCPU reads
+ * InterruptStatus (draining its backlog: that may block, in B's own fault)
+ * while A and C send again. Must hold: A's and C's KVM_RUNs return within
+ * 1 s each, D gets C's frame meanwhile, A's frames wait in B's backlog
+ * (rx_deferred) and land once the fault is resolved; no pin is left.
+ */
+TEST(receiver_with_unresolved_userfault_stalls_nobody)
+{
+	int pv = pvpass_open(), uffd;
+	long base = pinned_pages();
+	struct job ja = { 0 }, jc = { 0 }, jd = { 0 }, jb = { 0 };
+	struct pvpass_stats sa, sb, sc, sd;
+	struct guest a, b, c, d;
+	bool a_back, c_back, d_back;
+	size_t pg = getpagesize();
+	u64 used = 0;
+	u8 *page;
+
+	ASSERT_GE(base, 0);
+	next.rx_bufs = 1;
+	b = start(pv, M_RX_POST, mac_b, mac_a, 1);
+	next.rx_bufs = 1;
+	d = start(pv, M_RX_POST, mac_d, mac_c, 1);
+	next.burst = 1;
+	a = start(pv, M_TX_ROUNDS, mac_a, mac_b, 1);
+	next.burst = 1;
+	c = start(pv, M_TX_ROUNDS, mac_c, mac_d, 1);
+	ASSERT_EQ(0, sync_vcpu(b.vcpu[0]));		/* buffers posted */
+	ASSERT_EQ(0, sync_vcpu(d.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(a.vcpu[0]));		/* senders set up */
+	ASSERT_EQ(0, sync_vcpu(c.vcpu[0]));
+	/* From here on nothing may touch B's buffer page until it is resolved. */
+	page = addr_gva2hva(b.vm, (gva_t)rxbuf);
+	uffd = uffd_missing(page, pg);
+	if (uffd == -ENOSYS)
+		SKIP(goto out, "no userfaultfd in this kernel");
+	ASSERT_GE(uffd, 0) TH_LOG("userfaultfd: %s", strerror(-uffd));
+	/* B's thread sees the changed map (nothing waits: its buffer page is
+	 * not touched), so A's frame goes for B's buffer straight away. */
+	ASSERT_EQ(0, sync_vcpu(b.vcpu[0]));
+
+	ja.vcpu = a.vcpu[0];
+	job_start(&ja, vcpu_step);			/* A -> B */
+	usleep(200000);
+	jc.vcpu = c.vcpu[0];
+	job_start(&jc, vcpu_step);			/* C -> D */
+	c_back = job_wait(&jc, 1500);
+	EXPECT_TRUE(c_back) TH_LOG("C's KVM_RUN (a frame to D) had not returned after 1.5 s");
+	if (c_back) {
+		EXPECT_LT(job_ms(&jc), 1000);
+		EXPECT_SYNCED(&jc, "C");
+		jd.vcpu = d.vcpu[0];
+		job_start(&jd, vcpu_step);		/* D reads InterruptStatus */
+		d_back = job_wait(&jd, 1500);
+		EXPECT_TRUE(d_back) TH_LOG("D's KVM_RUN had not returned after 1.5 s");
+		if (d_back) {
+			EXPECT_SYNCED(&jd, "D");
+			EXPECT_EQ(1, jd.arg) TH_LOG("D did not get C's frame");
+		}
+	}
+	a_back = job_wait(&ja, 1000);
+	EXPECT_TRUE(a_back) TH_LOG("A's KVM_RUN (a frame to B) had not returned after 1.2 s");
+	if (a_back) {
+		EXPECT_LT(job_ms(&ja), 1000);
+		EXPECT_SYNCED(&ja, "A");
+	}
+	if (a_back && c_back) {
+		/* B's own thread takes what waits for it: into the fault. */
+		jb.vcpu = b.vcpu[0];
+		job_start(&jb, vcpu_step);
+		usleep(200000);
+		job_start(&ja, vcpu_step);
+		job_start(&jc, vcpu_step);
+		c_back = job_wait(&jc, 1000);
+		a_back = job_wait(&ja, 1000);
+		EXPECT_TRUE(a_back && c_back)
+			TH_LOG("with B's thread in its fault: A %s, C %s after 1 s",
+			       a_back ? "back" : "not back", c_back ? "back" : "not back");
+		if (a_back) {
+			EXPECT_LT(job_ms(&ja), 1000);
+			EXPECT_SYNCED(&ja, "A");
+		}
+		if (c_back) {
+			EXPECT_LT(job_ms(&jc), 1000);
+			EXPECT_SYNCED(&jc, "C");
+		}
+		TH_LOG("B's InterruptStatus read %s", READ_ONCE(jb.done) ? "returned" : "blocks (in its own fault)");
+	}
+
+	uffd_resolve(uffd, page, pg);
+	ASSERT_TRUE(job_wait(&ja, 5000));
+	ASSERT_TRUE(job_wait(&jc, 5000));
+	ASSERT_TRUE(job_wait(&jd, 5000));
+	ASSERT_TRUE(job_wait(&jb, 5000));
+	if (jb.t0) {
+		EXPECT_SYNCED(&jb, "B");
+		used = jb.arg;
+	}
+	if (!used)			/* B's next InterruptStatus read */
+		used = sync_vcpu(b.vcpu[0]);
+	EXPECT_EQ(1, used) TH_LOG("B's buffer was not filled once its page came");
+	sa = stats(pv, a.id);
+	sb = stats(pv, b.id);
+	sc = stats(pv, c.id);
+	sd = stats(pv, d.id);
+	TH_LOG("A tx %llu; B rx %llu direct %llu deferred %llu pin_failed %llu dropped %llu; C tx %llu; D rx %llu",
+	       (unsigned long long)sa.tx_frames, (unsigned long long)sb.rx_frames,
+	       (unsigned long long)sb.rx_direct, (unsigned long long)sb.rx_deferred,
+	       (unsigned long long)sb.drop_rx_pin_failed, (unsigned long long)sb.drop_rx_no_buffer,
+	       (unsigned long long)sc.tx_frames, (unsigned long long)sd.rx_frames);
+	EXPECT_LE(1, sb.rx_deferred);		/* A's frames waited for B */
+	EXPECT_EQ(1, sb.rx_frames);
+	EXPECT_EQ(1, sd.rx_frames);
+out:
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
+	finish(pv, &d);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(pv);
+}
+
+/*
+ * The child of receiver_in_another_process_with_unresolved_userfault: B's
+ * VMM. Its buffer page faults for ever (its own userfaultfd, never read);
+ * on a byte from @cmd its vCPU reads InterruptStatus, which may block in
+ * that fault until the process is killed.
+ */
+static void faulting_vmm(int out, int cmd)
+{
+	int pv = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC), uffd;
+	struct guest b;
+	char go;
+
+	if (pv < 0)
+		_exit(2);
+	next.rx_bufs = 1;
+	b = start(pv, M_RX_POST, mac_b, mac_a, 1);
+	if (sync_vcpu(b.vcpu[0]) != 0)		/* buffer posted */
+		_exit(3);
+	uffd = uffd_missing(addr_gva2hva(b.vm, (gva_t)rxbuf), getpagesize());
+	if (uffd < 0) {
+		if (write(out, &uffd, sizeof(uffd)) != sizeof(uffd))
+			_exit(4);
+		_exit(0);
+	}
+	if (sync_vcpu(b.vcpu[0]) != 0)		/* B has seen its new map */
+		_exit(3);
+	if (write(out, &b.id, sizeof(b.id)) != sizeof(b.id))
+		_exit(4);
+	if (read(cmd, &go, 1) != 1)
+		_exit(0);
+	sync_vcpu(b.vcpu[0]);			/* into the fault */
+	for (;;)
+		pause();
+}
+
+/*
+ * F2 across processes: B's VMM is a process of its own whose buffer page
+ * faults for ever, so a sender reaches it through the remote pin path; then
+ * B's own vCPU thread blocks in the fault while draining what waits for it.
+ * A sends to B meanwhile, C to D. Must hold: A's and C's KVM_RUNs return
+ * within 1 s each, D gets C's frame, B's VMM can be killed (reaped within
+ * 2 s) while stuck in its fault, and no pin is left.
+ */
+TEST(receiver_in_another_process_with_unresolved_userfault_stalls_nobody)
+{
+	struct job ja = { 0 }, jc = { 0 }, jd = { 0 };
+	int out[2], cmd[2], id = 0, status = 0, pv;
+	long base = pinned_pages();
+	bool a_back, c_back, reaped;
+	struct pvpass_stats sb;
+	struct guest a, c, d;
+	pid_t child;
+
+	ASSERT_GE(base, 0);
+	ASSERT_EQ(0, pipe(out));
+	ASSERT_EQ(0, pipe(cmd));
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(out[0]);
+		close(cmd[1]);
+		faulting_vmm(out[1], cmd[0]);
+		_exit(5);
+	}
+	close(out[1]);
+	close(cmd[0]);
+	pv = pvpass_open();
+	next.rx_bufs = 1;
+	d = start(pv, M_RX_POST, mac_d, mac_c, 1);
+	next.burst = 1;
+	a = start(pv, M_TX_ROUNDS, mac_a, mac_b, 1);
+	next.burst = 1;
+	c = start(pv, M_TX_ROUNDS, mac_c, mac_d, 1);
+	ASSERT_EQ(0, sync_vcpu(d.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(a.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(c.vcpu[0]));
+	if (!read_int(out[0], &id, 20000)) {
+		kill(child, SIGKILL);
+		reap(child, 5000, &status);
+		ASSERT_TRUE(false) TH_LOG("the child VMM did not come up (status %#x)", status);
+	}
+	if (id == -ENOSYS) {
+		reap(child, 5000, &status);
+		SKIP(goto out, "no userfaultfd in this kernel");
+	}
+	ASSERT_GT(id, 0) TH_LOG("child: userfaultfd: %s", strerror(-id));
+
+	ja.vcpu = a.vcpu[0];
+	job_start(&ja, vcpu_step);			/* A -> B, another mm */
+	usleep(200000);
+	jc.vcpu = c.vcpu[0];
+	job_start(&jc, vcpu_step);			/* C -> D */
+	c_back = job_wait(&jc, 1500);
+	a_back = job_wait(&ja, 1000);
+	EXPECT_TRUE(a_back && c_back) TH_LOG("A %s, C %s after 1.2 s", a_back ? "back" : "not back",
+					     c_back ? "back" : "not back");
+	if (a_back && c_back) {
+		EXPECT_LT(job_ms(&ja), 1000);
+		EXPECT_LT(job_ms(&jc), 1000);
+		EXPECT_SYNCED(&ja, "A");
+		EXPECT_SYNCED(&jc, "C");
+		jd.vcpu = d.vcpu[0];
+		job_start(&jd, vcpu_step);
+		EXPECT_TRUE(job_wait(&jd, 1500));
+		EXPECT_SYNCED(&jd, "D");
+		EXPECT_EQ(1, jd.arg) TH_LOG("D did not get C's frame");
+		sb = any_stats(pv, id);
+		TH_LOG("B: rx %llu direct %llu deferred %llu pin_failed %llu",
+		       (unsigned long long)sb.rx_frames, (unsigned long long)sb.rx_direct,
+		       (unsigned long long)sb.rx_deferred, (unsigned long long)sb.drop_rx_pin_failed);
+		EXPECT_EQ(0, sb.rx_frames);
+		EXPECT_EQ(1, sb.rx_deferred);		/* A's frame waits for B */
+
+		/* B's thread drains: into its fault. A and C send again. */
+		ASSERT_EQ(1, write(cmd[1], "g", 1));
+		usleep(300000);
+		job_start(&ja, vcpu_step);
+		job_start(&jc, vcpu_step);
+		c_back = job_wait(&jc, 1000);
+		a_back = job_wait(&ja, 1000);
+		EXPECT_TRUE(a_back && c_back)
+			TH_LOG("with B's thread in its fault: A %s, C %s after 1 s",
+			       a_back ? "back" : "not back", c_back ? "back" : "not back");
+		if (a_back) {
+			EXPECT_LT(job_ms(&ja), 1000);
+			EXPECT_SYNCED(&ja, "A");
+		}
+		if (c_back) {
+			EXPECT_LT(job_ms(&jc), 1000);
+			EXPECT_SYNCED(&jc, "C");
+		}
+	}
+	/* Kill B's VMM, stuck in its fault or not. */
+	ASSERT_EQ(0, kill(child, SIGKILL));
+	reaped = reap(child, 2000, &status);
+	EXPECT_TRUE(reaped) TH_LOG("B's VMM not reaped 2 s after SIGKILL");
+	ASSERT_TRUE(job_wait(&ja, 5000));
+	ASSERT_TRUE(job_wait(&jc, 5000));
+	ASSERT_TRUE(job_wait(&jd, 5000));
+	if (!reaped)
+		ASSERT_TRUE(reap(child, 10000, &status));
+out:
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &d);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(out[0]);
+	close(cmd[1]);
+	close(pv);
+}
+
+/* ---- F5: a failing ATTACH racing the guest --------------------------------- */
+
+/* Runs G's vCPU until j->stop; reads of a window nobody serves return 0. */
+static void spin_vcpu(struct job *j)
+{
+	struct kvm_run *run = j->vcpu->run;
+
+	while (!READ_ONCE(j->stop)) {
+		if (__vcpu_run(j->vcpu)) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (run->exit_reason == KVM_EXIT_MMIO) {
+			if (!run->mmio.is_write)
+				memset(run->mmio.data, 0, sizeof(run->mmio.data));
+			continue;
+		}
+		if (run->exit_reason != KVM_EXIT_INTR)
+			break;
+	}
+	j->exit_reason = run->exit_reason;
+}
+
+/*
+ * F5. X owns a MAC; G's guest, on its own vCPU thread, brings its device up
+ * (queues, DRIVER_OK: pvpass pins the receive rings) whenever its window
+ * answers, while the host ATTACHes G again and again with X's MAC: each
+ * ATTACH fails with EADDRINUSE, some only after the window was live and the
+ * guest had started its queues. Must hold: every one fails so, and
+ * pinned_pages is back at its baseline afterwards.
+ */
+TEST(failed_attach_leaks_no_pins)
+{
+	int pv = pvpass_open(), i, inuse = 0, rose = 0;
+	long base = pinned_pages(), before;
+	struct kvm_vm *x = vm_create_barebones();
+	struct job spin = { 0 };
+	struct guest g = { 0 };
+	struct pvpass_attach req;
+	struct ctl *cg;
+	int xid;
+
+	ASSERT_GE(base, 0);
+	xid = attach(pv, x, WIN_GPA, 5, mac_b);
+	ASSERT_GT(xid, 0);
+	g.vm = vm_create_with_one_vcpu(&g.vcpu[0], guest_main);
+	virt_map(g.vm, WIN_GPA, WIN_GPA, 1);
+	vcpu_args_set(g.vcpu[0], 1, 0);
+	params = (struct params){ .base = WIN_GPA, .mode = M_ATTACH_SPIN, .qnum = { QSZ, QSZ } };
+	params.ring_gva[0] = (u64)&rings[0];
+	params.ring_gpa[0] = addr_gva2gpa(g.vm, (gva_t)&rings[0]);
+	sync_global_to_guest(g.vm, params);
+	cg = ctl_of(&g);
+	spin.vcpu = g.vcpu[0];
+	job_start(&spin, spin_vcpu);
+	for (i = 0; i < 100; i++) {
+		int r;
+
+		before = pinned_pages();
+		req = attach_req(g.vm->fd, WIN_GPA, 5, mac_b);
+		r = do_attach(pv, &req);
+		inuse += r == -EADDRINUSE;
+		if (r > 0)
+			ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = r });
+		rose += pinned_pages() > before;
+	}
+	WRITE_ONCE(cg->stop, 1);
+	WRITE_ONCE(spin.stop, 1);
+	ASSERT_TRUE(job_wait(&spin, 5000));
+	TH_LOG("the guest brought the device up %llu times; pinned_pages rose after %d of 100 ATTACHes",
+	       (unsigned long long)READ_ONCE(cg->ups), rose);
+	EXPECT_EQ(100, inuse);
+	EXPECT_EQ(0, ioctl(pv, PVPASS_DETACH, &(struct pvpass_detach){ .id = xid }));
+	kvm_vm_free(g.vm);
+	kvm_vm_free(x);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(pv);
+}
+
+/* ---- storms of broadcasts -------------------------------------------------- */
+
+#define BCAST_ROUNDS	8
+#define BCAST_BURST	512	/* frames per round, QSZ per notify */
+#define UNI_ROUNDS	25
+#define UNI_BURST	QSZ
+
+/*
+ * A sends 4096 broadcast frames as fast as it can (8 chains per notify)
+ * while C sends 200 unicast frames to B, which takes every frame it gets
+ * on its own vCPU thread. Must hold: A's broadcasts over the port's rate
+ * limit are dropped (drop_tx_storm), and B gets all of C's frames.
+ */
+TEST(broadcast_storm_is_rate_limited)
+{
+	int pv = pvpass_open();
+	long base = pinned_pages();
+	struct job ja = { 0 }, jb = { 0 }, jc = { 0 };
+	struct pvpass_stats sa, sb;
+	struct guest a, b, c;
+	struct ctl *cb;
+	bool a_back, c_back;
+
+	ASSERT_GE(base, 0);
+	memcpy(next.peer, mac_c, 6);
+	b = start(pv, M_RX_LOOP, mac_b, mac_a, 1);
+	next.burst = BCAST_BURST;
+	a = start(pv, M_TX_ROUNDS, mac_a, bcast, 1);
+	next.burst = UNI_BURST;
+	c = start(pv, M_TX_ROUNDS, mac_c, mac_b, 1);
+	cb = ctl_of(&b);
+	ASSERT_EQ(0, sync_vcpu(b.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(a.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(c.vcpu[0]));
+
+	jb.vcpu = b.vcpu[0];
+	job_start(&jb, vcpu_step);			/* B receives until stopped */
+	ja.vcpu = a.vcpu[0];
+	ja.rounds = BCAST_ROUNDS;
+	job_start(&ja, vcpu_rounds);
+	usleep(20000);
+	jc.vcpu = c.vcpu[0];
+	jc.rounds = UNI_ROUNDS;
+	job_start(&jc, vcpu_rounds);
+	a_back = job_wait(&ja, 15000);
+	c_back = job_wait(&jc, 15000);
+	EXPECT_TRUE(a_back && c_back);
+	usleep(200000);					/* B takes the rest */
+	WRITE_ONCE(cb->stop, 1);
+	ASSERT_TRUE(job_wait(&jb, 5000));
+	ASSERT_TRUE(job_wait(&ja, 5000));
+	ASSERT_TRUE(job_wait(&jc, 5000));
+	EXPECT_SYNCED(&ja, "A");
+	EXPECT_SYNCED(&jc, "C");
+	EXPECT_SYNCED(&jb, "B");
+	EXPECT_EQ(BCAST_ROUNDS, ja.runs);
+	EXPECT_EQ(UNI_ROUNDS, jc.runs);
+	sa = stats(pv, a.id);
+	sb = stats(pv, b.id);
+	TH_LOG("A: %ld ms for %d broadcasts, tx_frames %llu, drop_tx_storm %llu; B got %llu of C's %d, %llu broadcasts, %llu other, dropped %llu",
+	       job_ms(&ja), BCAST_ROUNDS * BCAST_BURST, (unsigned long long)sa.tx_frames,
+	       (unsigned long long)sa.drop_tx_storm, (unsigned long long)cb->from_peer,
+	       UNI_ROUNDS * UNI_BURST, (unsigned long long)cb->group,
+	       (unsigned long long)cb->other, (unsigned long long)sb.drop_rx_no_buffer);
+	EXPECT_LT(0, sa.drop_tx_storm);
+	EXPECT_EQ(UNI_ROUNDS * UNI_BURST, cb->from_peer);
+	EXPECT_EQ(UNI_ROUNDS * UNI_BURST, stats(pv, c.id).tx_frames);
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(pv);
+}
+
+/* ---- a receiver's VMM dies under a flood ----------------------------------- */
+
+/* The child of vmm_killed_while_neighbour_delivers_into_it: B's VMM. */
+static void receiving_vmm(int out)
+{
+	int pv = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	struct guest b;
+
+	if (pv < 0)
+		_exit(2);
+	memcpy(next.peer, mac_a, 6);
+	b = start(pv, M_RX_LOOP, mac_b, mac_a, 1);
+	if (sync_vcpu(b.vcpu[0]) != 0)		/* buffers posted */
+		_exit(3);
+	if (write(out, &b.id, sizeof(b.id)) != sizeof(b.id))
+		_exit(4);
+	for (;;)
+		vcpu_run(b.vcpu[0]);		/* takes frames until killed */
+}
+
+#define FLOOD_BURST	64
+
+/*
+ * B's VMM is a process of its own: A's thread writes A's frames into B's
+ * memory through the remote pin path. A floods B, and B's VMM is SIGKILLed
+ * in the middle. Must hold: every one of A's KVM_RUNs (64 frames) returns
+ * within 1 s, before, during and after B goes, none of A's frames is lost
+ * on A's side, B's VMM is reaped within 2 s, and no pin survives.
+ */
+TEST(vmm_killed_while_neighbour_delivers_into_it)
+{
+	struct job ja = { 0 };
+	struct pvpass_stats sa, sb;
+	int p[2], id = 0, status = 0, pv;
+	long base = pinned_pages(), reap_ms = -1;
+	struct guest a;
+	bool reaped;
+	pid_t child;
+	u64 t0;
+
+	ASSERT_GE(base, 0);
+	ASSERT_EQ(0, pipe(p));
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(p[0]);
+		receiving_vmm(p[1]);
+		_exit(5);
+	}
+	close(p[1]);
+	pv = pvpass_open();
+	next.burst = FLOOD_BURST;
+	a = start(pv, M_TX_ROUNDS, mac_a, mac_b, 1);
+	ASSERT_EQ(0, sync_vcpu(a.vcpu[0]));
+	if (!read_int(p[0], &id, 20000)) {
+		kill(child, SIGKILL);
+		reap(child, 5000, &status);
+		ASSERT_TRUE(false) TH_LOG("the child VMM did not come up");
+	}
+	ASSERT_GT(id, 0);
+
+	ja.vcpu = a.vcpu[0];
+	job_start(&ja, vcpu_rounds);			/* A floods B */
+	usleep(500000);
+	sb = any_stats(pv, id);
+	EXPECT_LT(0, sb.rx_frames) TH_LOG("B got nothing before it was killed");
+	ASSERT_EQ(0, kill(child, SIGKILL));
+	t0 = now_ns();
+	reaped = reap(child, 2000, &status);
+	EXPECT_TRUE(reaped) TH_LOG("B's VMM not reaped 2 s after SIGKILL");
+	if (reaped)
+		reap_ms = ms_since(t0);
+	usleep(500000);					/* A goes on flooding */
+	WRITE_ONCE(ja.stop, 1);
+	EXPECT_TRUE(job_wait(&ja, 2000)) TH_LOG("A's last round had not returned after 2 s");
+	if (!reaped)
+		reaped = reap(child, 10000, &status);
+	ASSERT_TRUE(job_wait(&ja, 10000));
+	ASSERT_TRUE(reaped);
+	TH_LOG("B reaped after %ld ms, had %llu frames (%llu direct); A: %d rounds, longest KVM_RUN %llu ms",
+	       reap_ms, (unsigned long long)sb.rx_frames, (unsigned long long)sb.rx_direct,
+	       ja.runs, (unsigned long long)(ja.max_ns / 1000000));
+	EXPECT_SYNCED(&ja, "A");
+	EXPECT_LT(ja.max_ns, 1000000000ULL);
+	sa = stats(pv, a.id);
+	EXPECT_EQ((u64)ja.runs * FLOOD_BURST, sa.tx_frames);
+	finish(pv, &a);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(p[0]);
+	close(pv);
+}
+
+TEST_HARNESS_MAIN
