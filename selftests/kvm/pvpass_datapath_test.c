@@ -91,6 +91,8 @@ enum mode {
 	M_NO_FEATURES_OK, /* DRIVER_OK without (accepted) FEATURES_OK, then transmit */
 	M_SEND_SRCS,	/* transmit params.nsrcs frames, sources params.srcs[] */
 	M_RECV_TINY,	/* 256-entry receive queue of chains in 1-byte pieces */
+	M_SEND_SEQ,	/* transmit params.nframes frames, numbered */
+	M_RECV_PAGES,	/* 256 receive buffers, one a page, then InterruptStatus reads */
 };
 
 /* M_RX_BAD: what is wrong with the receive queue. */
@@ -110,6 +112,11 @@ enum rx_attack {
 #define TINY_PIECES	32	/* per chain: 31 of one byte, then TINY_LAST */
 #define TINY_LAST	220
 #define TINY_PAGES	(TINY_CHAINS * TINY_PIECES)	/* one page per piece */
+
+/* M_RECV_PAGES: BIGQ buffers of PAGE_BUF bytes, buffer i at the start of
+ * page i of the slot at params.slot_gpa; at most PAGE_READS reads. */
+#define PAGE_BUF	2048
+#define PAGE_READS	32
 
 /* M_QNUM: refused sizes (above QueueNumMax, zero, not a power of two), then a good one. */
 static const u32 qnums[] = { 512, 0, 12, QSZ };
@@ -144,6 +151,7 @@ static struct params {
 	u32 nsrcs;		/* M_SEND_SRCS */
 	u8 srcs[4][6];
 	u64 bigq_gpa;		/* M_RECV_TINY: guest-physical address of bigq */
+	u32 nframes;		/* M_SEND_SEQ */
 } params;
 
 static struct ring rings[2];
@@ -596,6 +604,40 @@ static void guest_main(void)
 		GUEST_SYNC(mmio_rd32(base, R_STATUS));
 		break;
 	}
+	case M_SEND_SEQ:
+		/* Frame i carries i in its first two payload bytes. */
+		for (i = 0; i < (int)params.nframes; i++) {
+			u16 head = i % QSZ;
+
+			fill_frame_from(bufs[1], params.me);
+			bufs[1][HDR + 14] = (u8)i;
+			bufs[1][HDR + 15] = (u8)(i >> 8);
+			tx->desc[head] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, 0, 0 };
+			kick(base, 1, head);
+			GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), (u16)(i + 1));
+		}
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		break;
+	case M_RECV_PAGES:
+		for (i = 0; i < BIGQ; i++) {
+			bigq.desc[i] = (struct desc){ params.slot_gpa + (u64)i * 4096, PAGE_BUF,
+						      F_WRITE, 0 };
+			bigq.avail.ring[i] = i;
+		}
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		WRITE_ONCE(bigq.avail.idx, BIGQ);
+		mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+		GUEST_SYNC(READ_ONCE(bigq.used.idx));	/* the host runs the sender now */
+		/* The interrupt handler, again and again: each read delivers
+		 * what waits (as much as the exit may). */
+		for (i = 0; i < PAGE_READS; i++) {
+			u32 isr = mmio_rd32(base, R_INT_STATUS);
+
+			if (isr)
+				mmio_wr32(base, R_INT_ACK, isr);
+			GUEST_SYNC(READ_ONCE(bigq.used.idx));
+		}
+		break;
 	}
 	GUEST_DONE();
 }
@@ -610,13 +652,25 @@ struct guest {
 static struct params next;
 /* Interrupt eventfds for the next start()'s ATTACH (-1: none). */
 static int next_irq_fd = -1, next_resample_fd = -1;
+/* Dirty ring size in bytes for the next start()'s VM (0: none). */
+static u32 next_dirty_ring;
 
 static struct guest start(int pv, int mode, const u8 *me, const u8 *dst)
 {
 	struct guest g;
 	int i;
 
-	g.vm = vm_create_with_one_vcpu(&g.vcpu, guest_main);
+	if (next_dirty_ring) {
+		/* The ring must be enabled before the vCPU exists. */
+		g.vm = __vm_create(VM_SHAPE_DEFAULT, 1, 0);
+		vm_enable_dirty_ring(g.vm, next_dirty_ring);
+		g.vcpu = vm_vcpu_add(g.vm, 0, guest_main);
+		kvm_arch_vm_finalize_vcpus(g.vm);
+		vcpu_map_dirty_ring(g.vcpu);
+		next_dirty_ring = 0;
+	} else {
+		g.vm = vm_create_with_one_vcpu(&g.vcpu, guest_main);
+	}
 	virt_map(g.vm, WIN_GPA, WIN_GPA, 1);
 	params = next;
 	next = (struct params){ 0 };
@@ -843,6 +897,274 @@ TEST(flood_fills_buffers_then_backlog_then_flows_again)
 
 #define EXTRA_GPA	0xc0000000ULL
 #define EXTRA_SLOT	10
+
+/* ---- dirty logging: a drain into many pages (review finding F3) ---------- */
+
+/* B's dirty ring: 4096 bytes, 256 entries (soft limit 192 on SVM). */
+#define RING_BYTES	4096
+#define RING_ENTRIES	(RING_BYTES / sizeof(struct kvm_dirty_gfn))
+/* Frames A sends: within a port's backlog and B's BIGQ buffers, and more
+ * pages than one exit may mark into the ring. */
+#define RING_FRAMES	250
+/* KVM_EXIT_DIRTY_RING_FULL exits B may take in the whole test. */
+#define RING_FULL_EXITS	64
+/* run_logged(): the vCPU cannot run again. */
+#define STUCK		(~0ULL)
+
+/* What a VMM migrating B has harvested from B's vCPU's dirty ring. */
+struct harvest {
+	u32 fetch;		/* next entry to look at */
+	u32 batches, most;	/* harvests that found entries; most in one */
+	u32 full_exits;		/* KVM_EXIT_DIRTY_RING_FULL seen */
+	u32 foreign;		/* entries for no page of B */
+	u64 slot0_pages;
+	u8 *slot0;		/* per page of slot 0: harvested */
+	u8 extra[BIGQ];		/* per page of the buffer slot: harvested */
+};
+
+/* Collect every entry KVM published, then KVM_RESET_DIRTY_RINGS; returns the count. */
+static u32 harvest(struct __test_metadata *_metadata, struct guest *g, struct harvest *h)
+{
+	struct kvm_dirty_gfn *ring = vcpu_map_dirty_ring(g->vcpu);
+	u32 n = 0;
+
+	while (n < RING_ENTRIES) {
+		struct kvm_dirty_gfn *e = &ring[h->fetch % RING_ENTRIES];
+		u32 slot;
+
+		if (__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) != KVM_DIRTY_GFN_F_DIRTY)
+			break;
+		slot = e->slot & 0xffff;	/* address space 0 */
+		if (slot == 0 && e->offset < h->slot0_pages)
+			h->slot0[e->offset] = 1;
+		else if (slot == EXTRA_SLOT && e->offset < BIGQ)
+			h->extra[e->offset] = 1;
+		else
+			h->foreign++;
+		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+		h->fetch++;
+		n++;
+	}
+	kvm_vm_reset_dirty_ring(g->vm);
+	if (n) {
+		h->batches++;
+		h->most = n > h->most ? n : h->most;
+	}
+	/* KVM leaves the vCPU room to exit before its ring fills (the soft
+	 * limit, then reserved entries): a full ring has been, or is about
+	 * to be, written over (kvm_dirty_ring_push's WARN). */
+	EXPECT_LT(n, RING_ENTRIES)
+		TH_LOG("harvest %u found all %zu entries of the ring unharvested: it overflowed",
+		       h->batches, RING_ENTRIES);
+	return n;
+}
+
+/*
+ * Run B to its next GUEST_SYNC and return its value. With a dirty ring, a
+ * migrating VMM: harvest after every exit, and on KVM_EXIT_DIRTY_RING_FULL
+ * harvest and run again. STUCK (a failure) if the vCPU stays full although
+ * its ring was harvested: it can never run again.
+ */
+static u64 run_logged(struct __test_metadata *_metadata, struct guest *g, struct harvest *h)
+{
+	struct ucall uc;
+
+	for (;;) {
+		vcpu_run(g->vcpu);
+		if (h) {
+			u32 n = harvest(_metadata, g, h);
+
+			if (g->vcpu->run->exit_reason == KVM_EXIT_DIRTY_RING_FULL) {
+				h->full_exits++;
+				EXPECT_NE(0, n) TH_LOG("KVM_EXIT_DIRTY_RING_FULL with nothing to harvest: "
+						       "the ring's count is past what it holds, the vCPU is stuck");
+				ASSERT_LE(h->full_exits, RING_FULL_EXITS);
+				if (!n)
+					return STUCK;
+				continue;
+			}
+		}
+		ASSERT_EQ(KVM_EXIT_IO, g->vcpu->run->exit_reason)
+			TH_LOG("exit reason %u (%s)", g->vcpu->run->exit_reason,
+			       exit_reason_str(g->vcpu->run->exit_reason));
+		switch (get_ucall(g->vcpu, &uc)) {
+		case UCALL_SYNC:
+			return uc.args[1];
+		case UCALL_ABORT:
+			REPORT_GUEST_ASSERT(uc);
+			break;
+		default:
+			break;
+		}
+		ASSERT_EQ(UCALL_SYNC, uc.cmd);
+	}
+}
+
+/* Was guest page @gpa of B (slot 0 or the buffer slot) marked dirty? */
+static bool logged(struct guest *g, struct harvest *h, unsigned long *log0,
+		   unsigned long *log_extra, u64 gpa)
+{
+	u64 gfn;
+
+	if (gpa >= EXTRA_GPA && gpa < EXTRA_GPA + (u64)BIGQ * 4096) {
+		gfn = (gpa - EXTRA_GPA) >> 12;
+		return h ? h->extra[gfn] : (log_extra[gfn / 64] >> (gfn % 64)) & 1;
+	}
+	gfn = (gpa - memslot2region(g->vm, 0)->region.guest_phys_addr) >> 12;
+	return h ? h->slot0[gfn] : (log0[gfn / 64] >> (gfn % 64)) & 1;
+}
+
+/*
+ * Live migration of B with KVM logging its writes into a dirty ring (@ring)
+ * or a bitmap. B has BIGQ receive buffers, each on a page of its own; A sends
+ * RING_FRAMES numbered frames, which wait in B's backlog (a dirty-logged
+ * receiver is written only by its own vCPU thread, which marks the pages).
+ * B then reads InterruptStatus until all have arrived. With a ring, one exit
+ * may not push more marks than the ring holds: the drain stops at what it
+ * has room for, KVM sends the vCPU to the VMM (KVM_EXIT_DIRTY_RING_FULL),
+ * which harvests, and B's next read goes on. Every frame arrives, in order,
+ * intact, and every page the device wrote (each buffer page, the used ring)
+ * is among the pages the VMM harvested: none is missing from the migration.
+ */
+static void receive_drain_dirty_logged(struct __test_metadata *_metadata, bool ring)
+{
+	int pv = pvpass_open();
+	struct harvest *h = NULL;
+	unsigned long *log0 = NULL, log_extra[BIGQ / 64] = { 0 };
+	struct pvpass_stats sa, sb;
+	struct bigring *q;
+	struct guest a, b;
+	u64 used = 0, used_gpa, gpa;
+	u32 reads = 0, missing = 0, bad = 0;
+	int i, j;
+
+	if (ring && !kvm_has_cap(KVM_CAP_DIRTY_LOG_RING) &&
+	    !kvm_has_cap(KVM_CAP_DIRTY_LOG_RING_ACQ_REL))
+		SKIP(return, "KVM has no dirty ring");
+	next.slot_gpa = EXTRA_GPA;
+	next.bigq_gpa = 1;	/* start() fills in bigq's address */
+	next_dirty_ring = ring ? RING_BYTES : 0;
+	b = start(pv, M_RECV_PAGES, mac_b, mac_a);
+	vm_userspace_mem_region_add(b.vm, VM_MEM_SRC_ANONYMOUS, EXTRA_GPA, EXTRA_SLOT, BIGQ,
+				    KVM_MEM_LOG_DIRTY_PAGES);
+	if (ring) {
+		h = calloc(1, sizeof(*h));
+		ASSERT_NE(NULL, h);
+		h->slot0_pages = memslot2region(b.vm, 0)->region.memory_size >> 12;
+		h->slot0 = calloc(h->slot0_pages, 1);
+		ASSERT_NE(NULL, h->slot0);
+	} else {
+		log0 = calloc(1, (memslot2region(b.vm, 0)->region.memory_size >> 12) / 8 + 8);
+		ASSERT_NE(NULL, log0);
+	}
+	q = addr_gva2hva(b.vm, (gva_t)&bigq);
+	used_gpa = addr_gva2gpa(b.vm, (gva_t)&bigq.used);
+	ASSERT_EQ(0, run_logged(_metadata, &b, h));	/* B posted its buffers */
+	vm_mem_region_set_flags(b.vm, 0, KVM_MEM_LOG_DIRTY_PAGES);
+
+	next.nframes = RING_FRAMES;
+	a = start(pv, M_SEND_SEQ, mac_a, mac_b);
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	sa = stats(pv, a.id);
+	sb = stats(pv, b.id);
+	EXPECT_EQ(RING_FRAMES, sa.tx_frames);
+	EXPECT_EQ(RING_FRAMES, sb.rx_deferred);		/* all wait for B's thread */
+	EXPECT_EQ(0, sb.rx_direct);
+	EXPECT_EQ(0, sb.drop_rx_no_buffer);
+
+	/* The migration starts from here: what was dirty before is sent. */
+	if (ring) {
+		harvest(_metadata, &b, h);
+		memset(h->slot0, 0, h->slot0_pages);
+		memset(h->extra, 0, sizeof(h->extra));
+		h->batches = h->most = 0;
+	} else {
+		kvm_vm_get_dirty_log(b.vm, 0, log0);
+		kvm_vm_get_dirty_log(b.vm, EXTRA_SLOT, log_extra);
+		memset(log_extra, 0, sizeof(log_extra));
+	}
+	while (used < RING_FRAMES && reads < PAGE_READS) {
+		u64 v = run_logged(_metadata, &b, h);	/* one InterruptStatus read */
+
+		reads++;
+		if (v == STUCK) {
+			/* What the device wrote before, and what the VMM has of it. */
+			used = READ_ONCE(q->used.idx);
+			break;
+		}
+		used = (u16)v;
+		if (reads == 1 && h)
+			TH_LOG("first read: %llu frames delivered, %u KVM_EXIT_DIRTY_RING_FULL",
+			       (unsigned long long)used, h->full_exits);
+	}
+	if (!ring) {
+		kvm_vm_get_dirty_log(b.vm, 0, log0);
+		kvm_vm_get_dirty_log(b.vm, EXTRA_SLOT, log_extra);
+	}
+	sb = stats(pv, b.id);
+	TH_LOG("%u InterruptStatus reads for %llu frames; %u KVM_EXIT_DIRTY_RING_FULL, "
+	       "harvests %u, at most %u entries",
+	       reads, (unsigned long long)used, h ? h->full_exits : 0, h ? h->batches : 0,
+	       h ? h->most : 0);
+	EXPECT_EQ(RING_FRAMES, used);
+	EXPECT_EQ(RING_FRAMES, sb.rx_frames);
+	EXPECT_EQ(0, sb.drop_rx_no_buffer + sb.drop_rx_too_small + sb.drop_rx_pin_failed);
+	if (ring)
+		EXPECT_LE(1, h->full_exits);	/* the drain did not fit in one ring */
+
+	/* In order and intact: buffer i holds frame i. */
+	for (i = 0; i < (int)used && i < BIGQ; i++) {
+		u8 *f = addr_gpa2hva(b.vm, EXTRA_GPA + (u64)i * 4096);
+		bool ok = q->used.ring[i].id == (u32)i && q->used.ring[i].len == HDR + FRAME_LEN &&
+			  !memcmp(f + HDR, mac_b, 6) && !memcmp(f + HDR + 6, mac_a, 6) &&
+			  f[HDR + 14] == (u8)i && f[HDR + 15] == (u8)(i >> 8);
+
+		for (j = 16; ok && j < FRAME_LEN; j++)
+			ok = f[HDR + j] == (u8)j;
+		if (!ok && bad++ < 4)
+			TH_LOG("used entry %d: id %u len %u, frame %u", i, q->used.ring[i].id,
+			       q->used.ring[i].len, f[HDR + 14] | f[HDR + 15] << 8);
+	}
+	EXPECT_EQ(0, bad);
+
+	/* Every page the device wrote is dirty for the VMM. */
+	for (i = 0; i < (int)used && i < BIGQ; i++) {
+		if (logged(&b, h, log0, log_extra, EXTRA_GPA + (u64)i * 4096))
+			continue;
+		if (missing++ < 4)
+			TH_LOG("buffer page %d (gpa %#llx) written, not in the dirty log", i,
+			       EXTRA_GPA + (unsigned long long)i * 4096);
+	}
+	for (gpa = used_gpa & ~4095ULL; gpa < used_gpa + sizeof(q->used); gpa += 4096) {
+		if (logged(&b, h, log0, log_extra, gpa))
+			continue;
+		missing++;
+		TH_LOG("used ring page (gpa %#llx) written, not in the dirty log",
+		       (unsigned long long)gpa);
+	}
+	EXPECT_EQ(0, missing);
+	if (h)
+		EXPECT_EQ(0, h->foreign);	/* every entry is a page of B */
+
+	finish(pv, &a);
+	finish(pv, &b);
+	if (h)
+		free(h->slot0);
+	free(h);
+	free(log0);
+	close(pv);
+}
+
+TEST(receive_drain_never_overflows_the_dirty_ring)
+{
+	receive_drain_dirty_logged(_metadata, true);
+}
+
+/* The same with a dirty bitmap: nothing to bound, every page marked. */
+TEST(receive_drain_into_a_dirty_bitmap_marks_every_page)
+{
+	receive_drain_dirty_logged(_metadata, false);
+}
 
 /*
  * The receiver's memory map changes while it has a buffer posted and is not
