@@ -29,7 +29,9 @@ case "$np/" in "$(dirname "$KDIR")"/*) ;; *) ro+=(--rodir "$np") ;; esac
 # One CPU for the bed: with two, nested SVM under TCG corrupted L2 guests'
 # state now and then (oopses with garbage registers, before any pvpass use).
 t_bed=$SECONDS
-timeout 1800 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
+# The bed's console goes to vng.log (--verbose, loglevel 7): if the bed
+# hangs, its soft-lockup, hung-task and RCU-stall reports are there.
+timeout 1800 vng --verbose --append "loglevel=7" --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
 	--rwdir "$res" "${ro[@]}" \
 	--exec "$here/scripts/guest-demo.sh $res $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $here/build/demo-initramfs.cpio.gz $np" \
 	>"$res/vng.log" 2>&1 || true

@@ -757,20 +757,6 @@ TEST(frame_between_two_vms)
 	close(pv);
 }
 
-/* /sys/kernel/debug/pvpass/pinned_pages (the bed mounts debugfs). */
-static long pinned_pages(void)
-{
-	FILE *f = fopen("/sys/kernel/debug/pvpass/pinned_pages", "r");
-	long n = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &n) != 1)
-			n = -1;
-		fclose(f);
-	}
-	return n;
-}
-
 /*
  * Frames are written straight into B's pinned buffers on the senders'
  * threads (B's vCPU is not running); B's rings and buffer page stay pinned,

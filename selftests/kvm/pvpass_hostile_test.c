@@ -377,19 +377,6 @@ static long ms_since(u64 t0)
 	return (long)((now_ns() - t0) / 1000000);
 }
 
-/* /sys/kernel/debug/pvpass/pinned_pages (the bed mounts debugfs). */
-static long pinned_pages(void)
-{
-	FILE *f = fopen("/sys/kernel/debug/pvpass/pinned_pages", "r");
-	long n = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &n) != 1)
-			n = -1;
-		fclose(f);
-	}
-	return n;
-}
 
 /* pinned_pages once it is @want, polled for up to 2 s (teardown may be async). */
 static long pinned_pages_settled(long want)
@@ -931,6 +918,27 @@ static void uffd_resolve(int fd, void *addr, size_t len)
 }
 
 /*
+ * Senders A (to B) and C (to D) started while B's own vCPU thread is in its
+ * unresolved fault: both are back within 1 s, each at its GUEST_SYNC.
+ */
+static void expect_back_in_1s(struct __test_metadata *_metadata, struct job *ja, struct job *jc)
+{
+	bool c_back = job_wait(jc, 1000), a_back = job_wait(ja, 1000);
+
+	EXPECT_TRUE(a_back && c_back)
+		TH_LOG("with B's thread in its fault: A %s, C %s after 1 s",
+		       a_back ? "back" : "not back", c_back ? "back" : "not back");
+	if (a_back) {
+		EXPECT_LT(job_ms(ja), 1000);
+		EXPECT_SYNCED(ja, "A");
+	}
+	if (c_back) {
+		EXPECT_LT(job_ms(jc), 1000);
+		EXPECT_SYNCED(jc, "C");
+	}
+}
+
+/*
  * F2. B's receive buffer page is registered with userfaultfd and never
  * resolved while the test runs, so pinning it blocks in the fault (all VMs
  * are in this process: the sender pins B's page as its own, and may wait
@@ -1007,19 +1015,7 @@ TEST(receiver_with_unresolved_userfault_stalls_nobody)
 		usleep(200000);
 		job_start(&ja, vcpu_step);
 		job_start(&jc, vcpu_step);
-		c_back = job_wait(&jc, 1000);
-		a_back = job_wait(&ja, 1000);
-		EXPECT_TRUE(a_back && c_back)
-			TH_LOG("with B's thread in its fault: A %s, C %s after 1 s",
-			       a_back ? "back" : "not back", c_back ? "back" : "not back");
-		if (a_back) {
-			EXPECT_LT(job_ms(&ja), 1000);
-			EXPECT_SYNCED(&ja, "A");
-		}
-		if (c_back) {
-			EXPECT_LT(job_ms(&jc), 1000);
-			EXPECT_SYNCED(&jc, "C");
-		}
+		expect_back_in_1s(_metadata, &ja, &jc);
 		TH_LOG("B's InterruptStatus read %s", READ_ONCE(jb.done) ? "returned" : "blocks (in its own fault)");
 	}
 
@@ -1175,19 +1171,7 @@ TEST(receiver_in_another_process_with_unresolved_userfault_stalls_nobody)
 		usleep(300000);
 		job_start(&ja, vcpu_step);
 		job_start(&jc, vcpu_step);
-		c_back = job_wait(&jc, 1000);
-		a_back = job_wait(&ja, 1000);
-		EXPECT_TRUE(a_back && c_back)
-			TH_LOG("with B's thread in its fault: A %s, C %s after 1 s",
-			       a_back ? "back" : "not back", c_back ? "back" : "not back");
-		if (a_back) {
-			EXPECT_LT(job_ms(&ja), 1000);
-			EXPECT_SYNCED(&ja, "A");
-		}
-		if (c_back) {
-			EXPECT_LT(job_ms(&jc), 1000);
-			EXPECT_SYNCED(&jc, "C");
-		}
+		expect_back_in_1s(_metadata, &ja, &jc);
 	}
 	/* Kill B's VMM, stuck in its fault or not. */
 	ASSERT_EQ(0, kill(child, SIGKILL));

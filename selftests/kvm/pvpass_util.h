@@ -7,6 +7,7 @@
 #define PVPASS_UTIL_H
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -121,6 +122,20 @@ static inline u64 run_to_ucall(struct kvm_vcpu *vcpu, struct ucall *uc)
 		break;
 	}
 	return uc->cmd;
+}
+
+/* The module's count of pinned guest pages (-1 without debugfs). */
+static inline long pinned_pages(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/pvpass/pinned_pages", "r");
+	long n = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &n) != 1)
+			n = -1;
+		fclose(f);
+	}
+	return n;
 }
 
 #endif
