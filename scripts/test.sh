@@ -134,7 +134,7 @@ done
 if [ -f "$res/dmesg.txt" ]; then
 	# The bed kernel's detectors (kernel/pvpass.config; lockdep in the
 	# PVPASS_KASAN=1 variant): any report fails the run.
-	if grep -nE 'BUG:|WARNING:|Oops|KASAN|general protection|Call Trace|INFO: task .* blocked|soft lockup|hard LOCKUP|rcu: INFO|self-detected stall|detected stalls|possible circular locking|possible recursive locking|inconsistent lock state|lockdep' "$res/dmesg.txt"; then
+	if grep -nE 'BUG:|WARNING:|Oops|KASAN|general protection|Call Trace|INFO: task .* blocked|soft lockup|hard LOCKUP|rcu: INFO|self-detected stall|detected stalls|INFO: possible|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning' "$res/dmesg.txt"; then
 		bad "guest kernel log has no BUG/WARNING/Oops, lockdep, soft-lockup, hung-task or RCU-stall report"
 	else
 		ok "guest kernel log has no BUG/WARNING/Oops, lockdep, soft-lockup, hung-task or RCU-stall report"
