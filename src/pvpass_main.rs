@@ -7,15 +7,26 @@
 //! guest's register accesses are served here, in the kernel, on the vCPU
 //! thread, without an exit to userspace.
 //!
-//! Files: `uapi` (the ioctl contract, mirrored from include/uapi/linux/pvpass.h),
-//! `kvm` (safe handles over the C glue in glue.c), `device` (one attached
-//! device and its MMIO entry points), `registry` (every attachment of the
-//! module, for conflict checks), `file` (the /dev/pvpass file and its ioctls),
-//! `miscdev` (registration of /dev/pvpass with `.owner` set), `switch` (the
-//! in-kernel L2 switch), `hostport` (its port into the host stack, pvpsw0,
-//! with hostport.c). The pure logic
-//! (the virtio-mmio register file, the descriptor engine) is the no_std core
-//! in ../rust/src, included below and tested in userspace with `cargo test`.
+//! Files:
+//! - `file`: the /dev/pvpass file and its ioctls; `miscdev`: its registration
+//!   with `.owner` set; `debugfs`: /sys/kernel/debug/pvpass.
+//! - `attachment`: one attached VM (owned by the file that made it) and the
+//!   reaper that lets it go when its VMM exits; `registry`: every attachment
+//!   of the module, for ids and the conflict checks that span files.
+//! - `device`: one attached device, its register file, virtqueues and the MMIO
+//!   entry points the C glue calls; `pinned`: pinned guest memory (the pin
+//!   cache bound to the kernel's pinning, pinned buffers, the receive ring).
+//! - `switch`: the in-kernel L2 switch; `hostport`: its port into the host
+//!   stack, pvpsw0 (with hostport.c).
+//! - `kvm`: safe handles over the C glue in glue.c (VM file, MMIO window, the
+//!   in-vCPU token and guest memory access, irqfd and its resampling, the mmu
+//!   notifier on the VMM's mm, the reaper's timer); `uapi`: the ioctl
+//!   contract, mirrored from include/uapi/linux/pvpass.h.
+//!
+//! The pure logic (the virtio-mmio register file, the descriptor engine, the
+//! virtio-net header checks, the switch's MAC table, backlog and rate limit)
+//! is the no_std core in ../rust/src, included below and tested in userspace
+//! with `cargo test`.
 
 use kernel::prelude::*;
 
