@@ -10,8 +10,8 @@
  * switch (src/hostport.rs); it makes no forwarding decision.
  *
  * Host -> switch: ndo_start_xmit only queues the skb; a work item hands the
- * queued frames to the switch in process context (the switch's locks are
- * sleeping locks, taken on guests' vCPU threads), like vhost's worker.
+ * queued frames to the switch in process context (delivery pins and may
+ * allocate, as on guests' vCPU threads), like vhost's worker.
  * Switch -> host: pvpass_hostport_rx() builds an skb and calls netif_rx(); it
  * runs on the sending guest's vCPU thread (run to completion).
  *

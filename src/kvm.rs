@@ -79,8 +79,8 @@ pub(crate) fn jiffies() -> u64 {
     unsafe { pvpass_jiffies() }
 }
 
-/// The reaper (a delayed work item in glue.c) calls `reaper::reap` every
-/// 250 ms while this guard lives.
+/// The reaper (a delayed work item in glue.c) calls `pvpass_rs_reap` (in
+/// `attachment`) every 250 ms while this guard lives.
 pub(crate) struct Reaper(());
 
 impl Reaper {

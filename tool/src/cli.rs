@@ -77,8 +77,9 @@ pub struct DetachArgs {
 const ATTACH_HELP: &str = "\
 The guest finds the device through its kernel command line, e.g.
   virtio_mmio.device=4K@0xd0000000:7   (matches --gpa 0xd0000000 --gsi 7)
-Use an edge-triggered GSI: on QEMU's pc/q35, 5, 9, 10, 11 and 16+ are
-level-triggered, and pvpass does not resample (the guest can miss interrupts).
+On QEMU's pc/q35, GSIs 5, 9, 10, 11 and 16+ are level-triggered: --trigger
+auto (the default) binds those with KVM's resampling; an edge GSI such as 7
+costs one EOI round trip less.
 Start the VMM paused (QEMU: -S -machine q35,kernel-irqchip=on), attach, then
 resume it (QEMU monitor: cont).
 

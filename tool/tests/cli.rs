@@ -49,7 +49,10 @@ fn help_explains_detach() {
     let o = run(&["attach", "--help"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("virtio_mmio.device=4K@0xd0000000:7"), "{out}");
-    assert!(out.contains("edge-triggered"), "{out}");
+    assert!(
+        out.contains("level-triggered") && out.contains("resampling"),
+        "{out}"
+    );
     assert!(out.contains("SIGUSR1"), "{out}");
     assert!(out.contains("--no-irq") && out.contains("irqfd"), "{out}");
 }
