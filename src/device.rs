@@ -127,7 +127,9 @@ type PortBacklog = Backlog<Heap<u8>, Heap<Entry>>;
 struct DevState {
     regs: MmioDevice,
     map: GuestMap,
-    /// `map` was filled from the memslots of generation `map.generation`.
+    /// The memory generation `map` was read at.
+    map_gen: MapGen,
+    /// `map` was filled from the memslots of generation `map_gen`.
     map_valid: bool,
     txq: Option<Virtqueue>,
     /// Offloads the driver negotiated for sending.
@@ -144,6 +146,17 @@ struct DevState {
     targets: KBox<switch::Targets>,
 }
 
+/// The guest memory generation that maps and pins are checked against:
+/// KVM's memslot generation and how often the VMM changed what backs the
+/// memslots (`Device::mm_seq`). Either change makes the device drop its pins
+/// and re-read the map. Compared as a pair, so neither count can alias the
+/// other. All-zero is the generation of the empty map.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct MapGen {
+    slots: u64,
+    mm: u32,
+}
+
 /// The chain being sent and its pinned buffer (allocated zeroed, as
 /// `RxBig`).
 struct TxBig {
@@ -156,8 +169,9 @@ struct TxBig {
 /// chains and buffers), and it never lives on a kernel stack.
 struct RxBig {
     /// The memory map the queue was checked against (the vCPU thread's copy
-    /// of generation `map.generation`).
+    /// of generation `map_gen`).
     map: GuestMap,
+    map_gen: MapGen,
     /// Receive chains and their pinned buffers for the frame being written:
     /// the first (which takes the header last) and the current later one.
     first: Chain<64>,
@@ -263,7 +277,7 @@ pub(crate) struct Device {
     /// device needs a reset (folded in like `pending_isr`).
     rx_failed: Atomic<u32>,
     /// How often the VMM changed what backs guest memory (mmu notifier,
-    /// `kvm::MmWatch`): part of the memory generation, see `generation`.
+    /// `kvm::MmWatch`): part of the memory generation, see `MapGen`.
     mm_seq: Atomic<u32>,
     counters: Counters,
     /// The pin caches' counters as last seen (pinned, hits, misses; transmit
@@ -365,6 +379,7 @@ impl Device {
                 state <- new_mutex!(DevState {
                     regs,
                     map: GuestMap::new(0),
+                    map_gen: MapGen::default(),
                     map_valid: false,
                     txq: None,
                     tx_off: Offloads::default(),
@@ -399,23 +414,27 @@ impl Device {
         self.mac
     }
 
-    /// The guest memory generation that maps and pins are checked against:
-    /// KVM's memslot generation `memslots`, plus in the high bits `mm_seq`
-    /// (what backs the memslots changed). Either change makes the device
-    /// drop its pins and re-read the map. (KVM's generation never comes
-    /// near bit 40, so the sum is unique.)
-    fn generation(memslots: u64, mm_seq: u32) -> u64 {
-        memslots.wrapping_add(u64::from(mm_seq) << 40)
+    /// The memory generation now, for memslot generation `slots`.
+    fn map_gen(&self, slots: u64) -> MapGen {
+        MapGen {
+            slots,
+            mm: self.mm_seq.load(Acquire),
+        }
     }
 
-    /// Read the memory map afresh into `map`, with the generation of
-    /// `generation` (`mm_seq` is read first: a change during the read makes
-    /// the map stale at once). True if KVM logs the VM's writes.
-    fn snapshot(&self, cpu: &InVcpu, map: &mut GuestMap) -> Result<bool> {
-        let seq = self.mm_seq.load(Acquire);
+    /// Read the memory map afresh into `map`; returns whether KVM logs the
+    /// VM's writes, and the map's generation (`mm_seq` is read first: a
+    /// change during the read makes the map stale at once).
+    fn snapshot(&self, cpu: &InVcpu, map: &mut GuestMap) -> Result<(bool, MapGen)> {
+        let mm = self.mm_seq.load(Acquire);
         let dirty_log = cpu.snapshot(map)?;
-        map.generation = Self::generation(map.generation, seq);
-        Ok(dirty_log)
+        Ok((
+            dirty_log,
+            MapGen {
+                slots: map.generation,
+                mm,
+            },
+        ))
     }
 
     /// Remember the pin counters of one direction (0: transmit, 1: receive).
@@ -729,8 +748,7 @@ impl Device {
         let seq = self.mm_seq.load(Acquire);
         rx.pins
             .generation()
-            .map(|g| Self::generation(g, seq))
-            .is_none_or(|g| g != rx.big.map.generation)
+            .is_none_or(|g| MapGen { slots: g, mm: seq } != rx.big.map_gen)
     }
 
     /// `rx_frame` once the queue is known to take the frame; an error
@@ -904,11 +922,12 @@ impl Device {
     /// Set up the queues the driver made ready, checked against guest memory.
     fn start_queues(&self, cpu: &InVcpu, st: &mut DevState) {
         st.map_valid = false;
-        let dirty_log = match self.snapshot(cpu, &mut st.map) {
+        let (dirty_log, gen) = match self.snapshot(cpu, &mut st.map) {
             Ok(d) => d,
             Err(e) => return self.broken(st, "guest memory map", e),
         };
         st.map_valid = true;
+        st.map_gen = gen;
         st.dirty_log = dirty_log;
         st.tx_pins.invalidate();
         let f = st.regs.driver_features();
@@ -918,6 +937,7 @@ impl Device {
         rx.off = rx_off;
         rx.mrg_rxbuf = f & feature::NET_F_MRG_RXBUF != 0;
         rx.big.map = st.map.clone();
+        rx.big.map_gen = gen;
         rx.dirty_log = dirty_log;
         rx.pins.invalidate();
         drop(rx);
@@ -961,13 +981,13 @@ impl Device {
     /// (every pin of the old map is dropped). False if the device is not
     /// usable.
     fn refresh(&self, cpu: &InVcpu, st: &mut DevState) -> bool {
-        let now = Self::generation(cpu.generation(), self.mm_seq.load(Acquire));
-        if st.map_valid && now == st.map.generation {
+        let now = self.map_gen(cpu.generation());
+        if st.map_valid && now == st.map_gen {
             return true;
         }
         st.map_valid = false;
         self.counters.inc(C::MapRereads);
-        let dirty_log = match self.snapshot(cpu, &mut st.map) {
+        let (dirty_log, gen) = match self.snapshot(cpu, &mut st.map) {
             Ok(d) => d,
             Err(e) => {
                 self.broken(st, "guest memory map", e);
@@ -975,6 +995,7 @@ impl Device {
             }
         };
         st.map_valid = true;
+        st.map_gen = gen;
         st.dirty_log = dirty_log;
         // Pins are keyed by host address: behind the same address there may
         // be other pages now.
@@ -987,6 +1008,7 @@ impl Device {
         }
         let mut rx = self.rx.lock();
         rx.big.map = st.map.clone();
+        rx.big.map_gen = gen;
         rx.dirty_log = dirty_log;
         let RxState {
             q, ring, pins, big, ..
@@ -1180,7 +1202,15 @@ impl Device {
         let mut retries = 0;
         let mut rereads = 0;
         let mut come_back = false;
+        let mut frames = 0;
         loop {
+            // Senders push while this drains (the backlog's lock is not
+            // held across a frame): at most a backlog's worth per exit, then
+            // the guest is asked to come back.
+            if frames == BACKLOG_FRAMES {
+                come_back = true;
+                break;
+            }
             let (mut hdr, len) = {
                 let mut backlog = self.backlog.lock();
                 let Some((hdr, frame)) = backlog.front() else {
@@ -1210,6 +1240,7 @@ impl Device {
             match self.rx_frame(&mut rx, &hdr, &Frame::kernel(frame), Some(cpu)) {
                 Rx::Done(n) => {
                     notify |= n;
+                    frames += 1;
                     self.backlog.lock().pop();
                 }
                 // The guest added buffers while notifications were being
@@ -1296,6 +1327,7 @@ fn fill(
 ) -> Fill {
     let RxBig {
         map,
+        map_gen,
         first,
         more,
         bfirst,
@@ -1359,8 +1391,7 @@ fn fill(
         let need = buf.gfn_count() + if n > 1 { first_pages } else { 0 } + 4;
         if pins
             .generation()
-            .map(|g| Device::generation(g, seq))
-            .is_none_or(|g| g != map.generation)
+            .is_none_or(|g| MapGen { slots: g, mm: seq } != *map_gen)
             || dirty.is_some_and(|cpu| (cpu.dirty_room() as usize) < need)
         {
             for _ in 0..n {

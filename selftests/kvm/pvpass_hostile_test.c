@@ -53,6 +53,9 @@
 
 #define EXTRA_GPA	0xc0000000ULL
 #define EXTRA_SLOT	10
+#define OUTSIDE_GPA	0xe0000000ULL	/* in no memslot */
+#define S_DRIVER_OK	4
+#define S_NEEDS_RESET	64
 
 struct desc {
 	u64 addr;
@@ -91,6 +94,12 @@ enum mode {
 	M_RX_LOOP,	/* post QSZ buffers; take frames and repost until ctl.stop */
 	M_STORM,	/* 256-entry transmit queue, head 0 made available for ever */
 	M_ATTACH_SPIN,	/* bring the device up whenever the window answers */
+	M_RX_REWRITE,	/* vCPU 0: post QSZ buffers, read InterruptStatus (and reset
+			 * the device when it needs it) until ctl.stop; vCPU 1:
+			 * rewrite the receive descriptors and avail ring meanwhile */
+	M_RX_CHURN,	/* post QSZ buffers at rxbuf_gpa (never touched by the
+			 * guest), repost each one used; GUEST_SYNC every
+			 * sync_every rounds; reset the device if it needs it */
 };
 
 /* What the host tells each guest. */
@@ -105,6 +114,8 @@ static struct params {
 	u32 rx_bufs;		/* M_RX_POST */
 	u32 burst;		/* M_TX_ROUNDS */
 	u32 guest_producer;	/* M_STORM: vCPU 0 is the producer */
+	u32 sync_every;		/* M_RX_LOOP, M_RX_CHURN: GUEST_SYNC every so many rounds */
+	u64 ro_gpa;		/* M_RX_REWRITE: a read-only memslot */
 } params;
 
 /* Written by both sides at run time (the host through addr_gva2hva). */
@@ -113,6 +124,9 @@ static struct ctl {
 	u64 produced;		/* M_STORM: chains made available */
 	u64 from_peer, group, other;	/* M_RX_LOOP: frames by source */
 	u64 ups;		/* M_ATTACH_SPIN: bring-ups served by pvpass */
+	u32 hold, held;		/* M_RX_REWRITE: vCPU 0 asks vCPU 1 to pause */
+	u64 rewrites, resets;	/* M_RX_REWRITE, M_RX_CHURN */
+	u64 taken;		/* M_RX_CHURN: used buffers reposted */
 } ctl;
 
 static struct ring rings[2];
@@ -267,6 +281,132 @@ static void attach_spin(u64 base)
 	GUEST_DONE();
 }
 
+/* Make every receive descriptor a good buffer and post them all. */
+static void post_all(struct ring *rx)
+{
+	u32 i;
+
+	for (i = 0; i < QSZ; i++) {
+		rx->desc[i] = (struct desc){ params.rxbuf_gpa + i * BUF_LEN, BUF_LEN, F_WRITE, 0 };
+		post(rx, i);
+	}
+}
+
+/* Reset the device, bring it up again on clean rings, post all buffers. */
+static void restart_device(u64 base, struct ring *rx, struct ring *tx)
+{
+	mmio_wr32(base, R_STATUS, 0);
+	memset(rx, 0, sizeof(*rx));
+	memset(tx, 0, sizeof(*tx));
+	setup_device(base);
+	post_all(rx);
+	mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+}
+
+static u64 xorshift(u64 *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * A bad descriptor address for buffer @i. A frame the device wrongly writes
+ * there lands in B's own buffers, rings or read-only slot, never in other
+ * guest data (B's code would go with it).
+ */
+static u64 rewrite_addr(u64 r, u32 i)
+{
+	u64 good = params.rxbuf_gpa + i * BUF_LEN;
+	u64 ring = params.ring_gpa[0];
+
+	switch (r % 8) {
+	case 0:
+		return OUTSIDE_GPA + (r >> 3) % 4096;	/* in no memslot */
+	case 1:
+		return 1ULL << 46;			/* far above RAM */
+	case 2:
+		return params.ro_gpa + (r >> 3) % 2048;	/* read-only memslot */
+	case 3:
+		return good + 1;			/* odd */
+	case 4:					/* odd, into the next buffer */
+		return params.rxbuf_gpa + (i % (QSZ - 1) + 1) * BUF_LEN - 1;
+	case 5:
+		return ~0ULL - 15;			/* addr + len overflows */
+	case 6:
+		return ring;				/* over its own ring */
+	default:					/* across into the next ring */
+		return ring + sizeof(struct ring) - 8;
+	}
+}
+
+/*
+ * vCPU 1 of M_RX_REWRITE: while the device delivers into the receive queue
+ * (on the sender's thread, or vCPU 0's), rewrite its descriptors field by
+ * field and its avail ring entries, and make more heads available whenever
+ * fewer than QSZ are outstanding. Pauses while vCPU 0 resets the device.
+ */
+static void rewriter(struct ring *rx)
+{
+	static const u32 lens[] = { 0, 1, 11, 64, BUF_LEN, 65536, 0xffffffff };
+	u64 s = 0x9e3779b97f4a7c15ULL;
+
+	while (!READ_ONCE(ctl.stop)) {
+		u64 r = xorshift(&s);
+		u32 i = r & (QSZ - 1);
+		volatile struct desc *d = &rx->desc[i];
+		u64 addr = params.rxbuf_gpa + i * BUF_LEN;
+		u32 len = BUF_LEN;
+		u16 flags = F_WRITE, next = 0, a;
+
+		if (READ_ONCE(ctl.hold)) {
+			WRITE_ONCE(ctl.held, 1);
+			while (READ_ONCE(ctl.hold) && !READ_ONCE(ctl.stop))
+				cpu_relax();
+			continue;
+		}
+		r >>= 3;
+		switch (r % 8) {
+		case 0: case 1: case 2:
+			break;					/* a good one */
+		case 3:
+			addr = rewrite_addr(r >> 3, i);
+			break;
+		case 4:
+			len = lens[(r >> 3) % 7];
+			break;
+		case 5:
+			flags = (r >> 3) & 7;			/* NEXT, WRITE, INDIRECT */
+			next = (r >> 6) & 15;			/* half out of range */
+			break;
+		default:
+			addr = rewrite_addr(r >> 3, i);
+			len = lens[(r >> 10) % 7];
+			flags = (r >> 14) & 7;
+			next = (r >> 17) & 15;
+		}
+		/* Field by field: the device may see any mix. */
+		d->addr = addr;
+		d->len = len;
+		d->flags = flags;
+		d->next = next;
+
+		r = xorshift(&s);
+		/* An avail entry: 1 in 4 may be a head out of range. */
+		WRITE_ONCE(rx->avail.ring[r & (QSZ - 1)],
+			   (r >> 3) % 4 ? (r >> 5) & (QSZ - 1) : (r >> 5) & 15);
+		a = rx->avail.idx;
+		if ((r >> 9) % 4 == 0 && (u16)(a - READ_ONCE(rx->used.idx)) < QSZ) {
+			__atomic_thread_fence(__ATOMIC_RELEASE);
+			WRITE_ONCE(rx->avail.idx, a + 1);
+		}
+		WRITE_ONCE(ctl.rewrites, ctl.rewrites + 1);
+	}
+	GUEST_SYNC(ctl.rewrites);
+	GUEST_DONE();
+}
+
 static void guest_main(u64 cpu)
 {
 	u64 base = params.base;
@@ -280,6 +420,8 @@ static void guest_main(u64 cpu)
 		storm_producer(stx);
 	if (params.mode == M_ATTACH_SPIN)
 		attach_spin(base);
+	if (params.mode == M_RX_REWRITE && cpu == 1)
+		rewriter(rx);
 	setup_device(base);
 	switch (params.mode) {
 	case M_TX_ROUNDS:
@@ -320,9 +462,12 @@ static void guest_main(u64 cpu)
 		mmio_wr32(base, R_QUEUE_NOTIFY, 0);
 		GUEST_SYNC(0);
 		while (!READ_ONCE(ctl.stop)) {
-			u32 st = mmio_rd32(base, R_INT_STATUS);
+			u32 st;
 			u16 u;
 
+			if (params.sync_every && !(++i % params.sync_every))
+				GUEST_SYNC(ctl.from_peer);
+			st = mmio_rd32(base, R_INT_STATUS);
 			if (st)
 				mmio_wr32(base, R_INT_ACK, st);
 			u = READ_ONCE(rx->used.idx);
@@ -347,6 +492,63 @@ static void guest_main(u64 cpu)
 		}
 		GUEST_SYNC(ctl.from_peer);
 		break;
+	case M_RX_REWRITE:		/* vCPU 0 */
+		post_all(rx);
+		mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+		GUEST_SYNC(0);
+		while (!READ_ONCE(ctl.stop)) {
+			u32 st = mmio_rd32(base, R_INT_STATUS);	/* drains */
+
+			if (st)
+				mmio_wr32(base, R_INT_ACK, st);
+			if (!(mmio_rd32(base, R_STATUS) & S_NEEDS_RESET))
+				continue;
+			WRITE_ONCE(ctl.hold, 1);
+			while (!READ_ONCE(ctl.held) && !READ_ONCE(ctl.stop))
+				cpu_relax();
+			restart_device(base, rx, tx);
+			WRITE_ONCE(ctl.resets, ctl.resets + 1);
+			WRITE_ONCE(ctl.held, 0);
+			WRITE_ONCE(ctl.hold, 0);
+		}
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		/* After the attack (vCPU 1 stopped): a clean restart. */
+		restart_device(base, rx, tx);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		for (;;) {
+			mmio_rd32(base, R_INT_STATUS);
+			GUEST_SYNC(READ_ONCE(rx->used.idx));
+		}
+	case M_RX_CHURN:
+		post_all(rx);
+		mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+		GUEST_SYNC(0);
+		for (i = 1;; i++) {
+			u32 st = mmio_rd32(base, R_INT_STATUS);
+			u16 u;
+
+			if (st)
+				mmio_wr32(base, R_INT_ACK, st);
+			if (mmio_rd32(base, R_STATUS) & S_NEEDS_RESET) {
+				restart_device(base, rx, tx);
+				WRITE_ONCE(ctl.resets, ctl.resets + 1);
+				seen = 0;
+			}
+			u = READ_ONCE(rx->used.idx);
+			if (u != seen) {
+				__atomic_thread_fence(__ATOMIC_ACQUIRE);
+				for (; seen != u; seen++) {
+					u32 id = rx->used.ring[seen % QSZ].id;
+
+					GUEST_ASSERT(id < QSZ);
+					post(rx, id);	/* its contents are not read */
+					WRITE_ONCE(ctl.taken, ctl.taken + 1);
+				}
+				mmio_wr32(base, R_QUEUE_NOTIFY, 0);
+			}
+			if (!(i % params.sync_every))
+				GUEST_SYNC(ctl.taken);
+		}
 	case M_STORM:
 		fill_gso_frame(gsobuf);
 		stx->desc[0] = (struct desc){ params.gsobuf_gpa, HDR + GSO_LEN, 0, 0 };
@@ -403,6 +605,7 @@ struct job {
 	int fd;
 	struct pvpass_detach det;
 	int rounds;		/* vcpu_rounds: runs to do, 0: until stop */
+	int pause_us;		/* vcpu_rounds: sleep between runs */
 	int stop;
 	void *ptr;
 	/* results */
@@ -494,6 +697,8 @@ static void vcpu_rounds(struct job *j)
 		if (j->cmd != UCALL_SYNC)
 			break;
 		j->runs++;
+		if (j->pause_us)
+			usleep(j->pause_us);
 	}
 }
 
@@ -554,7 +759,8 @@ static struct guest start(int pv, int mode, const u8 *me, const u8 *dst, int nr_
 		params.ring_gva[1] = params.ring_gpa[1] = EXTRA_GPA;
 		next_shared = NULL;
 	}
-	params.rxbuf_gpa = addr_gva2gpa(g.vm, (gva_t)rxbuf);
+	if (!params.rxbuf_gpa)		/* else where the test put them */
+		params.rxbuf_gpa = addr_gva2gpa(g.vm, (gva_t)rxbuf);
 	params.txbuf_gpa = addr_gva2gpa(g.vm, (gva_t)txbuf);
 	params.gsobuf_gpa = addr_gva2gpa(g.vm, (gva_t)gsobuf);
 	if (mode == M_STORM)
@@ -1436,6 +1642,474 @@ TEST(vmm_killed_while_neighbour_delivers_into_it)
 	finish(pv, &a);
 	EXPECT_EQ(base, pinned_pages_settled(base));
 	close(p[0]);
+	close(pv);
+}
+
+/* ---- receive descriptors rewritten while frames are delivered ------------- */
+
+#define REWRITE_MS	2000
+#define REWRITE_BURST	64
+
+/* KVM_RUN @vcpu to its next exit on job @j, waited for up to @ms. */
+static bool step_within(struct job *j, struct kvm_vcpu *vcpu, int ms)
+{
+	j->vcpu = vcpu;
+	job_start(j, vcpu_step);
+	return job_wait(j, ms);
+}
+
+/*
+ * The receive queue rewritten under the device's feet. B has two vCPUs:
+ * vCPU 0 posts its buffers and then keeps reading InterruptStatus (which
+ * drains what waits for B), resetting and restarting the device whenever it
+ * says DEVICE_NEEDS_RESET; vCPU 1 meanwhile rewrites B's receive descriptors
+ * field by field (addresses good, in no memslot, far above RAM, in a
+ * read-only memslot, odd, overflowing, over the ring itself; lengths 0, 1,
+ * 11, 64, 2048, 64 KiB, 4 GiB - 1; NEXT/WRITE/INDIRECT and next indices
+ * half out of range) and its avail ring entries (heads out of range), and
+ * makes more heads available, for 2 s. A floods B (64 frames a run) from
+ * its own thread, C sends to D (8 frames every 10 ms), which takes every
+ * frame. Must hold: every KVM_RUN of A, C and D returns within 1 s; A's
+ * queue works throughout (its guest checks each notify completed
+ * everything) and all its frames are counted sent; D gets every frame C
+ * sent; B ends working or saying NEEDS_RESET, and after a reset works
+ * again (takes A's frames); no pin is left once all are gone.
+ */
+TEST(receive_descriptors_rewritten_during_delivery)
+{
+	int pv = pvpass_open();
+	long base = pinned_pages();
+	struct job jb0 = { 0 }, jb1 = { 0 }, ja = { 0 }, jc = { 0 }, jd = { 0 };
+	bool b0_back, b1_back, a_back, c_back, d_back;
+	struct pvpass_stats sa, sb, sc, sd;
+	int a_runs;
+	struct guest a, b, c, d;
+	struct ctl *cb, *cd;
+	u64 st;
+
+	ASSERT_GE(base, 0);
+	next.ro_gpa = EXTRA_GPA;
+	b = start(pv, M_RX_REWRITE, mac_b, mac_a, 2);
+	vm_userspace_mem_region_add(b.vm, VM_MEM_SRC_ANONYMOUS, EXTRA_GPA, EXTRA_SLOT, 1,
+				    KVM_MEM_READONLY);
+	memcpy(next.peer, mac_c, 6);
+	next.sync_every = 64;
+	d = start(pv, M_RX_LOOP, mac_d, mac_c, 1);
+	next.burst = REWRITE_BURST;
+	a = start(pv, M_TX_ROUNDS, mac_a, mac_b, 1);
+	next.burst = QSZ;
+	c = start(pv, M_TX_ROUNDS, mac_c, mac_d, 1);
+	cb = ctl_of(&b);
+	cd = ctl_of(&d);
+	ASSERT_EQ(0, sync_vcpu(b.vcpu[0]));		/* B's buffers posted */
+	ASSERT_EQ(0, sync_vcpu(d.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(a.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(c.vcpu[0]));
+
+	jb0.vcpu = b.vcpu[0];
+	job_start(&jb0, vcpu_step);			/* B drains until stopped */
+	jb1.vcpu = b.vcpu[1];
+	job_start(&jb1, vcpu_step);			/* B rewrites until stopped */
+	jd.vcpu = d.vcpu[0];
+	job_start(&jd, vcpu_rounds);
+	ja.vcpu = a.vcpu[0];
+	job_start(&ja, vcpu_rounds);			/* A floods B */
+	jc.vcpu = c.vcpu[0];
+	jc.pause_us = 10000;				/* at a pace D keeps up with */
+	job_start(&jc, vcpu_rounds);			/* C -> D */
+	usleep(REWRITE_MS * 1000);
+	WRITE_ONCE(cb->stop, 1);
+	b1_back = job_wait(&jb1, 3000);
+	b0_back = job_wait(&jb0, 3000);
+	WRITE_ONCE(ja.stop, 1);
+	WRITE_ONCE(jc.stop, 1);
+	a_back = job_wait(&ja, 2000);
+	c_back = job_wait(&jc, 2000);
+	usleep(300000);					/* D takes the rest */
+	WRITE_ONCE(jd.stop, 1);
+	d_back = job_wait(&jd, 2000);
+	EXPECT_TRUE(a_back && c_back && d_back && b0_back && b1_back)
+		TH_LOG("not back after stop: A %d C %d D %d B0 %d B1 %d", a_back, c_back,
+		       d_back, b0_back, b1_back);
+	ASSERT_TRUE(job_wait(&jb1, 10000));
+	ASSERT_TRUE(job_wait(&jb0, 10000));
+	ASSERT_TRUE(job_wait(&ja, 10000));
+	ASSERT_TRUE(job_wait(&jc, 10000));
+	ASSERT_TRUE(job_wait(&jd, 10000));
+	EXPECT_SYNCED(&ja, "A");
+	EXPECT_SYNCED(&jc, "C");
+	EXPECT_SYNCED(&jd, "D");
+	EXPECT_SYNCED(&jb1, "B's rewriter");
+	EXPECT_SYNCED(&jb0, "B's drainer");
+	st = jb0.arg;
+	a_runs = ja.runs;
+	sb = stats(pv, b.id);
+	TH_LOG("B: %llu rewrites, %llu resets, status %#llx at the end; rx %llu (direct %llu, deferred %llu), too small %llu, pin failed %llu, no buffer %llu, scattered %llu",
+	       (unsigned long long)cb->rewrites, (unsigned long long)cb->resets,
+	       (unsigned long long)st, (unsigned long long)sb.rx_frames,
+	       (unsigned long long)sb.rx_direct, (unsigned long long)sb.rx_deferred,
+	       (unsigned long long)sb.drop_rx_too_small, (unsigned long long)sb.drop_rx_pin_failed,
+	       (unsigned long long)sb.drop_rx_no_buffer, (unsigned long long)sb.drop_rx_scattered);
+	TH_LOG("longest KVM_RUN: A %llu ms (%d runs), C %llu ms (%d runs), D %llu ms (%d runs)",
+	       (unsigned long long)(ja.max_ns / 1000000), ja.runs,
+	       (unsigned long long)(jc.max_ns / 1000000), jc.runs,
+	       (unsigned long long)(jd.max_ns / 1000000), jd.runs);
+	EXPECT_LT(0, cb->rewrites);
+	EXPECT_LT(0, ja.runs);
+	EXPECT_LT(0, jc.runs);
+	EXPECT_LT(ja.max_ns, 1000000000ULL);
+	EXPECT_LT(jc.max_ns, 1000000000ULL);
+	EXPECT_LT(jd.max_ns, 1000000000ULL);
+	/* Working, or saying it needs a reset: both are fine. */
+	EXPECT_TRUE((st & S_NEEDS_RESET) || (st & S_DRIVER_OK)) TH_LOG("B's status %#llx",
+								       (unsigned long long)st);
+
+	/* After a reset, B works again: it takes A's next frames. */
+	ASSERT_TRUE(step_within(&jb0, b.vcpu[0], 3000));
+	EXPECT_SYNCED(&jb0, "B restarted");
+	EXPECT_EQ(S_DRIVER_OK, jb0.arg & (S_DRIVER_OK | S_NEEDS_RESET));
+	a_back = step_within(&ja, a.vcpu[0], 2000);
+	EXPECT_TRUE(a_back) TH_LOG("A's KVM_RUN after B's restart had not returned after 2 s");
+	ASSERT_TRUE(job_wait(&ja, 10000));
+	EXPECT_SYNCED(&ja, "A");
+	EXPECT_LT(job_ms(&ja), 1000);
+	ASSERT_TRUE(step_within(&jb0, b.vcpu[0], 3000));
+	EXPECT_SYNCED(&jb0, "B");
+	EXPECT_LE(1, jb0.arg) TH_LOG("B took none of A's frames after its restart");
+
+	sa = stats(pv, a.id);
+	sc = stats(pv, c.id);
+	sd = stats(pv, d.id);
+	TH_LOG("A sent %llu (%d runs of %d), C sent %llu, D got %llu of C's (dropped %llu)",
+	       (unsigned long long)sa.tx_frames, a_runs + 1, REWRITE_BURST,
+	       (unsigned long long)sc.tx_frames, (unsigned long long)cd->from_peer,
+	       (unsigned long long)sd.drop_rx_no_buffer);
+	EXPECT_EQ((u64)(a_runs + 1) * REWRITE_BURST, sa.tx_frames);	/* A is not broken */
+	EXPECT_EQ(0, sa.drop_tx_bad_chain + sa.drop_tx_bad_buffer);
+	EXPECT_EQ((u64)jc.runs * QSZ, sc.tx_frames);
+	EXPECT_EQ(sc.tx_frames, cd->from_peer);
+	EXPECT_EQ(0, sd.drop_rx_no_buffer);
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &d);
+	finish(pv, &b);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(pv);
+}
+
+/* ---- F4: a memslot deleted and its host range reused under a flood -------- */
+
+#define CHURN_MS	2000
+#define CHURN_BURST	64
+#define CHURN_PAUSE_US	2000	/* between A's runs: more than B takes */
+#define SLOT_BYTES	(QSZ * BUF_LEN)
+#define SENTINEL	0xa5
+
+/* What B's VMM (the child) reports. */
+struct churn {
+	struct kvm_vm *vm;
+	u8 *hva;
+	u32 cycles, replaced, corrupted, live_frames, errors;
+	int err_op, err;		/* the first error: which step, errno */
+	long bad_off;			/* the first sentinel byte changed */
+	u8 bad[32];			/* what was there */
+	u64 max_op_ns;			/* longest memslot ioctl */
+	/* B's vCPU */
+	bool churn_back, b_back;
+	int b_runs, b_cmd;
+	u32 b_exit, b_suberror;
+	u64 b_rip, b_data[4];		/* why B's KVM_RUN stopped, if not a sync */
+	u64 b_max_ns, taken, resets;
+	struct pvpass_stats sb;
+};
+
+static void churn_error(struct churn *c, int op)
+{
+	if (!c->errors++) {
+		c->err_op = op;
+		c->err = errno;
+	}
+}
+
+/* A frame for B in one of the live slot's buffers? */
+static bool frame_in_slot(const u8 *hva)
+{
+	int i;
+
+	for (i = 0; i < QSZ; i++)
+		if (!memcmp(hva + i * BUF_LEN + HDR, mac_b, 6))
+			return true;
+	return false;
+}
+
+/*
+ * The churn of F4, on a thread of B's VMM, for CHURN_MS: delete the slot of
+ * B's receive buffers, unmap its range (or, every other cycle, map over it
+ * at once: no hole in between), map a sentinel there filled with a pattern,
+ * look at it again after a short sleep (a frame must never land in it),
+ * unmap it and give the slot fresh anonymous memory at the same range.
+ */
+static void churn_slot(struct job *j)
+{
+	struct churn *c = j->ptr;
+	u64 t0 = now_ns(), t;
+	void *p;
+	int i;
+
+	while (ms_since(t0) < CHURN_MS && !READ_ONCE(j->stop)) {
+		bool replace = c->cycles & 1;
+
+		if (frame_in_slot(c->hva))
+			c->live_frames++;
+		t = now_ns();
+		if (__vm_set_user_memory_region(c->vm, EXTRA_SLOT, 0, EXTRA_GPA, 0, NULL)) {
+			churn_error(c, 1);
+			break;
+		}
+		t = now_ns() - t;
+		if (t > c->max_op_ns)
+			c->max_op_ns = t;
+		if (!replace && munmap(c->hva, SLOT_BYTES)) {
+			churn_error(c, 2);
+			break;
+		}
+		p = mmap(c->hva, SLOT_BYTES, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | (replace ? MAP_FIXED : MAP_FIXED_NOREPLACE),
+			 -1, 0);
+		if (p != c->hva) {		/* the range was taken meanwhile */
+			churn_error(c, 3);
+			break;
+		}
+		c->replaced += replace;
+		memset(p, SENTINEL, SLOT_BYTES);
+		usleep(1000 + (c->cycles % 3) * 1000);
+		for (i = 0; i < SLOT_BYTES; i++) {
+			if (c->hva[i] == SENTINEL)
+				continue;
+			if (!c->corrupted++) {
+				c->bad_off = i;
+				memcpy(c->bad, c->hva + (i & ~31), sizeof(c->bad));
+			}
+			break;
+		}
+		if (munmap(c->hva, SLOT_BYTES)) {
+			churn_error(c, 4);
+			break;
+		}
+		p = mmap(c->hva, SLOT_BYTES, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		if (p != c->hva) {
+			churn_error(c, 5);
+			break;
+		}
+		t = now_ns();
+		if (__vm_set_user_memory_region(c->vm, EXTRA_SLOT, 0, EXTRA_GPA, SLOT_BYTES,
+						c->hva)) {
+			churn_error(c, 6);
+			break;
+		}
+		t = now_ns() - t;
+		if (t > c->max_op_ns)
+			c->max_op_ns = t;
+		c->cycles++;
+		usleep(2000);		/* B reposts; A's frames land in the new memory */
+	}
+}
+
+/* Read @len bytes from @fd within @ms. */
+static bool read_exact(int fd, void *buf, size_t len, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	u64 t0 = now_ns();
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n;
+		int left = ms - (int)ms_since(t0);
+
+		if (left <= 0 || poll(&p, 1, left) != 1)
+			return false;
+		n = read(fd, (u8 *)buf + got, len - got);
+		if (n <= 0)
+			return false;
+		got += n;
+	}
+	return true;
+}
+
+/*
+ * The child of memslot_deleted_and_its_range_reused_during_delivery: B's
+ * VMM, whose receive buffers are in slot EXTRA_SLOT, anonymous memory of its
+ * own. On a byte from @cmd its vCPU takes and reposts buffers while a
+ * thread churns the slot; then it reports a struct churn on @out.
+ */
+static void churning_vmm(int out, int cmd)
+{
+	int pv = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	struct job jb = { 0 }, jch = { 0 };
+	static struct churn c;
+	struct guest b;
+	char go;
+
+	if (pv < 0)
+		_exit(2);
+	c.hva = mmap(NULL, SLOT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c.hva == MAP_FAILED)
+		_exit(2);
+	next.rxbuf_gpa = EXTRA_GPA;
+	next.sync_every = 32;
+	b = start(pv, M_RX_CHURN, mac_b, mac_a, 1);
+	c.vm = b.vm;
+	vm_set_user_memory_region(b.vm, EXTRA_SLOT, 0, EXTRA_GPA, SLOT_BYTES, c.hva);
+	if (sync_vcpu(b.vcpu[0]) != 0)		/* buffers posted */
+		_exit(3);
+	if (write(out, &b.id, sizeof(b.id)) != sizeof(b.id))
+		_exit(4);
+	if (!read_exact(cmd, &go, 1, 30000))
+		_exit(0);
+	jb.vcpu = b.vcpu[0];
+	job_start(&jb, vcpu_rounds);		/* takes and reposts */
+	jch.ptr = &c;
+	job_start(&jch, churn_slot);
+	c.churn_back = job_wait(&jch, CHURN_MS + 8000);
+	WRITE_ONCE(jb.stop, 1);
+	c.b_back = job_wait(&jb, 3000);
+	c.b_runs = jb.runs;
+	c.b_cmd = jb.cmd;
+	c.b_exit = jb.exit_reason;
+	if (c.b_back && jb.cmd != UCALL_SYNC) {
+		struct kvm_regs regs;
+
+		vcpu_regs_get(b.vcpu[0], &regs);
+		c.b_rip = regs.rip;
+		if (c.b_exit == KVM_EXIT_INTERNAL_ERROR) {
+			c.b_suberror = b.vcpu[0]->run->internal.suberror;
+			memcpy(c.b_data, b.vcpu[0]->run->internal.data, sizeof(c.b_data));
+		}
+	}
+	c.b_max_ns = jb.max_ns;
+	c.taken = ctl_of(&b)->taken;
+	c.resets = ctl_of(&b)->resets;
+	c.sb = stats(pv, b.id);
+	if (write(out, &c, sizeof(c)) != sizeof(c))
+		_exit(4);
+	if (!c.churn_back || !c.b_back)
+		for (;;)
+			pause();		/* the parent kills us */
+	finish(pv, &b);
+	munmap(c.hva, SLOT_BYTES);
+	close(pv);
+	_exit(0);
+}
+
+/*
+ * F4. B's VMM is a process of its own (so A's thread pins B's pages through
+ * the remote path, under B's mmap lock), B's receive buffers in a memslot of
+ * anonymous memory. A thread of B's VMM deletes that memslot, unmaps its
+ * range, maps a sentinel at the same address (what a VMM's heap might
+ * reuse it for), checks it after a short sleep, and gives the slot fresh
+ * memory again, cycle after cycle for 2 s, while A floods B and B keeps
+ * reposting its buffers. Must hold: the sentinel is never written; every
+ * KVM_RUN of A and B and every memslot ioctl returns within 1 s; all A's
+ * frames are counted sent; no pin is left once B's VMM has exited. (A race:
+ * the cycles and whether frames reached the live slot are logged.)
+ */
+TEST(memslot_deleted_and_its_range_reused_during_delivery)
+{
+	int out[2], cmd[2], id = 0, status = 0, pv;
+	long base = pinned_pages();
+	struct job ja = { 0 };
+	struct churn c = { 0 };
+	struct pvpass_stats sa;
+	bool got, a_back, reaped;
+	struct guest a;
+	pid_t child;
+
+	ASSERT_GE(base, 0);
+	ASSERT_EQ(0, pipe(out));
+	ASSERT_EQ(0, pipe(cmd));
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(out[0]);
+		close(cmd[1]);
+		churning_vmm(out[1], cmd[0]);
+		_exit(5);
+	}
+	close(out[1]);
+	close(cmd[0]);
+	pv = pvpass_open();
+	next.burst = CHURN_BURST;
+	a = start(pv, M_TX_ROUNDS, mac_a, mac_b, 1);
+	ASSERT_EQ(0, sync_vcpu(a.vcpu[0]));
+	if (!read_int(out[0], &id, 20000)) {
+		kill(child, SIGKILL);
+		reap(child, 5000, &status);
+		ASSERT_TRUE(false) TH_LOG("the child VMM did not come up (status %#x)", status);
+	}
+	ASSERT_GT(id, 0);
+
+	ja.vcpu = a.vcpu[0];
+	ja.pause_us = CHURN_PAUSE_US;
+	job_start(&ja, vcpu_rounds);			/* A floods B */
+	ASSERT_EQ(1, write(cmd[1], "g", 1));
+	got = read_exact(out[0], &c, sizeof(c), CHURN_MS + 15000);
+	WRITE_ONCE(ja.stop, 1);
+	a_back = job_wait(&ja, 2000);
+	reaped = reap(child, 5000, &status);
+	if (!reaped) {
+		kill(child, SIGKILL);
+		reaped = reap(child, 10000, &status);
+	}
+	ASSERT_TRUE(job_wait(&ja, 10000));
+	EXPECT_TRUE(got) TH_LOG("B's VMM reported nothing (status %#x)", status);
+	EXPECT_TRUE(a_back) TH_LOG("A's last KVM_RUN had not returned 2 s after stop");
+	ASSERT_TRUE(reaped);
+	EXPECT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status)) TH_LOG("child status %#x", status);
+	if (got) {
+		TH_LOG("%u delete/reuse cycles (%u mapped over without a hole), %u with frames in the live slot; sentinel changed in %u",
+		       c.cycles, c.replaced, c.live_frames, c.corrupted);
+		if (c.corrupted)
+			TH_LOG("first change at offset %ld: %02x %02x %02x %02x %02x %02x %02x %02x %02x %02x %02x %02x %02x %02x %02x %02x ...",
+			       c.bad_off, c.bad[0], c.bad[1], c.bad[2], c.bad[3], c.bad[4],
+			       c.bad[5], c.bad[6], c.bad[7], c.bad[8], c.bad[9], c.bad[10],
+			       c.bad[11], c.bad[12], c.bad[13], c.bad[14], c.bad[15]);
+		TH_LOG("B: %d runs (longest %llu ms), %llu buffers reposted, %llu resets; rx %llu (direct %llu, deferred %llu), too small %llu, pin failed %llu, no buffer %llu, map rereads %llu; longest memslot ioctl %llu ms",
+		       c.b_runs, (unsigned long long)(c.b_max_ns / 1000000),
+		       (unsigned long long)c.taken, (unsigned long long)c.resets,
+		       (unsigned long long)c.sb.rx_frames, (unsigned long long)c.sb.rx_direct,
+		       (unsigned long long)c.sb.rx_deferred,
+		       (unsigned long long)c.sb.drop_rx_too_small,
+		       (unsigned long long)c.sb.drop_rx_pin_failed,
+		       (unsigned long long)c.sb.drop_rx_no_buffer,
+		       (unsigned long long)c.sb.map_rereads,
+		       (unsigned long long)(c.max_op_ns / 1000000));
+		EXPECT_EQ(0, c.corrupted) TH_LOG("a frame landed in the VMM's memory after its memslot was deleted");
+		EXPECT_EQ(0, c.errors) TH_LOG("churn step %d failed: %s", c.err_op, strerror(c.err));
+		EXPECT_TRUE(c.churn_back) TH_LOG("the churn thread had not finished");
+		EXPECT_TRUE(c.b_back) TH_LOG("B's KVM_RUN had not returned 3 s after stop");
+		EXPECT_EQ(UCALL_SYNC, c.b_cmd)
+			TH_LOG("B: exit reason %u (%s), ucall %d, rip %#llx, suberror %u data %#llx %#llx %#llx %#llx",
+			       c.b_exit, exit_reason_str(c.b_exit), c.b_cmd,
+			       (unsigned long long)c.b_rip, c.b_suberror,
+			       (unsigned long long)c.b_data[0], (unsigned long long)c.b_data[1],
+			       (unsigned long long)c.b_data[2], (unsigned long long)c.b_data[3]);
+		EXPECT_LT(0, c.cycles);
+		EXPECT_LT(c.max_op_ns, 1000000000ULL);
+		EXPECT_LT(c.b_max_ns, 1000000000ULL);
+	}
+	TH_LOG("A: %d runs of %d, longest KVM_RUN %llu ms", ja.runs, CHURN_BURST,
+	       (unsigned long long)(ja.max_ns / 1000000));
+	EXPECT_SYNCED(&ja, "A");
+	EXPECT_LT(0, ja.runs);
+	EXPECT_LT(ja.max_ns, 1000000000ULL);
+	sa = stats(pv, a.id);
+	EXPECT_EQ((u64)ja.runs * CHURN_BURST, sa.tx_frames);
+	finish(pv, &a);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(out[0]);
+	close(cmd[1]);
 	close(pv);
 }
 
