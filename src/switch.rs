@@ -144,8 +144,8 @@ global_lock! {
 }
 
 /// The ports one frame goes to: references taken under `SWITCH`, used and
-/// dropped after it. One per sender (a device's transmit side, the host
-/// port's work item), reused for every frame.
+/// dropped after it. A device's transmit side keeps one for all its frames;
+/// the host port's work item takes one per frame.
 pub(crate) struct Targets {
     ports: KVec<Port>,
 }
@@ -156,7 +156,8 @@ impl Targets {
         Ok(KBox::new(Self { ports }, GFP_KERNEL)?)
     }
 
-    /// Add a port (there is room for every port: never allocates).
+    /// Add a port. There is room for every port, so this never allocates
+    /// and never drops the new reference under the lock.
     fn add(&mut self, p: &Port) {
         let _ = self.ports.push_within_capacity(p.clone());
     }
