@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Out-of-tree build of pvpass.ko against the patched kernel build (KDIR).
 #   make                 build the module (KDIR defaults to the cached build)
+#   make clippy          the same through clippy (make check fails on its warnings)
 #   make demo            install everything, build, run the demo (README)
 #   make check           build what is stale and run every test (README)
 #   make bench           netperf: pvpass vs vhost-net vs QEMU virtio-net (README, bench/run.sh)
@@ -12,6 +13,11 @@ all: module
 module:
 	@test -n "$(KDIR)" || { echo "no kernel build: run scripts/setup.sh"; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KMAKE) modules
+
+# The module through clippy (kernel Rust's lints, as `make CLIPPY=1` in the tree).
+clippy:
+	@test -n "$(KDIR)" || { echo "no kernel build: run scripts/setup.sh"; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KMAKE) CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver modules
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) $(KMAKE) clean
@@ -25,4 +31,4 @@ check:
 bench:
 	./bench/run.sh
 
-.PHONY: all module clean demo check bench
+.PHONY: all module clippy clean demo check bench

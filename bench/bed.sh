@@ -216,4 +216,4 @@ kill "$bed_netserver" 2>/dev/null
 dmesg >"$res/dmesg.txt"
 grep -E 'BUG|WARNING|Oops' "$res/dmesg.txt" && echo "bed: kernel warnings, see dmesg.txt"
 echo "bed: end $(date -u +%FT%TZ)"
-echo done >"$res/finished"
+echo "done" >"$res/finished"

@@ -13,7 +13,7 @@ mkdir -p "$res"
 exec >"$res/demo.log" 2>&1
 results=$res/bed.results
 : >"$results"
-finish() { echo done >"$res/finished"; }
+finish() { echo "done" >"$res/finished"; }
 trap finish EXIT
 # result <check> ok|fail|na <text>: one line for demo.sh, one for the log.
 result() {

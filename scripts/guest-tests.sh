@@ -29,4 +29,4 @@ for t in $tests; do
 	echo $? >"$res/$t.rc"
 done
 dmesg >"$res/dmesg.txt"
-echo done >"$res/finished"
+echo "done" >"$res/finished"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Sourced by the scripts: the toolchain the kernel's Rust support needs.
 # Debian's rustc-web (1.96, with rust-web-src) is /usr/bin/rustc; the rustup
 # toolchain earlier on PATH has no rust-src and cannot build kernel Rust.

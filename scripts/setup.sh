@@ -12,16 +12,16 @@
 # built by scripts/netperf.sh from trixie's source package: trixie is listed
 # as deb-src only, and pinned at -10 all the same.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
 log() { echo "setup: $*" >&2; }
 [ "$(id -u)" = 0 ] || { log "run as root (apt-get, /var/cache/pvpass, KVM)"; exit 1; }
 
 BINDGEN_VERSION=0.73.2
 VIRTME_NG_VERSION=1.42
-DEB_PACKAGES=(rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev
+DEB_PACKAGES=(rustc-web rust-web-src rust-web-clippy clang-19 lld-19 llvm-19 libclang-19-dev
 	bc bison flex libelf-dev libssl-dev cpio kmod make gcc libc6-dev
 	busybox-static iproute2 python3-pip patch xz-utils
-	dpkg-dev autoconf automake)  # last line: for scripts/netperf.sh
+	dpkg-dev autoconf automake  # for scripts/netperf.sh
+	shellcheck)                 # make check lints scripts/ and bench/
 BACKPORTS_PACKAGES=(qemu-system-x86)
 
 sources=/etc/apt/sources.list.d/pvpass.sources

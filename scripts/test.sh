@@ -8,7 +8,7 @@
 #   PVPASS_SKIP_BED=1 ...      host-side only (no kernel boot): for quick edits
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
+cd "$here" || exit 1
 . scripts/lib.sh
 
 pass=0 fail=0 skip=0
@@ -68,11 +68,18 @@ step "kernel exports exactly the patched symbols to pvpass" check_symvers
 
 # --- 3. module and selftests ---------------------------------------------------
 step "pvpass.ko builds" make -C "$here" KDIR="$KDIR" module
+# clippy on the module (kernel Rust's lint set): no warning may remain.
+clippy_module() {
+	make -C "$here" KDIR="$KDIR" clippy 2>&1 | tee "$logs/clippy-module.out" || return 1
+	! grep -E '^(warning|error)' "$logs/clippy-module.out"
+}
+step "clippy clean: module (make clippy)" clippy_module
 step "selftests build" make -C selftests KSRC="$KSRC" KBUILD="$KDIR" OUT="$build/selftests"
 
 # --- 4. userspace Rust: the no_std core ---------------------------------------
 cargo_tests() { # dir
-	local out="$logs/cargo-$(basename "$1").log" p f
+	local out p f
+	out="$logs/cargo-$(basename "$1").log"
 	(cd "$1" && cargo test --locked 2>&1) >"$out"
 	local rc=$?
 	p=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$out" | awk '{s+=$4} END {print s+0}')
@@ -97,6 +104,9 @@ core_mods_match() {
 		<(sed -n 's/^    pub(crate) mod \([a-z_]*\);/\1/p' src/pvpass_main.rs | sort)
 }
 step "module includes every core file" core_mods_match
+# Shell scripts: shellcheck's warnings and errors (its style notes are not
+# enforced; the step functions are called indirectly).
+step "shellcheck clean: scripts bench" shellcheck --severity=warning -x scripts/*.sh bench/*.sh
 step "pvpassctl builds (release)" bash -c "cd tool && cargo build --release --locked -q"
 
 # --- 5. the test bed: kselftests in the patched kernel -------------------------

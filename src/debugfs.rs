@@ -67,10 +67,10 @@ impl Debugfs {
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         let dir = Dir::new(c"pvpass");
         try_pin_init!(Self {
-            _pinned <- dir.read_callback_file(c"pinned_pages", (), &|_: &(), f| {
+            _pinned <- dir.read_callback_file(c"pinned_pages", (), &|(): &(), f| {
                 writeln!(f, "{}", PINNED_PAGES.load(Relaxed))
             }),
-            _devices <- dir.read_callback_file(c"devices", (), &|_: &(), f| write_devices(f)),
+            _devices <- dir.read_callback_file(c"devices", (), &|(): &(), f| write_devices(f)),
             _dir: dir,
         }? Error)
     }

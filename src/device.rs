@@ -679,11 +679,12 @@ impl Device {
                 }
             }
         }
-        match self
+        // The guard goes at the end of the statement: the kick is outside it.
+        let pushed = self
             .backlog
             .lock()
-            .push_with(*hdr, frame.len(), |d| frame.copy_to_slice(0, d))
-        {
+            .push_with(*hdr, frame.len(), |d| frame.copy_to_slice(0, d));
+        match pushed {
             Err(_) => self.counters.inc(C::DropRxNoBuffer),
             Ok(was_empty) => {
                 self.counters.inc(C::RxDeferred);

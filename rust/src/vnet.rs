@@ -143,7 +143,7 @@ impl NetHdr {
     }
 
     /// Encodes the header for a guest's receive buffer.
-    pub fn to_bytes(&self) -> [u8; HDR_LEN] {
+    pub fn to_bytes(self) -> [u8; HDR_LEN] {
         let [h0, h1] = self.hdr_len.to_le_bytes();
         let [g0, g1] = self.gso_size.to_le_bytes();
         let [s0, s1] = self.csum_start.to_le_bytes();
