@@ -157,6 +157,24 @@ struct MapGen {
     mm: u32,
 }
 
+impl MapGen {
+    /// The generation now, for memslot generation `slots` and the device's
+    /// `mm_seq`.
+    fn now(slots: u64, mm_seq: &Atomic<u32>) -> Self {
+        Self {
+            slots,
+            mm: mm_seq.load(Acquire),
+        }
+    }
+
+    /// The receive side's map of generation `self` is not the VM's now
+    /// (`pins` knows the VM; `None` after shutdown counts as stale).
+    fn stale(self, pins: &VmPins, mm_seq: &Atomic<u32>) -> bool {
+        pins.generation()
+            .is_none_or(|g| Self::now(g, mm_seq) != self)
+    }
+}
+
 /// The chain being sent and its pinned buffer (allocated zeroed, as
 /// `RxBig`).
 struct TxBig {
@@ -280,8 +298,8 @@ pub(crate) struct Device {
     /// `kvm::MmWatch`): part of the memory generation, see `MapGen`.
     mm_seq: Atomic<u32>,
     counters: Counters,
-    /// The pin caches' counters as last seen (pinned, hits, misses; transmit
-    /// then receive), for `stats` while the caches' locks are busy.
+    /// The pin caches' counters as `stats` last read them (pinned, hits,
+    /// misses; transmit then receive), for when the caches' locks are busy.
     pin_stats: [Atomic<u64>; 6],
 }
 
@@ -414,14 +432,6 @@ impl Device {
         self.mac
     }
 
-    /// The memory generation now, for memslot generation `slots`.
-    fn map_gen(&self, slots: u64) -> MapGen {
-        MapGen {
-            slots,
-            mm: self.mm_seq.load(Acquire),
-        }
-    }
-
     /// Read the memory map afresh into `map`; returns whether KVM logs the
     /// VM's writes, and the map's generation (`mm_seq` is read first: a
     /// change during the read makes the map stale at once).
@@ -448,7 +458,7 @@ impl Device {
 
     /// The pin counters of one direction: read now if its lock is free (it
     /// is taken only by its own thread's work, briefly, unless the VMM stalls
-    /// a page fault), else as last seen.
+    /// a page fault), else as the last call read them.
     fn pin_stats(&self, dir: usize, now: Option<PinStats>) -> PinStats {
         if let Some(p) = now {
             self.save_pin_stats(dir, p);
@@ -728,15 +738,13 @@ impl Device {
         }
         // Pages written are marked dirty when KVM logs them.
         let dirty = own.filter(|_| rx.dirty_log);
-        let r = match self.rx_fill(rx, hdr, frame, direct, dirty) {
+        match self.rx_fill(rx, hdr, frame, direct, dirty) {
             Ok(r) => r,
             Err((what, e)) => {
                 self.rx_broken(rx, what, e);
                 Rx::Done(false)
             }
-        };
-        self.save_pin_stats(1, rx.pins.stats());
-        r
+        }
     }
 
     /// The receive side's memory map is not the VM's now: the memslots or
@@ -746,10 +754,7 @@ impl Device {
     /// deleted and its host range reused between the two would otherwise
     /// land the frame in the VMM's own memory.
     fn map_stale(&self, rx: &RxState) -> bool {
-        let seq = self.mm_seq.load(Acquire);
-        rx.pins
-            .generation()
-            .is_none_or(|g| MapGen { slots: g, mm: seq } != rx.big.map_gen)
+        rx.big.map_gen.stale(&rx.pins, &self.mm_seq)
     }
 
     /// `rx_frame` once the queue is known to take the frame; an error
@@ -762,8 +767,8 @@ impl Device {
         direct: bool,
         dirty: Option<&InVcpu>,
     ) -> Result<Rx, (&'static str, PinBufError)> {
-        // Read before the fill borrows the receive side: whether the map
-        // changed while buffers were being pinned (see `map_stale`).
+        // For `fill` to check whether the map changed while it pinned (see
+        // `map_stale`).
         let seq = &self.mm_seq;
         let RxState {
             q,
@@ -982,7 +987,7 @@ impl Device {
     /// (every pin of the old map is dropped). False if the device is not
     /// usable.
     fn refresh(&self, cpu: &InVcpu, st: &mut DevState) -> bool {
-        let now = self.map_gen(cpu.generation());
+        let now = MapGen::now(cpu.generation(), &self.mm_seq);
         if st.map_valid && now == st.map_gen {
             return true;
         }
@@ -1036,11 +1041,10 @@ impl Device {
     /// this thread in the kernel for as long as it likes), and none once the
     /// thread has a signal pending. What is left is served at this device's
     /// next exit: the budget's end raises the used-buffer interrupt, so the
-    /// guest's handler comes back with an InterruptStatus read (and with
-    /// EVENT_IDX the guest is asked to notify at its next chain too). With
-    /// EVENT_IDX the guest is asked to notify at its next frame when the
-    /// ring is empty, and frames it added meanwhile are served in the same
-    /// call.
+    /// guest's handler comes back with an InterruptStatus read. With
+    /// EVENT_IDX the guest is asked to notify at its next frame, both then
+    /// and when the ring is empty (frames it added meanwhile are served in
+    /// the same call).
     fn process_tx(&self, cpu: &InVcpu, st: &mut DevState) {
         st.tx_more = false;
         let mut completed = false;
@@ -1103,7 +1107,6 @@ impl Device {
             }
             completed = true;
         }
-        self.save_pin_stats(0, st.tx_pins.stats());
         if yielded {
             st.tx_more = true;
             self.counters.inc(C::TxYields);
@@ -1351,12 +1354,7 @@ fn fill(
         };
         match q.pop(ring, map, chain) {
             Ok(true) => {}
-            Ok(false) => {
-                for _ in 0..n {
-                    q.unpop();
-                }
-                return Fill::Wait;
-            }
+            Ok(false) => return give_back(q, n, Fill::Wait),
             Err(e) => return Fill::Broken(PinBufError::Queue(e)),
         }
         if let Some(slot) = used.get_mut(n) {
@@ -1368,12 +1366,7 @@ fn fill(
         }
         match pins.acquire(chain, map, buf, pinned.direct) {
             Ok(()) => {}
-            Err(PinBufError::WouldFault) => {
-                for _ in 0..n {
-                    q.unpop();
-                }
-                return Fill::Defer;
-            }
+            Err(PinBufError::WouldFault) => return give_back(q, n, Fill::Defer),
             Err(PinBufError::Scattered) => return Fill::Scattered(empty(used, n)),
             // The guest's buffer is unusable (read-only, outside its RAM,
             // too scattered): the frame cannot be delivered.
@@ -1382,7 +1375,6 @@ fn fill(
             }
             Err(_) => return Fill::TooSmall(empty(used, n)),
         }
-        let seq = pinned.seq.load(Acquire);
         // A dirty ring takes only so many marks before its VMM harvests it:
         // the pages of this buffer and the first (marked last) plus the used
         // ring must fit, or the frame waits for the next exit.
@@ -1390,15 +1382,10 @@ fn fill(
             first_pages = buf.gfn_count();
         }
         let need = buf.gfn_count() + if n > 1 { first_pages } else { 0 } + 4;
-        if pins
-            .generation()
-            .is_none_or(|g| MapGen { slots: g, mm: seq } != *map_gen)
+        if map_gen.stale(pins, pinned.seq)
             || dirty.is_some_and(|cpu| (cpu.dirty_room() as usize) < need)
         {
-            for _ in 0..n {
-                q.unpop();
-            }
-            return Fill::Defer;
+            return give_back(q, n, Fill::Defer);
         }
         // Frame bytes at stream position `pos` (the header's place is
         // written with zeros now and with the header at the end).
@@ -1430,6 +1417,15 @@ fn fill(
     } else {
         Fill::TooSmall(empty(used, n))
     }
+}
+
+/// Put the `n` chains popped for this frame back on the queue (the guest
+/// gets them again with the next frame); returns `why`.
+fn give_back(q: &mut Virtqueue, n: usize, why: Fill) -> Fill {
+    for _ in 0..n {
+        q.unpop();
+    }
+    why
 }
 
 /// Mark the first `n` buffers of `used` as returned empty; returns `n`.
