@@ -28,18 +28,6 @@
 #define SEND_MANY	300	/* more than a port's backlog */
 #define STORM		20000
 
-#define R_DRV_FEAT	0x020
-#define R_DRV_FEAT_SEL	0x024
-#define R_QUEUE_SEL	0x030
-#define R_QUEUE_NUM	0x038
-#define R_QUEUE_READY	0x044
-#define R_QUEUE_NOTIFY	0x050
-#define R_INT_STATUS	0x060
-#define R_INT_ACK	0x064
-#define R_QUEUE_DESC	0x080
-#define R_QUEUE_DRIVER	0x090
-#define R_QUEUE_DEVICE	0x0a0
-
 #define F_NEXT		1
 #define F_WRITE		2
 #define S_NEEDS_RESET	64
@@ -704,19 +692,13 @@ static struct guest start(int pv, int mode, const u8 *me, const u8 *dst)
 /* Detach a guest's device (its MAC is free for the next) and free the VM. */
 static void finish(int pv, struct guest *g)
 {
-	struct pvpass_detach d = { .id = g->id };
-
-	TEST_ASSERT(!ioctl(pv, PVPASS_DETACH, &d), "DETACH(%d): %s", g->id, strerror(errno));
-	kvm_vm_free(g->vm);
+	detach_and_free(pv, g->id, g->vm);
 }
 
 /* Run to the guest's next GUEST_SYNC and return its value. */
 static u64 sync_value(struct guest *g)
 {
-	struct ucall uc;
-
-	TEST_ASSERT_EQ(run_to_ucall(g->vcpu, &uc), UCALL_SYNC);
-	return uc.args[1];
+	return sync_vcpu(g->vcpu);
 }
 
 static const u8 mac_c[6] = { 0x52, 0x54, 0x00, 0xcc, 0x00, 0x03 };

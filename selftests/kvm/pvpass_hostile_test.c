@@ -35,18 +35,6 @@
 #define BUF_LEN		2048
 #define GSO_LEN		60000	/* storm frames: TCP segments for the host port */
 
-#define R_DRV_FEAT	0x020
-#define R_DRV_FEAT_SEL	0x024
-#define R_QUEUE_SEL	0x030
-#define R_QUEUE_NUM	0x038
-#define R_QUEUE_READY	0x044
-#define R_QUEUE_NOTIFY	0x050
-#define R_INT_STATUS	0x060
-#define R_INT_ACK	0x064
-#define R_QUEUE_DESC	0x080
-#define R_QUEUE_DRIVER	0x090
-#define R_QUEUE_DEVICE	0x0a0
-
 #define F_WRITE		2
 #define NF_CSUM		(1u << 0)
 #define NF_HOST_TSO4	(1u << 11)
@@ -775,19 +763,7 @@ static struct guest start(int pv, int mode, const u8 *me, const u8 *dst, int nr_
 
 static void finish(int pv, struct guest *g)
 {
-	struct pvpass_detach d = { .id = g->id };
-
-	TEST_ASSERT(!ioctl(pv, PVPASS_DETACH, &d), "DETACH(%d): %s", g->id, strerror(errno));
-	kvm_vm_free(g->vm);
-}
-
-/* Run a vCPU (nothing else is racing it) to its next GUEST_SYNC. */
-static u64 sync_vcpu(struct kvm_vcpu *vcpu)
-{
-	struct ucall uc;
-
-	TEST_ASSERT_EQ(run_to_ucall(vcpu, &uc), UCALL_SYNC);
-	return uc.args[1];
+	detach_and_free(pv, g->id, g->vm);
 }
 
 static struct ctl *ctl_of(struct guest *g)
@@ -1259,6 +1235,30 @@ out:
 }
 
 /*
+ * A VMM in a process of its own: fork, the child runs @vmm(report fd,
+ * command fd) and exits; the parent keeps @out[0] (the child's reports) and
+ * @cmd[1] (commands to it). The child dies with the parent.
+ */
+static pid_t fork_vmm(void (*vmm)(int out, int cmd), int out[2], int cmd[2])
+{
+	pid_t child;
+
+	TEST_ASSERT(!pipe(out) && !pipe(cmd), "pipe: %s", strerror(errno));
+	child = fork();
+	TEST_ASSERT(child >= 0, "fork: %s", strerror(errno));
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(out[0]);
+		close(cmd[1]);
+		vmm(out[1], cmd[0]);
+		_exit(5);
+	}
+	close(out[1]);
+	close(cmd[0]);
+	return child;
+}
+
+/*
  * The child of receiver_in_another_process_with_unresolved_userfault: B's
  * VMM. Its buffer page faults for ever (its own userfaultfd, never read);
  * on a byte from @cmd its vCPU reads InterruptStatus, which may block in
@@ -1312,19 +1312,7 @@ TEST(receiver_in_another_process_with_unresolved_userfault_stalls_nobody)
 	pid_t child;
 
 	ASSERT_GE(base, 0);
-	ASSERT_EQ(0, pipe(out));
-	ASSERT_EQ(0, pipe(cmd));
-	child = fork();
-	ASSERT_GE(child, 0);
-	if (child == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(out[0]);
-		close(cmd[1]);
-		faulting_vmm(out[1], cmd[0]);
-		_exit(5);
-	}
-	close(out[1]);
-	close(cmd[0]);
+	child = fork_vmm(faulting_vmm, out, cmd);
 	pv = pvpass_open();
 	next.rx_bufs = 1;
 	d = start(pv, M_RX_POST, mac_d, mac_c, 1);
@@ -2026,19 +2014,7 @@ TEST(memslot_deleted_and_its_range_reused_during_delivery)
 	pid_t child;
 
 	ASSERT_GE(base, 0);
-	ASSERT_EQ(0, pipe(out));
-	ASSERT_EQ(0, pipe(cmd));
-	child = fork();
-	ASSERT_GE(child, 0);
-	if (child == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(out[0]);
-		close(cmd[1]);
-		churning_vmm(out[1], cmd[0]);
-		_exit(5);
-	}
-	close(out[1]);
-	close(cmd[0]);
+	child = fork_vmm(churning_vmm, out, cmd);
 	pv = pvpass_open();
 	next.burst = CHURN_BURST;
 	a = start(pv, M_TX_ROUNDS, mac_a, mac_b, 1);

@@ -36,6 +36,17 @@
 #define R_DEV_FEAT	0x010
 #define R_DEV_FEAT_SEL	0x014
 #define R_STATUS	0x070
+#define R_DRV_FEAT	0x020
+#define R_DRV_FEAT_SEL	0x024
+#define R_QUEUE_SEL	0x030
+#define R_QUEUE_NUM	0x038
+#define R_QUEUE_READY	0x044
+#define R_QUEUE_NOTIFY	0x050
+#define R_INT_STATUS	0x060
+#define R_INT_ACK	0x064
+#define R_QUEUE_DESC	0x080
+#define R_QUEUE_DRIVER	0x090
+#define R_QUEUE_DEVICE	0x0a0
 #define R_CONFIG	0x100
 
 static const __u8 __maybe_unused mac_a[6] = { 0x52, 0x54, 0x00, 0xaa, 0x00, 0x01 };
@@ -122,6 +133,24 @@ static inline u64 run_to_ucall(struct kvm_vcpu *vcpu, struct ucall *uc)
 		break;
 	}
 	return uc->cmd;
+}
+
+/* DETACH attachment @id (its MAC is free for the next) and free its VM. */
+static inline void detach_and_free(int pv, int id, struct kvm_vm *vm)
+{
+	struct pvpass_detach d = { .id = id };
+
+	TEST_ASSERT(!ioctl(pv, PVPASS_DETACH, &d), "DETACH(%d): %s", id, strerror(errno));
+	kvm_vm_free(vm);
+}
+
+/* Run @vcpu (nothing else is racing it) to its next GUEST_SYNC; its value. */
+static inline u64 sync_vcpu(struct kvm_vcpu *vcpu)
+{
+	struct ucall uc;
+
+	TEST_ASSERT_EQ(run_to_ucall(vcpu, &uc), UCALL_SYNC);
+	return uc.args[1];
 }
 
 /* The module's count of pinned guest pages (-1 without debugfs). */
