@@ -7,39 +7,36 @@
 //! guest's register accesses are served here, in the kernel, on the vCPU
 //! thread, without an exit to userspace.
 //!
-//! Files:
-//! - `file`: the /dev/pvpass file and its ioctls; `miscdev`: its registration
-//!   with `.owner` set; `debugfs`: /sys/kernel/debug/pvpass.
-//! - `attachment`: one attached VM (owned by the file that made it) and the
-//!   reaper that lets it go when its VMM exits; `registry`: every attachment
-//!   of the module, for ids and the conflict checks that span files.
-//! - `device`: one attached device, its register file, virtqueues and the MMIO
-//!   entry points the C glue calls; `pinned`: pinned guest memory (the pin
-//!   cache bound to the kernel's pinning, pinned buffers, the receive ring).
-//! - `switch`: the in-kernel L2 switch; `hostport`: its port into the host
-//!   stack, pvpsw0 (with hostport.c).
-//! - `kvm`: safe handles over the C glue in glue.c (VM file, MMIO window, the
-//!   in-vCPU token and guest memory access, irqfd and its resampling, the mmu
-//!   notifier on the VMM's mm, the reaper's timer); `uapi`: the ioctl
-//!   contract, mirrored from include/uapi/linux/pvpass.h.
+//! Folders, one concept each; dependencies point down this list (a module
+//! uses only those below it, and the core):
+//! - `control`: the /dev/pvpass file and its ioctls, attachments and their
+//!   reaper, debugfs.
+//! - `net`: the virtio-net device: its state, transmit, receive, counters.
+//! - `backend`: the `Backend`/`Port`/`Uplink` traits a device is connected
+//!   through, and the backends: switches, the host port.
+//! - `transport`: the `Transport` trait and virtio-mmio (registers served on
+//!   the vCPU thread, interrupts through an irqfd).
+//! - `mem`: pinned guest memory (pins, pages, rings, frames).
+//! - `kvm`: safe handles over the C glue (VM file, MMIO window, the in-vCPU
+//!   token and guest memory access, irqfd and its resampling, the mmu
+//!   notifier on the VMM's mm, the reaper's timer).
+//! - `glue/`: the C that touches `struct kvm`, memslots, `kvm_io_device`,
+//!   mmu notifiers and `net_device` (each file says why it is C).
+//! - `uapi`: the ioctl contract, mirrored from include/uapi/linux/pvpass.h.
 //!
-//! The pure logic (the virtio-mmio register file, the descriptor engine, the
+//! The pure logic (the virtio device and its mmio registers, the descriptor engine, the
 //! virtio-net header checks, the switch's MAC table, backlog and rate limit)
 //! is the no_std core in ../rust/src, included below and tested in userspace
 //! with `cargo test`.
 
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 
-mod attachment;
-mod debugfs;
-mod device;
-mod file;
-mod hostport;
+mod backend;
+mod control;
 mod kvm;
-mod miscdev;
-mod pinned;
-mod registry;
-mod switch;
+mod mem;
+mod net;
+mod transport;
 mod uapi;
 
 /// The no_std core shared with the userspace tests (../rust/src): the same
@@ -47,18 +44,31 @@ mod uapi;
 /// step with rust/src/lib.rs. Its items are `pub` for the userspace crate, and
 /// not all are called from the module yet (the data path will).
 #[path = "../rust/src"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code, unreachable_pub, unused_imports)]
 mod pvcore {
     pub(crate) mod backlog;
     pub(crate) mod fdb;
     pub(crate) mod memmap;
-    pub(crate) mod mmio;
+    pub(crate) mod net_config;
     pub(crate) mod pincache;
     pub(crate) mod ratelimit;
     pub(crate) mod traits;
     pub(crate) mod translate;
+    pub(crate) mod virtio_dev;
+    pub(crate) mod virtio_mmio;
     pub(crate) mod virtq;
     pub(crate) mod vnet;
+}
+
+/// Make the default switch, with the host port pvpsw0 on it.
+fn default_switch() -> Result<backend::hostport::HostLink> {
+    let mut name = [0u8; uapi::NAME_LEN];
+    for (d, s) in name.iter_mut().zip(backend::DEFAULT) {
+        *d = *s;
+    }
+    let sw: Arc<dyn backend::Backend> = backend::switch::Switch::new(name, 1)?;
+    backend::add(sw.clone())?;
+    backend::hostport::HostLink::create(c"pvpsw0", &sw).inspect_err(|_| backend::clear())
 }
 
 module! {
@@ -72,28 +82,42 @@ module! {
 #[pin_data]
 struct PvpassModule {
     #[pin]
-    dev: miscdev::Registration<file::PvpassFile>,
-    // The host port (pvpsw0); after `dev`, before the reaper.
-    _host: hostport::HostLink,
+    dev: control::miscdev::Registration<control::file::PvpassFile>,
+    // The host port (pvpsw0) on the default switch; after `dev`, before the
+    // reaper.
+    _host: backend::hostport::HostLink,
+    // Every switch; after the host port, which is on the default one.
+    _backends: Backends,
     // Dropped after `dev`: by then no file is open (each pins the module),
     // so there is nothing left to reap.
     _reaper: kvm::Reaper,
     // /sys/kernel/debug/pvpass; last: it reads the attachment list.
     #[pin]
-    _debugfs: debugfs::Debugfs,
+    _debugfs: control::debugfs::Debugfs,
+}
+
+/// Removes every backend when dropped (module unload: no device is
+/// attached any more, the host port is off its switch).
+struct Backends;
+
+impl Drop for Backends {
+    fn drop(&mut self) {
+        backend::clear();
+    }
 }
 
 impl kernel::InPlaceModule for PvpassModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        registry::init();
-        switch::init();
-        attachment::init();
+        control::registry::init();
+        backend::init();
+        control::attachment::init();
         pr_info!("loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
         try_pin_init!(Self {
-            dev <- miscdev::Registration::register(c"pvpass", module),
-            _host: hostport::HostLink::create(c"pvpsw0")?,
+            dev <- control::miscdev::Registration::register(c"pvpass", module),
+            _host: default_switch()?,
+            _backends: Backends,
             _reaper: kvm::Reaper::start(),
-            _debugfs <- debugfs::Debugfs::new(),
+            _debugfs <- control::debugfs::Debugfs::new(),
         })
     }
 }

@@ -3,9 +3,12 @@
 //! The ioctl contract, mirrored from include/uapi/linux/pvpass.h.
 //!
 //! Out-of-tree code cannot add the header to the kernel crate's bindings, so
-//! the structures are written out here; the size assertions below and the
-//! selftests (which use the C header) keep the two in step.
+//! the structures are written out here; the size and field offset
+//! assertions below and the selftests (which use the C header) keep the two
+//! in step. `pvpass_stats`' field order is checked by the counter table
+//! (`net::stats`).
 
+use core::mem::{offset_of, size_of};
 use kernel::{
     ioctl::{_IOR, _IOW, _IOWR},
     transmute::{AsBytes, FromBytes},
@@ -20,6 +23,13 @@ pub(crate) const FEAT_MMIO_ID: u32 = 1 << 0;
 pub(crate) const FEAT_CONFIG: u32 = 1 << 1;
 pub(crate) const FEAT_SWITCH: u32 = 1 << 2;
 pub(crate) const FEAT_RESAMPLE: u32 = 1 << 3;
+pub(crate) const FEAT_SWITCHES: u32 = 1 << 4;
+pub(crate) const FEAT_COUNTERS: u32 = 1 << 5;
+pub(crate) const MAX_SWITCHES: usize = 16;
+pub(crate) const COUNTER_NAME_LEN: usize = 32;
+/// `pvpass_switch::flags` (out).
+pub(crate) const SWITCH_DEFAULT: u32 = 1 << 0;
+pub(crate) const SWITCH_HOST_PORT: u32 = 1 << 1;
 /// `PVPASS_ATTACH_F_RESAMPLE`.
 pub(crate) const ATTACH_F_RESAMPLE: u32 = 1 << 0;
 
@@ -30,6 +40,10 @@ pub(crate) const ATTACH: u32 = _IOWR::<Attach>(MAGIC, 0x01);
 pub(crate) const DETACH: u32 = _IOW::<Detach>(MAGIC, 0x02);
 pub(crate) const GET_STATS: u32 = _IOWR::<Stats>(MAGIC, 0x03);
 pub(crate) const LIST: u32 = _IOWR::<List>(MAGIC, 0x04);
+pub(crate) const SWITCH_ADD: u32 = _IOW::<Switch>(MAGIC, 0x05);
+pub(crate) const SWITCH_DEL: u32 = _IOW::<Switch>(MAGIC, 0x06);
+pub(crate) const SWITCH_LIST: u32 = _IOWR::<List>(MAGIC, 0x07);
+pub(crate) const GET_COUNTERS: u32 = _IOWR::<Counters>(MAGIC, 0x08);
 
 /// DETACH / GET_STATS: the id may be another file's (CAP_SYS_ADMIN).
 pub(crate) const F_ANY_FILE: u32 = 1 << 0;
@@ -60,8 +74,15 @@ pub(crate) struct List {
     pub(crate) entries: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<Info>() == 72);
-const _: () = assert!(core::mem::size_of::<List>() == 16);
+const _: () = assert!(size_of::<Info>() == 72);
+const _: () = assert!(offset_of!(Info, owner_pid) == 8);
+const _: () = assert!(offset_of!(Info, gpa) == 16);
+const _: () = assert!(offset_of!(Info, mac) == 24);
+const _: () = assert!(offset_of!(Info, backend) == 32);
+const _: () = assert!(offset_of!(Info, reserved) == 48);
+// `struct pvpass_list` and `struct pvpass_switch_list` are the same.
+const _: () = assert!(size_of::<List>() == 16);
+const _: () = assert!(offset_of!(List, entries) == 8);
 // SAFETY: `Info` is `repr(C)` of integers and byte arrays without padding
 // (72 bytes, asserted above): every byte is initialised.
 unsafe impl AsBytes for Info {}
@@ -145,10 +166,71 @@ pub(crate) struct Stats {
     pub(crate) drop_rx_scattered: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<Version>() == 16);
-const _: () = assert!(core::mem::size_of::<Attach>() == 80);
-const _: () = assert!(core::mem::size_of::<Detach>() == 8);
-const _: () = assert!(core::mem::size_of::<Stats>() == 256);
+/// `struct pvpass_switch`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Switch {
+    pub(crate) name: [u8; NAME_LEN],
+    pub(crate) flags: u32,
+    pub(crate) ports: u32,
+    pub(crate) reserved: [u64; 2],
+}
+
+/// `struct pvpass_counter`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Counter {
+    pub(crate) name: [u8; COUNTER_NAME_LEN],
+    pub(crate) value: u64,
+}
+
+/// `struct pvpass_counters`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub(crate) id: u32,
+    pub(crate) flags: u32,
+    pub(crate) count: u32,
+    pub(crate) reserved: u32,
+    pub(crate) entries: u64,
+}
+
+const _: () = assert!(size_of::<Version>() == 16);
+const _: () = assert!(offset_of!(Version, max_attach) == 12);
+const _: () = assert!(size_of::<Attach>() == 80);
+const _: () = assert!(offset_of!(Attach, gsi) == 12);
+const _: () = assert!(offset_of!(Attach, gpa) == 16);
+const _: () = assert!(offset_of!(Attach, mac) == 24);
+const _: () = assert!(offset_of!(Attach, reserved0) == 30);
+const _: () = assert!(offset_of!(Attach, backend) == 32);
+const _: () = assert!(offset_of!(Attach, id) == 48);
+const _: () = assert!(offset_of!(Attach, resample_fd) == 52);
+const _: () = assert!(offset_of!(Attach, reserved) == 56);
+const _: () = assert!(size_of::<Detach>() == 8);
+const _: () = assert!(size_of::<Stats>() == 256);
+const _: () = assert!(size_of::<Switch>() == 40);
+const _: () = assert!(offset_of!(Switch, flags) == 16);
+const _: () = assert!(offset_of!(Switch, ports) == 20);
+const _: () = assert!(offset_of!(Switch, reserved) == 24);
+const _: () = assert!(size_of::<Counter>() == 40);
+const _: () = assert!(offset_of!(Counter, value) == 32);
+const _: () = assert!(size_of::<Counters>() == 24);
+const _: () = assert!(offset_of!(Counters, count) == 8);
+const _: () = assert!(offset_of!(Counters, entries) == 16);
+
+// SAFETY: `Switch` is `repr(C)` of a byte array and integers without padding
+// (40 bytes, asserted above): any bit pattern is valid.
+unsafe impl FromBytes for Switch {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for Switch {}
+// SAFETY: `Counter` is a byte array and a `u64` without padding (asserted
+// above): every byte is initialised.
+unsafe impl AsBytes for Counter {}
+// SAFETY: `Counters` is `repr(C)` of integers without padding (asserted
+// above): any bit pattern is valid.
+unsafe impl FromBytes for Counters {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for Counters {}
 
 // SAFETY: `Version` is `repr(C)` with only integer fields and no padding
 // (16 bytes, asserted above), so any bit pattern is valid and every byte is

@@ -6,7 +6,11 @@
 //! module block, so this file holds nothing but crate attributes, docs and `mod`
 //! lines; every module refers to its siblings through `super::`.
 //!
-//! - [`mmio`]: the virtio-mmio v2 register file of one virtio-net device.
+//! - [`virtio_dev`]: the transport-independent state of a virtio device: status
+//!   and reset, feature negotiation, queue registers, interrupt status.
+//! - [`net_config`]: the virtio-net device type: feature bits and their
+//!   dependencies, the config space (MAC, link status, MTU).
+//! - [`virtio_mmio`]: the virtio-mmio v2 register file of one virtio-net device.
 //! - [`traits`]: what the environment provides (guest memory access, page pinning).
 //! - [`memmap`]: the VM's memory slots and checked GPA range lookup.
 //! - [`virtq`]: the split virtqueue (virtio 1.x): setup checks, chain walking,
@@ -38,10 +42,12 @@
 pub mod backlog;
 pub mod fdb;
 pub mod memmap;
-pub mod mmio;
+pub mod net_config;
 pub mod pincache;
 pub mod ratelimit;
 pub mod traits;
 pub mod translate;
+pub mod virtio_dev;
+pub mod virtio_mmio;
 pub mod virtq;
 pub mod vnet;

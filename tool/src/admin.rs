@@ -4,7 +4,10 @@
 use crate::args::Mac;
 use crate::device::Device;
 use crate::say;
-use crate::uapi::{PvpassInfo, PvpassStats, PVPASS_INFO_RELEASED, PVPASS_MAX_ATTACH};
+use crate::uapi::{
+    PvpassInfo, PvpassStats, PvpassVersion, PVPASS_FEAT_COUNTERS, PVPASS_INFO_RELEASED,
+    PVPASS_MAX_ATTACH,
+};
 use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -158,21 +161,56 @@ pub fn stats_fields(s: &PvpassStats) -> [(&'static str, u64); 32] {
     ]
 }
 
-/// `stats <id>`: one `name value` line per counter, values aligned.
-pub fn stats_text(s: &PvpassStats) -> String {
-    let fields = stats_fields(s);
-    let w = fields.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+/// Width of the name column of `stats`: that of the longest name of
+/// `struct pvpass_stats` (18), so the lines of those counters are the same
+/// whether they come from GET_STATS or GET_COUNTERS. A longer (newer) name
+/// is followed by a single space.
+pub fn stats_name_width() -> usize {
+    stats_fields(&PvpassStats::default())
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The `stats` fields from GET_COUNTERS: `id` first (as GET_STATS gives
+/// it), then every counter in the module's order. A name seen before (`id`,
+/// or one the module repeats) is left out, so that the JSON object has each
+/// key once.
+pub fn counters_fields(id: u32, counters: &[(String, u64)]) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::with_capacity(counters.len() + 1);
+    out.push(("id".to_owned(), id.into()));
+    for (n, v) in counters {
+        if !out.iter().any(|(seen, _)| seen == n) {
+            out.push((n.clone(), *v));
+        }
+    }
+    out
+}
+
+/// The `stats` fields from GET_STATS (a module without GET_COUNTERS).
+pub fn legacy_fields(s: &PvpassStats) -> Vec<(String, u64)> {
+    stats_fields(s)
+        .iter()
+        .map(|&(n, v)| (n.to_owned(), v))
+        .collect()
+}
+
+/// `stats <id>`: one `name value` line per field, values aligned.
+pub fn fields_text(fields: &[(String, u64)]) -> String {
+    let w = stats_name_width();
     fields
         .iter()
         .map(|(n, v)| format!("{n:<w$} {v}\n"))
         .collect()
 }
 
-/// `stats <id> --json`: one flat object.
-pub fn stats_json(s: &PvpassStats) -> String {
-    let body: Vec<String> = stats_fields(s)
+/// `stats <id> --json`: one flat object, no spaces, in the fields' order
+/// (scripts/guest-demo.sh matches `"notifies":N,"interrupts":N,...`).
+pub fn fields_json(fields: &[(String, u64)]) -> String {
+    let body: Vec<String> = fields
         .iter()
-        .map(|(n, v)| format!("\"{n}\":{v}"))
+        .map(|(n, v)| format!("{}:{v}", json_string(n)))
         .collect();
     format!("{{{}}}\n", body.join(","))
 }
@@ -182,11 +220,16 @@ fn emit(text: &str) {
     say!("{}", text.trim_end_matches('\n'));
 }
 
-fn open(device: &Path) -> Result<(Device, u32)> {
+/// Open the device and ask GET_VERSION first: a device that is no pvpass at
+/// all is named as such before any newer ioctl is tried.
+pub fn open_versioned(device: &Path) -> Result<(Device, PvpassVersion)> {
     let dev = Device::open(device)?;
-    // GET_VERSION first: a device that is no pvpass at all is named as such
-    // before any newer ioctl is tried.
     let v = dev.version()?;
+    Ok((dev, v))
+}
+
+fn open(device: &Path) -> Result<(Device, u32)> {
+    let (dev, v) = open_versioned(device)?;
     Ok((dev, v.max_attach.max(PVPASS_MAX_ATTACH)))
 }
 
@@ -201,10 +244,25 @@ pub fn run_list(device: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Every counter of attachment `id`: by name with GET_COUNTERS when the
+/// module has it, else the frozen struct of GET_STATS.
+fn stats_of(dev: &Device, features: u32, id: u32) -> Result<Vec<(String, u64)>> {
+    if features & PVPASS_FEAT_COUNTERS != 0 {
+        if let Some(c) = dev.counters_any(id)? {
+            return Ok(counters_fields(id, &c));
+        }
+    }
+    Ok(legacy_fields(&dev.stats_any(id)?))
+}
+
 pub fn run_stats(device: &Path, id: u32, json: bool) -> Result<()> {
-    let (dev, _) = open(device)?;
-    let s = dev.stats_any(id)?;
-    emit(&if json { stats_json(&s) } else { stats_text(&s) });
+    let (dev, v) = open_versioned(device)?;
+    let fields = stats_of(&dev, v.features, id)?;
+    emit(&if json {
+        fields_json(&fields)
+    } else {
+        fields_text(&fields)
+    });
     Ok(())
 }
 
@@ -233,6 +291,16 @@ pub fn detach_report(id: u32, owner: Option<i32>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `stats <id>` from GET_STATS.
+    fn stats_text(s: &PvpassStats) -> String {
+        fields_text(&legacy_fields(s))
+    }
+
+    /// `stats <id> --json` from GET_STATS.
+    fn stats_json(s: &PvpassStats) -> String {
+        fields_json(&legacy_fields(s))
+    }
 
     fn info(id: u32, pid: i32, gpa: u64, gsi: u32, last: u8, sw: &str, flags: u32) -> PvpassInfo {
         let mut backend = [0u8; 16];
@@ -382,6 +450,77 @@ drop_rx_scattered  0
              \"rx_deferred\":0,\"drop_rx_pin_failed\":0,\"map_rereads\":0,\"irq_resamples\":0,\
              \"tx_yields\":0,\"drop_tx_storm\":0,\"drop_rx_scattered\":0}\n"
         );
+    }
+
+    /// What GET_COUNTERS reports for `stats()`: the struct's counters in its
+    /// order (no id), then newer ones.
+    fn counters() -> Vec<(String, u64)> {
+        let mut c: Vec<(String, u64)> = stats_fields(&stats())[1..]
+            .iter()
+            .map(|&(n, v)| (n.to_owned(), v))
+            .collect();
+        c.push(("rx_frames_multicast_filtered".to_owned(), 7));
+        c.push(("tx_kicks".to_owned(), 8));
+        c
+    }
+
+    /// From GET_COUNTERS, the lines of today's counters are those of
+    /// GET_STATS, byte for byte; the newer ones follow in the module's order.
+    #[test]
+    fn counters_text_keeps_the_old_lines() {
+        let text = fields_text(&counters_fields(12, &counters()));
+        let old = stats_text(&stats());
+        assert!(text.starts_with(&old), "{text}");
+        assert_eq!(
+            &text[old.len()..],
+            "rx_frames_multicast_filtered 7\ntx_kicks           8\n"
+        );
+        assert_eq!(stats_name_width(), 18);
+    }
+
+    #[test]
+    fn counters_json_keeps_the_old_keys() {
+        let json = fields_json(&counters_fields(12, &counters()));
+        let old = stats_json(&stats());
+        // Same object, two more keys at its end.
+        assert_eq!(
+            json,
+            format!(
+                "{},\"rx_frames_multicast_filtered\":7,\"tx_kicks\":8}}\n",
+                old.trim_end_matches("}\n")
+            )
+        );
+        // What scripts/guest-demo.sh matches.
+        assert!(json.contains(
+            "\"notifies\":52,\"interrupts\":49,\"tx_frames\":20,\"tx_bytes\":1856,\
+             \"rx_frames\":31,"
+        ));
+    }
+
+    #[test]
+    fn counters_fields_put_id_first_and_drop_repeats() {
+        let c = vec![
+            ("mmio_reads".to_owned(), 1),
+            ("id".to_owned(), 99),
+            ("mmio_reads".to_owned(), 2),
+            ("new_one".to_owned(), 3),
+        ];
+        assert_eq!(
+            counters_fields(5, &c),
+            vec![
+                ("id".to_owned(), 5),
+                ("mmio_reads".to_owned(), 1),
+                ("new_one".to_owned(), 3),
+            ]
+        );
+        assert_eq!(counters_fields(5, &[]), vec![("id".to_owned(), 5)]);
+        assert_eq!(fields_json(&counters_fields(5, &[])), "{\"id\":5}\n");
+        assert_eq!(
+            fields_text(&counters_fields(5, &[])),
+            "id                 5\n"
+        );
+        // A name that would break the JSON is escaped.
+        assert_eq!(fields_json(&[("a\"b".to_owned(), 1)]), "{\"a\\\"b\":1}\n");
     }
 
     /// Every u64 counter of the struct is in `stats_fields`: the struct is

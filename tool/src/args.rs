@@ -85,23 +85,56 @@ pub fn parse_gsi(s: &str) -> Result<u32, String> {
     u32::try_from(gsi).map_err(|_| format!("GSI {gsi} is too large"))
 }
 
-/// Validate a backend switch name: at most 15 bytes (so it stays
-/// NUL-terminated in the 16-byte field), no NUL, printable ASCII.
-pub fn parse_switch(s: &str) -> Result<String, String> {
+/// What a switch name may be, as the UAPI header says.
+pub const SWITCH_NAME_RULE: &str = "1 to 15 characters of A-Z a-z 0-9 _ . -";
+
+/// Validate a switch name as the UAPI header defines it: 1 to
+/// `PVPASS_NAME_LEN - 1` (15) characters of `[A-Za-z0-9_.-]`, so that it
+/// stays NUL-terminated in the 16-byte field. Used by `switch add` and
+/// `switch del`.
+pub fn parse_switch_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err(format!(
+            "a switch name cannot be empty; it is {SWITCH_NAME_RULE}"
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "switch name '{}' contains {c:?}; a switch name is {SWITCH_NAME_RULE}",
+            s.escape_debug()
+        ));
+    }
     if s.len() >= PVPASS_NAME_LEN {
         return Err(format!(
-            "switch name '{s}' is {} bytes, at most {} are allowed",
+            "switch name '{s}' is {} characters, at most {} are allowed \
+             (a switch name is {SWITCH_NAME_RULE})",
             s.len(),
             PVPASS_NAME_LEN - 1
         ));
     }
-    if let Some(c) = s.chars().find(|c| !c.is_ascii_graphic()) {
-        return Err(format!(
-            "switch name '{}' contains {c:?}; use printable ASCII without spaces",
-            s.escape_debug()
-        ));
-    }
     Ok(s.to_owned())
+}
+
+/// Validate the switch an attached device becomes a port of (`attach
+/// --switch`/`--backend`): a switch name, or empty for the module's default
+/// switch.
+pub fn parse_switch(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Ok(String::new())
+    } else {
+        parse_switch_name(s)
+    }
+}
+
+/// The NUL-padded name field of `struct pvpass_switch`.
+pub fn switch_name_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
+    let name = parse_switch_name(name)?;
+    let mut field = [0u8; PVPASS_NAME_LEN];
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    Ok(field)
 }
 
 /// The NUL-padded backend field of `struct pvpass_attach`.
@@ -209,6 +242,50 @@ mod tests {
         assert!(parse_switch("a b").is_err());
         assert!(parse_switch("a\0b").is_err());
         assert!(parse_switch("sw\u{e9}").is_err());
+    }
+
+    #[test]
+    fn switch_names_follow_the_header() {
+        for ok in [
+            "default",
+            "lab",
+            "a",
+            "A-Z_a.z-09",
+            "...",
+            "-x",
+            "abcdefghijklmno",
+        ] {
+            assert_eq!(parse_switch_name(ok), Ok(ok.to_owned()), "{ok:?}");
+        }
+        let e = parse_switch_name("").unwrap_err();
+        assert!(
+            e.contains("cannot be empty") && e.contains(SWITCH_NAME_RULE),
+            "{e}"
+        );
+        for bad in ["a b", "a/b", "a:b", "x\ty", "sw\u{e9}", "a\0", "a+b", "@"] {
+            let e = parse_switch_name(bad).unwrap_err();
+            assert!(
+                e.contains("contains") && e.contains(SWITCH_NAME_RULE),
+                "{bad:?}: {e}"
+            );
+        }
+        let e = parse_switch_name("abcdefghijklmnop").unwrap_err();
+        assert!(e.contains("16 characters, at most 15"), "{e}");
+        // The character is named before the length: "a very long name" is
+        // refused for its space.
+        assert!(parse_switch_name("a very long switch name")
+            .unwrap_err()
+            .contains("' '"));
+    }
+
+    #[test]
+    fn switch_name_field_is_nul_padded() {
+        let f = switch_name_field("lab-1").unwrap();
+        assert_eq!(&f[..5], b"lab-1");
+        assert!(f[5..].iter().all(|&b| b == 0));
+        assert_eq!(switch_name_field("abcdefghijklmno").unwrap()[15], 0);
+        assert!(switch_name_field("").is_err());
+        assert!(switch_name_field("a b").is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::cli::{AttachArgs, Trigger};
 use crate::device::{AttachRequest, Device};
 use crate::pidfd::{open_process, take_fd, wait_for_fd};
 use crate::procscan::KVM_VM_LINK;
-use crate::uapi::{PvpassStats, PVPASS_API_VERSION, PVPASS_FEAT_RESAMPLE};
+use crate::uapi::{PvpassStats, PVPASS_API_VERSION, PVPASS_FEAT_RESAMPLE, PVPASS_FEAT_SWITCHES};
 use crate::{say, warn};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -203,6 +203,7 @@ pub fn run(device: &Path, args: &AttachArgs) -> Result<()> {
         gsi: args.gsi,
         mac: args.mac,
         switch: args.switch.clone(),
+        named_switches: version.features & PVPASS_FEAT_SWITCHES != 0,
         max_attach: version.max_attach,
         irqchip_wait: Duration::from_secs(args.wait),
     };

@@ -1,6 +1,6 @@
 //! Command-line definition.
 
-use crate::args::{parse_gpa, parse_gsi, parse_mac, parse_switch, Mac};
+use crate::args::{parse_gpa, parse_gsi, parse_mac, parse_switch, parse_switch_name, Mac};
 use crate::uapi::PVPASS_DEVICE_PATH;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -49,6 +49,37 @@ pub enum Cmd {
     /// Detach an attachment made by any process (root); its `pvpassctl
     /// attach` process then sees it released and exits
     Detach(DetachArgs),
+    /// Add, delete or list the module's switches (`attach --switch NAME`
+    /// makes a device a port of one)
+    #[command(subcommand, after_help = SWITCH_HELP)]
+    Switch(SwitchCmd),
+}
+
+const SWITCH_HELP: &str = "\
+Every device is a port of one switch. The module starts with the switch
+\"default\", whose other port is the host interface pvpsw0; it cannot be
+deleted. A switch added with `pvpassctl switch add NAME` has no host
+interface: the guests attached to it (`pvpassctl attach --switch NAME`) reach
+only each other. A switch lives until `switch del` or until the module is
+unloaded. Names are 1 to 15 characters of A-Z a-z 0-9 _ . -
+`add` and `del` need root (CAP_SYS_ADMIN); `del` refuses a switch that still
+has devices attached.";
+
+#[derive(Debug, Subcommand)]
+pub enum SwitchCmd {
+    /// Add a switch without host interface (root)
+    Add(SwitchNameArgs),
+    /// Delete a switch that has no devices attached (root)
+    Del(SwitchNameArgs),
+    /// List the switches: name, flags (default, host-port) and ports
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchNameArgs {
+    /// Switch name: 1 to 15 characters of A-Z a-z 0-9 _ . -
+    #[arg(value_parser = parse_switch_name)]
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -122,9 +153,12 @@ pub struct AttachArgs {
     #[arg(long, value_parser = parse_mac)]
     pub mac: Mac,
 
-    /// Backend switch name (at most 15 bytes); default: the module's default switch
+    /// Switch the device is a port of (the `backend` of ATTACH; see
+    /// `pvpassctl switch list`): 1 to 15 characters of A-Z a-z 0-9 _ . -;
+    /// default: the module's switch "default"
     #[arg(
         long = "switch",
+        visible_alias = "backend",
         value_name = "NAME",
         value_parser = parse_switch,
         default_value = "",
@@ -282,6 +316,127 @@ mod tests {
         let attach = cmd.find_subcommand_mut("attach").unwrap();
         let help = attach.render_long_help().to_string();
         assert!(help.contains("pvpassctl detach <id>"), "{help}");
+    }
+
+    const ATTACH: [&str; 9] = [
+        "attach",
+        "--pid",
+        "42",
+        "--gpa",
+        "0xd0000000",
+        "--gsi",
+        "5",
+        "--mac",
+        "52:54:00:12:34:56",
+    ];
+
+    fn attach_with(extra: &[&str]) -> Result<AttachArgs, clap::Error> {
+        let mut v = ATTACH.to_vec();
+        v.extend_from_slice(extra);
+        parse(&v).map(|c| match c.cmd {
+            Cmd::Attach(a) => a,
+            other => panic!("not attach: {other:?}"),
+        })
+    }
+
+    /// `--backend` is the same option as `--switch` (both fill ATTACH's
+    /// backend), with the header's name rule.
+    #[test]
+    fn attach_backend() {
+        assert_eq!(attach_with(&["--backend", "lab"]).unwrap().switch, "lab");
+        assert_eq!(attach_with(&["--switch", "lab.2"]).unwrap().switch, "lab.2");
+        assert_eq!(attach_with(&["--backend", ""]).unwrap().switch, "");
+        assert_eq!(attach_with(&[]).unwrap().switch, "");
+        // Given twice (under either name) is a usage error, not a silent
+        // pick of one.
+        let e = attach_with(&["--switch", "a", "--backend", "b"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        for bad in ["a b", "sw/0", "abcdefghijklmnop"] {
+            let e = attach_with(&["--backend", bad]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            assert!(
+                e.to_string().contains("a switch name is") || e.to_string().contains("at most 15")
+            );
+        }
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("attach")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("--switch <NAME>") && help.contains("--backend"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn switch_parses() {
+        let cli = parse(&["switch", "add", "lab"]).unwrap();
+        let Cmd::Switch(SwitchCmd::Add(a)) = cli.cmd else {
+            panic!("not switch add")
+        };
+        assert_eq!(a.name, "lab");
+        let cli = parse(&["switch", "del", "A-Z_a.z-09"]).unwrap();
+        let Cmd::Switch(SwitchCmd::Del(a)) = cli.cmd else {
+            panic!("not switch del")
+        };
+        assert_eq!(a.name, "A-Z_a.z-09");
+        let cli = parse(&["switch", "list"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Switch(SwitchCmd::List(ListArgs { json: false }))
+        ));
+        let cli = parse(&["--device", "/tmp/x", "switch", "list", "--json"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Switch(SwitchCmd::List(ListArgs { json: true }))
+        ));
+        assert_eq!(cli.device, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn switch_rejects_bad_usage() {
+        use clap::error::ErrorKind;
+        let kind = |a: &[&str]| parse(a).unwrap_err().kind();
+        assert_eq!(
+            kind(&["switch"]),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        assert_eq!(kind(&["switch", "add"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(kind(&["switch", "del"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            kind(&["switch", "add", "a", "b"]),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(kind(&["switch", "list", "x"]), ErrorKind::UnknownArgument);
+        assert_eq!(
+            kind(&["switch", "rename", "x"]),
+            ErrorKind::InvalidSubcommand
+        );
+        for bad in ["", "a b", "x/y", "é", "abcdefghijklmnop"] {
+            for op in ["add", "del"] {
+                let e = parse(&["switch", op, bad]).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::ValueValidation, "{op} {bad:?}");
+                let m = e.to_string();
+                assert!(m.contains("A-Z a-z 0-9 _ . -"), "{m}");
+            }
+        }
+    }
+
+    #[test]
+    fn switch_help() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("switch"), "{help}");
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("switch")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for w in ["add", "del", "list", "pvpsw0", "cannot be", "--switch NAME"] {
+            assert!(help.contains(w), "{w:?} not in\n{help}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use crate::args::Mac;
 use crate::uapi::{
-    self, PvpassAttach, PvpassDetach, PvpassInfo, PvpassList, PvpassStats, PvpassVersion,
+    self, PvpassAttach, PvpassCounter, PvpassCounters, PvpassDetach, PvpassInfo, PvpassList,
+    PvpassStats, PvpassSwitch, PvpassSwitchList, PvpassVersion, PVPASS_MAX_SWITCHES,
 };
 use anyhow::{anyhow, bail, Result};
 use nix::errno::Errno;
@@ -33,6 +34,9 @@ pub struct AttachRequest<'a> {
     pub gsi: u32,
     pub mac: Mac,
     pub switch: String,
+    /// The module has named switches (PVPASS_FEAT_SWITCHES); without them
+    /// only its default switch exists.
+    pub named_switches: bool,
     pub max_attach: u32,
     /// How long to retry while the VM has no in-kernel irqchip yet (ENXIO).
     pub irqchip_wait: std::time::Duration,
@@ -68,13 +72,15 @@ fn not_pvpass(path: &Path, what: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdOp {
     Stats,
+    /// PVPASS_GET_COUNTERS, the named-counter form of `stats`.
+    Counters,
     Detach,
 }
 
 impl IdOp {
     fn verb(self) -> &'static str {
         match self {
-            IdOp::Stats => "stats",
+            IdOp::Stats | IdOp::Counters => "stats",
             IdOp::Detach => "detach",
         }
     }
@@ -82,6 +88,7 @@ impl IdOp {
     fn ioctl(self) -> &'static str {
         match self {
             IdOp::Stats => "PVPASS_GET_STATS",
+            IdOp::Counters => "PVPASS_GET_COUNTERS",
             IdOp::Detach => "PVPASS_DETACH",
         }
     }
@@ -97,8 +104,16 @@ pub fn id_error_message(op: IdOp, id: u32, errno: Errno, path: &Path) -> String 
         Errno::ENOENT => {
             format!("no attachment with id {id} (ENOENT); `pvpassctl list` shows them")
         }
+        // A module with GET_COUNTERS knows PVPASS_F_ANY_FILE.
+        Errno::EINVAL if op == IdOp::Counters => format!(
+            "the module rejected {} id={id} (EINVAL): a module of another version than this \
+             tool (unknown flags or reserved fields)",
+            op.ioctl()
+        ),
         Errno::EINVAL => format!(
-            "the module rejected {} id={id} with PVPASS_F_ANY_FILE (EINVAL): the loaded              pvpass module is older than this tool and cannot act on another process's              attachment",
+            "the module rejected {} id={id} with PVPASS_F_ANY_FILE (EINVAL): the loaded \
+             pvpass module is older than this tool and cannot act on another process's \
+             attachment",
             op.ioctl()
         ),
         Errno::ENOTTY => not_pvpass(path, op.ioctl()),
@@ -110,9 +125,11 @@ pub fn id_error_message(op: IdOp, id: u32, errno: Errno, path: &Path) -> String 
 /// GET_VERSION, so ENOTTY means an older module).
 pub fn list_error_message(errno: Errno) -> String {
     match errno {
-        Errno::ENOTTY => "the loaded pvpass module does not know PVPASS_LIST (ENOTTY): it is                           older than this tool; load the pvpass.ko built with it"
+        Errno::ENOTTY => "the loaded pvpass module does not know PVPASS_LIST (ENOTTY): it is \
+                          older than this tool; load the pvpass.ko built with it"
             .to_owned(),
-        Errno::EINVAL => "the module rejected PVPASS_LIST (EINVAL): a module of another                           version than this tool"
+        Errno::EINVAL => "the module rejected PVPASS_LIST (EINVAL): a module of another \
+                          version than this tool"
             .to_owned(),
         Errno::EPERM | Errno::EACCES => format!("{ROOT_MSG} ({errno:?})"),
         e => format!("PVPASS_LIST failed: {} ({e:?})", e.desc()),
@@ -122,6 +139,113 @@ pub fn list_error_message(errno: Errno) -> String {
 /// Most entries `list` asks for after the module said how many there are:
 /// protects against allocating gigabytes for a nonsensical count.
 const LIST_MAX_ROOM: u32 = 1 << 16;
+
+/// Room of the first GET_COUNTERS call: more than the module has today, so
+/// one call is enough; a module with more says how many, and is asked again.
+pub const COUNTERS_ROOM: u32 = 128;
+/// Most counters `stats` asks for after the module said how many there are.
+const COUNTERS_MAX_ROOM: u32 = 4096;
+
+/// The error when the module lacks named switches (PVPASS_FEAT_SWITCHES),
+/// if it does.
+pub fn require_switches(features: u32) -> Result<(), String> {
+    if features & uapi::PVPASS_FEAT_SWITCHES != 0 {
+        return Ok(());
+    }
+    Err(format!(
+        "the loaded pvpass module has no named switches (PVPASS_FEAT_SWITCHES is not in its \
+         features {features:#x}): it is older than this tool and has only its default switch; \
+         load the pvpass.ko built with this tool"
+    ))
+}
+
+/// SWITCH_ADD, SWITCH_DEL or SWITCH_LIST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchOp {
+    Add,
+    Del,
+    List,
+}
+
+impl SwitchOp {
+    fn verb(self) -> &'static str {
+        match self {
+            SwitchOp::Add => "switch add",
+            SwitchOp::Del => "switch del",
+            SwitchOp::List => "switch list",
+        }
+    }
+
+    fn ioctl(self) -> &'static str {
+        match self {
+            SwitchOp::Add => "PVPASS_SWITCH_ADD",
+            SwitchOp::Del => "PVPASS_SWITCH_DEL",
+            SwitchOp::List => "PVPASS_SWITCH_LIST",
+        }
+    }
+}
+
+/// Message for a failed SWITCH_ADD, SWITCH_DEL (`name` the switch) or
+/// SWITCH_LIST (`name` empty), one per errno documented in the UAPI header.
+pub fn switch_error_message(op: SwitchOp, name: &str, errno: Errno) -> String {
+    match (op, errno) {
+        (_, Errno::EPERM | Errno::EACCES) => {
+            format!("{} needs root (CAP_SYS_ADMIN) ({errno:?})", op.verb())
+        }
+        (SwitchOp::Add, Errno::EEXIST) => {
+            format!("a switch named '{name}' exists already (EEXIST)")
+        }
+        (SwitchOp::Add, Errno::ENOSPC) => format!(
+            "no room for another switch (ENOSPC): the module has its {PVPASS_MAX_SWITCHES} \
+             switches (PVPASS_MAX_SWITCHES, \"default\" included); `pvpassctl switch del` \
+             one first"
+        ),
+        (SwitchOp::Del, Errno::ENOENT) => {
+            format!("no switch named '{name}' (ENOENT); `pvpassctl switch list` shows them")
+        }
+        (SwitchOp::Del, Errno::EBUSY) if name == "default" => {
+            "the default switch cannot be deleted (EBUSY): it is the module's own, with the \
+             host interface pvpsw0"
+                .to_owned()
+        }
+        (SwitchOp::Del, Errno::EBUSY) => format!(
+            "switch '{name}' has devices attached (EBUSY): detach them first (`pvpassctl \
+             list` shows each device's SWITCH)"
+        ),
+        (SwitchOp::Add | SwitchOp::Del, Errno::EINVAL) => format!(
+            "the module rejected {} '{name}' (EINVAL): a bad name, or a module of another \
+             version than this tool (unknown flags or reserved fields)",
+            op.ioctl()
+        ),
+        (SwitchOp::List, Errno::EINVAL) => format!(
+            "the module rejected {} (EINVAL): a module of another version than this tool",
+            op.ioctl()
+        ),
+        (_, Errno::ENOTTY) => format!(
+            "the loaded pvpass module does not know {} (ENOTTY): it has no named switches and \
+             is older than this tool; load the pvpass.ko built with it",
+            op.ioctl()
+        ),
+        (SwitchOp::List, e) => format!("{} failed: {} ({e:?})", op.ioctl(), e.desc()),
+        (_, e) => format!("{} '{name}' failed: {} ({e:?})", op.ioctl(), e.desc()),
+    }
+}
+
+/// The name of a NUL-terminated counter name field (all of it if it has no
+/// NUL).
+pub fn counter_name(field: &[u8]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+/// The first `count` entries of a GET_COUNTERS buffer as (name, value), in
+/// the module's order.
+pub fn counters_of(buf: &[PvpassCounter], count: u32) -> Vec<(String, u64)> {
+    buf.iter()
+        .take(count as usize)
+        .map(|c| (counter_name(&c.name), c.value))
+        .collect()
+}
 
 /// Message for a failed PVPASS_ATTACH, one per errno documented in the UAPI
 /// header.
@@ -183,7 +307,15 @@ pub fn attach_error_message(errno: Errno, req: &AttachRequest<'_>) -> String {
         Errno::ENODEV if req.switch.is_empty() => {
             "the default switch does not exist (ENODEV)".to_owned()
         }
-        Errno::ENODEV => format!("switch '{}' does not exist (ENODEV)", req.switch),
+        Errno::ENODEV if !req.named_switches => format!(
+            "switch '{}' does not exist (ENODEV): the loaded pvpass module has only its \
+             default switch (no PVPASS_FEAT_SWITCHES)",
+            req.switch
+        ),
+        Errno::ENODEV => format!(
+            "switch '{}' does not exist (ENODEV); `pvpassctl switch add {}` makes it",
+            req.switch, req.switch
+        ),
         Errno::ENOTTY => "the module does not know PVPASS_ATTACH (ENOTTY): not a pvpass \
                           device, or a module of an incompatible version"
             .to_owned(),
@@ -292,6 +424,97 @@ impl Device {
             .map_err(|e| anyhow!(id_error_message(IdOp::Detach, id, e, &self.path)))
     }
 
+    /// GET_COUNTERS with `flags` (0 or PVPASS_F_ANY_FILE) and room for
+    /// `room` counters, errno as is: the counters written and the number the
+    /// module has (more than the room if they did not fit).
+    pub fn get_counters(
+        &self,
+        id: u32,
+        flags: u32,
+        room: u32,
+    ) -> Result<(Vec<(String, u64)>, u32), Errno> {
+        let mut buf = vec![PvpassCounter::default(); room as usize];
+        let mut c = PvpassCounters {
+            id,
+            flags,
+            count: room,
+            reserved: 0,
+            entries: buf.as_mut_ptr() as u64,
+        };
+        // SAFETY: the fd is open; `c.entries` points to `room` writable
+        // pvpass_counter entries, which is the count passed in.
+        unsafe { uapi::pvpass_get_counters(self.file.as_raw_fd(), &mut c) }?;
+        Ok((counters_of(&buf, c.count.min(room)), c.count))
+    }
+
+    /// Every counter of any attachment of the module, by name, in the
+    /// module's order (root for another file's). `None` if the module does
+    /// not know GET_COUNTERS (ENOTTY): the caller falls back to GET_STATS.
+    pub fn counters_any(&self, id: u32) -> Result<Option<Vec<(String, u64)>>> {
+        let mut room = COUNTERS_ROOM;
+        for _ in 0..4 {
+            match self.get_counters(id, uapi::PVPASS_F_ANY_FILE, room) {
+                Ok((counters, count)) if count <= room => return Ok(Some(counters)),
+                Ok((_, count)) if count > COUNTERS_MAX_ROOM => bail!(
+                    "PVPASS_GET_COUNTERS reports {count} counters, more than this tool accepts \
+                     ({COUNTERS_MAX_ROOM})"
+                ),
+                Ok((_, count)) => room = count,
+                Err(Errno::ENOTTY) => return Ok(None),
+                Err(e) => bail!(id_error_message(IdOp::Counters, id, e, &self.path)),
+            }
+        }
+        bail!("PVPASS_GET_COUNTERS: the number of counters kept changing; try again")
+    }
+
+    /// SWITCH_ADD or SWITCH_DEL of the switch `name` (already validated).
+    pub fn switch_op(&self, op: SwitchOp, name: &str) -> Result<()> {
+        let sw = PvpassSwitch {
+            name: crate::args::switch_name_field(name).map_err(|e| anyhow!(e))?,
+            ..Default::default()
+        };
+        let fd = self.file.as_raw_fd();
+        // SAFETY: the fd is open and `sw` is a valid pvpass_switch whose
+        // flags and reserved fields are zero.
+        let r = match op {
+            SwitchOp::Add => unsafe { uapi::pvpass_switch_add(fd, &sw) },
+            SwitchOp::Del => unsafe { uapi::pvpass_switch_del(fd, &sw) },
+            SwitchOp::List => bail!("switch_op: use switch_list"),
+        };
+        r.map(|_| ())
+            .map_err(|e| anyhow!(switch_error_message(op, name, e)))
+    }
+
+    /// Every switch of the module, in the module's order.
+    pub fn switch_list(&self) -> Result<Vec<PvpassSwitch>> {
+        let mut room = PVPASS_MAX_SWITCHES;
+        for _ in 0..4 {
+            let mut buf = vec![PvpassSwitch::default(); room as usize];
+            let mut l = PvpassSwitchList {
+                count: room,
+                flags: 0,
+                entries: buf.as_mut_ptr() as u64,
+            };
+            // SAFETY: the fd is open; `l.entries` points to `room` writable
+            // pvpass_switch entries, which is the count passed in.
+            unsafe { uapi::pvpass_switch_list(self.file.as_raw_fd(), &mut l) }
+                .map_err(|e| anyhow!(switch_error_message(SwitchOp::List, "", e)))?;
+            if l.count <= room {
+                buf.truncate(l.count as usize);
+                return Ok(buf);
+            }
+            if l.count > LIST_MAX_ROOM {
+                bail!(
+                    "PVPASS_SWITCH_LIST reports {} switches, more than this tool accepts \
+                     ({LIST_MAX_ROOM})",
+                    l.count
+                );
+            }
+            room = l.count;
+        }
+        bail!("PVPASS_SWITCH_LIST: the switches kept changing while they were listed; try again")
+    }
+
     /// Every attachment of the module, whichever file made it, by id.
     ///
     /// The first call offers room for `room` entries (callers pass the
@@ -345,11 +568,19 @@ pub fn feature_names(features: u32) -> String {
     if features & uapi::PVPASS_FEAT_RESAMPLE != 0 {
         names.push("resample".to_owned());
     }
+    if features & uapi::PVPASS_FEAT_SWITCHES != 0 {
+        names.push("switches".to_owned());
+    }
+    if features & uapi::PVPASS_FEAT_COUNTERS != 0 {
+        names.push("counters".to_owned());
+    }
     let unknown = features
         & !(uapi::PVPASS_FEAT_MMIO_ID
             | uapi::PVPASS_FEAT_CONFIG
             | uapi::PVPASS_FEAT_SWITCH
-            | uapi::PVPASS_FEAT_RESAMPLE);
+            | uapi::PVPASS_FEAT_RESAMPLE
+            | uapi::PVPASS_FEAT_SWITCHES
+            | uapi::PVPASS_FEAT_COUNTERS);
     if unknown != 0 {
         names.push(format!("unknown {unknown:#x}"));
     }
@@ -373,6 +604,7 @@ mod tests {
             gsi: 5,
             mac: Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
             switch: "sw0".into(),
+            named_switches: true,
             max_attach: 64,
             irqchip_wait: std::time::Duration::ZERO,
         }
@@ -414,7 +646,17 @@ mod tests {
         );
         assert_eq!(
             attach_error_message(Errno::ENODEV, &r),
-            "switch 'sw0' does not exist (ENODEV)"
+            "switch 'sw0' does not exist (ENODEV); `pvpassctl switch add sw0` makes it"
+        );
+        let old = AttachRequest {
+            named_switches: false,
+            ..r.clone()
+        };
+        let m = attach_error_message(Errno::ENODEV, &old);
+        assert!(
+            m.starts_with("switch 'sw0' does not exist (ENODEV)")
+                && m.contains("only its default switch"),
+            "{m}"
         );
         let mut d = r.clone();
         d.switch.clear();
@@ -516,6 +758,20 @@ mod tests {
         assert!(e.contains("does not answer PVPASS_DETACH"), "{e}");
         let e = dev.list(64).unwrap_err().to_string();
         assert!(e.contains("does not know PVPASS_LIST"), "{e}");
+        // GET_COUNTERS unknown: the caller falls back to GET_STATS.
+        assert!(dev.counters_any(1).unwrap().is_none());
+        let e = dev.switch_list().unwrap_err().to_string();
+        assert!(
+            e.contains("does not know PVPASS_SWITCH_LIST (ENOTTY)"),
+            "{e}"
+        );
+        for op in [SwitchOp::Add, SwitchOp::Del] {
+            let e = dev.switch_op(op, "lab").unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("does not know {} (ENOTTY)", op.ioctl())),
+                "{e}"
+            );
+        }
         let _ = std::fs::remove_file(&p);
     }
 
@@ -525,6 +781,167 @@ mod tests {
         assert_eq!(feature_names(3), "mmio-id, config");
         assert_eq!(feature_names(7), "mmio-id, config, switch");
         assert_eq!(feature_names(15), "mmio-id, config, switch, resample");
-        assert_eq!(feature_names(1 | 16), "mmio-id, unknown 0x10");
+        assert_eq!(feature_names(1 | 64), "mmio-id, unknown 0x40");
+        assert_eq!(
+            feature_names(0x3f),
+            "mmio-id, config, switch, resample, switches, counters"
+        );
+        assert_eq!(feature_names(16), "switches");
+        assert_eq!(feature_names(32), "counters");
+    }
+
+    #[test]
+    fn switches_feature() {
+        assert_eq!(require_switches(uapi::PVPASS_FEAT_SWITCHES | 0xf), Ok(()));
+        let e = require_switches(0xf).unwrap_err();
+        assert!(
+            e.starts_with("the loaded pvpass module has no named switches")
+                && e.contains("PVPASS_FEAT_SWITCHES")
+                && e.contains("features 0xf"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn switch_messages() {
+        use SwitchOp::*;
+        assert_eq!(
+            switch_error_message(Add, "lab", Errno::EPERM),
+            "switch add needs root (CAP_SYS_ADMIN) (EPERM)"
+        );
+        assert_eq!(
+            switch_error_message(Del, "lab", Errno::EPERM),
+            "switch del needs root (CAP_SYS_ADMIN) (EPERM)"
+        );
+        assert_eq!(
+            switch_error_message(Add, "lab", Errno::EEXIST),
+            "a switch named 'lab' exists already (EEXIST)"
+        );
+        let m = switch_error_message(Add, "lab", Errno::ENOSPC);
+        assert!(
+            m.starts_with("no room for another switch (ENOSPC)") && m.contains("16"),
+            "{m}"
+        );
+        assert_eq!(
+            switch_error_message(Del, "lab", Errno::ENOENT),
+            "no switch named 'lab' (ENOENT); `pvpassctl switch list` shows them"
+        );
+        let m = switch_error_message(Del, "lab", Errno::EBUSY);
+        assert!(
+            m.starts_with("switch 'lab' has devices attached (EBUSY): detach them first"),
+            "{m}"
+        );
+        let m = switch_error_message(Del, "default", Errno::EBUSY);
+        assert!(
+            m.starts_with("the default switch cannot be deleted (EBUSY)"),
+            "{m}"
+        );
+        let m = switch_error_message(Add, "lab", Errno::EINVAL);
+        assert!(
+            m.starts_with("the module rejected PVPASS_SWITCH_ADD 'lab' (EINVAL)"),
+            "{m}"
+        );
+        let m = switch_error_message(List, "", Errno::EINVAL);
+        assert!(
+            m.starts_with("the module rejected PVPASS_SWITCH_LIST (EINVAL)"),
+            "{m}"
+        );
+        for op in [Add, Del, List] {
+            let m = switch_error_message(op, "lab", Errno::ENOTTY);
+            assert!(
+                m.contains(op.ioctl()) && m.contains("(ENOTTY)") && m.contains("no named switches"),
+                "{m}"
+            );
+        }
+        assert_eq!(
+            switch_error_message(Del, "lab", Errno::EIO),
+            "PVPASS_SWITCH_DEL 'lab' failed: I/O error (EIO)"
+        );
+        assert_eq!(
+            switch_error_message(List, "", Errno::EFAULT),
+            "PVPASS_SWITCH_LIST failed: Bad address (EFAULT)"
+        );
+        // The messages contain no run of spaces left by a broken line
+        // continuation.
+        for op in [Add, Del, List] {
+            for e in [
+                Errno::EPERM,
+                Errno::ENOSPC,
+                Errno::EBUSY,
+                Errno::EINVAL,
+                Errno::ENOTTY,
+            ] {
+                for name in ["lab", "default"] {
+                    let m = switch_error_message(op, name, e);
+                    assert!(!m.contains("  "), "{m:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn messages_have_no_space_runs() {
+        let p = Path::new("/dev/pvpass");
+        for e in [Errno::EINVAL, Errno::ENOTTY, Errno::EPERM] {
+            assert!(!list_error_message(e).contains("  "), "{e:?}");
+            for op in [IdOp::Stats, IdOp::Counters, IdOp::Detach] {
+                let m = id_error_message(op, 1, e, p);
+                assert!(!m.contains("  "), "{m:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn counters_messages() {
+        let p = Path::new("/dev/pvpass");
+        assert_eq!(
+            id_error_message(IdOp::Counters, 3, Errno::EPERM, p),
+            "stats of another process's attachment needs root (CAP_SYS_ADMIN) (EPERM)"
+        );
+        assert_eq!(
+            id_error_message(IdOp::Counters, 7, Errno::ENOENT, p),
+            "no attachment with id 7 (ENOENT); `pvpassctl list` shows them"
+        );
+        let m = id_error_message(IdOp::Counters, 7, Errno::EINVAL, p);
+        assert!(
+            m.starts_with("the module rejected PVPASS_GET_COUNTERS id=7 (EINVAL)"),
+            "{m}"
+        );
+        assert_eq!(
+            id_error_message(IdOp::Counters, 7, Errno::EFAULT, p),
+            "PVPASS_GET_COUNTERS id=7 failed: Bad address (EFAULT)"
+        );
+    }
+
+    fn counter(name: &[u8], value: u64) -> PvpassCounter {
+        let mut c = PvpassCounter {
+            value,
+            ..Default::default()
+        };
+        c.name[..name.len()].copy_from_slice(name);
+        c
+    }
+
+    #[test]
+    fn counter_entries() {
+        let buf = [
+            counter(b"mmio_reads", 118),
+            counter(b"tx_frames", 20),
+            counter(&[b'x'; 32], 1),
+            counter(b"unused", 9),
+        ];
+        assert_eq!(
+            counters_of(&buf, 3),
+            vec![
+                ("mmio_reads".to_owned(), 118),
+                ("tx_frames".to_owned(), 20),
+                // No NUL in the field: all 32 bytes are the name.
+                ("x".repeat(32), 1),
+            ]
+        );
+        assert_eq!(counters_of(&buf, 0), vec![]);
+        // A count larger than the buffer takes what is there.
+        assert_eq!(counters_of(&buf[..1], 5).len(), 1);
+        assert_eq!(counter_name(b"a\xffb\0c"), "a\u{fffd}b");
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod device;
 mod pidfd;
 mod procscan;
+mod switches;
 mod uapi;
 
 use anyhow::Result;
@@ -61,6 +62,9 @@ fn main() -> ExitCode {
         cli::Cmd::List(a) => admin::run_list(&cli.device, a.json),
         cli::Cmd::Stats(a) => admin::run_stats(&cli.device, a.id, a.json),
         cli::Cmd::Detach(a) => admin::run_detach(&cli.device, a.id),
+        cli::Cmd::Switch(cli::SwitchCmd::Add(a)) => switches::run_add(&cli.device, &a.name),
+        cli::Cmd::Switch(cli::SwitchCmd::Del(a)) => switches::run_del(&cli.device, &a.name),
+        cli::Cmd::Switch(cli::SwitchCmd::List(a)) => switches::run_list(&cli.device, a.json),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,10 @@ pub const PVPASS_FEAT_MMIO_ID: u32 = 1 << 0;
 pub const PVPASS_FEAT_CONFIG: u32 = 1 << 1;
 pub const PVPASS_FEAT_SWITCH: u32 = 1 << 2;
 pub const PVPASS_FEAT_RESAMPLE: u32 = 1 << 3;
+/// Named switches: SWITCH_ADD, SWITCH_DEL, SWITCH_LIST.
+pub const PVPASS_FEAT_SWITCHES: u32 = 1 << 4;
+/// GET_COUNTERS: every counter of an attachment, by name.
+pub const PVPASS_FEAT_COUNTERS: u32 = 1 << 5;
 
 /// ATTACH flag: the GSI is level-triggered; `resample_fd` is an eventfd KVM
 /// signals at the guest's EOI (the module then re-asserts the line while the
@@ -31,6 +35,10 @@ pub const PVPASS_NR_ATTACH: u8 = 0x01;
 pub const PVPASS_NR_DETACH: u8 = 0x02;
 pub const PVPASS_NR_GET_STATS: u8 = 0x03;
 pub const PVPASS_NR_LIST: u8 = 0x04;
+pub const PVPASS_NR_SWITCH_ADD: u8 = 0x05;
+pub const PVPASS_NR_SWITCH_DEL: u8 = 0x06;
+pub const PVPASS_NR_SWITCH_LIST: u8 = 0x07;
+pub const PVPASS_NR_GET_COUNTERS: u8 = 0x08;
 
 /// Flag of DETACH and GET_STATS: the id may belong to another file's
 /// attachment (CAP_SYS_ADMIN only, else EPERM).
@@ -38,6 +46,15 @@ pub const PVPASS_F_ANY_FILE: u32 = 1 << 0;
 /// `PvpassInfo::flags`: the VMM is gone or the attachment was detached from
 /// another file; what is left is a husk that its owner still has to DETACH.
 pub const PVPASS_INFO_RELEASED: u32 = 1 << 0;
+
+/// Most switches the module has, "default" included.
+pub const PVPASS_MAX_SWITCHES: u32 = 16;
+/// `PvpassSwitch::flags` (out): the module's own switch, "default".
+pub const PVPASS_SWITCH_DEFAULT: u32 = 1 << 0;
+/// `PvpassSwitch::flags` (out): the switch has the host interface (pvpsw0).
+pub const PVPASS_SWITCH_HOST_PORT: u32 = 1 << 1;
+/// Size of `PvpassCounter::name`, NUL included.
+pub const PVPASS_COUNTER_NAME_LEN: usize = 32;
 
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +162,53 @@ pub struct PvpassList {
     pub entries: u64,
 }
 
+/// One switch: the name for SWITCH_ADD and SWITCH_DEL, an entry of
+/// SWITCH_LIST.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassSwitch {
+    /// 1 to 15 characters of `[A-Za-z0-9_.-]`, NUL-padded.
+    pub name: [u8; PVPASS_NAME_LEN],
+    /// In: 0. Out (LIST): `PVPASS_SWITCH_*`.
+    pub flags: u32,
+    /// Out (LIST): ports now (devices, host interface).
+    pub ports: u32,
+    pub reserved: [u64; 2],
+}
+
+/// PVPASS_SWITCH_LIST: `count` and `entries` as for `PvpassList`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassSwitchList {
+    pub count: u32,
+    pub flags: u32,
+    /// User pointer to `PvpassSwitch[count]`.
+    pub entries: u64,
+}
+
+/// One counter of PVPASS_GET_COUNTERS: NUL-terminated name and value.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassCounter {
+    pub name: [u8; PVPASS_COUNTER_NAME_LEN],
+    pub value: u64,
+}
+
+/// PVPASS_GET_COUNTERS: `count` is the room of `entries` in, the number of
+/// counters the module has out (possibly more than the room; then only the
+/// first count-in entries are written).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassCounters {
+    pub id: u32,
+    /// 0 or `PVPASS_F_ANY_FILE`.
+    pub flags: u32,
+    pub count: u32,
+    pub reserved: u32,
+    /// User pointer to `PvpassCounter[count]`.
+    pub entries: u64,
+}
+
 // Sizes from the C header (x86_64 and every other 64-bit Linux ABI).
 const _: () = assert!(size_of::<PvpassVersion>() == 16);
 const _: () = assert!(size_of::<PvpassAttach>() == 80);
@@ -152,6 +216,10 @@ const _: () = assert!(size_of::<PvpassDetach>() == 8);
 const _: () = assert!(size_of::<PvpassStats>() == 256);
 const _: () = assert!(size_of::<PvpassInfo>() == 72);
 const _: () = assert!(size_of::<PvpassList>() == 16);
+const _: () = assert!(size_of::<PvpassSwitch>() == 40);
+const _: () = assert!(size_of::<PvpassSwitchList>() == 16);
+const _: () = assert!(size_of::<PvpassCounter>() == 40);
+const _: () = assert!(size_of::<PvpassCounters>() == 24);
 
 const _: () = assert!(offset_of!(PvpassAttach, vm_fd) == 4);
 const _: () = assert!(offset_of!(PvpassAttach, irq_fd) == 8);
@@ -204,6 +272,18 @@ const _: () = assert!(offset_of!(PvpassInfo, backend) == 32);
 const _: () = assert!(offset_of!(PvpassInfo, reserved) == 48);
 const _: () = assert!(offset_of!(PvpassList, flags) == 4);
 const _: () = assert!(offset_of!(PvpassList, entries) == 8);
+const _: () = assert!(offset_of!(PvpassSwitch, name) == 0);
+const _: () = assert!(offset_of!(PvpassSwitch, flags) == 16);
+const _: () = assert!(offset_of!(PvpassSwitch, ports) == 20);
+const _: () = assert!(offset_of!(PvpassSwitch, reserved) == 24);
+const _: () = assert!(offset_of!(PvpassSwitchList, flags) == 4);
+const _: () = assert!(offset_of!(PvpassSwitchList, entries) == 8);
+const _: () = assert!(offset_of!(PvpassCounter, name) == 0);
+const _: () = assert!(offset_of!(PvpassCounter, value) == 32);
+const _: () = assert!(offset_of!(PvpassCounters, flags) == 4);
+const _: () = assert!(offset_of!(PvpassCounters, count) == 8);
+const _: () = assert!(offset_of!(PvpassCounters, reserved) == 12);
+const _: () = assert!(offset_of!(PvpassCounters, entries) == 16);
 
 /// Request numbers, built exactly as the header does (_IOR/_IOWR/_IOW).
 pub const PVPASS_GET_VERSION: u32 = request_code_read!(
@@ -228,6 +308,26 @@ pub const PVPASS_GET_STATS: u32 = request_code_readwrite!(
 ) as u32;
 pub const PVPASS_LIST: u32 =
     request_code_readwrite!(PVPASS_IOCTL_MAGIC, PVPASS_NR_LIST, size_of::<PvpassList>()) as u32;
+pub const PVPASS_SWITCH_ADD: u32 = request_code_write!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_SWITCH_ADD,
+    size_of::<PvpassSwitch>()
+) as u32;
+pub const PVPASS_SWITCH_DEL: u32 = request_code_write!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_SWITCH_DEL,
+    size_of::<PvpassSwitch>()
+) as u32;
+pub const PVPASS_SWITCH_LIST: u32 = request_code_readwrite!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_SWITCH_LIST,
+    size_of::<PvpassSwitchList>()
+) as u32;
+pub const PVPASS_GET_COUNTERS: u32 = request_code_readwrite!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_GET_COUNTERS,
+    size_of::<PvpassCounters>()
+) as u32;
 
 nix::ioctl_read!(
     pvpass_get_version,
@@ -254,6 +354,30 @@ nix::ioctl_readwrite!(
     PvpassStats
 );
 nix::ioctl_readwrite!(pvpass_list, PVPASS_IOCTL_MAGIC, PVPASS_NR_LIST, PvpassList);
+nix::ioctl_write_ptr!(
+    pvpass_switch_add,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_SWITCH_ADD,
+    PvpassSwitch
+);
+nix::ioctl_write_ptr!(
+    pvpass_switch_del,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_SWITCH_DEL,
+    PvpassSwitch
+);
+nix::ioctl_readwrite!(
+    pvpass_switch_list,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_SWITCH_LIST,
+    PvpassSwitchList
+);
+nix::ioctl_readwrite!(
+    pvpass_get_counters,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_GET_COUNTERS,
+    PvpassCounters
+);
 
 #[cfg(test)]
 mod tests {
@@ -274,12 +398,20 @@ mod tests {
         assert_eq!(PVPASS_DETACH, ioc(1, 0xBC, 2, 8));
         assert_eq!(PVPASS_GET_STATS, ioc(3, 0xBC, 3, 256));
         assert_eq!(PVPASS_LIST, ioc(3, 0xBC, 4, 16));
+        assert_eq!(PVPASS_SWITCH_ADD, ioc(1, 0xBC, 5, 40));
+        assert_eq!(PVPASS_SWITCH_DEL, ioc(1, 0xBC, 6, 40));
+        assert_eq!(PVPASS_SWITCH_LIST, ioc(3, 0xBC, 7, 16));
+        assert_eq!(PVPASS_GET_COUNTERS, ioc(3, 0xBC, 8, 24));
         // And the literal values, worked out on paper.
         assert_eq!(PVPASS_GET_VERSION, 0x8010_BC00);
         assert_eq!(PVPASS_ATTACH, 0xC050_BC01);
         assert_eq!(PVPASS_DETACH, 0x4008_BC02);
         assert_eq!(PVPASS_GET_STATS, 0xC100_BC03);
         assert_eq!(PVPASS_LIST, 0xC010_BC04);
+        assert_eq!(PVPASS_SWITCH_ADD, 0x4028_BC05);
+        assert_eq!(PVPASS_SWITCH_DEL, 0x4028_BC06);
+        assert_eq!(PVPASS_SWITCH_LIST, 0xC010_BC07);
+        assert_eq!(PVPASS_GET_COUNTERS, 0xC018_BC08);
     }
 
     fn header_dir() -> PathBuf {
@@ -355,6 +487,25 @@ int main(void) {
     P(offsetof(struct pvpass_info, backend)); P(offsetof(struct pvpass_info, reserved));
     P(offsetof(struct pvpass_list, flags)); P(offsetof(struct pvpass_list, entries));
     P(sizeof(((struct pvpass_info *)0)->reserved));
+    P(PVPASS_FEAT_SWITCHES); P(PVPASS_FEAT_COUNTERS); P(PVPASS_MAX_SWITCHES);
+    P(PVPASS_SWITCH_DEFAULT); P(PVPASS_SWITCH_HOST_PORT); P(PVPASS_COUNTER_NAME_LEN);
+    P(PVPASS_SWITCH_ADD); P(PVPASS_SWITCH_DEL); P(PVPASS_SWITCH_LIST);
+    P(PVPASS_GET_COUNTERS);
+    P(sizeof(struct pvpass_switch)); P(sizeof(struct pvpass_switch_list));
+    P(sizeof(struct pvpass_counter)); P(sizeof(struct pvpass_counters));
+    P(offsetof(struct pvpass_switch, name)); P(offsetof(struct pvpass_switch, flags));
+    P(offsetof(struct pvpass_switch, ports)); P(offsetof(struct pvpass_switch, reserved));
+    P(offsetof(struct pvpass_switch_list, count));
+    P(offsetof(struct pvpass_switch_list, flags));
+    P(offsetof(struct pvpass_switch_list, entries));
+    P(offsetof(struct pvpass_counter, name)); P(offsetof(struct pvpass_counter, value));
+    P(offsetof(struct pvpass_counters, id)); P(offsetof(struct pvpass_counters, flags));
+    P(offsetof(struct pvpass_counters, count));
+    P(offsetof(struct pvpass_counters, reserved));
+    P(offsetof(struct pvpass_counters, entries));
+    P(sizeof(((struct pvpass_switch *)0)->name));
+    P(sizeof(((struct pvpass_switch *)0)->reserved));
+    P(sizeof(((struct pvpass_counter *)0)->name));
     return 0;
 }
 "#,
@@ -456,6 +607,54 @@ int main(void) {
             "sizeof(((struct pvpass_info *)0)->reserved)",
             std::mem::size_of_val(&PvpassInfo::default().reserved) as u64,
         )];
+        let new_numbers: [(&str, u64); 14] = [
+            ("PVPASS_FEAT_SWITCHES", PVPASS_FEAT_SWITCHES.into()),
+            ("PVPASS_FEAT_COUNTERS", PVPASS_FEAT_COUNTERS.into()),
+            ("PVPASS_MAX_SWITCHES", PVPASS_MAX_SWITCHES.into()),
+            ("PVPASS_SWITCH_DEFAULT", PVPASS_SWITCH_DEFAULT.into()),
+            ("PVPASS_SWITCH_HOST_PORT", PVPASS_SWITCH_HOST_PORT.into()),
+            ("PVPASS_COUNTER_NAME_LEN", PVPASS_COUNTER_NAME_LEN as u64),
+            ("PVPASS_SWITCH_ADD", PVPASS_SWITCH_ADD.into()),
+            ("PVPASS_SWITCH_DEL", PVPASS_SWITCH_DEL.into()),
+            ("PVPASS_SWITCH_LIST", PVPASS_SWITCH_LIST.into()),
+            ("PVPASS_GET_COUNTERS", PVPASS_GET_COUNTERS.into()),
+            (
+                "sizeof(struct pvpass_switch)",
+                size_of::<PvpassSwitch>() as u64,
+            ),
+            (
+                "sizeof(struct pvpass_switch_list)",
+                size_of::<PvpassSwitchList>() as u64,
+            ),
+            (
+                "sizeof(struct pvpass_counter)",
+                size_of::<PvpassCounter>() as u64,
+            ),
+            (
+                "sizeof(struct pvpass_counters)",
+                size_of::<PvpassCounters>() as u64,
+            ),
+        ];
+        let switch_offsets = offsets!(PvpassSwitch, "pvpass_switch": name, flags, ports, reserved);
+        let switch_list_offsets =
+            offsets!(PvpassSwitchList, "pvpass_switch_list": count, flags, entries);
+        let counter_offsets = offsets!(PvpassCounter, "pvpass_counter": name, value);
+        let counters_offsets =
+            offsets!(PvpassCounters, "pvpass_counters": id, flags, count, reserved, entries);
+        let array_sizes = [
+            (
+                "sizeof(((struct pvpass_switch *)0)->name)",
+                std::mem::size_of_val(&PvpassSwitch::default().name) as u64,
+            ),
+            (
+                "sizeof(((struct pvpass_switch *)0)->reserved)",
+                std::mem::size_of_val(&PvpassSwitch::default().reserved) as u64,
+            ),
+            (
+                "sizeof(((struct pvpass_counter *)0)->name)",
+                std::mem::size_of_val(&PvpassCounter::default().name) as u64,
+            ),
+        ];
         let expect: Vec<(&str, u64)> = expect
             .iter()
             .copied()
@@ -464,6 +663,12 @@ int main(void) {
             .chain(info_offsets)
             .chain(list_offsets)
             .chain(reserved_size)
+            .chain(new_numbers)
+            .chain(switch_offsets)
+            .chain(switch_list_offsets)
+            .chain(counter_offsets)
+            .chain(counters_offsets)
+            .chain(array_sizes)
             .collect();
         let lines: Vec<(&str, u64)> = text
             .lines()

@@ -79,6 +79,12 @@ fn usage_errors_exit_2() {
     long_switch.extend(["--switch", "a-very-long-switch-name"]);
     assert_eq!(run(&long_switch).status.code(), Some(2));
 
+    let mut bad_backend = ATTACH_OK.to_vec();
+    bad_backend.extend(["--backend", "my switch"]);
+    let o = run(&bad_backend);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("A-Z a-z 0-9 _ . -"), "{}", stderr(&o));
+
     assert_eq!(run(&["detach"]).status.code(), Some(2));
     assert_eq!(run(&[]).status.code(), Some(2));
 }
@@ -152,4 +158,55 @@ fn not_root() {
         }
         _ => eprintln!("skipped: setpriv not usable"),
     }
+}
+
+#[test]
+fn switch_usage_errors_exit_2() {
+    for a in [
+        &["switch"][..],
+        &["switch", "add"],
+        &["switch", "del"],
+        &["switch", "add", "a", "b"],
+        &["switch", "list", "x"],
+        &["switch", "rename", "a"],
+    ] {
+        assert_eq!(run(a).status.code(), Some(2), "{a:?}");
+    }
+    for name in ["", "a b", "lab/1", "abcdefghijklmnop"] {
+        for op in ["add", "del"] {
+            let o = run(&["switch", op, name]);
+            assert_eq!(o.status.code(), Some(2), "{op} {name:?}");
+            let e = stderr(&o);
+            assert!(
+                e.contains("a switch name") || e.contains("at most 15"),
+                "{e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn switch_commands_without_module() {
+    for cmd in [
+        &["switch", "add", "lab"][..],
+        &["switch", "del", "lab"],
+        &["switch", "list"],
+        &["switch", "list", "--json"],
+    ] {
+        let mut a = vec!["--device", "/nonexistent/pvpass"];
+        a.extend(cmd);
+        assert_runtime_error(&run(&a), "pvpass module not loaded: insmod pvpass.ko");
+        let mut a = vec!["--device", "/dev/null"];
+        a.extend(cmd);
+        assert_runtime_error(&run(&a), "/dev/null does not answer PVPASS_GET_VERSION");
+    }
+}
+
+#[test]
+fn attach_takes_backend() {
+    let mut a = vec!["--device", "/nonexistent/pvpass"];
+    a.extend(ATTACH_OK);
+    a.extend(["--backend", "lab-1"]);
+    // Parsed fine; fails only at the device.
+    assert_runtime_error(&run(&a), "pvpass module not loaded: insmod pvpass.ko");
 }

@@ -38,6 +38,8 @@
 #define PVPASS_FEAT_CONFIG	(1U << 1)	/* virtio-net config space  */
 #define PVPASS_FEAT_SWITCH	(1U << 2)	/* queues, switch, irqfd    */
 #define PVPASS_FEAT_RESAMPLE	(1U << 3)	/* PVPASS_ATTACH_F_RESAMPLE */
+#define PVPASS_FEAT_SWITCHES	(1U << 4)	/* named switches: SWITCH_ADD/DEL/LIST */
+#define PVPASS_FEAT_COUNTERS	(1U << 5)	/* GET_COUNTERS: named counter list */
 
 struct pvpass_version {
 	__u32 api_version;	/* out: PVPASS_API_VERSION */
@@ -59,7 +61,7 @@ struct pvpass_version {
  *   ENOSPC  PVPASS_MAX_ATTACH attachments exist, or the VM's MMIO bus is full
  *           (also: irq_fd is not an eventfd, or the VM has no in-kernel
  *           irqchip / the GSI cannot be routed)
- *   ENODEV  backend names a switch that does not exist
+ *   ENODEV  backend names a switch that does not exist (see SWITCH_ADD)
  *   EADDRINUSE  another port of the switch (a device or the host port) has
  *           this MAC
  *   ENXIO   irq_fd given, but the VM has no in-kernel irqchip (yet: a VMM
@@ -88,7 +90,8 @@ struct pvpass_attach {
 	__u64 gpa;		/* in: base of the PVPASS_WINDOW_SIZE window */
 	__u8  mac[6];		/* in: the device's MAC address */
 	__u16 reserved0;	/* in: must be 0 */
-	char  backend[PVPASS_NAME_LEN];	/* in: switch name, "" = default */
+	char  backend[PVPASS_NAME_LEN];	/* in: name of the switch the device
+				 * is a port of; "" = "default" */
 	__u32 id;		/* out: attachment id, unique while loaded */
 	__s32 resample_fd;	/* in: with PVPASS_ATTACH_F_RESAMPLE, an eventfd
 				 * KVM signals at the guest's EOI; else 0 */
@@ -108,7 +111,11 @@ struct pvpass_detach {
 	__u32 flags;		/* in: 0 or PVPASS_F_ANY_FILE */
 };
 
-/* Counters of one attachment; all count since ATTACH. */
+/*
+ * Counters of one attachment; all count since ATTACH. This structure is full
+ * (no reserved words are left) and frozen: counters added later are only in
+ * PVPASS_GET_COUNTERS, which reports every counter by name.
+ */
 struct pvpass_stats {
 	__u32 id;		/* in: attachment id on this file */
 	__u32 flags;		/* in: 0 or PVPASS_F_ANY_FILE */
@@ -183,7 +190,7 @@ struct pvpass_info {
 	__u64 gpa;
 	__u8  mac[6];
 	__u16 reserved0;
-	char  backend[PVPASS_NAME_LEN];	/* switch name ("default") */
+	char  backend[PVPASS_NAME_LEN];	/* name of the device's switch */
 	__u64 reserved[3];
 };
 
@@ -198,6 +205,66 @@ struct pvpass_list {
 	__u64 entries;		/* in: user pointer to struct pvpass_info[count] */
 };
 
+/*
+ * Switches. Every device is a port of one switch, named at ATTACH. The
+ * module starts with the switch "default", whose other port is the host
+ * interface pvpsw0; it cannot be deleted. SWITCH_ADD makes another one
+ * (CAP_SYS_ADMIN): its ports are the devices attached to it and no host
+ * interface, so its guests reach only each other. A switch lives until
+ * SWITCH_DEL or until the module is unloaded, whichever file made it.
+ *
+ * Names: 1 to PVPASS_NAME_LEN - 1 characters of [A-Za-z0-9_.-], NUL-terminated,
+ * the rest of the array zero.
+ *
+ * SWITCH_ADD errors: EPERM not CAP_SYS_ADMIN; EINVAL bad name, flags or
+ * reserved fields not zero; EEXIST a switch of that name exists; ENOSPC
+ * PVPASS_MAX_SWITCHES switches exist.
+ * SWITCH_DEL errors: EPERM; EINVAL as above; ENOENT no such switch; EBUSY
+ * the switch has devices attached (detach them first), or it is "default".
+ */
+#define PVPASS_MAX_SWITCHES	16
+#define PVPASS_SWITCH_DEFAULT	(1U << 0)	/* out: the module's own switch */
+#define PVPASS_SWITCH_HOST_PORT	(1U << 1)	/* out: has the host interface */
+
+struct pvpass_switch {
+	char  name[PVPASS_NAME_LEN];	/* in (ADD, DEL), out (LIST) */
+	__u32 flags;		/* in: must be 0; out (LIST): PVPASS_SWITCH_* */
+	__u32 ports;		/* out (LIST): ports now (devices, host interface) */
+	__u64 reserved[2];	/* in: must be 0 */
+};
+
+/* SWITCH_LIST: count and entries as for struct pvpass_list. */
+struct pvpass_switch_list {
+	__u32 count;		/* in/out */
+	__u32 flags;		/* in: must be 0 */
+	__u64 entries;		/* in: user pointer to struct pvpass_switch[count] */
+};
+
+/*
+ * GET_COUNTERS: every counter of one attachment, by name, so that counters
+ * can be added without a new structure. Each entry is a NUL-terminated name
+ * (the field names of struct pvpass_stats for the counters it has, in its
+ * order, then the newer ones) and its value. count in: room in entries; out:
+ * number of counters the module has, which may be larger than the room (then
+ * only the first count-in entries are written). Names are never reused for
+ * another meaning; a counter may be added at the end of the list.
+ * Errors as GET_STATS: ENOENT, EPERM, EINVAL (flags or reserved not zero),
+ * EFAULT.
+ */
+#define PVPASS_COUNTER_NAME_LEN	32
+struct pvpass_counter {
+	char  name[PVPASS_COUNTER_NAME_LEN];
+	__u64 value;
+};
+
+struct pvpass_counters {
+	__u32 id;		/* in: attachment id on this file */
+	__u32 flags;		/* in: 0 or PVPASS_F_ANY_FILE */
+	__u32 count;		/* in/out */
+	__u32 reserved;		/* in: must be 0 */
+	__u64 entries;		/* in: user pointer to struct pvpass_counter[count] */
+};
+
 #define PVPASS_IOCTL_MAGIC	0xBC
 
 #define PVPASS_GET_VERSION	_IOR(PVPASS_IOCTL_MAGIC, 0x00, struct pvpass_version)
@@ -205,5 +272,9 @@ struct pvpass_list {
 #define PVPASS_DETACH		_IOW(PVPASS_IOCTL_MAGIC, 0x02, struct pvpass_detach)
 #define PVPASS_GET_STATS	_IOWR(PVPASS_IOCTL_MAGIC, 0x03, struct pvpass_stats)
 #define PVPASS_LIST		_IOWR(PVPASS_IOCTL_MAGIC, 0x04, struct pvpass_list)
+#define PVPASS_SWITCH_ADD	_IOW(PVPASS_IOCTL_MAGIC, 0x05, struct pvpass_switch)
+#define PVPASS_SWITCH_DEL	_IOW(PVPASS_IOCTL_MAGIC, 0x06, struct pvpass_switch)
+#define PVPASS_SWITCH_LIST	_IOWR(PVPASS_IOCTL_MAGIC, 0x07, struct pvpass_switch_list)
+#define PVPASS_GET_COUNTERS	_IOWR(PVPASS_IOCTL_MAGIC, 0x08, struct pvpass_counters)
 
 #endif /* _UAPI_LINUX_PVPASS_H */

@@ -34,6 +34,7 @@ struct pvpass_hostport {
 	struct net_device *dev;
 	struct sk_buff_head txq;
 	struct work_struct work;
+	void *ctx;		/* the Rust side's, for pvpass_rs_host_xmit */
 };
 
 struct pvpass_hostport_priv {
@@ -70,7 +71,7 @@ static void pvpass_host_work(struct work_struct *work)
 		}
 		DEV_STATS_INC(dev, tx_packets);
 		DEV_STATS_ADD(dev, tx_bytes, skb->len);
-		pvpass_rs_host_xmit(&hdr, skb->data, skb->len);
+		pvpass_rs_host_xmit(hp->ctx, &hdr, skb->data, skb->len);
 		consume_skb(skb);
 		cond_resched();
 	}
@@ -118,7 +119,7 @@ static void pvpass_host_setup(struct net_device *dev)
 	netif_set_tso_max_size(dev, GSO_LEGACY_MAX_SIZE);
 }
 
-struct pvpass_hostport *pvpass_hostport_create(const char *name)
+struct pvpass_hostport *pvpass_hostport_create(const char *name, void *ctx)
 {
 	struct pvpass_hostport *hp;
 	struct pvpass_hostport_priv *priv;
@@ -127,6 +128,7 @@ struct pvpass_hostport *pvpass_hostport_create(const char *name)
 	hp = kzalloc(sizeof(*hp), GFP_KERNEL);
 	if (!hp)
 		return ERR_PTR(-ENOMEM);
+	hp->ctx = ctx;
 	skb_queue_head_init(&hp->txq);
 	INIT_WORK(&hp->work, pvpass_host_work);
 	hp->dev = alloc_netdev(sizeof(*priv), name, NET_NAME_USER,

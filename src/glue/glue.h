@@ -62,7 +62,7 @@ int pvpass_account_pins(struct file *vm_file, u64 pages, bool charge);
 
 /* C, called from Rust (src/hostport.rs); defined in hostport.c. */
 struct pvpass_hostport;
-struct pvpass_hostport *pvpass_hostport_create(const char *name);
+struct pvpass_hostport *pvpass_hostport_create(const char *name, void *ctx);
 void pvpass_hostport_mac(struct pvpass_hostport *hp, u8 *mac);
 void pvpass_hostport_destroy(struct pvpass_hostport *hp);
 struct sk_buff;
@@ -77,6 +77,6 @@ int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu
 void pvpass_rs_reap(void);
 void pvpass_rs_mm_changed(void *ctx);
 void pvpass_rs_resample(void *ctx);
-void pvpass_rs_host_xmit(const void *hdr, const void *data, u32 len);
+void pvpass_rs_host_xmit(void *ctx, const void *hdr, const void *data, u32 len);
 
 #endif

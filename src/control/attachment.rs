@@ -4,7 +4,7 @@
 //! exits.
 //!
 //! An `Attachment` is owned by the /dev/pvpass file that made it (see
-//! `file.rs`). Its live part (the switch port, the MMIO window, the VM file
+//! `file.rs`). Its live part (the backend link, the MMIO window, the VM file
 //! reference and the registry reservation) is dropped on DETACH, on close,
 //! or by the reaper once the VMM process has exited, whichever comes first:
 //! a VM is never kept alive by pvpass after its VMM is gone, even when the
@@ -25,37 +25,22 @@ use kernel::{
     sync::{global_lock, Arc, Mutex},
 };
 
+use super::registry::Reservation;
 use crate::{
-    device::{Device, ShutdownOnDrop},
+    backend::{self, Link},
     kvm::{self, MmWatch, MmioWindow, ResampleWatch, VmFile},
-    registry::Reservation,
-    switch,
+    net::{Device, ShutdownOnDrop},
+    uapi,
 };
 
-/// A device's port on the switch; dropping it disconnects the port.
-pub(crate) struct Port(u32);
-
-impl Port {
-    pub(crate) fn connect(dev: &Arc<Device>) -> Result<Self> {
-        switch::add_port(switch::Port::Vm(dev.clone()))?;
-        Ok(Self(dev.id))
-    }
-}
-
-impl Drop for Port {
-    fn drop(&mut self) {
-        switch::remove_port(self.0);
-    }
-}
-
 /// What an attachment holds while the VM is served. Field order is drop
-/// order: the port leaves the switch and the window leaves the bus first (no
+/// order: the port leaves its backend and the window leaves the bus first (no
 /// new frames, no guest access), then the VMM's address space and the
 /// resample eventfd are no longer watched, then the device unpins its
 /// pages, then the VM file is released, then the registry entry (window,
 /// GSI) is freed.
 pub(crate) struct Live {
-    pub(crate) _port: Port,
+    pub(crate) _link: Link,
     pub(crate) _window: MmioWindow,
     pub(crate) _watch: MmWatch,
     pub(crate) _resample: Option<ResampleWatch>,
@@ -70,6 +55,8 @@ pub(crate) struct Attachment {
     /// Process (tgid) that attached, and the GSI, for LIST.
     pub(crate) owner_pid: i32,
     pub(crate) gsi: u32,
+    /// The name of its backend, for LIST.
+    pub(crate) backend: backend::Name,
     #[pin]
     live: Mutex<Option<Live>>,
 }
@@ -109,8 +96,9 @@ pub(crate) fn for_each(mut f: impl FnMut(&Attachment)) {
 impl Attachment {
     /// Wrap a live device and put it under the reaper's watch.
     pub(crate) fn new(dev: Arc<Device>, owner_pid: i32, gsi: u32, live: Live) -> Result<Arc<Self>> {
+        let backend = *live._link.backend().name();
         let att = Arc::pin_init(
-            pin_init!(Self { dev, owner_pid, gsi, live <- new_mutex!(Some(live)) }),
+            pin_init!(Self { dev, owner_pid, gsi, backend, live <- new_mutex!(Some(live)) }),
             GFP_KERNEL,
         )?;
         ALL.lock().push(att.clone(), GFP_KERNEL)?;
@@ -188,24 +176,27 @@ extern "C" fn pvpass_rs_reap() {
 
 impl Attachment {
     /// What LIST reports about this attachment.
-    pub(crate) fn info(&self) -> crate::uapi::Info {
-        let mut backend = [0u8; crate::uapi::NAME_LEN];
-        for (d, s) in backend.iter_mut().zip(b"default") {
-            *d = *s;
-        }
-        crate::uapi::Info {
+    pub(crate) fn info(&self) -> uapi::Info {
+        uapi::Info {
             id: self.dev.id,
             flags: if self.is_live() {
                 0
             } else {
-                crate::uapi::INFO_RELEASED
+                uapi::INFO_RELEASED
             },
             owner_pid: self.owner_pid,
             gsi: self.gsi,
             gpa: self.dev.gpa,
             mac: self.dev.mac(),
-            backend,
+            backend: self.backend,
             ..Default::default()
         }
+    }
+
+    /// Every counter of the attachment, `released` included.
+    pub(crate) fn counters(&self) -> crate::net::stats::Snapshot {
+        let mut s = self.dev.counters();
+        s.set(crate::net::stats::C::Released, u64::from(!self.is_live()));
+        s
     }
 }

@@ -25,12 +25,13 @@ use kernel::{
     sync::atomic::{Atomic, Relaxed},
 };
 
+use super::{frame::Frame, page::PinnedPage, ring::RING_PAGES};
 use crate::{
     kvm::{self, GuestMap, VmFile},
     pvcore::{
-        memmap::{Access, PAGE_SIZE},
+        memmap::PAGE_SIZE,
         pincache::{DefaultPinCache, PinError, PinStats, PinToken},
-        traits::{Fence, GuestMemory, MemFault, PinFailed, Pinner},
+        traits::{PinFailed, Pinner},
         translate::{self, SgList},
         virtq::{Chain, QueueError},
     },
@@ -46,9 +47,6 @@ extern "C" {
         nofault: bool,
     ) -> i32;
     fn pvpass_unpin_pages(pages: *const u64, n: i32, dirty: bool);
-    fn pvpass_page_copy(dst: u64, doff: u32, src: u64, soff: u32, len: u32);
-    fn pvpass_page_write(page: u64, off: u32, src: *const c_void, len: u32);
-    fn pvpass_page_read(page: u64, off: u32, dst: *mut c_void, len: u32);
     fn pvpass_account_pins(vm_file: *mut c_void, pages: u64, charge: bool) -> i32;
 }
 
@@ -168,10 +166,10 @@ impl Buf {
             while left > 0 {
                 let n = if let Some(h) = hdr.get(pos..).filter(|h| !h.is_empty()) {
                     let n = h.len().min(left);
-                    page_write(page, off, h.get(..n).unwrap_or(&[]));
+                    page.write(off, h.get(..n).unwrap_or(&[]));
                     n
                 } else {
-                    frame.copy_to_page(pos - hdr.len(), page, off, left);
+                    frame.copy_to_page(pos - hdr.len(), &page, off, left);
                     left
                 };
                 off += n;
@@ -189,7 +187,7 @@ impl Buf {
         let mut done = 0usize;
         self.pieces(pos, dst.len(), |page, off, len, at| {
             if let Some(d) = dst.get_mut(at..at + len) {
-                page_read(page, off, d);
+                page.read(off, d);
                 done += len;
             }
             true
@@ -199,15 +197,12 @@ impl Buf {
 
     /// Copy bytes `[pos, pos + n)` of the buffer into pinned page `dst` at
     /// `doff` (page to page: the one copy of a frame's body).
-    fn copy_to_page(&self, pos: usize, dst: u64, doff: usize, n: usize) {
+    pub(super) fn copy_to_page(&self, pos: usize, dst: &PinnedPage<'_>, doff: usize, n: usize) {
         if doff + n > PAGE_SIZE as usize {
             return;
         }
         self.pieces(pos, n, |page, off, len, at| {
-            // SAFETY: `page` is a handle of `self.tok` and `dst` one of a
-            // token the caller borrows (see the module documentation): both
-            // pinned pages; both ranges lie inside their page.
-            unsafe { pvpass_page_copy(dst, (doff + at) as u32, page, off as u32, len as u32) };
+            dst.copy_from(doff + at, &page, off, len);
             true
         });
     }
@@ -231,8 +226,12 @@ impl Buf {
     /// Calls `f(page, offset in page, len, offset from pos)` for the pieces
     /// of bytes `[pos, pos + n)` of the buffer, in order, while it returns
     /// true.
-    fn pieces(&self, pos: usize, n: usize, mut f: impl FnMut(u64, usize, usize, usize) -> bool) {
-        let handles = self.tok.handles();
+    pub(super) fn pieces(
+        &self,
+        pos: usize,
+        n: usize,
+        mut f: impl FnMut(PinnedPage<'_>, usize, usize, usize) -> bool,
+    ) {
         let end = pos.saturating_add(n);
         let mut idx = 0usize;
         let mut last = None;
@@ -246,7 +245,9 @@ impl Buf {
             let len = s.len as usize;
             let (lo, hi) = (pos.max(at), end.min(at + len));
             if lo < hi {
-                let Some(&h) = handles.get(idx) else { return };
+                let Some(h) = PinnedPage::of(&self.tok, idx) else {
+                    return;
+                };
                 let off = (s.host & OFFSET_MASK) as usize + (lo - at);
                 if !f(h, off, hi - lo, lo - pos) {
                     return;
@@ -258,104 +259,6 @@ impl Buf {
             }
         }
     }
-}
-
-/// A frame on its way through the switch: its first bytes in kernel memory
-/// (where they were checked and routed), the rest, if any, still in the
-/// sender's pinned transmit buffer, so that each receiver gets it in one
-/// copy.
-pub(crate) struct Frame<'a> {
-    head: &'a [u8],
-    tail: Option<(&'a Buf, usize)>,
-    len: usize,
-}
-
-impl<'a> Frame<'a> {
-    /// A frame wholly in kernel memory (the host port, the backlog).
-    pub(crate) fn kernel(bytes: &'a [u8]) -> Self {
-        Self {
-            head: bytes,
-            tail: None,
-            len: bytes.len(),
-        }
-    }
-
-    /// A frame of `len` bytes: `head`, then buffer bytes from `tail_at` on.
-    pub(crate) fn pinned(head: &'a [u8], buf: &'a Buf, tail_at: usize, len: usize) -> Self {
-        Self {
-            head,
-            tail: Some((buf, tail_at)),
-            len,
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// The bytes in kernel memory (at least the Ethernet header of a
-    /// checked frame).
-    pub(crate) fn head(&self) -> &[u8] {
-        self.head
-    }
-
-    /// Copy frame bytes `[pos, pos + n)` into pinned page `page` at `off`.
-    fn copy_to_page(&self, pos: usize, page: u64, off: usize, n: usize) {
-        let n = n.min(self.len.saturating_sub(pos));
-        let mut done = 0usize;
-        if let Some(h) = self.head.get(pos..) {
-            let k = h.len().min(n);
-            page_write(page, off, h.get(..k).unwrap_or(&[]));
-            done = k;
-        }
-        if done < n {
-            if let Some((buf, at)) = self.tail {
-                buf.copy_to_page(
-                    at + pos + done - self.head.len(),
-                    page,
-                    off + done,
-                    n - done,
-                );
-            }
-        }
-    }
-
-    /// Copy frame bytes from `pos` on into `dst` (as many as fit).
-    pub(crate) fn copy_to_slice(&self, pos: usize, dst: &mut [u8]) {
-        let mut done = 0usize;
-        if let Some(h) = self.head.get(pos..) {
-            let k = h.len().min(dst.len());
-            if let (Some(d), Some(h)) = (dst.get_mut(..k), h.get(..k)) {
-                d.copy_from_slice(h);
-            }
-            done = k;
-        }
-        let want = self.len.saturating_sub(pos).min(dst.len());
-        if done < want {
-            if let (Some((buf, at)), Some(d)) = (self.tail, dst.get_mut(done..want)) {
-                buf.read(at + pos + done - self.head.len(), d);
-            }
-        }
-    }
-}
-
-/// Write `data` into pinned page `page` at `off`.
-fn page_write(page: u64, off: usize, data: &[u8]) {
-    if off + data.len() > PAGE_SIZE as usize {
-        return;
-    }
-    // SAFETY: `page` is a handle of a token borrowed for this call (see the
-    // module documentation), so a pinned page; the range is inside it.
-    unsafe { pvpass_page_write(page, off as u32, data.as_ptr().cast(), data.len() as u32) };
-}
-
-/// Read pinned page `page` at `off` into `buf`.
-fn page_read(page: u64, off: usize, buf: &mut [u8]) {
-    if off + buf.len() > PAGE_SIZE as usize {
-        return;
-    }
-    // SAFETY: As for `page_write`.
-    unsafe { pvpass_page_read(page, off as u32, buf.as_mut_ptr().cast(), buf.len() as u32) };
 }
 
 /// Why a buffer could not be pinned.
@@ -482,7 +385,12 @@ impl VmPins {
     }
 
     /// Pin the pages of `len` bytes at host address `host` into `tok`.
-    fn acquire_range(&mut self, host: u64, len: u64, tok: &mut PinToken) -> Result<(), PinError> {
+    pub(super) fn acquire_range(
+        &mut self,
+        host: u64,
+        len: u64,
+        tok: &mut PinToken,
+    ) -> Result<(), PinError> {
         let mut pages = [0u64; RING_PAGES];
         let first = host & !OFFSET_MASK;
         let last = host
@@ -504,7 +412,7 @@ impl VmPins {
         self.release_token(&mut buf.tok);
     }
 
-    fn release_token(&mut self, tok: &mut PinToken) {
+    pub(super) fn release_token(&mut self, tok: &mut PinToken) {
         match self.vm.as_ref() {
             Some(vm) => self
                 .cache
@@ -541,129 +449,5 @@ impl VmPins {
 impl Drop for VmPins {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-/// Most pages one ring area spans (a 256-entry descriptor table is 4 KiB,
-/// on at most two pages).
-const RING_PAGES: usize = 4;
-
-/// One ring area (descriptor table, available or used ring), pinned.
-struct Area {
-    gpa: u64,
-    len: u64,
-    host: u64,
-    tok: PinToken,
-}
-
-/// A virtqueue's three areas, pinned while the queue runs: the ring's memory
-/// for any thread (`GuestMemory`). All-zero is valid: nothing pinned.
-pub(crate) struct RingMem {
-    areas: [Area; 3],
-}
-
-impl RingMem {
-    /// Pin the areas `(gpa, len)` of a queue, checked writable in `map`.
-    /// Releases what was pinned before.
-    pub(crate) fn pin(
-        &mut self,
-        pins: &mut VmPins,
-        map: &GuestMap,
-        areas: [(u64, u64); 3],
-    ) -> Result<(), PinBufError> {
-        self.release(pins);
-        for (a, (gpa, len)) in self.areas.iter_mut().zip(areas) {
-            let host = map
-                .lookup(gpa, len, Access::Write)
-                .map_err(|e| PinBufError::Translate(translate::TranslateError::Map(e)))?;
-            if let Err(e) = pins.acquire_range(host, len, &mut a.tok) {
-                return Err(PinBufError::Pin(e));
-            }
-            a.gpa = gpa;
-            a.len = len;
-            a.host = host;
-        }
-        Ok(())
-    }
-
-    /// Calls `f(gfn)` for each guest page of the used ring (the area the
-    /// device writes).
-    pub(crate) fn used_gfns(&self, f: impl FnMut(u64)) {
-        let Some(a) = self.areas.get(2).filter(|a| !a.tok.is_empty() && a.len > 0) else {
-            return;
-        };
-        (a.gpa / PAGE_SIZE..=(a.gpa + a.len - 1) / PAGE_SIZE).for_each(f);
-    }
-
-    /// Unpin the areas (the queue stopped or its memory moved).
-    pub(crate) fn release(&mut self, pins: &mut VmPins) {
-        for a in self.areas.iter_mut() {
-            pins.release_token(&mut a.tok);
-            a.len = 0;
-        }
-    }
-
-    /// Calls `f(page, offset, range in the caller's buffer)` for the pages
-    /// that `[gpa, gpa + len)` covers, or fails if an area does not hold it.
-    fn each_page(
-        &self,
-        gpa: u64,
-        len: usize,
-        mut f: impl FnMut(u64, usize, core::ops::Range<usize>),
-    ) -> Result<(), MemFault> {
-        let a = self
-            .areas
-            .iter()
-            .find(|a| {
-                !a.tok.is_empty()
-                    && gpa >= a.gpa
-                    && gpa
-                        .checked_add(len as u64)
-                        .is_some_and(|e| e <= a.gpa + a.len)
-            })
-            .ok_or(MemFault)?;
-        let handles = a.tok.handles();
-        let first = a.host & !OFFSET_MASK;
-        let mut host = a.host + (gpa - a.gpa);
-        let mut done = 0usize;
-        while done < len {
-            let off = (host & OFFSET_MASK) as usize;
-            let n = (PAGE_SIZE as usize - off).min(len - done);
-            let idx = ((host & !OFFSET_MASK) - first) / PAGE_SIZE;
-            let &page = handles.get(idx as usize).ok_or(MemFault)?;
-            f(page, off, done..done + n);
-            done += n;
-            host += n as u64;
-        }
-        Ok(())
-    }
-
-    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemFault> {
-        self.each_page(gpa, data.len(), |page, off, r| {
-            page_write(page, off, data.get(r).unwrap_or(&[]))
-        })
-    }
-}
-
-impl GuestMemory for RingMem {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
-        let len = buf.len();
-        self.each_page(gpa, len, |page, off, r| {
-            if let Some(b) = buf.get_mut(r) {
-                page_read(page, off, b);
-            }
-        })
-    }
-
-    fn write_u16(&self, gpa: u64, val: u16) -> Result<(), MemFault> {
-        self.write(gpa, &val.to_le_bytes())
-    }
-
-    fn write_u32(&self, gpa: u64, val: u32) -> Result<(), MemFault> {
-        self.write(gpa, &val.to_le_bytes())
-    }
-
-    fn fence(&self, kind: Fence) {
-        kvm::fence(kind);
     }
 }

@@ -20,11 +20,15 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
 };
 
+use super::{
+    attachment::{self, Attachment, Live},
+    registry,
+};
 use crate::{
-    attachment::{self, Attachment, Live, Port},
-    device::{Device, ShutdownOnDrop},
+    backend::{self, switch::Switch, Link, Port},
     kvm::{self, IrqFd, MmWatch, MmioWindow, ResampleWatch, VmFile},
-    registry, uapi,
+    net::{stats, Device, ShutdownOnDrop},
+    uapi,
 };
 
 /// Largest GSI accepted (KVM_MAX_IRQ_ROUTES on x86). GSI 0 is the timer.
@@ -67,7 +71,9 @@ impl MiscDevice for PvpassFile {
                     features: uapi::FEAT_MMIO_ID
                         | uapi::FEAT_CONFIG
                         | uapi::FEAT_SWITCH
-                        | uapi::FEAT_RESAMPLE,
+                        | uapi::FEAT_RESAMPLE
+                        | uapi::FEAT_SWITCHES
+                        | uapi::FEAT_COUNTERS,
                     window_size: uapi::WINDOW_SIZE as u32,
                     max_attach: uapi::MAX_ATTACH as u32,
                 };
@@ -96,10 +102,7 @@ impl MiscDevice for PvpassFile {
             uapi::GET_STATS => {
                 let (mut reader, mut writer) = user.reader_writer();
                 let req: uapi::Stats = reader.read()?;
-                let stats_of = |a: &Attachment| uapi::Stats {
-                    released: u64::from(!a.is_live()),
-                    ..a.dev.stats()
-                };
+                let stats_of = |a: &Attachment| a.counters().to_stats(a.dev.id);
                 let stats = match req.flags {
                     0 => me.find(req.id, stats_of)?,
                     uapi::F_ANY_FILE => {
@@ -110,37 +113,110 @@ impl MiscDevice for PvpassFile {
                 };
                 writer.write(&stats)?;
             }
-            uapi::LIST => {
+            uapi::LIST => list(user, |f| attachment::for_each(|a| f(a.info())))?,
+            uapi::SWITCH_ADD => {
+                require_admin()?;
+                let name = switch_name(user.reader().read()?)?;
+                backend::add(Switch::new(name, 0)?)?;
+                pr_info!("switch {} added\n", Shown(&name));
+            }
+            uapi::SWITCH_DEL => {
+                require_admin()?;
+                let name = switch_name(user.reader().read()?)?;
+                backend::delete(&name)?;
+                pr_info!("switch {} deleted\n", Shown(&name));
+            }
+            uapi::SWITCH_LIST => list(user, |f| backend::for_each(|b| f(b.info())))?,
+            uapi::GET_COUNTERS => {
                 let (mut reader, mut writer) = user.reader_writer();
-                let mut req: uapi::List = reader.read()?;
-                if req.flags != 0 {
+                let mut req: uapi::Counters = reader.read()?;
+                if req.reserved != 0 {
                     return Err(EINVAL);
                 }
+                let counters = match req.flags {
+                    0 => me.find(req.id, |a| a.counters())?,
+                    uapi::F_ANY_FILE => {
+                        require_admin()?;
+                        attachment::find_any(req.id).ok_or(ENOENT)?.counters()
+                    }
+                    _ => return Err(EINVAL),
+                };
                 let room = usize::try_from(req.count).map_err(|_| EINVAL)?;
-                let size = core::mem::size_of::<uapi::Info>();
-                let len = room.checked_mul(size).ok_or(EINVAL)?;
+                let len = room
+                    .min(stats::NR)
+                    .checked_mul(core::mem::size_of::<uapi::Counter>())
+                    .ok_or(EINVAL)?;
                 let mut out =
                     UserSlice::new(UserPtr::from_addr(req.entries as usize), len).writer();
-                // Collect under the lock, copy to userspace without it.
-                let mut infos = KVec::new();
-                let mut total = 0u32;
-                let mut err = Ok(());
-                attachment::for_each(|a| {
-                    total = total.saturating_add(1);
-                    if infos.len() < room && err.is_ok() {
-                        err = infos.push(a.info(), GFP_KERNEL);
-                    }
-                });
-                err?;
-                for info in infos.iter() {
-                    out.write(info)?;
+                for (name, value) in counters.iter().take(room) {
+                    out.write(&uapi::Counter {
+                        name: stats::uapi_name(name),
+                        value,
+                    })?;
                 }
-                req.count = total;
+                req.count = stats::NR as u32;
                 writer.write(&req)?;
             }
             _ => return Err(ENOTTY),
         }
         Ok(0)
+    }
+}
+
+/// A counted list (`struct pvpass_list`, `struct pvpass_switch_list`) of
+/// the entries `each` produces: collected first (under whatever lock `each`
+/// takes), then copied to userspace without it.
+fn list<T: kernel::transmute::AsBytes>(
+    user: UserSlice,
+    each: impl FnOnce(&mut dyn FnMut(T)),
+) -> Result {
+    let (mut reader, mut writer) = user.reader_writer();
+    let mut req: uapi::List = reader.read()?;
+    if req.flags != 0 {
+        return Err(EINVAL);
+    }
+    let room = usize::try_from(req.count).map_err(|_| EINVAL)?;
+    let len = room.checked_mul(core::mem::size_of::<T>()).ok_or(EINVAL)?;
+    let mut out = UserSlice::new(UserPtr::from_addr(req.entries as usize), len).writer();
+    let mut items = KVec::new();
+    let mut total = 0u32;
+    let mut err = Ok(());
+    each(&mut |item| {
+        total = total.saturating_add(1);
+        if items.len() < room && err.is_ok() {
+            err = items.push(item, GFP_KERNEL);
+        }
+    });
+    err?;
+    for item in items.iter() {
+        out.write(item)?;
+    }
+    req.count = total;
+    writer.write(&req)?;
+    Ok(())
+}
+
+/// The name of a SWITCH_ADD/DEL request, checked (flags and reserved
+/// fields zero, a valid non-empty name).
+fn switch_name(req: uapi::Switch) -> Result<backend::Name> {
+    if req.flags != 0 || req.ports != 0 || req.reserved.iter().any(|&r| r != 0) {
+        return Err(EINVAL);
+    }
+    if req.name.first() == Some(&0) {
+        return Err(EINVAL);
+    }
+    backend::parse_name(&req.name)
+}
+
+/// A NUL-padded name for a log line.
+struct Shown<'a>(&'a backend::Name);
+
+impl kernel::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        for &b in self.0.iter().take_while(|&&b| b != 0) {
+            write!(f, "{}", char::from(b))?;
+        }
+        Ok(())
     }
 }
 
@@ -186,12 +262,11 @@ fn validate(req: &uapi::Attach) -> Result<(), (Error, &'static str)> {
     if req.gsi == 0 || req.gsi >= MAX_GSI {
         return Err((EINVAL, "gsi out of range (1..4095)"));
     }
-    let Some(name_len) = req.backend.iter().position(|&b| b == 0) else {
-        return Err((EINVAL, "backend name not NUL-terminated"));
-    };
-    // Only the default switch exists in this version.
-    if name_len != 0 {
-        return Err((ENODEV, "no such switch"));
+    if backend::parse_name(&req.backend).is_err() {
+        return Err((
+            EINVAL,
+            "backend name not NUL-terminated, not zero-padded or not [A-Za-z0-9_.-]",
+        ));
     }
     if req.irq_fd < -1 {
         return Err((EINVAL, "irq_fd must be -1 or an eventfd"));
@@ -209,6 +284,15 @@ impl PvpassFile {
             }
             return Err(err);
         }
+        let Some(backend) = backend::parse_name(&req.backend)
+            .ok()
+            .and_then(|n| backend::find(&n))
+        else {
+            if kvm::ratelimit() {
+                pr_info!("ATTACH rejected ({}): no such switch\n", ENODEV.to_errno());
+            }
+            return Err(ENODEV);
+        };
         let vm = VmFile::from_fd(req.vm_fd)?;
         let reservation = registry::reserve(vm.key(), req.gpa, req.gsi)?;
         let resample_fd = (req.flags & uapi::ATTACH_F_RESAMPLE != 0).then_some(req.resample_fd);
@@ -255,10 +339,12 @@ impl PvpassFile {
             None => None,
         };
         let id = dev.id;
-        let port = Port::connect(&dev)?;
+        let port: Arc<dyn Port> = dev.clone();
+        let (link, uplink) = Link::connect(&backend, port)?;
+        dev.set_uplink(uplink);
         let owner = kvm::current_tgid();
         let live = Live {
-            _port: port,
+            _link: link,
             _window: window,
             _watch: watch,
             _resample: resample,
@@ -276,10 +362,11 @@ impl PvpassFile {
             return Err(ENOMEM);
         }
         pr_info!(
-            "device {} attached at gpa {:#x}, gsi {}\n",
+            "device {} attached at gpa {:#x}, gsi {}, switch {}\n",
             id,
             req.gpa,
-            req.gsi
+            req.gsi,
+            Shown(backend.name())
         );
         Ok(id)
     }

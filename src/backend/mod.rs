@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Backends: what a device's frames are handed to, and what hands it the
+//! frames it receives.
+//!
+//! A device is a [`Port`] of one backend, chosen by name at ATTACH
+//! (`pvpass_attach::backend`). It sends through the [`Uplink`] the backend
+//! gave it when it connected, and the backend delivers to it through
+//! [`Port::deliver`]. Neither side names the other's type: the device does
+//! not know it is on a switch, the switch does not know its ports are
+//! devices (one is the host interface).
+//!
+//! Today's backends are switches (`switch`), made and deleted by name
+//! (SWITCH_ADD/DEL); "default" is made at load, with the host port
+//! (`hostport`). The interface is the one a NIC backend needs as well:
+//! [`Sent::Pending`] for a transmit the backend completes later (the frame's
+//! pins are then kept until its completion), [`Frame::segments`] for the
+//! pinned pages of a frame as a scatterlist, and [`Port::deliver`] may be
+//! called from any thread, without waiting for the receiver.
+//!
+//! Lock order: `BACKENDS`, then a backend's own locks (a switch's table,
+//! which is a leaf). `BACKENDS` is held only to find, add and delete a
+//! backend, never while a frame is sent.
+
+use kernel::{
+    prelude::*,
+    sync::{global_lock, Arc},
+};
+
+use crate::{mem::Frame, pvcore::vnet::NetHdr, uapi};
+
+pub(crate) mod hostport;
+pub(crate) mod switch;
+
+/// The name of a backend: NUL-padded, as in the UAPI.
+pub(crate) type Name = [u8; uapi::NAME_LEN];
+
+/// The name of the switch made at load (and of the empty ATTACH name).
+pub(crate) const DEFAULT: &[u8] = b"default";
+
+/// One end of a backend: a device, or the host interface.
+pub(crate) trait Port: Send + Sync {
+    /// The port's id, unique among a backend's ports (an attachment id;
+    /// the host port's is `hostport::HOST_PORT_ID`).
+    fn id(&self) -> u32;
+    /// The port's own MAC.
+    fn mac(&self) -> [u8; 6];
+    /// A frame for this port (with its checked virtio-net header), on the
+    /// sender's thread, with no lock of the backend held. Never waits for
+    /// the receiving side: what cannot be delivered now is queued or dropped
+    /// (counted by the port).
+    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>);
+}
+
+/// What became of a frame handed to an uplink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Delivered (every receiver has its copy): the sender may give the
+    /// buffer back now.
+    Done,
+    /// Taken by the backend, which completes it later (a NIC's transmit
+    /// interrupt): the sender keeps the buffer and its pins until then.
+    /// No backend of this version returns it.
+    #[expect(dead_code, reason = "a NIC backend completes transmits later")]
+    Pending,
+    /// Dropped: the source MAC is another port's own, a group address or
+    /// all zeros.
+    Spoofed,
+    /// Dropped: a broadcast or multicast over the sender's rate limit.
+    Storm,
+    /// Dropped: the sender is no longer connected.
+    NotAPort,
+}
+
+/// A port's way into its backend, used on the sender's thread (a device
+/// keeps its own under its transmit lock, so it may keep scratch state).
+pub(crate) trait Uplink: Send {
+    /// Hand over one frame (`hdr` its checked virtio-net header).
+    fn xmit(&mut self, hdr: &NetHdr, frame: &Frame<'_>) -> Sent;
+}
+
+/// A backend: a switch (or, next, a NIC).
+pub(crate) trait Backend: Send + Sync {
+    /// Its name (NUL-padded).
+    fn name(&self) -> &Name;
+    /// Connect `port`. EADDRINUSE if another port has its MAC, ENODEV if
+    /// the backend is being deleted, ENOSPC if it is full.
+    fn connect(&self, port: Arc<dyn Port>) -> Result<KBox<dyn Uplink>>;
+    /// Disconnect port `id`: nothing reaches it or leaves it any more, once
+    /// the senders inside a delivery to it are done. Its last reference is
+    /// dropped with no lock held.
+    fn disconnect(&self, id: u32);
+    /// What SWITCH_LIST reports about it.
+    fn info(&self) -> uapi::Switch;
+    /// Stop taking ports if no device is connected (ports of its own, such
+    /// as a host port, do not count): true if it is now closed, for
+    /// deletion.
+    fn close_if_unused(&self) -> bool;
+}
+
+/// A port while connected; dropping it disconnects the port.
+pub(crate) struct Link {
+    backend: Arc<dyn Backend>,
+    id: u32,
+}
+
+impl Link {
+    /// Connect `port` to `backend`: the link (for the owner) and the uplink
+    /// (for the port's sending side).
+    pub(crate) fn connect(
+        backend: &Arc<dyn Backend>,
+        port: Arc<dyn Port>,
+    ) -> Result<(Self, KBox<dyn Uplink>)> {
+        let id = port.id();
+        let uplink = backend.connect(port)?;
+        Ok((
+            Self {
+                backend: backend.clone(),
+                id,
+            },
+            uplink,
+        ))
+    }
+
+    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.backend.disconnect(self.id);
+    }
+}
+
+global_lock! {
+    // SAFETY: Initialised by `init` in the module initialiser, before the misc
+    // device (the only way in) is registered.
+    unsafe(uninit) static BACKENDS: Mutex<KVec<Arc<dyn Backend>>> = KVec::new();
+}
+
+/// Called once, from the module initialiser.
+pub(crate) fn init() {
+    // SAFETY: Called exactly once, before any other use of `BACKENDS`.
+    unsafe { BACKENDS.init() };
+}
+
+/// `name` as a NUL-padded UAPI name: 1 to `NAME_LEN - 1` characters of
+/// `[A-Za-z0-9_.-]`, NUL-terminated, the rest zero. The empty name is
+/// "default". EINVAL otherwise.
+pub(crate) fn parse_name(raw: &Name) -> Result<Name> {
+    let len = raw.iter().position(|&b| b == 0).ok_or(EINVAL)?;
+    if raw.iter().skip(len).any(|&b| b != 0) {
+        return Err(EINVAL);
+    }
+    let mut name = [0u8; uapi::NAME_LEN];
+    if len == 0 {
+        for (d, s) in name.iter_mut().zip(DEFAULT) {
+            *d = *s;
+        }
+        return Ok(name);
+    }
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-';
+    if !raw.iter().take(len).all(|&b| ok(b)) {
+        return Err(EINVAL);
+    }
+    name.copy_from_slice(raw);
+    Ok(name)
+}
+
+/// Is `name` the default switch's?
+pub(crate) fn is_default(name: &Name) -> bool {
+    name.starts_with(DEFAULT) && name.get(DEFAULT.len()) == Some(&0)
+}
+
+/// The backend named `name`.
+pub(crate) fn find(name: &Name) -> Option<Arc<dyn Backend>> {
+    BACKENDS.lock().iter().find(|b| b.name() == name).cloned()
+}
+
+/// Register a new backend. EEXIST if one has its name, ENOSPC past
+/// `MAX_SWITCHES`.
+pub(crate) fn add(b: Arc<dyn Backend>) -> Result {
+    let mut all = BACKENDS.lock();
+    if all.iter().any(|o| o.name() == b.name()) {
+        return Err(EEXIST);
+    }
+    if all.len() >= uapi::MAX_SWITCHES {
+        return Err(ENOSPC);
+    }
+    all.push(b, GFP_KERNEL)?;
+    Ok(())
+}
+
+/// Delete the backend `name`: ENOENT if there is none, EBUSY if it has
+/// ports (or is the default switch). Dropped outside the lock.
+pub(crate) fn delete(name: &Name) -> Result {
+    let gone = {
+        let mut all = BACKENDS.lock();
+        let i = all.iter().position(|b| b.name() == name).ok_or(ENOENT)?;
+        if is_default(name) {
+            return Err(EBUSY);
+        }
+        if !all.get(i).is_some_and(|b| b.close_if_unused()) {
+            return Err(EBUSY);
+        }
+        all.remove(i).map_err(|_| ENOENT)?
+    };
+    drop(gone);
+    Ok(())
+}
+
+/// Remove every backend (module unload: no device is attached any more).
+pub(crate) fn clear() {
+    let all = core::mem::take(&mut *BACKENDS.lock());
+    drop(all);
+}
+
+/// Call `f` for every backend, in the order they were made.
+pub(crate) fn for_each(mut f: impl FnMut(&dyn Backend)) {
+    for b in BACKENDS.lock().iter() {
+        f(&**b);
+    }
+}

@@ -1,0 +1,609 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One attached device: a virtio-net device with two virtqueues (0: receive,
+//! 1: transmit), reached through a transport (virtio-mmio today,
+//! `transport::mmio`) and a port of a backend (`backend::Port`).
+//!
+//! Transmit runs on the guest's own vCPU thread, inside the MMIO op
+//! (`kvm::InVcpu`; see `tx`). Receive works from any thread (`rx`). What the
+//! device keeps for both, and how it follows the VM's memory map, is here.
+//!
+//! Offloads: CSUM, HOST_TSO4/6 (the guest sends 64 KiB TCP segments with
+//! partial checksums) and GUEST_CSUM, GUEST_TSO4/6 (it takes them), checked by
+//! `vnet`; MRG_RXBUF (a frame may fill several receive buffers) and
+//! EVENT_IDX (notification suppression in both directions).
+//!
+//! Hostile guests: one exit does a bounded amount of work (`tx::TX_BUDGET_*`
+//! frames and bytes, then the rest is left for the next exit, which the
+//! device asks for with an interrupt), and no thread ever waits for another
+//! VM: a sender only *tries* a receiver's `rx` lock and pins its pages
+//! without faulting them in (`nofault`); when either fails the frame waits in
+//! the receiver's backlog, which only the receiver's own vCPU thread drains,
+//! with faults allowed. A receiver whose VMM stalls its page faults
+//! (userfaultfd, FUSE) thereby stalls only its own traffic.
+//!
+//! Lock order: `Device::state` (the vCPU thread's: registers and transmit),
+//! then any device's `Device::rx` (a sender only ever `try_lock`s another
+//! device's), then that device's `Device::backlog` (a spinlock, a leaf: held
+//! only to copy a frame in or out). A backend's locks (a switch's table) are
+//! leaves too: nothing is taken or delivered under them. A sender never
+//! takes a receiver's `state`: what it must tell the receiver's registers
+//! (interrupt status, a broken receive queue) goes through the transport's
+//! atomics, folded in at the receiver's next register access. `state` is
+//! taken on the vCPU thread with `kvm->srcu` read-held: nothing that waits
+//! for srcu (unregistering a window) may run under it. Threads that are not
+//! the device's own (stats, debugfs, the resample work item) only `try_lock`
+//! `state` and `rx`, so a vCPU thread stuck in its own VMM's page fault
+//! blocks nobody else.
+
+use kernel::{
+    new_mutex, new_spinlock,
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed},
+        Arc, Mutex, SpinLock,
+    },
+};
+
+use super::{
+    rx::{PortBacklog, RxBig, RxState},
+    stats::{Counters, Snapshot, C},
+    tx::TxBig,
+};
+use crate::{
+    backend::{Port, Uplink},
+    kvm::{self, GuestMap, InVcpu, IrqFd, VmFile},
+    mem::{self, Frame, PinBufError, VmPins},
+    pvcore::{
+        pincache::PinStats,
+        virtio_mmio::{feature, MmioDevice},
+        virtq::{QueueConfig, QueueIndices, Virtqueue, DESC_SIZE},
+        vnet::{NetHdr, Offloads, FRAME_MAX},
+    },
+    transport::{
+        mmio::{MmioIrq, MmioOps},
+        Transport,
+    },
+};
+
+/// Features offered besides VERSION_1 (added by `MmioDevice`).
+const DEVICE_FEATURES: u64 = feature::NET_F_MAC
+    | feature::NET_F_STATUS
+    | feature::NET_F_MTU
+    | feature::NET_F_CSUM
+    | feature::NET_F_GUEST_CSUM
+    | feature::NET_F_HOST_TSO4
+    | feature::NET_F_HOST_TSO6
+    | feature::NET_F_GUEST_TSO4
+    | feature::NET_F_GUEST_TSO6
+    | feature::NET_F_MRG_RXBUF
+    | feature::RING_EVENT_IDX;
+
+/// What the vCPU thread works on, under `Device::state`: the transport's
+/// registers and the device's transmit side.
+pub(super) struct Locked {
+    pub(super) regs: MmioDevice,
+    pub(super) st: DevState,
+}
+
+/// The device's part of `Locked`.
+pub(super) struct DevState {
+    pub(super) map: GuestMap,
+    /// The memory generation `map` was read at.
+    pub(super) map_gen: MapGen,
+    /// `map` was filled from the memslots of generation `map_gen`.
+    pub(super) map_valid: bool,
+    pub(super) txq: Option<Virtqueue>,
+    /// Offloads the driver negotiated for sending.
+    pub(super) tx_off: Offloads,
+    /// Transmit buffers are pinned (for reading) through this cache.
+    pub(super) tx_pins: VmPins,
+    /// KVM logs writes to the VM's memory: mark the used ring dirty.
+    pub(super) dirty_log: bool,
+    /// The last exit spent its budget with chains still available: the next
+    /// exit of this device goes on with them.
+    pub(super) tx_more: bool,
+    pub(super) tx: KBox<TxBig>,
+    /// Where frames go: the backend's uplink, once connected (`connect`);
+    /// `None` before and after (frames are then dropped).
+    pub(super) uplink: Option<KBox<dyn Uplink>>,
+}
+
+/// The guest memory generation that maps and pins are checked against:
+/// KVM's memslot generation and how often the VMM changed what backs the
+/// memslots (`Device::mm_seq`). Either change makes the device drop its pins
+/// and re-read the map. Compared as a pair, so neither count can alias the
+/// other. All-zero is the generation of the empty map.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct MapGen {
+    slots: u64,
+    mm: u32,
+}
+
+impl MapGen {
+    /// The generation now, for memslot generation `slots` and the device's
+    /// `mm_seq`.
+    fn now(slots: u64, mm_seq: &Atomic<u32>) -> Self {
+        Self {
+            slots,
+            mm: mm_seq.load(Acquire),
+        }
+    }
+
+    /// The receive side's map of generation `self` is not the VM's now
+    /// (`pins` knows the VM; `None` after shutdown counts as stale).
+    pub(super) fn stale(self, pins: &VmPins, mm_seq: &Atomic<u32>) -> bool {
+        pins.generation()
+            .is_none_or(|g| Self::now(g, mm_seq) != self)
+    }
+}
+
+/// A virtio-net device attached to one VM.
+#[pin_data]
+pub(crate) struct Device {
+    pub(crate) id: u32,
+    pub(crate) gpa: u64,
+    mac: [u8; 6],
+    pub(super) transport: MmioIrq,
+    #[pin]
+    pub(super) state: Mutex<Locked>,
+    #[pin]
+    pub(super) rx: Mutex<RxState>,
+    #[pin]
+    pub(super) backlog: SpinLock<PortBacklog>,
+    /// How often the VMM changed what backs guest memory (mmu notifier,
+    /// `kvm::MmWatch`): part of the memory generation, see `MapGen`.
+    pub(super) mm_seq: Atomic<u32>,
+    pub(super) counters: Counters,
+    /// The pin caches' counters as `stats` last read them (pinned, hits,
+    /// misses; transmit then receive), for when the caches' locks are busy.
+    pin_stats: [Atomic<u64>; 6],
+}
+
+/// Shuts the device down when dropped: kept in an attachment's `Live` after
+/// the backend link and the window, so no sender and no MMIO op can reach
+/// the device any more when it runs.
+pub(crate) struct ShutdownOnDrop(pub(crate) Arc<Device>);
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+/// The offloads in `f` (driver features) for each direction.
+fn offloads(f: u64) -> (Offloads, Offloads) {
+    let has = |bit: u64| f & bit != 0;
+    let tx = Offloads {
+        csum: has(feature::NET_F_CSUM),
+        tso4: has(feature::NET_F_HOST_TSO4),
+        tso6: has(feature::NET_F_HOST_TSO6),
+    };
+    let rx = Offloads {
+        csum: has(feature::NET_F_GUEST_CSUM),
+        tso4: has(feature::NET_F_GUEST_TSO4),
+        tso6: has(feature::NET_F_GUEST_TSO6),
+    };
+    (tx, rx)
+}
+
+/// The three ring areas of a queue `(gpa, bytes)`, with the event fields.
+pub(super) fn ring_areas(c: &QueueConfig) -> [(u64, u64); 3] {
+    let n = u64::from(c.size);
+    [
+        (c.desc, DESC_SIZE * n),
+        (c.avail, 6 + 2 * n),
+        (c.used, 6 + 8 * n),
+    ]
+}
+
+/// See `Device::rx_state`.
+#[derive(Default)]
+pub(crate) struct RxDebug {
+    pub(crate) backlog: usize,
+    pub(crate) pending_isr: u32,
+    pub(crate) queue: Option<QueueIndices>,
+}
+
+/// The device on its vCPU thread, inside a register access: what the
+/// transport drives (`MmioOps`).
+pub(super) struct OnVcpu<'a> {
+    pub(super) dev: &'a Device,
+    pub(super) cpu: &'a InVcpu,
+    pub(super) st: &'a mut DevState,
+}
+
+impl MmioOps for OnVcpu<'_> {
+    fn notify(&mut self, q: u16) {
+        let Self { dev, cpu, st } = self;
+        dev.counters.inc(C::Notifies);
+        if dev.refresh(cpu, st) {
+            if q == 1 || st.tx_more {
+                dev.process_tx(cpu, st);
+            }
+            dev.drain_rx(cpu, st, true);
+        }
+    }
+
+    fn handler(&mut self) {
+        // Go on with transmit work the last exit left (it raised this
+        // interrupt for that), and deliver what is waiting first, through a
+        // memory map read afresh (as on every notify).
+        let Self { dev, cpu, st } = self;
+        if dev.refresh(cpu, st) {
+            if st.tx_more {
+                dev.process_tx(cpu, st);
+            }
+            dev.drain_rx(cpu, st, false);
+        }
+    }
+
+    fn start(&mut self, features: u64, queues: [Option<QueueConfig>; 2]) {
+        self.dev.start_queues(self.cpu, self.st, features, queues);
+    }
+
+    fn stop(&mut self, q: u16) {
+        if q == 0 {
+            // Nothing more goes into its buffers, its rings are unpinned.
+            self.dev.stop_rx();
+        } else {
+            self.st.txq = None;
+            self.st.tx_more = false;
+            self.st.tx_pins.invalidate();
+        }
+    }
+
+    fn reset(&mut self) {
+        self.st.txq = None;
+        self.st.tx_more = false;
+        self.dev.stop_rx();
+        self.dev.backlog.lock().clear();
+    }
+
+    fn failed(&mut self) {
+        self.st.txq = None;
+    }
+}
+
+impl Port for Device {
+    fn id(&self) -> u32 {
+        self.id
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>) {
+        self.receive(hdr, frame);
+    }
+}
+
+impl Device {
+    #[inline(never)]
+    pub(crate) fn new(
+        id: u32,
+        gpa: u64,
+        mac: [u8; 6],
+        irq: Option<IrqFd>,
+        vm: &VmFile,
+    ) -> Result<Arc<Self>> {
+        let backlog = super::rx::new_backlog()?;
+        let regs = MmioDevice::new(DEVICE_FEATURES, mac);
+        let pins = VmPins::new(vm.clone_ref(), mem::RX_QUOTA, true)?;
+        let tx_pins = VmPins::new(vm.clone_ref(), mem::TX_QUOTA, false)?;
+        // SAFETY: An empty chain and an unpinned buffer are all zeros.
+        let tx = unsafe { mem::new_zeroed::<TxBig>() }?;
+        // SAFETY: The all-zero value of `RingMem` (areas of no length, empty
+        // tokens) is valid, as is `RxBig`'s (see its documentation).
+        let ring = unsafe { mem::new_zeroed::<mem::RingMem>() }?;
+        // SAFETY: As above.
+        let big = unsafe { mem::new_zeroed::<RxBig>() }?;
+        let scratch = KVVec::from_elem(0u8, FRAME_MAX, GFP_KERNEL)?;
+        Arc::pin_init(
+            try_pin_init!(Self {
+                id,
+                gpa,
+                mac,
+                transport: MmioIrq::new(irq),
+                state <- new_mutex!(Locked { regs, st: DevState {
+                    map: GuestMap::new(0),
+                    map_gen: MapGen::default(),
+                    map_valid: false,
+                    txq: None,
+                    tx_off: Offloads::default(),
+                    tx_pins,
+                    dirty_log: false,
+                    tx_more: false,
+                    tx,
+                    uplink: None,
+                }}),
+                rx <- new_mutex!(RxState {
+                    q: None,
+                    ring,
+                    pins,
+                    big,
+                    off: Offloads::default(),
+                    mrg_rxbuf: false,
+                    dirty_log: false,
+                    scratch,
+                }),
+                backlog <- new_spinlock!(backlog),
+                mm_seq: Atomic::new(0),
+                counters: Counters::new(),
+                pin_stats: [const { Atomic::new(0) }; 6],
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// Connected to its backend: frames go through `uplink` from now on.
+    pub(crate) fn set_uplink(&self, uplink: KBox<dyn Uplink>) {
+        let old = self.state.lock().st.uplink.replace(uplink);
+        drop(old);
+    }
+
+    /// Read the memory map afresh into `map`; returns whether KVM logs the
+    /// VM's writes, and the map's generation (`mm_seq` is read first: a
+    /// change during the read makes the map stale at once).
+    pub(super) fn snapshot(&self, cpu: &InVcpu, map: &mut GuestMap) -> Result<(bool, MapGen)> {
+        let mm = self.mm_seq.load(Acquire);
+        let dirty_log = cpu.snapshot(map)?;
+        Ok((
+            dirty_log,
+            MapGen {
+                slots: map.generation,
+                mm,
+            },
+        ))
+    }
+
+    /// Remember the pin counters of one direction (0: transmit, 1: receive).
+    fn save_pin_stats(&self, dir: usize, p: PinStats) {
+        for (i, v) in [p.pinned, p.hits, p.misses].into_iter().enumerate() {
+            if let Some(a) = self.pin_stats.get(dir * 3 + i) {
+                a.store(v, Relaxed);
+            }
+        }
+    }
+
+    /// The pin counters of one direction: read now if its lock is free (it
+    /// is taken only by its own thread's work, briefly, unless the VMM stalls
+    /// a page fault), else as the last call read them.
+    fn pin_stats(&self, dir: usize, now: Option<PinStats>) -> PinStats {
+        if let Some(p) = now {
+            self.save_pin_stats(dir, p);
+            return p;
+        }
+        let get = |i: usize| {
+            self.pin_stats
+                .get(dir * 3 + i)
+                .map_or(0, |a| a.load(Relaxed))
+        };
+        PinStats {
+            pinned: get(0),
+            hits: get(1),
+            misses: get(2),
+            ..Default::default()
+        }
+    }
+
+    /// Every counter now (with `released` zero: the attachment knows).
+    pub(crate) fn counters(&self) -> Snapshot {
+        let mut s = self.counters.snapshot();
+        // Never waits for the device's own thread (see the lock order).
+        let tx = self.pin_stats(0, self.state.try_lock().map(|l| l.st.tx_pins.stats()));
+        let rx = self.pin_stats(1, self.rx.try_lock().map(|rx| rx.pins.stats()));
+        s.set(C::PagesPinned, rx.pinned + tx.pinned);
+        s.set(C::PinHits, rx.hits + tx.hits);
+        s.set(C::PinMisses, rx.misses + tx.misses);
+        s.set(C::Interrupts, self.transport.interrupts());
+        s.set(C::Resamples, self.transport.resamples());
+        s
+    }
+
+    /// The receive side's state for debugfs: frames waiting in the backlog,
+    /// the interrupt bit raised but not yet folded, and the receive queue's
+    /// indices (device: next avail, used; guest: avail idx, used_event;
+    /// the avail_event the device asked for), each `None` without a queue.
+    pub(crate) fn rx_state(&self) -> RxDebug {
+        let mut d = RxDebug {
+            backlog: self.backlog.lock().len(),
+            pending_isr: self.transport.pending(),
+            ..Default::default()
+        };
+        // Not while the device's own thread holds it (see the lock order).
+        if let Some(rx) = self.rx.try_lock() {
+            d.queue = rx.q.as_ref().map(|q| q.indices(&*rx.ring));
+        }
+        d
+    }
+
+    /// The attachment is going away (its port is off the switch and its
+    /// window off the bus): unpin everything and let go of the VM.
+    pub(crate) fn shutdown(&self) {
+        let mut locked = self.state.lock();
+        let st = &mut locked.st;
+        st.txq = None;
+        // The backend's reference on the switch (a cycle through its port
+        // table, broken here and by the link's disconnect).
+        let uplink = st.uplink.take();
+        let DevState { tx_pins, tx, .. } = st;
+        tx_pins.release(&mut tx.buf);
+        tx_pins.shutdown();
+        let mut rx = self.rx.lock();
+        rx.q = None;
+        let RxState {
+            ring, pins, big, ..
+        } = &mut *rx;
+        ring.release(pins);
+        pins.release(&mut big.bfirst);
+        pins.release(&mut big.bmore);
+        pins.shutdown();
+        drop(rx);
+        drop(locked);
+        drop(uplink);
+        self.backlog.lock().clear();
+    }
+
+    /// Take the interrupt eventfd off the VM's GSI (the attaching process
+    /// only; see `IrqFd::unbind`). Nothing signals it after detach anyway.
+    pub(crate) fn unbind_irq(&self, vm: &VmFile) {
+        if let Some(irq) = self.transport.irqfd() {
+            if let Err(e) = irq.unbind(vm) {
+                if kvm::ratelimit() {
+                    pr_info!(
+                        "device {}: irqfd left bound until the VM goes ({})\n",
+                        self.id,
+                        e.to_errno()
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn warn(&self, what: &str, detail: impl core::fmt::Debug) {
+        if kvm::ratelimit() {
+            pr_warn!("device {}: {} ({:?})\n", self.id, what, detail);
+        }
+    }
+
+    pub(super) fn bad_access(&self, offset: u64, len: usize, write: bool) {
+        self.counters.inc(C::MmioBad);
+        if kvm::ratelimit() {
+            pr_warn!(
+                "device {}: guest {} of {} bytes at window offset {:#x} ignored\n",
+                self.id,
+                if write { "write" } else { "read" },
+                len,
+                offset
+            );
+        }
+    }
+
+    /// A malformed queue: the device needs a reset, the driver is told.
+    pub(super) fn broken(&self, st: &mut DevState, what: &str, err: impl core::fmt::Debug) {
+        self.warn(what, err);
+        st.txq = None;
+        let mut rx = self.rx.lock();
+        rx.stop();
+        drop(rx);
+        self.transport.needs_reset();
+    }
+
+    /// Stop the receive queue and unpin its rings and its cached buffer
+    /// pages (the driver took them back).
+    pub(super) fn stop_rx(&self) {
+        let mut rx = self.rx.lock();
+        rx.stop();
+        rx.pins.invalidate();
+    }
+
+    /// Set up the queues the driver made ready, checked against guest memory.
+    fn start_queues(
+        &self,
+        cpu: &InVcpu,
+        st: &mut DevState,
+        f: u64,
+        queues: [Option<QueueConfig>; 2],
+    ) {
+        st.map_valid = false;
+        let (dirty_log, gen) = match self.snapshot(cpu, &mut st.map) {
+            Ok(d) => d,
+            Err(e) => return self.broken(st, "guest memory map", e),
+        };
+        st.map_valid = true;
+        st.map_gen = gen;
+        st.dirty_log = dirty_log;
+        st.tx_pins.invalidate();
+        let (tx_off, rx_off) = offloads(f);
+        st.tx_off = tx_off;
+        let mut rx = self.rx.lock();
+        rx.off = rx_off;
+        rx.mrg_rxbuf = f & feature::NET_F_MRG_RXBUF != 0;
+        rx.big.map = st.map.clone();
+        rx.big.map_gen = gen;
+        rx.dirty_log = dirty_log;
+        rx.pins.invalidate();
+        drop(rx);
+        for (n, cfg) in queues.into_iter().enumerate() {
+            let Some(cfg) = cfg else {
+                continue;
+            };
+            let q = match Virtqueue::new(cfg, &st.map) {
+                Ok(q) => q,
+                Err(e) => return self.broken(st, "queue setup rejected", e),
+            };
+            if n == 1 {
+                st.txq = Some(q);
+                continue;
+            }
+            let mut rx = self.rx.lock();
+            let RxState {
+                ring, pins, big, ..
+            } = &mut *rx;
+            if let Err(e) = ring.pin(pins, &big.map, ring_areas(&cfg)) {
+                drop(rx);
+                return self.broken(st, "receive ring cannot be pinned", e);
+            }
+            rx.q = Some(q);
+        }
+    }
+
+    /// Re-read the memory map if the VMM changed the memslots since it was
+    /// read, re-check the queues against it and re-pin the receive ring
+    /// (every pin of the old map is dropped). False if the device is not
+    /// usable.
+    pub(super) fn refresh(&self, cpu: &InVcpu, st: &mut DevState) -> bool {
+        let now = MapGen::now(cpu.generation(), &self.mm_seq);
+        if st.map_valid && now == st.map_gen {
+            return true;
+        }
+        st.map_valid = false;
+        self.counters.inc(C::MapRereads);
+        let (dirty_log, gen) = match self.snapshot(cpu, &mut st.map) {
+            Ok(d) => d,
+            Err(e) => {
+                self.broken(st, "guest memory map", e);
+                return false;
+            }
+        };
+        st.map_valid = true;
+        st.map_gen = gen;
+        st.dirty_log = dirty_log;
+        // Pins are keyed by host address: behind the same address there may
+        // be other pages now.
+        st.tx_pins.invalidate();
+        if let Some(q) = st.txq.as_mut() {
+            if let Err(e) = q.recheck(&st.map) {
+                self.broken(st, "queue outside guest memory", e);
+                return false;
+            }
+        }
+        let mut rx = self.rx.lock();
+        rx.big.map = st.map.clone();
+        rx.big.map_gen = gen;
+        rx.dirty_log = dirty_log;
+        let RxState {
+            q, ring, pins, big, ..
+        } = &mut *rx;
+        ring.release(pins);
+        pins.invalidate();
+        let Some(q) = q.as_mut() else { return true };
+        let map = &big.map;
+        let checked = q
+            .recheck(map)
+            .map_err(PinBufError::Queue)
+            .and_then(|()| ring.pin(pins, map, ring_areas(q.config())));
+        if let Err(e) = checked {
+            drop(rx);
+            self.broken(st, "receive queue outside guest memory", e);
+            return false;
+        }
+        true
+    }
+}

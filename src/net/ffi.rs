@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The entry points glue/kvm.c calls for a device: guest accesses to its
+//! window (handed to its transport), the resample watch's EOI and the mmu
+//! notifier.
+
+use core::ffi::{c_int, c_void};
+use core::ptr::NonNull;
+use kernel::sync::atomic::Full;
+
+use super::{
+    device::{Device, Locked, OnVcpu},
+    stats::C,
+};
+use crate::kvm::InVcpu;
+
+impl Device {
+    fn mmio_read(&self, cpu: &InVcpu, offset: u64, data: &mut [u8]) {
+        self.counters.inc(C::MmioReads);
+        let mut locked = self.state.lock();
+        let Locked { regs, st } = &mut *locked;
+        let mut ops = OnVcpu { dev: self, cpu, st };
+        if self.transport.read(regs, &mut ops, offset, data).is_err() {
+            drop(locked);
+            self.bad_access(offset, data.len(), false);
+        }
+    }
+
+    fn mmio_write(&self, cpu: &InVcpu, offset: u64, data: &[u8]) {
+        self.counters.inc(C::MmioWrites);
+        let mut locked = self.state.lock();
+        let Locked { regs, st } = &mut *locked;
+        let mut ops = OnVcpu { dev: self, cpu, st };
+        if self.transport.write(regs, &mut ops, offset, data).is_err() {
+            drop(locked);
+            self.bad_access(offset, data.len(), true);
+        }
+    }
+}
+
+/// Called by glue/kvm.c for a guest read of `len` bytes at `offset` in the window.
+///
+/// # Safety
+///
+/// Called only from the glue's MMIO read op for window `mmio`, on `vcpu`. `ctx` is the
+/// `Device` the window was registered with (see `kvm::MmioWindow::register`),
+/// and `val` points to `len` writable bytes; the glue guarantees
+/// `1 <= len <= 8` and `offset + len <= WINDOW_SIZE`.
+#[no_mangle]
+unsafe extern "C" fn pvpass_rs_mmio_read(
+    ctx: *const c_void,
+    mmio: *mut c_void,
+    vcpu: *mut c_void,
+    offset: u64,
+    len: c_int,
+    val: *mut c_void,
+) -> c_int {
+    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
+    let dev = unsafe { &*ctx.cast::<Device>() };
+    let (Some(mmio), Some(vcpu)) = (NonNull::new(mmio), NonNull::new(vcpu)) else {
+        return 0;
+    };
+    // SAFETY: We are in the MMIO op of `mmio` on `vcpu`, and `cpu` dies with
+    // this call.
+    let cpu = unsafe { InVcpu::new(mmio, vcpu) };
+    let len = usize::try_from(len).unwrap_or(0);
+    // SAFETY: Per the function's contract, `val` points to `len` writable bytes
+    // that nothing else accesses during this call.
+    let data = unsafe { core::slice::from_raw_parts_mut(val.cast::<u8>(), len) };
+    dev.mmio_read(&cpu, offset, data);
+    0
+}
+
+/// Called by glue/kvm.c for a guest write of `len` bytes at `offset` in the window.
+///
+/// # Safety
+///
+/// As for [`pvpass_rs_mmio_read`], with `val` pointing to `len` readable bytes.
+#[no_mangle]
+unsafe extern "C" fn pvpass_rs_mmio_write(
+    ctx: *const c_void,
+    mmio: *mut c_void,
+    vcpu: *mut c_void,
+    offset: u64,
+    len: c_int,
+    val: *const c_void,
+) -> c_int {
+    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
+    let dev = unsafe { &*ctx.cast::<Device>() };
+    let (Some(mmio), Some(vcpu)) = (NonNull::new(mmio), NonNull::new(vcpu)) else {
+        return 0;
+    };
+    // SAFETY: We are in the MMIO op of `mmio` on `vcpu`, and `cpu` dies with
+    // this call.
+    let cpu = unsafe { InVcpu::new(mmio, vcpu) };
+    let len = usize::try_from(len).unwrap_or(0);
+    // SAFETY: Per the function's contract, `val` points to `len` readable bytes.
+    let data = unsafe { core::slice::from_raw_parts(val.cast::<u8>(), len) };
+    dev.mmio_write(&cpu, offset, data);
+    0
+}
+
+/// The guest ended an interrupt of a level-triggered GSI (the glue's resample
+/// watch, process context): KVM has de-asserted the line; assert it again
+/// while InterruptStatus is not zero.
+///
+/// # Safety
+///
+/// `ctx` is the `Device` the watch was registered with (see
+/// `kvm::ResampleWatch::register`), valid until the watch is dropped.
+#[no_mangle]
+unsafe extern "C" fn pvpass_rs_resample(ctx: *const c_void) {
+    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
+    let dev = unsafe { &*ctx.cast::<Device>() };
+    // Never waits for the vCPU thread (see `MmioIrq::resample`).
+    let locked = dev.state.try_lock();
+    dev.transport.resample(locked.as_ref().map(|l| &l.regs));
+}
+
+/// Called by glue.c's mmu notifier when the VMM changed what backs guest
+/// memory (or exited): pins and map are stale.
+///
+/// # Safety
+///
+/// `ctx` is the `Device` the watch was registered with (see
+/// `kvm::MmWatch::register`), valid until the watch is dropped.
+#[no_mangle]
+unsafe extern "C" fn pvpass_rs_mm_changed(ctx: *const c_void) {
+    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
+    let dev = unsafe { &*ctx.cast::<Device>() };
+    dev.mm_seq.fetch_add(1, Full);
+}

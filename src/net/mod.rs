@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The virtio-net device: what a guest's driver sees behind its transport,
+//! and how its frames reach its backend.
+//!
+//! - `device`: one attached device, its state and how it follows the VM's
+//!   memory map; what the transport drives (`OnVcpu`);
+//! - `tx`: the transmit queue, on the guest's vCPU thread;
+//! - `rx`: the receive queue, from any thread, and the backlog;
+//! - `stats`: the counter table;
+//! - `ffi`: the entry points the C glue calls.
+
+mod device;
+mod ffi;
+mod rx;
+pub(crate) mod stats;
+mod tx;
+
+pub(crate) use device::{Device, ShutdownOnDrop};
