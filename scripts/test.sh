@@ -104,6 +104,8 @@ core_mods_match() {
 		<(sed -n 's/^    pub(crate) mod \([a-z_]*\);/\1/p' src/pvpass_main.rs | sort)
 }
 step "module includes every core file" core_mods_match
+# The C boundary: glue.h and the Rust declarations (src/glue/mod.rs) agree.
+step "glue.h matches its Rust declarations" python3 scripts/check-glue.py "$here"
 # Shell scripts: shellcheck's warnings and errors (its style notes are not
 # enforced; the step functions are called indirectly).
 step "shellcheck clean: scripts bench" shellcheck --severity=warning -x scripts/*.sh bench/*.sh
@@ -136,7 +138,7 @@ count_tap() { # file, label
 	done < <(grep -E '^(not )?ok [0-9]+' "$f")
 }
 count_tap "$res/bed.tap" "bed"
-for t in pvpass_test pvpass_datapath_test pvpass_hostile_test pvpass_unload_test; do
+for t in pvpass_test pvpass_datapath_test pvpass_hostile_test pvpass_switch_test pvpass_unload_test; do
 	count_tap "$res/$t.tap" "$t"
 	rc=$(cat "$res/$t.rc" 2>/dev/null || echo missing)
 	[ "$rc" = 0 ] || { bad "$t exit code $rc (stderr: $res/$t.err)"; tail -n 20 "$res/$t.err" 2>/dev/null; }

@@ -29,10 +29,14 @@
 //! is the no_std core in ../rust/src, included below and tested in userspace
 //! with `cargo test`.
 
-use kernel::{prelude::*, sync::Arc};
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
 
 mod backend;
 mod control;
+mod glue;
 mod kvm;
 mod mem;
 mod net;
@@ -44,7 +48,12 @@ mod uapi;
 /// step with rust/src/lib.rs. Its items are `pub` for the userspace crate, and
 /// not all are called from the module yet (the data path will).
 #[path = "../rust/src"]
-#[allow(dead_code, unreachable_pub, unused_imports)]
+#[expect(
+    dead_code,
+    unreachable_pub,
+    unused_imports,
+    reason = "the core's API is public for its userspace tests; the module uses part of it"
+)]
 mod pvcore {
     pub(crate) mod backlog;
     pub(crate) mod fdb;
@@ -108,7 +117,6 @@ impl Drop for Backends {
 
 impl kernel::InPlaceModule for PvpassModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        control::registry::init();
         backend::init();
         control::attachment::init();
         pr_info!("loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);

@@ -8,10 +8,20 @@
 //! in step. `pvpass_stats`' field order is checked by the counter table
 //! (`net::stats`).
 
-use core::mem::{offset_of, size_of};
+use core::mem::{
+    offset_of,
+    size_of, //
+};
 use kernel::{
-    ioctl::{_IOR, _IOW, _IOWR},
-    transmute::{AsBytes, FromBytes},
+    ioctl::{
+        _IOR,
+        _IOW,
+        _IOWR, //
+    },
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    }, //
 };
 
 pub(crate) const API_VERSION: u32 = 1;

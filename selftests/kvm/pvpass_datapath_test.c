@@ -12,12 +12,8 @@
  */
 #include "pvpass_util.h"
 
-#include <arpa/inet.h>
-#include <linux/if_packet.h>
-#include <net/if.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 
 #define QSZ		8
 #define HDR		12
@@ -28,16 +24,7 @@
 #define SEND_MANY	300	/* more than a port's backlog */
 #define STORM		20000
 
-#define F_NEXT		1
-#define F_WRITE		2
 #define S_NEEDS_RESET	64
-
-struct desc {
-	u64 addr;
-	u32 len;
-	u16 flags;
-	u16 next;
-};
 
 struct ring {
 	struct desc desc[QSZ];
@@ -159,12 +146,6 @@ static struct bigring {
 		u16 avail_event;
 	} used __aligned(4);
 } bigq __aligned(4096);
-
-static void wr64(u64 base, u64 off, u64 v)
-{
-	mmio_wr32(base, off, (u32)v);
-	mmio_wr32(base, off + 4, (u32)(v >> 32));
-}
 
 /* Driver features: high word VERSION_1 (if @v1), low word MAC + params.feat. */
 static void write_features(u64 base, bool v1)
@@ -1736,29 +1717,6 @@ TEST(spoofed_source_mac_dropped)
 }
 
 /* ---- the host port (pvpsw0) ---------------------------------------------- */
-
-/* A raw socket on pvpsw0, the interface brought up first. */
-static int host_port_socket(struct __test_metadata *_metadata, int *ifindex)
-{
-	struct ifreq ifr = { 0 };
-	struct sockaddr_ll sll = { 0 };
-	int ctl = socket(AF_INET, SOCK_DGRAM, 0), fd;
-
-	strcpy(ifr.ifr_name, "pvpsw0");
-	TEST_ASSERT(!ioctl(ctl, SIOCGIFFLAGS, &ifr), "pvpsw0: %s", strerror(errno));
-	ifr.ifr_flags |= IFF_UP;
-	TEST_ASSERT(!ioctl(ctl, SIOCSIFFLAGS, &ifr), "pvpsw0 up: %s", strerror(errno));
-	TEST_ASSERT(!ioctl(ctl, SIOCGIFINDEX, &ifr), "pvpsw0 index: %s", strerror(errno));
-	close(ctl);
-	*ifindex = ifr.ifr_ifindex;
-	fd = socket(AF_PACKET, SOCK_RAW, htons(0x88b5));
-	TEST_ASSERT(fd >= 0, "AF_PACKET: %s", strerror(errno));
-	sll.sll_family = AF_PACKET;
-	sll.sll_protocol = htons(0x88b5);
-	sll.sll_ifindex = *ifindex;
-	TEST_ASSERT(!bind(fd, (struct sockaddr *)&sll, sizeof(sll)), "bind: %s", strerror(errno));
-	return fd;
-}
 
 /* A guest's frame to an unknown MAC floods to the host port, intact. */
 TEST(guest_frame_reaches_host_port)

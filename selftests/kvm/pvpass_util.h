@@ -6,11 +6,15 @@
 #ifndef PVPASS_UTIL_H
 #define PVPASS_UTIL_H
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
+#include <net/if.h>
+#include <linux/if_packet.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <linux/pvpass.h>
@@ -61,6 +65,43 @@ static inline void mmio_wr32(u64 base, u64 off, u32 v)
 {
 	WRITE_ONCE(*(volatile u32 *)(base + off), v);
 }
+
+/* A 64-bit register as two 32-bit writes (low word first). */
+static inline void wr64(u64 base, u64 off, u64 v)
+{
+	mmio_wr32(base, off, (u32)v);
+	mmio_wr32(base, off + 4, (u32)(v >> 32));
+}
+
+/* Split virtqueues, as the guests' own drivers lay them out. */
+#define F_NEXT		1
+#define F_WRITE		2
+
+struct desc {
+	u64 addr;
+	u32 len;
+	u16 flags;
+	u16 next;
+};
+
+/* A split virtqueue of @n entries, laid out as the virtio spec places it. */
+#define DEFINE_RING(name, n)						\
+	struct name {							\
+		struct desc desc[n];					\
+		struct {						\
+			u16 flags, idx, ring[n], used_event;		\
+		} avail;						\
+		struct {						\
+			u16 flags, idx;					\
+			struct {					\
+				u32 id, len;				\
+			} ring[n];					\
+			u16 avail_event;				\
+		} used __aligned(4);					\
+	} __aligned(4096)
+
+/* Where the used ring of an @n-entry queue is (after avail, 4-aligned). */
+#define USED_OFF(n)	(((n) * sizeof(struct desc) + 6 + 2 * (n) + 3) & ~3UL)
 
 static inline int pvpass_open(void)
 {
@@ -165,6 +206,30 @@ static inline long pinned_pages(void)
 		fclose(f);
 	}
 	return n;
+}
+
+/* A raw socket on pvpsw0 (the host port) for ethertype 0x88b5, the
+ * interface brought up first. */
+static inline int host_port_socket(struct __test_metadata *_metadata, int *ifindex)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_ll sll = { 0 };
+	int ctl = socket(AF_INET, SOCK_DGRAM, 0), fd;
+
+	strcpy(ifr.ifr_name, "pvpsw0");
+	TEST_ASSERT(!ioctl(ctl, SIOCGIFFLAGS, &ifr), "pvpsw0: %s", strerror(errno));
+	ifr.ifr_flags |= IFF_UP;
+	TEST_ASSERT(!ioctl(ctl, SIOCSIFFLAGS, &ifr), "pvpsw0 up: %s", strerror(errno));
+	TEST_ASSERT(!ioctl(ctl, SIOCGIFINDEX, &ifr), "pvpsw0 index: %s", strerror(errno));
+	close(ctl);
+	*ifindex = ifr.ifr_ifindex;
+	fd = socket(AF_PACKET, SOCK_RAW, htons(0x88b5));
+	TEST_ASSERT(fd >= 0, "AF_PACKET: %s", strerror(errno));
+	sll.sll_family = AF_PACKET;
+	sll.sll_protocol = htons(0x88b5);
+	sll.sll_ifindex = *ifindex;
+	TEST_ASSERT(!bind(fd, (struct sockaddr *)&sll, sizeof(sll)), "bind: %s", strerror(errno));
+	return fd;
 }
 
 #endif

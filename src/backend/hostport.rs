@@ -8,33 +8,36 @@
 //! `HostPort::deliver`, which copies them once into a new skb (from the
 //! sending guest's pinned pages) and hands it to the stack.
 
-use core::ffi::{c_int, c_void};
+use core::ffi::c_void;
 use core::ptr::NonNull;
 use kernel::{
     error::from_err_ptr,
-    ffi::c_char,
     new_mutex,
     prelude::*,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc,
+        Mutex, //
+    }, //
 };
 
-use super::{Backend, Link, Port, Uplink};
+use super::{
+    Backend,
+    Link,
+    Port,
+    Uplink, //
+};
 use crate::{
+    glue,
     mem::Frame,
-    pvcore::vnet::{NetHdr, Offloads, HDR_LEN},
+    pvcore::vnet::{
+        NetHdr,
+        Offloads,
+        HDR_LEN, //
+    }, //
 };
 
 /// The host port's id on its switch (attachment ids start at 1).
 pub(crate) const HOST_PORT_ID: u32 = 0;
-
-// Declared in glue.h.
-extern "C" {
-    fn pvpass_hostport_create(name: *const c_char, ctx: *mut c_void) -> *mut c_void;
-    fn pvpass_hostport_mac(hp: *mut c_void, mac: *mut u8);
-    fn pvpass_hostport_destroy(hp: *mut c_void);
-    fn pvpass_hostport_rx_alloc(hp: *mut c_void, len: u32, skb: *mut *mut c_void) -> *mut u8;
-    fn pvpass_hostport_rx_commit(hp: *mut c_void, skb: *mut c_void, hdr: *const c_void) -> c_int;
-}
 
 /// The interface's sending side: the uplink its work item sends through
 /// (one frame at a time; `None` before it is connected and once it is
@@ -47,7 +50,7 @@ struct HostTx {
 
 /// The host interface; dropping the last reference unregisters it.
 struct HostPort {
-    hp: NonNull<c_void>,
+    hp: NonNull<glue::HostPort>,
     mac: [u8; 6],
     /// The C side's context pointer: kept alive as long as the interface.
     _tx: Arc<HostTx>,
@@ -65,11 +68,11 @@ impl HostPort {
         let ctx = Arc::as_ptr(&tx).cast_mut().cast();
         // SAFETY: `name` is a NUL-terminated string that outlives the call;
         // `ctx` stays valid while the interface exists (`_tx` below).
-        let hp = from_err_ptr(unsafe { pvpass_hostport_create(name.as_char_ptr(), ctx) })?;
+        let hp = from_err_ptr(unsafe { glue::pvpass_hostport_create(name.as_char_ptr(), ctx) })?;
         let hp = NonNull::new(hp).ok_or(ENOMEM)?;
         let mut mac = [0u8; 6];
         // SAFETY: `hp` is a live host port; `mac` has room for 6 bytes.
-        unsafe { pvpass_hostport_mac(hp.as_ptr(), mac.as_mut_ptr()) };
+        unsafe { glue::pvpass_hostport_mac(hp.as_ptr(), mac.as_mut_ptr()) };
         Ok(Self { hp, mac, _tx: tx })
     }
 }
@@ -97,17 +100,17 @@ impl Port for HostPort {
         };
         let mut skb = core::ptr::null_mut();
         // SAFETY: `hp` is live while `self` is; `skb` is a valid out pointer.
-        let data = unsafe { pvpass_hostport_rx_alloc(self.hp.as_ptr(), len, &mut skb) };
+        let data = unsafe { glue::pvpass_hostport_rx_alloc(self.hp.as_ptr(), len, &mut skb) };
         if data.is_null() {
             return;
         }
         // SAFETY: On success `data` points to `len` bytes of the new skb's
         // linear area, which nothing else references until the commit.
-        let dst = unsafe { core::slice::from_raw_parts_mut(data, frame.len()) };
+        let dst = unsafe { core::slice::from_raw_parts_mut(data.cast::<u8>(), frame.len()) };
         frame.copy_to(dst);
         // SAFETY: `skb` came from `pvpass_hostport_rx_alloc` on this port and
         // is handed over (consumed); `raw` is a whole virtio_net_hdr_v1.
-        unsafe { pvpass_hostport_rx_commit(self.hp.as_ptr(), skb, raw.as_ptr().cast()) };
+        unsafe { glue::pvpass_hostport_rx_commit(self.hp.as_ptr(), skb, raw.as_ptr().cast()) };
     }
 }
 
@@ -115,7 +118,7 @@ impl Drop for HostPort {
     fn drop(&mut self) {
         // SAFETY: The last reference: the switch no longer has the port, so
         // nothing calls `deliver` any more.
-        unsafe { pvpass_hostport_destroy(self.hp.as_ptr()) };
+        unsafe { glue::pvpass_hostport_destroy(self.hp.as_ptr()) };
     }
 }
 

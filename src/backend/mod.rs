@@ -24,10 +24,17 @@
 
 use kernel::{
     prelude::*,
-    sync::{global_lock, Arc},
+    sync::{
+        global_lock,
+        Arc, //
+    }, //
 };
 
-use crate::{mem::Frame, pvcore::vnet::NetHdr, uapi};
+use crate::{
+    mem::Frame,
+    pvcore::vnet::NetHdr,
+    uapi, //
+};
 
 pub(crate) mod hostport;
 pub(crate) mod switch;

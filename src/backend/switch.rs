@@ -43,20 +43,38 @@
 use kernel::{
     new_spinlock,
     prelude::*,
-    sync::{Arc, SpinLock},
-    time::msecs_to_jiffies,
+    sync::{
+        Arc,
+        SpinLock, //
+    },
+    time::msecs_to_jiffies, //
 };
 
-use super::{Backend, Name, Port, Sent, Uplink};
+use super::{
+    Backend,
+    Name,
+    Port,
+    Sent,
+    Uplink, //
+};
 use crate::{
     kvm,
-    mem::{new_zeroed, Frame},
-    pvcore::{
-        fdb::{is_group, DefaultFdb, Learn, MAX_LEARNED_PER_PORT, MAX_PORTS},
-        ratelimit::RateLimit,
-        vnet::NetHdr,
+    mem::{
+        new_zeroed,
+        Frame, //
     },
-    uapi,
+    pvcore::{
+        fdb::{
+            is_group,
+            DefaultFdb,
+            Learn,
+            MAX_LEARNED_PER_PORT,
+            MAX_PORTS, //
+        },
+        ratelimit::RateLimit,
+        vnet::NetHdr, //
+    },
+    uapi, //
 };
 
 /// Learned entries age out after five minutes without a frame (as Linux's

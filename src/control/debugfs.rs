@@ -11,13 +11,19 @@
 //!   the receive side's state.
 
 use kernel::{
-    debugfs::{Dir, File},
+    debugfs::{
+        Dir,
+        File, //
+    },
     prelude::*,
-    sync::atomic::Relaxed,
+    sync::atomic::Relaxed, //
 };
 
 use super::attachment;
-use crate::{mem::PINNED_PAGES, pvcore::virtq::QueueIndices};
+use crate::{
+    mem::PINNED_PAGES,
+    pvcore::virtq::QueueIndices, //
+};
 
 #[pin_data]
 pub(crate) struct Debugfs {

@@ -7,28 +7,57 @@
 //! exits). Only root (CAP_SYS_ADMIN) may attach: the caller hands the module
 //! a VM, and the module will pin that VM's memory.
 //!
-//! Lock order: `PvpassFile::attachments`, then `registry::REGISTRY`. No lock
+//! Lock order: `PvpassFile::attachments`, then `attachment::ATTACHMENTS`. No lock
 //! is held while an attachment is dropped (that waits for the VM's srcu).
 
 use kernel::{
     fs::File,
     ioctl::_IOC_SIZE,
-    miscdevice::{MiscDevice, MiscDeviceRegistration},
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceRegistration, //
+    },
     new_mutex,
     prelude::*,
-    sync::{Arc, Mutex},
-    uaccess::{UserPtr, UserSlice},
+    sync::{
+        Arc,
+        Mutex, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 
 use super::{
-    attachment::{self, Attachment, Live},
-    registry,
+    attachment::{
+        self,
+        Attachment,
+        Live,
+        Reservation, //
+    }, //
 };
 use crate::{
-    backend::{self, switch::Switch, Link, Port},
-    kvm::{self, IrqFd, MmWatch, MmioWindow, ResampleWatch, VmFile},
-    net::{stats, Device, ShutdownOnDrop},
-    uapi,
+    backend::{
+        self,
+        switch::Switch,
+        Link,
+        Port, //
+    },
+    kvm::{
+        self,
+        IrqFd,
+        MmWatch,
+        MmioWindow,
+        ResampleWatch,
+        VmFile, //
+    },
+    net::{
+        stats,
+        Device,
+        ShutdownOnDrop, //
+    },
+    uapi, //
 };
 
 /// Largest GSI accepted (KVM_MAX_IRQ_ROUTES on x86). GSI 0 is the timer.
@@ -294,7 +323,7 @@ impl PvpassFile {
             return Err(ENODEV);
         };
         let vm = VmFile::from_fd(req.vm_fd)?;
-        let reservation = registry::reserve(vm.key(), req.gpa, req.gsi)?;
+        let reservation = Reservation::take(vm.key(), req.gpa, req.gsi)?;
         let resample_fd = (req.flags & uapi::ATTACH_F_RESAMPLE != 0).then_some(req.resample_fd);
         let irq = match req.irq_fd {
             -1 => None,

@@ -14,9 +14,12 @@ use core::marker::PhantomData;
 use kernel::{
     bindings,
     error::to_result,
-    miscdevice::{MiscDevice, MiscDeviceOptions},
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions, //
+    },
     prelude::*,
-    types::Opaque,
+    types::Opaque, //
 };
 
 /// A registered misc device whose open files hold a module reference.

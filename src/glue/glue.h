@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The interface between pvpass's C glue (glue.c) and its Rust code. The Rust
- * side declares the same functions by hand in src/kvm.rs and src/device.rs
- * (an out-of-tree module cannot add to the kernel crate's bindings); keep the
- * two in step. All pointers are opaque to Rust.
+ * The interface between pvpass's C glue (kvm.c, hostport.c) and its Rust
+ * code. Rust declares the same functions once, in src/glue/mod.rs, with a
+ * typed opaque handle per struct (an out-of-tree module cannot add to the
+ * kernel crate's bindings); scripts/check-glue.py, run by make check, fails
+ * if the two differ. All structs but pvpass_slot are opaque to Rust.
  */
 #ifndef PVPASS_GLUE_H
 #define PVPASS_GLUE_H
@@ -24,8 +25,7 @@ struct pvpass_slot {
 	u32 dirty_log;	/* KVM_MEM_LOG_DIRTY_PAGES: migration is logging writes */
 };
 
-/* C, called from Rust (src/kvm.rs). */
-bool pvpass_file_is_vm(struct file *file);
+/* C, called from Rust (src/kvm); defined in kvm.c. */
 struct pvpass_mmio *pvpass_mmio_register(struct file *vm_file, u64 gpa, void *ctx);
 void pvpass_mmio_unregister(struct pvpass_mmio *m);
 bool pvpass_ratelimit(void);
@@ -37,11 +37,13 @@ struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi, int
 void pvpass_irqfd_signal(struct eventfd_ctx *ctx);
 void pvpass_irqfd_put(struct eventfd_ctx *ctx);
 int pvpass_irqfd_unbind(struct file *vm_file, int fd, u32 gsi, struct eventfd_ctx *ctx);
+struct mm_struct;
+struct mm_struct *pvpass_vm_mm(struct file *vm_file);
+struct mm_struct *pvpass_current_mm(void);
+int pvpass_current_tgid(void);
 bool pvpass_vm_mm_alive(struct file *vm_file);
 void pvpass_reaper_start(void);
 void pvpass_reaper_stop(void);
-u64 pvpass_jiffies(void);
-int pvpass_current_tgid(void);
 struct pvpass_watch;
 struct pvpass_watch *pvpass_mm_watch(struct file *vm_file, void *ctx);
 void pvpass_mm_unwatch(struct pvpass_watch *w);
@@ -49,18 +51,14 @@ struct pvpass_resample;
 struct pvpass_resample *pvpass_resample_watch(int fd, void *ctx);
 void pvpass_resample_unwatch(struct pvpass_resample *r);
 
-/* C, called from Rust (src/pinned.rs). */
+/* C, called from Rust (src/mem); defined in kvm.c. */
 struct page;
-int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages,
-		     bool write, bool nofault);
-void pvpass_unpin_pages(struct page **pages, int n, bool dirty);
 void pvpass_page_copy(struct page *dst, u32 doff, struct page *src, u32 soff, u32 len);
 void pvpass_page_write(struct page *page, u32 off, const void *src, u32 len);
 void pvpass_page_read(struct page *page, u32 off, void *dst, u32 len);
 u64 pvpass_vm_generation(struct file *vm_file);
-int pvpass_account_pins(struct file *vm_file, u64 pages, bool charge);
 
-/* C, called from Rust (src/hostport.rs); defined in hostport.c. */
+/* C, called from Rust (src/backend/hostport.rs); defined in hostport.c. */
 struct pvpass_hostport;
 struct pvpass_hostport *pvpass_hostport_create(const char *name, void *ctx);
 void pvpass_hostport_mac(struct pvpass_hostport *hp, u8 *mac);
@@ -69,7 +67,7 @@ struct sk_buff;
 void *pvpass_hostport_rx_alloc(struct pvpass_hostport *hp, u32 len, struct sk_buff **skbp);
 int pvpass_hostport_rx_commit(struct pvpass_hostport *hp, struct sk_buff *skb, const void *hdr);
 
-/* Rust, called from C (src/device.rs, src/hostport.rs). */
+/* Rust, called from C (src/net/ffi.rs, src/control/attachment.rs, src/backend/hostport.rs). */
 int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,
 			int len, void *val);
 int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,

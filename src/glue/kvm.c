@@ -85,11 +85,6 @@ static const struct kvm_io_device_ops pvpass_mmio_ops = {
 	.destructor = pvpass_mmio_destructor,
 };
 
-bool pvpass_file_is_vm(struct file *file)
-{
-	return file_is_kvm(file);
-}
-
 /* Caller holds kvm->slots_lock. */
 static bool pvpass_overlaps_memslot(struct kvm *kvm, gpa_t gpa, u64 len)
 {
@@ -330,6 +325,33 @@ int pvpass_irqfd_unbind(struct file *vm_file, int fd, u32 gsi, struct eventfd_ct
  * kvm->mm, so the mm_struct itself stays valid; mm_users drops to zero when
  * the last task using it (the VMM) has exited, and never rises again.
  */
+/*
+ * current's tgid and mm. C, not the kernel crate's Task accessors: in this
+ * configuration bindgen's struct task_struct does not match C's (pid at
+ * 0x428 instead of 0x458, mm at 0x3a8 instead of 0x3d8, 0x980 bytes instead
+ * of 0x9c0), so Task::pid() and CurrentTask::mm() read other fields.
+ */
+int pvpass_current_tgid(void)
+{
+	return task_tgid_nr(current);
+}
+
+struct mm_struct *pvpass_current_mm(void)
+{
+	return current->mm;
+}
+
+/*
+ * The VMM's mm (kvm->mm, a KVM internal), which KVM holds (mmgrab) while the
+ * VM exists; Rust takes users of it itself (src/mem/pins.rs).
+ */
+struct mm_struct *pvpass_vm_mm(struct file *vm_file)
+{
+	struct kvm *kvm = vm_file->private_data;
+
+	return kvm->mm;
+}
+
 bool pvpass_vm_mm_alive(struct file *vm_file)
 {
 	struct kvm *kvm = vm_file->private_data;
@@ -368,86 +390,12 @@ void pvpass_reaper_stop(void)
 	cancel_delayed_work_sync(&pvpass_reap_work);
 }
 
-/* get_jiffies_64() is a static inline on 64-bit. */
-u64 pvpass_jiffies(void)
-{
-	return get_jiffies_64();
-}
-
-/* task_tgid_nr() is a static inline. */
-int pvpass_current_tgid(void)
-{
-	return task_tgid_nr(current);
-}
-
 /*
- * Pinning guest pages (src/pinned.rs). C because kvm->mm is a KVM internal
- * and kmap_local_page(), mmap_read_lock() and mmget_not_zero() are static
- * inlines.
- *
- * pvpass_pin_pages: pin the pages at user addresses @addrs[0..n) of the VM's
- * mm (for writing if @write), FOLL_LONGTERM (they stay pinned in the pin cache). In
- * the VM's mm (its own vCPU thread inside an MMIO op, or any thread of the
- * same VMM) pin_user_pages_fast() works on current->mm; anywhere else
- * (another VMM's vCPU delivering a frame, the host port's work item) the
- * remote variant with the mm held and its mmap lock read-held.
- *
- * @nofault: a thread that is not the VM's own (a sender delivering into this
- * VM) must never wait for what this VM's VMM controls: a page fault that
- * userfaultfd, FUSE or swap can hold for as long as they like, or an mmap
- * lock that VMM holds. Then no page is faulted in (FOLL_NOFAULT) and the mmap
- * lock is only tried: -EFAULT or -EAGAIN, and the caller leaves the frame to
- * the VM's own thread, which pins with faults allowed.
- *
- * All or nothing: on error nothing stays pinned. -ESRCH once the VMM has
- * exited.
+ * Page copies between pinned guest pages and kernel memory (src/mem/page.rs).
+ * C because the guest writes these pages concurrently, which the kernel
+ * crate's page accessors require not to happen; memcpy through
+ * kmap_local_page() is what the kernel does with such memory.
  */
-int pvpass_pin_pages(struct file *vm_file, const u64 *addrs, int n, struct page **pages,
-		     bool write, bool nofault)
-{
-	struct kvm *kvm = vm_file->private_data;
-	struct mm_struct *mm = kvm->mm;
-	const unsigned int flags = FOLL_LONGTERM | (write ? FOLL_WRITE : 0) |
-				   (nofault ? FOLL_NOFAULT : 0);
-	bool own = current->mm == mm;
-	int i, ret = 0;
-
-	if (!own) {
-		if (!mmget_not_zero(mm))
-			return -ESRCH;
-		if (!nofault) {
-			mmap_read_lock(mm);
-		} else if (!mmap_read_trylock(mm)) {
-			mmput_async(mm);
-			return -EAGAIN;
-		}
-	}
-	for (i = 0; i < n; i++) {
-		if (own)
-			ret = pin_user_pages_fast(addrs[i], 1, flags, &pages[i]);
-		else
-			ret = pin_user_pages_remote(mm, addrs[i], 1, flags, &pages[i], NULL);
-		if (ret != 1) {
-			ret = ret < 0 ? ret : -EFAULT;
-			break;
-		}
-		ret = 0;
-	}
-	if (!own) {
-		mmap_read_unlock(mm);
-		/* Not mmput(): the last reference would tear the mm down here. */
-		mmput_async(mm);
-	}
-	if (ret)
-		unpin_user_pages(pages, i);
-	return ret;
-}
-
-/* Unpin pages pinned by pvpass_pin_pages; @dirty: the device wrote them. */
-void pvpass_unpin_pages(struct page **pages, int n, bool dirty)
-{
-	unpin_user_pages_dirty_lock(pages, n, dirty);
-}
 
 /* Copy @len bytes between two pinned pages (each range inside its page). */
 void pvpass_page_copy(struct page *dst, u32 doff, struct page *src, u32 soff, u32 len)
@@ -490,25 +438,6 @@ u64 pvpass_vm_generation(struct file *vm_file)
 
 	srcu_read_unlock(&kvm->srcu, idx);
 	return gen;
-}
-
-/*
- * Charge (or uncharge) @pages to the VMM's locked memory (RLIMIT_MEMLOCK,
- * as vfio does), with the caller's credentials: ATTACH charges the
- * attachment's pin quota up front, so pins made later on any thread never
- * fail on the limit. -ENOMEM if over the limit. Uncharging a VMM that has
- * exited is a no-op.
- */
-int pvpass_account_pins(struct file *vm_file, u64 pages, bool charge)
-{
-	struct kvm *kvm = vm_file->private_data;
-	int ret;
-
-	if (!mmget_not_zero(kvm->mm))
-		return charge ? -ESRCH : 0;
-	ret = account_locked_vm(kvm->mm, pages, charge);
-	mmput_async(kvm->mm);
-	return ret;
 }
 
 /*

@@ -1,26 +1,54 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Safe handles over the C glue (glue.c) for the KVM calls pvpass makes.
+//! Safe handles over the C glue (glue/kvm.c) for the KVM calls pvpass makes.
 //!
 //! KVM's structures are not in the kernel crate's bindings, so Rust only ever
 //! holds opaque pointers: the VM's `struct file` (whose reference keeps the VM
 //! and its vendor module alive) and the glue's `struct pvpass_mmio`.
 
-use core::{cell::Cell, ffi::c_void, marker::PhantomData, ptr::NonNull};
+use core::{
+    cell::Cell,
+    ffi::c_void,
+    marker::PhantomData,
+    ptr::NonNull, //
+};
 use kernel::{
+    bindings,
     error::from_err_ptr,
-    fs::{File, LocalFile},
+    fs::{
+        File,
+        LocalFile, //
+    },
+    mm::Mm,
     prelude::*,
     sync::{
         aref::ARef,
-        barrier::{smp_mb, smp_rmb, smp_wmb},
+        barrier::{
+            smp_mb,
+            smp_rmb,
+            smp_wmb, //
+        }, //
     },
-    uaccess::{UserPtr, UserSlice},
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 
-use crate::pvcore::{
-    memmap::{Access, MemMap, Slot},
-    traits::{Fence, GuestMemory, MemFault},
+use crate::{
+    glue,
+    pvcore::{
+        memmap::{
+            Access,
+            MemMap,
+            Slot, //
+        },
+        traits::{
+            Fence,
+            GuestMemory,
+            MemFault, //
+        }, //
+    }, //
 };
 
 /// Most memory slots of a VM that pvpass maps (QEMU uses a handful).
@@ -28,55 +56,24 @@ pub(crate) const MAX_SLOTS: usize = 32;
 /// The VM's memory map as the descriptor engine sees it.
 pub(crate) type GuestMap = MemMap<MAX_SLOTS>;
 
-/// `struct pvpass_slot` of glue.h.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct RawSlot {
-    gpa: u64,
-    size: u64,
-    hva: u64,
-    read_only: u32,
-    dirty_log: u32,
-}
-
-// Declared in glue.h. `struct file` is passed as `void *`: it is opaque here,
-// and bindgen's `file` type is not FFI-safe by rustc's lint.
-extern "C" {
-    fn pvpass_file_is_vm(file: *mut c_void) -> bool;
-    fn pvpass_mmio_register(vm_file: *mut c_void, gpa: u64, ctx: *mut c_void) -> *mut c_void;
-    fn pvpass_mmio_unregister(mmio: *mut c_void);
-    fn pvpass_ratelimit() -> bool;
-    fn pvpass_memslots(mmio: *mut c_void, out: *mut RawSlot, max: i32, generation: *mut u64)
-        -> i32;
-    fn pvpass_memslots_generation(mmio: *mut c_void) -> u64;
-    fn pvpass_mark_dirty(mmio: *mut c_void, gfn: u64);
-    fn pvpass_dirty_room(vcpu: *mut c_void) -> u32;
-    fn pvpass_irqfd_bind(vm_file: *mut c_void, fd: i32, gsi: u32, resample_fd: i32) -> *mut c_void;
-    fn pvpass_irqfd_signal(ctx: *mut c_void);
-    fn pvpass_irqfd_put(ctx: *mut c_void);
-    fn pvpass_irqfd_unbind(vm_file: *mut c_void, fd: i32, gsi: u32, ctx: *mut c_void) -> i32;
-    fn pvpass_vm_mm_alive(vm_file: *mut c_void) -> bool;
-    fn pvpass_reaper_start();
-    fn pvpass_reaper_stop();
-    fn pvpass_jiffies() -> u64;
-    fn pvpass_current_tgid() -> i32;
-    fn pvpass_vm_generation(vm_file: *mut c_void) -> u64;
-    fn pvpass_mm_watch(vm_file: *mut c_void, ctx: *mut c_void) -> *mut c_void;
-    fn pvpass_mm_unwatch(watch: *mut c_void);
-    fn pvpass_resample_watch(fd: i32, ctx: *mut c_void) -> *mut c_void;
-    fn pvpass_resample_unwatch(watch: *mut c_void);
-}
-
 /// The calling process's id (its thread group id).
 pub(crate) fn current_tgid() -> i32 {
     // SAFETY: Reads the current task's tgid; no preconditions.
-    unsafe { pvpass_current_tgid() }
+    unsafe { glue::pvpass_current_tgid() }
+}
+
+/// Whether the calling thread runs in `mm` (a thread of that VMM).
+pub(crate) fn current_mm_is(mm: &Mm) -> bool {
+    // SAFETY: Reads `current->mm`; no preconditions.
+    let cur = unsafe { glue::pvpass_current_mm() };
+    cur.cast::<bindings::mm_struct>() == mm.as_raw()
 }
 
 /// The 64-bit jiffies counter (never wraps in practice).
 pub(crate) fn jiffies() -> u64 {
-    // SAFETY: Reads a global counter; no preconditions.
-    unsafe { pvpass_jiffies() }
+    // SAFETY: `jiffies_64` is a global that lives forever; on 64-bit a
+    // volatile load of it is a whole value (what get_jiffies_64() reads).
+    unsafe { core::ptr::read_volatile(&raw const bindings::jiffies_64) }
 }
 
 /// The reaper (a delayed work item in glue.c) calls `pvpass_rs_reap` (in
@@ -86,7 +83,7 @@ pub(crate) struct Reaper(());
 impl Reaper {
     pub(crate) fn start() -> Self {
         // SAFETY: Starts the glue's static work item; `Drop` stops it.
-        unsafe { pvpass_reaper_start() };
+        unsafe { glue::pvpass_reaper_start() };
         Self(())
     }
 }
@@ -94,7 +91,7 @@ impl Reaper {
 impl Drop for Reaper {
     fn drop(&mut self) {
         // SAFETY: Waits for a running reap and keeps it from re-arming.
-        unsafe { pvpass_reaper_stop() };
+        unsafe { glue::pvpass_reaper_stop() };
     }
 }
 
@@ -102,7 +99,7 @@ impl Drop for Reaper {
 /// guest or a user can trigger, so none of them can flood the log.
 pub(crate) fn ratelimit() -> bool {
     // SAFETY: No preconditions: the glue only updates its own static state.
-    unsafe { pvpass_ratelimit() }
+    unsafe { glue::pvpass_ratelimit() }
 }
 
 /// A reference to a KVM VM's file, checked to be one.
@@ -121,7 +118,7 @@ impl VmFile {
         // `fdget_pos` region on this thread.
         let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
         // SAFETY: `file` is a valid file: we hold a reference on it.
-        if !unsafe { pvpass_file_is_vm(file.as_ptr().cast()) } {
+        if !unsafe { glue::file_is_kvm(file.as_ptr().cast()) } {
             return Err(EINVAL);
         }
         Ok(Self(file))
@@ -139,21 +136,32 @@ impl VmFile {
     }
 
     /// The `struct file *`, for glue calls (valid while `self` lives).
-    pub(crate) fn as_raw(&self) -> *mut c_void {
+    pub(crate) fn as_raw(&self) -> *mut glue::File {
         self.0.as_ptr().cast()
+    }
+
+    /// The VMM's address space (KVM's `kvm->mm`), which KVM keeps (mmgrab)
+    /// while the VM exists: valid while `self` lives. Its users may be gone
+    /// (`Mm::mmget_not_zero`).
+    pub(crate) fn mm(&self) -> &Mm {
+        // SAFETY: `self` holds a reference on a KVM VM file.
+        let mm = unsafe { glue::pvpass_vm_mm(self.as_raw()) };
+        // SAFETY: KVM holds `mm_count` on its `mm` until the VM is destroyed,
+        // which the file reference held by `self` prevents.
+        unsafe { Mm::from_raw(mm.cast::<bindings::mm_struct>()) }
     }
 
     /// The VM's current memslot generation, from any thread.
     pub(crate) fn generation(&self) -> u64 {
         // SAFETY: `self` holds a reference on a KVM VM file; the glue takes
         // the VM's srcu itself.
-        unsafe { pvpass_vm_generation(self.as_raw()) }
+        unsafe { glue::pvpass_vm_generation(self.as_raw()) }
     }
 
     /// False once the VMM process that owns the VM has exited.
     pub(crate) fn vmm_alive(&self) -> bool {
         // SAFETY: `self` holds a reference on a KVM VM file.
-        unsafe { pvpass_vm_mm_alive(self.0.as_ptr().cast()) }
+        unsafe { glue::pvpass_vm_mm_alive(self.as_raw()) }
     }
 }
 
@@ -162,7 +170,7 @@ impl VmFile {
 /// exit runs the reaper at once. Dropping it unregisters the notifier and
 /// waits until no callback runs.
 pub(crate) struct MmWatch {
-    raw: NonNull<c_void>,
+    raw: NonNull<glue::Watch>,
     // Keeps the VM (whose memslots the callbacks walk) until unregistered.
     _vm: VmFile,
 }
@@ -184,7 +192,7 @@ impl MmWatch {
     pub(crate) unsafe fn register(vm: &VmFile, ctx: *const c_void) -> Result<Self> {
         // SAFETY: `vm` holds a reference on a KVM VM file; we hold no mm lock;
         // the caller keeps `ctx` valid as required.
-        let raw = from_err_ptr(unsafe { pvpass_mm_watch(vm.as_raw(), ctx.cast_mut()) })?;
+        let raw = from_err_ptr(unsafe { glue::pvpass_mm_watch(vm.as_raw(), ctx.cast_mut()) })?;
         Ok(Self {
             raw: NonNull::new(raw).ok_or(ENOMEM)?,
             _vm: vm.clone_ref(),
@@ -197,7 +205,7 @@ impl Drop for MmWatch {
         // SAFETY: `raw` came from a successful `pvpass_mm_watch` and is
         // unregistered exactly once, here, before `_vm` is dropped. We are
         // not in one of its callbacks (they only touch atomics).
-        unsafe { pvpass_mm_unwatch(self.raw.as_ptr()) };
+        unsafe { glue::pvpass_mm_unwatch(self.raw.as_ptr()) };
     }
 }
 
@@ -205,7 +213,7 @@ impl Drop for MmWatch {
 /// the device's GSI, `device::pvpass_rs_resample` runs in process context.
 /// Dropping it stops the watch and waits for a running callback.
 pub(crate) struct ResampleWatch {
-    raw: NonNull<c_void>,
+    raw: NonNull<glue::Resample>,
 }
 
 // SAFETY: The handle is only passed to `pvpass_resample_unwatch`, which may
@@ -226,7 +234,7 @@ impl ResampleWatch {
     pub(crate) unsafe fn register(fd: i32, ctx: *const c_void) -> Result<Self> {
         // SAFETY: `fd` is only looked up in the caller's fd table; the caller
         // keeps `ctx` valid as required.
-        let raw = from_err_ptr(unsafe { pvpass_resample_watch(fd, ctx.cast_mut()) })?;
+        let raw = from_err_ptr(unsafe { glue::pvpass_resample_watch(fd, ctx.cast_mut()) })?;
         Ok(Self {
             raw: NonNull::new(raw).ok_or(ENOMEM)?,
         })
@@ -238,14 +246,14 @@ impl Drop for ResampleWatch {
         // SAFETY: `raw` came from a successful `pvpass_resample_watch` and is
         // released exactly once, here, never from its own callback (which
         // only runs `Device::resample`).
-        unsafe { pvpass_resample_unwatch(self.raw.as_ptr()) };
+        unsafe { glue::pvpass_resample_unwatch(self.raw.as_ptr()) };
     }
 }
 
 /// The device's window, registered on a VM's MMIO bus. Dropping it takes the
 /// window off the bus and waits until no MMIO callback for it is running.
 pub(crate) struct MmioWindow {
-    raw: NonNull<c_void>,
+    raw: NonNull<glue::Mmio>,
 }
 
 // SAFETY: The handle is only passed to `pvpass_mmio_unregister`, which may be
@@ -268,9 +276,8 @@ impl MmioWindow {
     pub(crate) unsafe fn register(vm: &VmFile, gpa: u64, ctx: *const c_void) -> Result<Self> {
         // SAFETY: `vm` holds a reference on a file that is a KVM VM (checked
         // in `VmFile::from_fd`); the caller keeps `ctx` valid as required.
-        let raw = from_err_ptr(unsafe {
-            pvpass_mmio_register(vm.0.as_ptr().cast(), gpa, ctx.cast_mut())
-        })?;
+        let raw =
+            from_err_ptr(unsafe { glue::pvpass_mmio_register(vm.as_raw(), gpa, ctx.cast_mut()) })?;
         Ok(Self {
             raw: NonNull::new(raw).ok_or(ENOMEM)?,
         })
@@ -282,7 +289,7 @@ impl Drop for MmioWindow {
         // SAFETY: `raw` came from a successful `pvpass_mmio_register` and is
         // unregistered exactly once, here. We are not inside an MMIO callback
         // (those never drop attachments), so waiting for kvm->srcu is fine.
-        unsafe { pvpass_mmio_unregister(self.raw.as_ptr()) };
+        unsafe { glue::pvpass_mmio_unregister(self.raw.as_ptr()) };
     }
 }
 
@@ -296,8 +303,8 @@ impl Drop for MmioWindow {
 /// marks are counted: each page is marked once (the used ring is written for
 /// every frame), and no more than the vCPU's dirty ring can take.
 pub(crate) struct InVcpu {
-    mmio: NonNull<c_void>,
-    vcpu: NonNull<c_void>,
+    mmio: NonNull<glue::Mmio>,
+    vcpu: NonNull<glue::Vcpu>,
     /// The pages marked dirty last in this exit (0: none yet; gfn + 1).
     recent: Cell<[u64; RECENT_MARKS]>,
     next: Cell<usize>,
@@ -313,7 +320,7 @@ impl InVcpu {
     /// Only in an MMIO op of the glue, with the `struct pvpass_mmio` it was
     /// called for and the `struct kvm_vcpu` it runs on; the value must not
     /// outlive the op.
-    pub(crate) unsafe fn new(mmio: NonNull<c_void>, vcpu: NonNull<c_void>) -> Self {
+    pub(crate) unsafe fn new(mmio: NonNull<glue::Mmio>, vcpu: NonNull<glue::Vcpu>) -> Self {
         Self {
             mmio,
             vcpu,
@@ -329,14 +336,14 @@ impl InVcpu {
     pub(crate) fn dirty_room(&self) -> u32 {
         // SAFETY: By the type invariant `vcpu` is the vCPU this MMIO op runs
         // on, alive for the op.
-        unsafe { pvpass_dirty_room(self.vcpu.as_ptr()) }
+        unsafe { glue::pvpass_dirty_room(self.vcpu.as_ptr()) }
     }
 
     /// The current memslot generation (KVM bumps it on every change).
     pub(crate) fn generation(&self) -> u64 {
         // SAFETY: By the type invariant we are in an MMIO op of `mmio`, so
         // kvm->srcu is held as `pvpass_memslots_generation` requires.
-        unsafe { pvpass_memslots_generation(self.mmio.as_ptr()) }
+        unsafe { glue::pvpass_memslots_generation(self.mmio.as_ptr()) }
     }
 
     /// Mark guest page `gfn` dirty in KVM's dirty log (the device wrote it),
@@ -355,20 +362,20 @@ impl InVcpu {
         self.next.set(i + 1);
         // SAFETY: By the type invariant we are in an MMIO op of `mmio`, on the
         // VM's own vCPU thread with kvm->srcu held, as the glue requires.
-        unsafe { pvpass_mark_dirty(self.mmio.as_ptr(), gfn) };
+        unsafe { glue::pvpass_mark_dirty(self.mmio.as_ptr(), gfn) };
     }
 
     /// Refill `map` with the VM's memory slots. `ENOSPC` if it has more than
     /// `MAX_SLOTS`, `EINVAL` if KVM reports slots the map rejects. Returns
     /// whether KVM is logging writes to any slot (live migration).
     pub(crate) fn snapshot(&self, map: &mut GuestMap) -> Result<bool> {
-        let mut raw = [RawSlot::default(); MAX_SLOTS];
+        let mut raw = [glue::RawSlot::default(); MAX_SLOTS];
         let mut generation = 0u64;
         // SAFETY: By the type invariant we are in an MMIO op of `mmio`, so
         // kvm->srcu is held as `pvpass_memslots` requires; `raw` has room for
         // `MAX_SLOTS` entries.
         let n = unsafe {
-            pvpass_memslots(
+            glue::pvpass_memslots(
                 self.mmio.as_ptr(),
                 raw.as_mut_ptr(),
                 MAX_SLOTS as i32,
@@ -457,7 +464,7 @@ pub(crate) fn fence(kind: Fence) {
 /// the guest interrupt, from any thread. Remembers the fd number and GSI it
 /// was bound with, for `unbind`.
 pub(crate) struct IrqFd {
-    ctx: NonNull<c_void>,
+    ctx: NonNull<glue::EventfdCtx>,
     fd: i32,
     gsi: u32,
 }
@@ -476,7 +483,7 @@ impl IrqFd {
         let rs = resample_fd.unwrap_or(-1);
         // SAFETY: `vm` holds a reference on a KVM VM file; `fd` and `rs` are
         // only looked up in the caller's fd table.
-        let raw = from_err_ptr(unsafe { pvpass_irqfd_bind(vm.0.as_ptr().cast(), fd, gsi, rs) })?;
+        let raw = from_err_ptr(unsafe { glue::pvpass_irqfd_bind(vm.as_raw(), fd, gsi, rs) })?;
         Ok(Self {
             ctx: NonNull::new(raw).ok_or(EINVAL)?,
             fd,
@@ -486,7 +493,7 @@ impl IrqFd {
 
     pub(crate) fn signal(&self) {
         // SAFETY: We hold a reference on the eventfd context.
-        unsafe { pvpass_irqfd_signal(self.ctx.as_ptr()) };
+        unsafe { glue::pvpass_irqfd_signal(self.ctx.as_ptr()) };
     }
 
     /// Take the irqfd off `vm`'s GSI. KVM finds it by fd number in the
@@ -496,7 +503,8 @@ impl IrqFd {
     pub(crate) fn unbind(&self, vm: &VmFile) -> Result {
         // SAFETY: `vm` holds a reference on a KVM VM file, and we hold a
         // reference on the eventfd context the glue compares with.
-        let r = unsafe { pvpass_irqfd_unbind(vm.as_raw(), self.fd, self.gsi, self.ctx.as_ptr()) };
+        let r =
+            unsafe { glue::pvpass_irqfd_unbind(vm.as_raw(), self.fd, self.gsi, self.ctx.as_ptr()) };
         if r == 0 {
             Ok(())
         } else {
@@ -508,6 +516,6 @@ impl IrqFd {
 impl Drop for IrqFd {
     fn drop(&mut self) {
         // SAFETY: Drops the reference taken by `pvpass_irqfd_bind`, once.
-        unsafe { pvpass_irqfd_put(self.ctx.as_ptr()) };
+        unsafe { glue::pvpass_irqfd_put(self.ctx.as_ptr()) };
     }
 }

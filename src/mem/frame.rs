@@ -2,7 +2,10 @@
 
 //! A frame on its way from a sender to a backend port.
 
-use super::{page::PinnedPage, pins::Buf};
+use super::{
+    page::PinnedPage,
+    pins::Buf, //
+};
 
 /// A frame on its way through the switch: its first bytes in kernel memory
 /// (where they were checked and routed), the rest, if any, still in the

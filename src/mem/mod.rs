@@ -19,5 +19,13 @@ pub(crate) mod pins;
 pub(crate) mod ring;
 
 pub(crate) use frame::Frame;
-pub(crate) use pins::{new_zeroed, Buf, PinBufError, VmPins, PINNED_PAGES, RX_QUOTA, TX_QUOTA};
+pub(crate) use pins::{
+    new_zeroed,
+    Buf,
+    PinBufError,
+    VmPins,
+    PINNED_PAGES,
+    RX_QUOTA,
+    TX_QUOTA, //
+};
 pub(crate) use ring::RingMem;

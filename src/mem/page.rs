@@ -9,16 +9,15 @@
 //! `PinnedPage<'a>` is made only from a token borrowed for `'a`, so it is a
 //! pinned page for as long as it lives: its copies need no further proof.
 
-use core::{ffi::c_void, marker::PhantomData};
+use core::marker::PhantomData;
 
-use crate::pvcore::{memmap::PAGE_SIZE, pincache::PinToken};
-
-// Declared in glue.h.
-extern "C" {
-    fn pvpass_page_copy(dst: u64, doff: u32, src: u64, soff: u32, len: u32);
-    fn pvpass_page_write(page: u64, off: u32, src: *const c_void, len: u32);
-    fn pvpass_page_read(page: u64, off: u32, dst: *mut c_void, len: u32);
-}
+use crate::{
+    glue,
+    pvcore::{
+        memmap::PAGE_SIZE,
+        pincache::PinToken, //
+    }, //
+};
 
 const PAGE: usize = PAGE_SIZE as usize;
 
@@ -39,9 +38,8 @@ impl<'a> PinnedPage<'a> {
     }
 
     /// The `struct page *` (for a scatterlist or a DMA mapping).
-    #[expect(dead_code, reason = "the scatterlist view a NIC backend maps")]
-    pub(crate) fn as_raw(&self) -> *mut c_void {
-        self.raw as usize as *mut c_void
+    pub(crate) fn as_raw(&self) -> *mut glue::Page {
+        self.raw as usize as *mut glue::Page
     }
 
     /// Write `data` into the page at `off`; nothing past the page's end.
@@ -52,8 +50,8 @@ impl<'a> PinnedPage<'a> {
         // SAFETY: `raw` is pinned while `self` lives (see the module
         // documentation); the range is inside the page.
         unsafe {
-            pvpass_page_write(
-                self.raw,
+            glue::pvpass_page_write(
+                self.as_raw(),
                 off as u32,
                 data.as_ptr().cast(),
                 data.len() as u32,
@@ -68,8 +66,8 @@ impl<'a> PinnedPage<'a> {
         }
         // SAFETY: As for `write`.
         unsafe {
-            pvpass_page_read(
-                self.raw,
+            glue::pvpass_page_read(
+                self.as_raw(),
                 off as u32,
                 buf.as_mut_ptr().cast(),
                 buf.len() as u32,
@@ -85,6 +83,14 @@ impl<'a> PinnedPage<'a> {
         }
         // SAFETY: Both pages are pinned while borrowed; both ranges lie
         // inside their page.
-        unsafe { pvpass_page_copy(self.raw, doff as u32, src.raw, soff as u32, len as u32) };
+        unsafe {
+            glue::pvpass_page_copy(
+                self.as_raw(),
+                doff as u32,
+                src.as_raw(),
+                soff as u32,
+                len as u32,
+            )
+        };
     }
 }

@@ -18,36 +18,171 @@
 //! is emptied only by `release` (which needs it `&mut`), so a handle read from
 //! a token borrowed `&` is a pinned page for as long as that borrow lasts.
 
-use core::ffi::c_void;
 use kernel::{
     alloc::flags::__GFP_ZERO,
+    bindings,
+    mm::MmWithUser,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
+    }, //
 };
 
-use super::{frame::Frame, page::PinnedPage, ring::RING_PAGES};
+use super::{
+    frame::Frame,
+    page::PinnedPage,
+    ring::RING_PAGES, //
+};
 use crate::{
-    kvm::{self, GuestMap, VmFile},
+    kvm::{
+        self,
+        GuestMap,
+        VmFile, //
+    },
     pvcore::{
         memmap::PAGE_SIZE,
-        pincache::{DefaultPinCache, PinError, PinStats, PinToken},
-        traits::{PinFailed, Pinner},
-        translate::{self, SgList},
-        virtq::{Chain, QueueError},
-    },
+        pincache::{
+            DefaultPinCache,
+            PinError,
+            PinStats,
+            PinToken, //
+        },
+        traits::{
+            PinFailed,
+            Pinner, //
+        },
+        translate::{
+            self,
+            SgList, //
+        },
+        virtq::{
+            Chain,
+            QueueError, //
+        }, //
+    }, //
 };
 
-extern "C" {
-    fn pvpass_pin_pages(
-        vm_file: *mut c_void,
-        addrs: *const u64,
-        n: i32,
-        pages: *mut u64,
-        write: bool,
-        nofault: bool,
-    ) -> i32;
-    fn pvpass_unpin_pages(pages: *const u64, n: i32, dirty: bool);
-    fn pvpass_account_pins(vm_file: *mut c_void, pages: u64, charge: bool) -> i32;
+/// Pin the pages at user addresses `addrs` of `vm`'s VMM (for writing if
+/// `write`), FOLL_LONGTERM (they stay pinned in the pin cache), into
+/// `handles` (`struct page *` as integers). All or nothing: on error nothing
+/// stays pinned; the errno is returned.
+///
+/// On a thread of the VMM itself (the VM's own vCPU thread, inside an MMIO
+/// op) `pin_user_pages_fast` works on `current->mm`; anywhere else (another
+/// VMM's vCPU delivering a frame, the host port's work item) the remote
+/// variant, with the mm held and its mmap lock read-held.
+///
+/// `nofault`: a thread that is not the VM's own (a sender delivering into
+/// this VM) must never wait for what this VM's VMM controls: a page fault
+/// that userfaultfd, FUSE or swap can hold for as long as they like, or an
+/// mmap lock that VMM holds. Then no page is faulted in (FOLL_NOFAULT) and
+/// the mmap lock is only tried: EFAULT or EAGAIN, and the caller leaves the
+/// frame to the VM's own thread, which pins with faults allowed. ESRCH once
+/// the VMM has exited.
+fn pin_pages(
+    vm: &VmFile,
+    addrs: &[u64],
+    handles: &mut [u64],
+    write: bool,
+    nofault: bool,
+) -> Result<(), Error> {
+    let mm = vm.mm();
+    let mut flags = bindings::FOLL_LONGTERM;
+    if write {
+        flags |= bindings::FOLL_WRITE;
+    }
+    if nofault {
+        flags |= bindings::FOLL_NOFAULT;
+    }
+    let own = kvm::current_mm_is(mm);
+    let remote = if own {
+        None
+    } else {
+        // Dropped with `mmput_async`: the last reference would otherwise
+        // tear the mm down on this thread.
+        Some(MmWithUser::into_mmput_async(
+            mm.mmget_not_zero().ok_or(ESRCH)?,
+        ))
+    };
+    let guard = match &remote {
+        None => None,
+        Some(user) if nofault => Some(user.mmap_read_trylock().ok_or(EAGAIN)?),
+        Some(user) => Some(user.mmap_read_lock()),
+    };
+    let mut done = 0usize;
+    let mut err = Ok(());
+    for (&addr, h) in addrs.iter().zip(handles.iter_mut()) {
+        let Ok(addr) = usize::try_from(addr) else {
+            err = Err(EFAULT);
+            break;
+        };
+        let mut page: *mut bindings::page = core::ptr::null_mut();
+        let r = if guard.is_some() {
+            // SAFETY: `mm` has users (`remote` holds one) and its mmap lock
+            // is read-held (`guard`); `page` has room for one pointer.
+            (unsafe {
+                bindings::pin_user_pages_remote(
+                    mm.as_raw(),
+                    addr,
+                    1,
+                    flags,
+                    &mut page,
+                    core::ptr::null_mut(),
+                )
+            }) as i64
+        } else {
+            // SAFETY: `addr` is a user address of `current->mm`, which is the
+            // VM's; `page` has room for one pointer.
+            i64::from(unsafe { bindings::pin_user_pages_fast(addr, 1, flags, &mut page) })
+        };
+        if r != 1 {
+            err = Err(if r < 0 {
+                Error::from_errno(r as i32)
+            } else {
+                EFAULT
+            });
+            break;
+        }
+        *h = page as u64;
+        done += 1;
+    }
+    drop(guard);
+    drop(remote);
+    if err.is_err() {
+        unpin_pages(handles.get(..done).unwrap_or(&[]), false);
+    }
+    err
+}
+
+/// Unpin pages pinned by `pin_pages`; `dirty`: the device wrote them.
+fn unpin_pages(handles: &[u64], dirty: bool) {
+    for &h in handles {
+        let mut page = h as usize as *mut bindings::page;
+        // SAFETY: `h` is a page `pin_pages` pinned and nobody unpins it
+        // twice (the pin cache hands each handle back once).
+        unsafe { bindings::unpin_user_pages_dirty_lock(&mut page, 1, dirty) };
+    }
+}
+
+/// Charge (or uncharge) `pages` to the VMM's locked memory (RLIMIT_MEMLOCK,
+/// as vfio does), with the caller's credentials: ATTACH charges the
+/// attachment's pin quota up front, so pins made later on any thread never
+/// fail on the limit. ENOMEM over the limit. Uncharging a VMM that has
+/// exited is a no-op.
+fn account_pins(vm: &VmFile, pages: u64, charge: bool) -> Result {
+    let Some(user) = vm.mm().mmget_not_zero() else {
+        return if charge { Err(ESRCH) } else { Ok(()) };
+    };
+    let user = MmWithUser::into_mmput_async(user);
+    let pages = usize::try_from(pages).map_err(|_| ENOMEM)?;
+    // SAFETY: `user` holds a user of the mm, which is therefore valid.
+    let r = unsafe { bindings::account_locked_vm(user.as_raw(), pages, charge) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(Error::from_errno(r))
+    }
 }
 
 /// A zeroed heap allocation of a `T`, never built on the stack (kernel
@@ -103,25 +238,11 @@ impl<'a> KernelPinner<'a> {
 
 impl Pinner for KernelPinner<'_> {
     fn pin(&mut self, pages: &[u64], handles: &mut [u64]) -> Result<(), PinFailed> {
-        let n = i32::try_from(pages.len()).map_err(|_| PinFailed)?;
         if handles.len() < pages.len() {
             return Err(PinFailed);
         }
-        // SAFETY: `self.vm` holds a reference on a KVM VM file; `pages` has
-        // `n` addresses and `handles` room for `n` page pointers (u64 on
-        // 64-bit).
-        let r = unsafe {
-            pvpass_pin_pages(
-                self.vm.as_raw(),
-                pages.as_ptr(),
-                n,
-                handles.as_mut_ptr(),
-                self.write,
-                self.nofault,
-            )
-        };
-        if r != 0 {
-            self.errno = r;
+        if let Err(e) = pin_pages(self.vm, pages, handles, self.write, self.nofault) {
+            self.errno = e.to_errno();
             return Err(PinFailed);
         }
         PINNED_PAGES.add(pages.len() as u64, Relaxed);
@@ -129,12 +250,9 @@ impl Pinner for KernelPinner<'_> {
     }
 
     fn unpin(&mut self, handles: &[u64]) {
-        let Ok(n) = i32::try_from(handles.len()) else {
-            return;
-        };
-        // SAFETY: The cache hands back only handles `pin` returned and never
-        // unpins one twice.
-        unsafe { pvpass_unpin_pages(handles.as_ptr(), n, self.write) };
+        // The cache hands back only handles `pin` returned and never unpins
+        // one twice.
+        unpin_pages(handles, self.write);
         PINNED_PAGES.fetch_sub(handles.len() as u64, Relaxed);
     }
 }
@@ -313,17 +431,15 @@ impl VmPins {
         let mut cache = unsafe { new_zeroed::<DefaultPinCache>() }?;
         cache.reset(quota);
         let charged = u64::from(quota);
-        // SAFETY: `vm` holds a reference on a KVM VM file.
-        let r = unsafe { pvpass_account_pins(vm.as_raw(), charged, true) };
-        if r != 0 {
+        if let Err(e) = account_pins(&vm, charged, true) {
             if kvm::ratelimit() {
                 pr_info!(
                     "ATTACH rejected ({}): {} KiB of pins exceed the locked-memory limit (RLIMIT_MEMLOCK, or CAP_IPC_LOCK)\n",
-                    r,
+                    e.to_errno(),
                     charged * 4
                 );
             }
-            return Err(Error::from_errno(r));
+            return Err(e);
         }
         Ok(Self {
             cache,
@@ -440,8 +556,7 @@ impl VmPins {
     pub(crate) fn shutdown(&mut self) {
         self.invalidate();
         if let Some(vm) = self.vm.take() {
-            // SAFETY: `vm` holds a reference on a KVM VM file.
-            unsafe { pvpass_account_pins(vm.as_raw(), self.charged, false) };
+            let _ = account_pins(&vm, self.charged, false);
         }
     }
 }

@@ -4,16 +4,29 @@
 
 use super::{
     page::PinnedPage,
-    pins::{PinBufError, VmPins},
+    pins::{
+        PinBufError,
+        VmPins, //
+    }, //
 };
 use crate::{
-    kvm::{self, GuestMap},
-    pvcore::{
-        memmap::{Access, PAGE_SIZE},
-        pincache::PinToken,
-        traits::{Fence, GuestMemory, MemFault},
-        translate,
+    kvm::{
+        self,
+        GuestMap, //
     },
+    pvcore::{
+        memmap::{
+            Access,
+            PAGE_SIZE, //
+        },
+        pincache::PinToken,
+        traits::{
+            Fence,
+            GuestMemory,
+            MemFault, //
+        },
+        translate, //
+    }, //
 };
 
 const OFFSET_MASK: u64 = PAGE_SIZE - 1;

@@ -37,33 +37,77 @@
 //! blocks nobody else.
 
 use kernel::{
-    new_mutex, new_spinlock,
+    new_mutex,
+    new_spinlock,
     prelude::*,
     sync::{
-        atomic::{Acquire, Atomic, Relaxed},
-        Arc, Mutex, SpinLock,
-    },
+        atomic::{
+            Acquire,
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        Mutex,
+        SpinLock, //
+    }, //
 };
 
 use super::{
-    rx::{PortBacklog, RxBig, RxState},
-    stats::{Counters, Snapshot, C},
-    tx::TxBig,
+    rx::{
+        PortBacklog,
+        RxBig,
+        RxState, //
+    },
+    stats::{
+        Counters,
+        Snapshot,
+        C, //
+    },
+    tx::TxBig, //
 };
 use crate::{
-    backend::{Port, Uplink},
-    kvm::{self, GuestMap, InVcpu, IrqFd, VmFile},
-    mem::{self, Frame, PinBufError, VmPins},
+    backend::{
+        Port,
+        Uplink, //
+    },
+    kvm::{
+        self,
+        GuestMap,
+        InVcpu,
+        IrqFd,
+        VmFile, //
+    },
+    mem::{
+        self,
+        Frame,
+        PinBufError,
+        VmPins, //
+    },
     pvcore::{
         pincache::PinStats,
-        virtio_mmio::{feature, MmioDevice},
-        virtq::{QueueConfig, QueueIndices, Virtqueue, DESC_SIZE},
-        vnet::{NetHdr, Offloads, FRAME_MAX},
+        virtio_mmio::{
+            feature,
+            MmioDevice, //
+        },
+        virtq::{
+            QueueConfig,
+            QueueIndices,
+            Virtqueue,
+            DESC_SIZE, //
+        },
+        vnet::{
+            NetHdr,
+            Offloads,
+            FRAME_MAX, //
+        }, //
     },
     transport::{
-        mmio::{MmioIrq, MmioOps},
-        Transport,
-    },
+        mmio::{
+            MmioIrq,
+            MmioOps, //
+        },
+        Transport, //
+    }, //
 };
 
 /// Features offered besides VERSION_1 (added by `MmioDevice`).

@@ -4,15 +4,25 @@
 //! window (handed to its transport), the resample watch's EOI and the mmu
 //! notifier.
 
-use core::ffi::{c_int, c_void};
+use core::ffi::{
+    c_int,
+    c_void, //
+};
 use core::ptr::NonNull;
 use kernel::sync::atomic::Full;
 
 use super::{
-    device::{Device, Locked, OnVcpu},
-    stats::C,
+    device::{
+        Device,
+        Locked,
+        OnVcpu, //
+    },
+    stats::C, //
 };
-use crate::kvm::InVcpu;
+use crate::{
+    glue,
+    kvm::InVcpu, //
+};
 
 impl Device {
     fn mmio_read(&self, cpu: &InVcpu, offset: u64, data: &mut [u8]) {
@@ -49,8 +59,8 @@ impl Device {
 #[no_mangle]
 unsafe extern "C" fn pvpass_rs_mmio_read(
     ctx: *const c_void,
-    mmio: *mut c_void,
-    vcpu: *mut c_void,
+    mmio: *mut glue::Mmio,
+    vcpu: *mut glue::Vcpu,
     offset: u64,
     len: c_int,
     val: *mut c_void,
@@ -79,8 +89,8 @@ unsafe extern "C" fn pvpass_rs_mmio_read(
 #[no_mangle]
 unsafe extern "C" fn pvpass_rs_mmio_write(
     ctx: *const c_void,
-    mmio: *mut c_void,
-    vcpu: *mut c_void,
+    mmio: *mut glue::Mmio,
+    vcpu: *mut glue::Vcpu,
     offset: u64,
     len: c_int,
     val: *const c_void,

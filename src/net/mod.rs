@@ -16,4 +16,7 @@ mod rx;
 pub(crate) mod stats;
 mod tx;
 
-pub(crate) use device::{Device, ShutdownOnDrop};
+pub(crate) use device::{
+    Device,
+    ShutdownOnDrop, //
+};

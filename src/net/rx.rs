@@ -14,22 +14,49 @@
 //! own vCPU thread drains when its transport says so (virtio-mmio: on a
 //! notify, or when the guest's interrupt handler reads InterruptStatus).
 
-use kernel::{prelude::*, sync::atomic::Atomic};
+use kernel::{
+    prelude::*,
+    sync::atomic::Atomic, //
+};
 
 use super::{
-    device::{DevState, Device, MapGen},
-    stats::C,
+    device::{
+        DevState,
+        Device,
+        MapGen, //
+    },
+    stats::C, //
 };
 use crate::{
-    kvm::{GuestMap, InVcpu},
-    mem::{Buf, Frame, PinBufError, RingMem, VmPins},
-    pvcore::{
-        backlog::{Backlog, Entry},
-        pincache::PinError,
-        virtq::{Chain, Virtqueue},
-        vnet::{self, NetHdr, Offloads, HDR_LEN},
+    kvm::{
+        GuestMap,
+        InVcpu, //
     },
-    transport::Transport,
+    mem::{
+        Buf,
+        Frame,
+        PinBufError,
+        RingMem,
+        VmPins, //
+    },
+    pvcore::{
+        backlog::{
+            Backlog,
+            Entry, //
+        },
+        pincache::PinError,
+        virtq::{
+            Chain,
+            Virtqueue, //
+        },
+        vnet::{
+            self,
+            NetHdr,
+            Offloads,
+            HDR_LEN, //
+        }, //
+    },
+    transport::Transport, //
 };
 
 /// Bytes of frames a port's backlog holds (16 full GSO frames, or about 700
@@ -446,7 +473,10 @@ struct Pinned<'a> {
 /// (mostly cache hits: drivers recycle their buffers). The header, whose
 /// num_buffers is known only at the end, is written last into the first.
 /// The caller releases the pins of `b.bfirst` and `b.bmore` afterwards.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the frame, its queue and its pins are separate borrows of the receive side"
+)]
 fn fill(
     q: &mut Virtqueue,
     ring: &RingMem,

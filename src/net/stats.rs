@@ -11,7 +11,10 @@
 //! counted but read when a snapshot is taken (`gauge`): the pin caches'
 //! numbers and whether the attachment was released.
 
-use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::sync::atomic::{
+    Atomic,
+    Relaxed, //
+};
 
 use crate::uapi;
 

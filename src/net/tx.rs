@@ -14,19 +14,38 @@
 use kernel::prelude::*;
 
 use super::{
-    device::{ring_areas, DevState, Device},
-    stats::C,
+    device::{
+        ring_areas,
+        DevState,
+        Device, //
+    },
+    stats::C, //
 };
 use crate::{
-    backend::{Sent, Uplink},
-    kvm::{InVcpu, VcpuMem},
-    mem::{Buf, Frame, PinBufError},
+    backend::{
+        Sent,
+        Uplink, //
+    },
+    kvm::{
+        InVcpu,
+        VcpuMem, //
+    },
+    mem::{
+        Buf,
+        Frame,
+        PinBufError, //
+    },
     pvcore::{
         memmap::PAGE_SIZE,
         virtq::Chain,
-        vnet::{NetHdr, Offloads, ETH_HLEN, HDR_LEN},
+        vnet::{
+            NetHdr,
+            Offloads,
+            ETH_HLEN,
+            HDR_LEN, //
+        }, //
     },
-    transport::Transport,
+    transport::Transport, //
 };
 
 /// Transmit frames one exit may send (vhost-net's weight): a guest whose

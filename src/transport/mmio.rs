@@ -16,15 +16,22 @@
 //! - resampling: after an EOI of a level-triggered GSI, the line is raised
 //!   again while InterruptStatus is not zero.
 
-use kernel::sync::atomic::{Atomic, Relaxed};
+use kernel::sync::atomic::{
+    Atomic,
+    Relaxed, //
+};
 
 use super::Transport;
 use crate::{
     kvm::IrqFd,
     pvcore::{
-        virtio_mmio::{reg, MmioDevice, MmioEvent},
-        virtq::QueueConfig,
-    },
+        virtio_mmio::{
+            reg,
+            MmioDevice,
+            MmioEvent, //
+        },
+        virtq::QueueConfig, //
+    }, //
 };
 
 /// What the device behind the registers does, on the vCPU thread, with the

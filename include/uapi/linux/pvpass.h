@@ -53,7 +53,8 @@ struct pvpass_version {
  *   EBADF   vm_fd is not an open file descriptor
  *   EINVAL  vm_fd is not a KVM VM; gpa not 4 KiB aligned or window wraps;
  *           mac is zero or multicast; unknown flags; reserved fields set;
- *           backend not NUL-terminated; PVPASS_ATTACH_F_RESAMPLE without
+ *           backend not NUL-terminated, not zero after its NUL or not a
+ *           name of [A-Za-z0-9_.-]; PVPASS_ATTACH_F_RESAMPLE without
  *           irq_fd, or resample_fd not an eventfd
  *   EEXIST  the window overlaps guest RAM (a memslot) or another pvpass
  *           window of the same VM

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The C boundary: every function of glue.h, declared once, with a typed
+//! opaque handle per kind of C object (an out-of-tree module cannot add
+//! glue.h to the kernel crate's bindings). `make check` compares these
+//! declarations with glue.h (scripts/check-glue.py): names, parameter and
+//! return types, and the `pvpass_rs_*` functions C calls back.
+//!
+//! What is C, and why: `kvm.c` is what touches `struct kvm`, its memslots,
+//! `kvm_io_device` and the mmu notifier on the VMM's mm (none of them are in
+//! the bindings, and their helpers are static inlines or macros), plus the
+//! ratelimit state (`DEFINE_RATELIMIT_STATE`), the page copies between pinned
+//! guest pages (memory the guest writes concurrently, which the kernel
+//! crate's page accessors require not to race), the reaper's self-arming
+//! work item (the mmu notifier's release kicks it), and `current`'s tgid and
+//! mm (the kernel crate's `task_struct` layout does not match C's in this
+//! configuration, so its `Task::pid()` and `CurrentTask::mm()` read other
+//! fields; see kvm.c). `hostport.c` is the
+//! `net_device` (7.2 has no Rust net_device abstraction).
+
+use core::{
+    ffi::c_void,
+    marker::PhantomData,
+    marker::PhantomPinned, //
+};
+use kernel::ffi::c_char;
+
+/// Declares opaque C types: never built or dereferenced in Rust, only
+/// pointed to (as the kernel crate's `Opaque` types for bindgen's).
+macro_rules! opaque {
+    ($($(#[$m:meta])* $name:ident;)*) => {
+        $(
+            $(#[$m])*
+            #[repr(C)]
+            pub(crate) struct $name {
+                _data: [u8; 0],
+                _marker: PhantomData<(*mut u8, PhantomPinned)>,
+            }
+        )*
+    };
+}
+
+opaque! {
+    /// `struct file` (bindgen's `file` is not FFI-safe by rustc's lint).
+    File;
+    /// `struct pvpass_mmio`: a device window on a VM's MMIO bus.
+    Mmio;
+    /// `struct kvm_vcpu`.
+    Vcpu;
+    /// `struct eventfd_ctx`.
+    EventfdCtx;
+    /// `struct pvpass_watch`: an mmu notifier on a VMM's mm.
+    Watch;
+    /// `struct pvpass_resample`: a watch on a resample eventfd.
+    Resample;
+    /// `struct page`.
+    Page;
+    /// `struct pvpass_hostport`: the host interface.
+    HostPort;
+    /// `struct sk_buff`.
+    SkBuff;
+    /// `struct mm_struct` (bindgen's is not FFI-safe by rustc's lint either).
+    MmStruct;
+}
+
+/// `struct pvpass_slot`: one guest memory slot.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct RawSlot {
+    pub(crate) gpa: u64,
+    pub(crate) size: u64,
+    pub(crate) hva: u64,
+    pub(crate) read_only: u32,
+    pub(crate) dirty_log: u32,
+}
+
+// Defined in kvm.c.
+extern "C" {
+    pub(crate) fn pvpass_mmio_register(vm_file: *mut File, gpa: u64, ctx: *mut c_void)
+        -> *mut Mmio;
+    pub(crate) fn pvpass_mmio_unregister(m: *mut Mmio);
+    pub(crate) fn pvpass_ratelimit() -> bool;
+    pub(crate) fn pvpass_memslots(
+        m: *mut Mmio,
+        out: *mut RawSlot,
+        max: i32,
+        generation: *mut u64,
+    ) -> i32;
+    pub(crate) fn pvpass_memslots_generation(m: *mut Mmio) -> u64;
+    pub(crate) fn pvpass_mark_dirty(m: *mut Mmio, gfn: u64);
+    pub(crate) fn pvpass_dirty_room(vcpu: *mut Vcpu) -> u32;
+    pub(crate) fn pvpass_irqfd_bind(
+        vm_file: *mut File,
+        fd: i32,
+        gsi: u32,
+        resample_fd: i32,
+    ) -> *mut EventfdCtx;
+    pub(crate) fn pvpass_irqfd_signal(ctx: *mut EventfdCtx);
+    pub(crate) fn pvpass_irqfd_put(ctx: *mut EventfdCtx);
+    pub(crate) fn pvpass_irqfd_unbind(
+        vm_file: *mut File,
+        fd: i32,
+        gsi: u32,
+        ctx: *mut EventfdCtx,
+    ) -> i32;
+    pub(crate) fn pvpass_vm_mm(vm_file: *mut File) -> *mut MmStruct;
+    pub(crate) fn pvpass_current_mm() -> *mut MmStruct;
+    pub(crate) fn pvpass_current_tgid() -> i32;
+    pub(crate) fn pvpass_vm_mm_alive(vm_file: *mut File) -> bool;
+    pub(crate) fn pvpass_reaper_start();
+    pub(crate) fn pvpass_reaper_stop();
+    pub(crate) fn pvpass_mm_watch(vm_file: *mut File, ctx: *mut c_void) -> *mut Watch;
+    pub(crate) fn pvpass_mm_unwatch(w: *mut Watch);
+    pub(crate) fn pvpass_resample_watch(fd: i32, ctx: *mut c_void) -> *mut Resample;
+    pub(crate) fn pvpass_resample_unwatch(r: *mut Resample);
+    pub(crate) fn pvpass_page_copy(dst: *mut Page, doff: u32, src: *mut Page, soff: u32, len: u32);
+    pub(crate) fn pvpass_page_write(page: *mut Page, off: u32, src: *const c_void, len: u32);
+    pub(crate) fn pvpass_page_read(page: *mut Page, off: u32, dst: *mut c_void, len: u32);
+    pub(crate) fn pvpass_vm_generation(vm_file: *mut File) -> u64;
+}
+
+// Defined in hostport.c.
+extern "C" {
+    pub(crate) fn pvpass_hostport_create(name: *const c_char, ctx: *mut c_void) -> *mut HostPort;
+    pub(crate) fn pvpass_hostport_mac(hp: *mut HostPort, mac: *mut u8);
+    pub(crate) fn pvpass_hostport_destroy(hp: *mut HostPort);
+    pub(crate) fn pvpass_hostport_rx_alloc(
+        hp: *mut HostPort,
+        len: u32,
+        skbp: *mut *mut SkBuff,
+    ) -> *mut c_void;
+    pub(crate) fn pvpass_hostport_rx_commit(
+        hp: *mut HostPort,
+        skb: *mut SkBuff,
+        hdr: *const c_void,
+    ) -> i32;
+}
+
+// Exported by kvm.ko (virt/kvm/kvm_main.c), not in the bindings.
+extern "C" {
+    pub(crate) fn file_is_kvm(file: *mut File) -> bool;
+}
