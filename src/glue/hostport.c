@@ -7,7 +7,7 @@
  * only phy), and struct net_device_ops, skb handling and the
  * virtio_net_hdr <-> skb helpers are C (many static inlines). This file stays
  * thin: it moves frames and their virtio_net_hdr between skbs and the Rust
- * switch (src/hostport.rs); it makes no forwarding decision.
+ * switch (src/backend/hostport.rs); it makes no forwarding decision.
  *
  * Host -> switch: ndo_start_xmit only queues the skb; a work item hands the
  * queued frames to the switch in process context (delivery pins and may

@@ -76,7 +76,7 @@ pub(crate) fn jiffies() -> u64 {
     unsafe { core::ptr::read_volatile(&raw const bindings::jiffies_64) }
 }
 
-/// The reaper (a delayed work item in glue.c) calls `pvpass_rs_reap` (in
+/// The reaper (a delayed work item in glue/kvm.c) calls `pvpass_rs_reap` (in
 /// `attachment`) every 250 ms while this guard lives.
 pub(crate) struct Reaper(());
 
@@ -165,8 +165,8 @@ impl VmFile {
     }
 }
 
-/// An mmu notifier on the VMM's address space (see glue.c): every change
-/// under guest memory calls `device::pvpass_rs_mm_changed`, and the VMM's
+/// An mmu notifier on the VMM's address space (see glue/kvm.c): every change
+/// under guest memory calls `net::ffi::pvpass_rs_mm_changed`, and the VMM's
 /// exit runs the reaper at once. Dropping it unregisters the notifier and
 /// waits until no callback runs.
 pub(crate) struct MmWatch {
@@ -186,9 +186,9 @@ impl MmWatch {
     ///
     /// # Safety
     ///
-    /// `ctx` must point to a `device::Device` that stays valid until the
+    /// `ctx` must point to a `net::Device` that stays valid until the
     /// returned `MmWatch` has been dropped: the glue calls
-    /// `device::pvpass_rs_mm_changed` with it until then.
+    /// `net::ffi::pvpass_rs_mm_changed` with it until then.
     pub(crate) unsafe fn register(vm: &VmFile, ctx: *const c_void) -> Result<Self> {
         // SAFETY: `vm` holds a reference on a KVM VM file; we hold no mm lock;
         // the caller keeps `ctx` valid as required.
@@ -209,8 +209,8 @@ impl Drop for MmWatch {
     }
 }
 
-/// Resampling of a level-triggered irqfd (see glue.c): after each EOI of
-/// the device's GSI, `device::pvpass_rs_resample` runs in process context.
+/// Resampling of a level-triggered irqfd (see glue/kvm.c): after each EOI of
+/// the device's GSI, `net::ffi::pvpass_rs_resample` runs in process context.
 /// Dropping it stops the watch and waits for a running callback.
 pub(crate) struct ResampleWatch {
     raw: NonNull<glue::Resample>,
@@ -228,9 +228,9 @@ impl ResampleWatch {
     ///
     /// # Safety
     ///
-    /// `ctx` must point to a `device::Device` that stays valid until the
+    /// `ctx` must point to a `net::Device` that stays valid until the
     /// returned `ResampleWatch` has been dropped: the glue calls
-    /// `device::pvpass_rs_resample` with it until then.
+    /// `net::ffi::pvpass_rs_resample` with it until then.
     pub(crate) unsafe fn register(fd: i32, ctx: *const c_void) -> Result<Self> {
         // SAFETY: `fd` is only looked up in the caller's fd table; the caller
         // keeps `ctx` valid as required.
@@ -269,9 +269,9 @@ impl MmioWindow {
     ///
     /// # Safety
     ///
-    /// `ctx` must point to a `device::Device` that stays valid until the
+    /// `ctx` must point to a `net::Device` that stays valid until the
     /// returned `MmioWindow` has been dropped, and `vm` must outlive it too:
-    /// the glue calls `device::pvpass_rs_mmio_{read,write}` with `ctx` until
+    /// the glue calls `net::ffi::pvpass_rs_mmio_{read,write}` with `ctx` until
     /// then.
     pub(crate) unsafe fn register(vm: &VmFile, gpa: u64, ctx: *const c_void) -> Result<Self> {
         // SAFETY: `vm` holds a reference on a file that is a KVM VM (checked

@@ -127,7 +127,7 @@ unsafe extern "C" fn pvpass_rs_resample(ctx: *const c_void) {
     dev.transport.resample(locked.as_ref().map(|l| &l.regs));
 }
 
-/// Called by glue.c's mmu notifier when the VMM changed what backs guest
+/// Called by glue/kvm.c's mmu notifier when the VMM changed what backs guest
 /// memory (or exited): pins and map are stale.
 ///
 /// # Safety
