@@ -267,8 +267,10 @@ fn summary() {
          Why the ratio is far from 1.2x: the baseline is three plain loads per chain plus \
          one 16-byte copy per descriptor (about 2 ns). The checked path adds, per \
          descriptor, the chain rules (loop, length, flag and order checks), a memory map \
-         lookup, page splitting into the scatter list, a hash lookup plus refcount and \
-         LRU update in the pin cache and the matching release; per chain it adds the \
+         lookup, page splitting into the scatter list, a hash lookup plus refcount \
+         update in the pin cache and the matching release with its LRU update (none \
+         for a buffer that comes back to the most recently released page); per chain \
+         it adds the \
          avail index check and the read barrier. Those are the work the engine exists to \
          do, so a 1.2x bound against a bare read loop is not reachable without dropping \
          checks; the absolute cost per descriptor is the number to watch.\n",

@@ -109,6 +109,15 @@ enum State {
 }
 
 /// Links are entry index + 1; 0 is "none" (so all-zero is a valid state).
+///
+/// LRU list: every idle entry (`Cached`, `refs == 0`) is on it, in release
+/// order, least recently used at the head. An idle entry that gets referenced
+/// again stays where it is (`in_lru` with `refs > 0`): it is not idle,
+/// eviction skips (and unlinks) it, and its last release moves it to the tail
+/// unless it is still the tail. The idle entries keep the exact LRU order of
+/// an eager list; a hit costs no list operation (a buffer that comes back to
+/// the most recent page costs none at all), and a failed acquire undoes its
+/// references without having moved anything.
 #[derive(Clone, Copy, Debug, Default)]
 struct Entry {
     key: u64,
@@ -142,7 +151,8 @@ pub struct PinCache<const N: usize, const H: usize> {
     free_head: u32,
     lru_head: u32,
     lru_tail: u32,
-    lru_len: u32,
+    /// Idle entries (`Cached`, `refs == 0`); all on the LRU list.
+    idle: u32,
     pinned: u32,
     quota: u32,
     stats: PinStats,
@@ -179,7 +189,7 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
             free_head: 0,
             lru_head: 0,
             lru_tail: 0,
-            lru_len: 0,
+            idle: 0,
             pinned: 0,
             quota: 0,
             stats: PinStats {
@@ -213,7 +223,7 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
         self.free_head = 0;
         self.lru_head = 0;
         self.lru_tail = 0;
-        self.lru_len = 0;
+        self.idle = 0;
         self.pinned = 0;
         self.stats = PinStats::default();
         self.quota = self.cap_quota(quota);
@@ -237,7 +247,7 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
     /// Number of idle (unreferenced, evictable) pins.
     #[must_use]
     pub fn idle(&self) -> u32 {
-        self.lru_len
+        self.idle
     }
 
     #[inline]
@@ -330,7 +340,6 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
             Some(n) => n.prev = prev,
             None => self.lru_tail = prev,
         }
-        self.lru_len = self.lru_len.saturating_sub(1);
     }
 
     #[inline]
@@ -350,7 +359,6 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
             None => self.lru_head = link(e),
         }
         self.lru_tail = link(e);
-        self.lru_len = self.lru_len.saturating_add(1);
     }
 
     fn alloc(&mut self) -> Option<usize> {
@@ -366,6 +374,7 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
         Some(e)
     }
 
+    /// Returns entry `e` (off the index and the LRU list) to the free list.
     fn free(&mut self, e: usize) {
         let head = self.free_head;
         if let Some(x) = self.entries.get_mut(e) {
@@ -394,14 +403,27 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
         }
         let mask = !PAGE_SIZE.wrapping_sub(1);
         let mut nmiss = 0usize;
-        // Pass 1: find hits (entry + 1 in tok.entries), collect distinct misses.
-        for (&p, slot) in pages.iter().zip(tok.entries.iter_mut()) {
+        // Pass 1: take a reference on every hit at once (entry + 1 in
+        // tok.entries; an idle hit stays on the LRU list, see `Entry`, so
+        // undoing it restores the exact state), collect distinct misses.
+        for (i, &p) in pages.iter().enumerate() {
             let key = p & mask;
-            if let Some((_, e)) = self.find(key) {
-                let refs = self.entries.get(e).map_or(0, |x| x.refs);
-                if refs > REF_LIMIT {
+            let (Some(slot), Some(h)) = (tok.entries.get_mut(i), tok.handles.get_mut(i)) else {
+                break; // unreachable: pages.len() <= MAX_BATCH
+            };
+            let hit = self
+                .find(key)
+                .and_then(|(_, e)| Some((e, self.entries.get_mut(e)?)));
+            if let Some((e, x)) = hit {
+                if x.refs > REF_LIMIT {
+                    self.undo_refs(tok, i);
                     return Err(PinError::RefOverflow);
                 }
+                if x.refs == 0 {
+                    self.idle = self.idle.saturating_sub(1);
+                }
+                x.refs = x.refs.wrapping_add(1);
+                *h = x.handle;
                 *slot = link(e);
             } else {
                 *slot = 0;
@@ -414,33 +436,10 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
                 }
             }
         }
-        let free = self.quota.saturating_sub(self.pinned);
-        let need = u32::try_from(nmiss).unwrap_or(u32::MAX);
-        if need > free {
-            let hits = tok.entries.get(..pages.len()).unwrap_or(&[]);
-            self.make_room(hits, need, free, pinner)?;
-        }
         if nmiss > 0 {
-            self.pin_misses(nmiss, pinner)?;
-        }
-        // Pass 2: every page now has an entry; take the references.
-        for (i, &p) in pages.iter().enumerate() {
-            let e = match tok.entries.get(i).copied().and_then(unlink) {
-                Some(e) => e,
-                None => match self.find(p & mask) {
-                    Some((_, e)) => e,
-                    None => continue, // unreachable: misses were just inserted
-                },
-            };
-            self.lru_remove(e);
-            if let Some(x) = self.entries.get_mut(e) {
-                x.refs = x.refs.saturating_add(1);
-                if let Some(h) = tok.handles.get_mut(i) {
-                    *h = x.handle;
-                }
-            }
-            if let Some(s) = tok.entries.get_mut(i) {
-                *s = link(e);
+            if let Err(e) = self.serve_misses(pages, nmiss, pinner, tok) {
+                self.undo_refs(tok, pages.len());
+                return Err(e);
             }
         }
         let misses = u64::try_from(nmiss).unwrap_or(0);
@@ -451,7 +450,60 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
         Ok(())
     }
 
-    /// Evicts idle pins (not among this request's hits) so that `need` new pins fit.
+    /// Drops the references pass 1 of `acquire` took on the first `n` pages.
+    /// Their entries never left the LRU list, so idle ones are idle again at
+    /// their old place.
+    fn undo_refs(&mut self, tok: &PinToken, n: usize) {
+        for &l in tok.entries.get(..n).unwrap_or(&[]) {
+            let Some(x) = unlink(l).and_then(|e| self.entries.get_mut(e)) else {
+                continue;
+            };
+            x.refs = x.refs.saturating_sub(1);
+            if x.refs == 0 {
+                self.idle = self.idle.saturating_add(1);
+            }
+        }
+    }
+
+    /// Acquire's slow path: makes room, pins the `nmiss` misses in one batch
+    /// and takes their references (the hits hold theirs already).
+    fn serve_misses<P: Pinner>(
+        &mut self,
+        pages: &[u64],
+        nmiss: usize,
+        pinner: &mut P,
+        tok: &mut PinToken,
+    ) -> Result<(), PinError> {
+        let free = self.quota.saturating_sub(self.pinned);
+        let need = u32::try_from(nmiss).unwrap_or(u32::MAX);
+        if need > free {
+            let hits = tok.entries.get(..pages.len()).unwrap_or(&[]);
+            self.make_room(hits, need, free, pinner)?;
+        }
+        self.pin_misses(nmiss, pinner)?;
+        let mask = !PAGE_SIZE.wrapping_sub(1);
+        // Pass 2: every missed page now has an entry; take the references.
+        for (i, &p) in pages.iter().enumerate() {
+            let (Some(slot), Some(h)) = (tok.entries.get_mut(i), tok.handles.get_mut(i)) else {
+                break;
+            };
+            if *slot != 0 {
+                continue;
+            }
+            let Some((_, e)) = self.find(p & mask) else {
+                continue; // unreachable: misses were just inserted
+            };
+            if let Some(x) = self.entries.get_mut(e) {
+                x.refs = x.refs.saturating_add(1);
+                *h = x.handle;
+                *slot = link(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Evicts idle pins so that `need` new pins fit. `hits` are this request's
+    /// hits, which hold their references already (so none of them is idle).
     fn make_room<P: Pinner>(
         &mut self,
         hits: &[u32],
@@ -459,27 +511,18 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
         free: u32,
         pinner: &mut P,
     ) -> Result<(), PinError> {
-        // Distinct entries this request hits, and how many of them are idle.
+        // Distinct entries this request hits.
         let mut distinct = 0u32;
-        let mut held_idle = 0u32;
         for (i, &l) in hits.iter().enumerate() {
-            if l == 0 || hits.get(..i).is_some_and(|before| before.contains(&l)) {
-                continue;
-            }
-            distinct = distinct.saturating_add(1);
-            if unlink(l)
-                .and_then(|e| self.entries.get(e))
-                .is_some_and(|x| x.in_lru)
-            {
-                held_idle = held_idle.saturating_add(1);
+            if l != 0 && !hits.get(..i).is_some_and(|before| before.contains(&l)) {
+                distinct = distinct.saturating_add(1);
             }
         }
         if need.saturating_add(distinct) > self.quota {
             return Err(PinError::OverQuota);
         }
-        let evictable = self.lru_len.saturating_sub(held_idle);
         let evict = need.saturating_sub(free);
-        if evict > evictable {
+        if evict > self.idle {
             self.stats.waits = self.stats.waits.wrapping_add(1);
             return Err(PinError::WouldBlock);
         }
@@ -492,10 +535,16 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
                 break;
             };
             cur = x.next;
-            if hits.contains(&link(e)) {
+            if x.refs > 0 {
+                // In use, left on the list by a hit: not idle. Unlink it now,
+                // unless this request holds it (its undo must find it in place).
+                if !hits.contains(&link(e)) {
+                    self.lru_remove(e);
+                }
                 continue;
             }
             self.lru_remove(e);
+            self.idle = self.idle.saturating_sub(1);
             if let Some((slot, _)) = self.find(x.key) {
                 self.index_remove(slot);
             }
@@ -590,7 +639,14 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
                 self.queue_unpin(&mut k, handle, pinner);
                 self.free(e);
             } else {
-                self.lru_push_tail(e);
+                let in_lru = x.in_lru;
+                self.idle = self.idle.saturating_add(1);
+                if !in_lru {
+                    self.lru_push_tail(e);
+                } else if self.lru_tail != link(e) {
+                    self.lru_remove(e);
+                    self.lru_push_tail(e);
+                }
             }
         }
         if k > 0 {
@@ -627,13 +683,15 @@ impl<const N: usize, const H: usize> PinCache<N, H> {
             if let Some((slot, _)) = self.find(x.key) {
                 self.index_remove(slot);
             }
+            // Stale or free entries are never on the LRU list.
+            self.lru_remove(e);
             if x.refs > 0 {
                 if let Some(y) = self.entries.get_mut(e) {
                     y.state = State::Stale;
                 }
                 continue;
             }
-            self.lru_remove(e);
+            self.idle = self.idle.saturating_sub(1);
             self.queue_unpin(&mut k, x.handle, pinner);
             self.free(e);
         }

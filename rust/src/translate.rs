@@ -154,6 +154,16 @@ pub fn translate<const N: usize, const M: usize, const S: usize>(
             .lookup(d.addr, u64::from(d.len), access)
             .map_err(TranslateError::Map)?;
         // The lookup proved that neither range overflows.
+        if (d.addr & offset_mask).wrapping_add(u64::from(d.len)) <= PAGE_SIZE {
+            // Common case: the buffer lies within one page.
+            sg.push(Segment {
+                host,
+                gfn: d.addr / PAGE_SIZE,
+                len: d.len,
+                writable: d.writable,
+            })?;
+            continue;
+        }
         let mut gpa = d.addr;
         let mut h = host;
         let mut left = u64::from(d.len);

@@ -264,3 +264,114 @@ fn many_pages_churn_through_small_cache() {
         assert_eq!(p.pinned.len() as u64, c.stats().pinned);
     }
 }
+
+#[test]
+fn reacquired_most_recent_pin_is_in_use_not_evictable_and_keeps_lru_order() {
+    let mut c = Cache::new(3);
+    let mut p = MockPinner::default();
+    for n in 1..=3 {
+        let mut t = acq(&mut c, &[pg(n)], &mut p).unwrap();
+        c.release(&mut t, &mut p);
+    }
+    // pg(3) is the most recently used idle pin: take it again and hold it.
+    let mut held = acq(&mut c, &[pg(3)], &mut p).unwrap();
+    assert_eq!(c.idle(), 2);
+    assert_eq!(c.stats().hits, 1);
+    // Needs two evictions but only pg(1) and pg(2) are idle.
+    let mut t = acq(&mut c, &[pg(4), pg(5)], &mut p).unwrap();
+    assert!(p.is_pinned(pg(3)), "a pin in use must never be evicted");
+    assert!(!p.is_pinned(pg(1)) && !p.is_pinned(pg(2)));
+    assert_eq!(c.idle(), 0);
+    // Nothing idle left: the next miss waits and changes nothing.
+    assert_eq!(
+        acq(&mut c, &[pg(6)], &mut p).unwrap_err(),
+        PinError::WouldBlock
+    );
+    c.release(&mut t, &mut p); // 4, 5 idle, in this order
+    c.release(&mut held, &mut p); // then 3
+    assert_eq!(c.idle(), 3);
+    // LRU order is 4, 5, 3.
+    let mut t = acq(&mut c, &[pg(6)], &mut p).unwrap();
+    assert!(!p.is_pinned(pg(4)) && p.is_pinned(pg(5)) && p.is_pinned(pg(3)));
+    c.release(&mut t, &mut p);
+    let mut t = acq(&mut c, &[pg(7)], &mut p).unwrap();
+    assert!(!p.is_pinned(pg(5)) && p.is_pinned(pg(3)));
+    c.release(&mut t, &mut p);
+    assert_eq!(c.stats().pinned, 3);
+}
+
+#[test]
+fn same_page_hits_keep_exact_refcounts_across_invalidate() {
+    let mut c = Cache::new(2);
+    let mut p = MockPinner::default();
+    let mut t = acq(&mut c, &[pg(1)], &mut p).unwrap();
+    c.release(&mut t, &mut p);
+    for _ in 0..100 {
+        let mut t = acq(&mut c, &[pg(1)], &mut p).unwrap();
+        c.release(&mut t, &mut p);
+        assert_eq!(c.idle(), 1);
+    }
+    // Two holders of the most recent page, then the map changes.
+    let mut a = acq(&mut c, &[pg(1)], &mut p).unwrap();
+    let mut b = acq(&mut c, &[pg(1), pg(1)], &mut p).unwrap();
+    assert_eq!(c.idle(), 0);
+    c.invalidate(&mut p);
+    assert!(p.is_pinned(pg(1)), "stale but in use");
+    assert_eq!(c.idle(), 0, "a stale pin is never idle");
+    c.release(&mut a, &mut p);
+    assert!(p.is_pinned(pg(1)), "b still holds two references");
+    c.release(&mut b, &mut p);
+    assert!(
+        !p.is_pinned(pg(1)),
+        "stale pin unpinned on its last release"
+    );
+    assert_eq!(c.stats().pinned, 0);
+    assert_eq!(c.idle(), 0);
+    // The page pins afresh, and is then the most recent idle pin again.
+    let mut n = acq(&mut c, &[pg(1)], &mut p).unwrap();
+    assert_eq!(c.stats().misses, 2);
+    c.release(&mut n, &mut p);
+    assert_eq!(c.idle(), 1);
+}
+
+#[test]
+fn failed_acquire_gives_back_its_hits_in_their_lru_place() {
+    let mut c = Cache::new(3);
+    let mut p = MockPinner::default();
+    for n in 1..=3 {
+        let mut t = acq(&mut c, &[pg(n)], &mut p).unwrap();
+        c.release(&mut t, &mut p);
+    }
+    // LRU order 1, 2, 3. Hits 1 and 3, misses 4: evicts 2, then pinning fails.
+    p.fail = true;
+    assert_eq!(
+        acq(&mut c, &[pg(1), pg(4), pg(3)], &mut p).unwrap_err(),
+        PinError::PinFailed
+    );
+    p.fail = false;
+    assert!(!p.is_pinned(pg(2)));
+    assert_eq!(c.idle(), 2, "the hits are idle again");
+    assert_eq!(c.stats().hits, 0);
+    // Over quota and would-block failures give their hits back too.
+    assert_eq!(
+        acq(&mut c, &[pg(1), pg(3), pg(5), pg(6)], &mut p).unwrap_err(),
+        PinError::OverQuota
+    );
+    let mut held = acq(&mut c, &[pg(3)], &mut p).unwrap();
+    let mut held2 = acq(&mut c, &[pg(7)], &mut p).unwrap();
+    assert_eq!(
+        acq(&mut c, &[pg(3), pg(8), pg(9)], &mut p).unwrap_err(),
+        PinError::WouldBlock
+    );
+    assert_eq!(c.idle(), 1);
+    c.release(&mut held, &mut p);
+    c.release(&mut held2, &mut p);
+    // Still 1 first (it kept its place), then 3, then 7.
+    assert_eq!(c.idle(), 3);
+    let mut t = acq(&mut c, &[pg(11)], &mut p).unwrap();
+    assert!(!p.is_pinned(pg(1)) && p.is_pinned(pg(3)) && p.is_pinned(pg(7)));
+    c.release(&mut t, &mut p);
+    let mut t = acq(&mut c, &[pg(10)], &mut p).unwrap();
+    assert!(!p.is_pinned(pg(3)) && p.is_pinned(pg(7)));
+    c.release(&mut t, &mut p);
+}

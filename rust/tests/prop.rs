@@ -593,7 +593,12 @@ enum Op {
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
-    let pages = prop::collection::vec(0u64..14, 1..7);
+    arb_op_on(14, 7)
+}
+
+/// Ops on pages `0..npages`, `1..maxlen` pages per acquire.
+fn arb_op_on(npages: u64, maxlen: usize) -> impl Strategy<Value = Op> {
+    let pages = prop::collection::vec(0u64..npages, 1..maxlen);
     prop_oneof![
         8 => pages.clone().prop_map(Op::Acquire),
         1 => pages.prop_map(Op::AcquireFailing),
@@ -607,9 +612,29 @@ proptest! {
 
     #[test]
     fn pincache_matches_model(quota in 1usize..10, ops in prop::collection::vec(arb_op(), 1..80)) {
+        run_pincache_model(quota, ops)?;
+    }
+
+    /// Few pages, short requests: mostly the same page again (the hit path
+    /// that leaves the most recent idle entry on the LRU list), mixed with
+    /// evictions, invalidations and pin failures.
+    #[test]
+    fn pincache_matches_model_on_few_pages(
+        quota in 1usize..5,
+        ops in prop::collection::vec(arb_op_on(5, 3), 1..120),
+    ) {
+        run_pincache_model(quota, ops)?;
+    }
+}
+
+fn run_pincache_model(quota: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    {
         let mut cache: PinCache<16, 16> = PinCache::new(quota as u32);
         let mut pinner = CountingPinner::default();
-        let mut model = ModelCache { quota, ..ModelCache::default() };
+        let mut model = ModelCache {
+            quota,
+            ..ModelCache::default()
+        };
         let mut live: Vec<(PinToken, Vec<usize>, Vec<u64>)> = Vec::new();
         for op in ops {
             match op {
@@ -629,7 +654,12 @@ proptest! {
                             live.push((t, ids, pages));
                         }
                         (Err(g), Err(w)) => prop_assert_eq!(g, w),
-                        (g, w) => prop_assert!(false, "got {:?}, model {:?}", g.map(|_| ()), w.map(|_| ())),
+                        (g, w) => prop_assert!(
+                            false,
+                            "got {:?}, model {:?}",
+                            g.map(|_| ()),
+                            w.map(|_| ())
+                        ),
                     }
                 }
                 Op::Release(i) => {
@@ -648,9 +678,18 @@ proptest! {
             prop_assert_eq!(s.pinned as usize, model.entries.len());
             prop_assert_eq!(pinner.pinned.len(), model.entries.len());
             prop_assert!(model.entries.len() <= quota);
-            prop_assert_eq!((s.hits, s.misses, s.evictions, s.waits),
-                (model.hits, model.misses, model.evictions, model.waits));
+            prop_assert_eq!(
+                (s.hits, s.misses, s.evictions, s.waits),
+                (model.hits, model.misses, model.evictions, model.waits)
+            );
             prop_assert_eq!(cache.idle() as usize, model.lru.len());
+            // The very pages of the model are pinned (so eviction followed the
+            // model's exact LRU order), each once.
+            let mut want: Vec<u64> = model.entries.values().map(|e| e.page).collect();
+            let mut got: Vec<u64> = pinner.pinned.values().copied().collect();
+            want.sort_unstable();
+            got.sort_unstable();
+            prop_assert_eq!(got, want);
             // Every page of every live buffer is still pinned.
             for (t, _, pages) in &live {
                 for (h, page) in t.handles().iter().zip(pages) {
@@ -665,6 +704,7 @@ proptest! {
         cache.invalidate(&mut pinner);
         prop_assert!(pinner.pinned.is_empty(), "pins leaked");
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
