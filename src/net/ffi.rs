@@ -48,6 +48,26 @@ impl Device {
     }
 }
 
+/// The device and the in-vCPU token of one MMIO op (`None` for null
+/// handles, which the glue never passes).
+///
+/// # Safety
+///
+/// As for [`pvpass_rs_mmio_read`]; the returned references live no longer
+/// than the op.
+unsafe fn in_op<'a>(
+    ctx: *const c_void,
+    mmio: *mut glue::Mmio,
+    vcpu: *mut glue::Vcpu,
+) -> Option<(&'a Device, InVcpu)> {
+    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
+    let dev = unsafe { &*ctx.cast::<Device>() };
+    let (mmio, vcpu) = (NonNull::new(mmio)?, NonNull::new(vcpu)?);
+    // SAFETY: We are in the MMIO op of `mmio` on `vcpu`, and the caller
+    // drops the token before the op returns.
+    Some((dev, unsafe { InVcpu::new(mmio, vcpu) }))
+}
+
 /// Called by glue/kvm.c for a guest read of `len` bytes at `offset` in the window.
 ///
 /// # Safety
@@ -65,14 +85,10 @@ unsafe extern "C" fn pvpass_rs_mmio_read(
     len: c_int,
     val: *mut c_void,
 ) -> c_int {
-    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
-    let dev = unsafe { &*ctx.cast::<Device>() };
-    let (Some(mmio), Some(vcpu)) = (NonNull::new(mmio), NonNull::new(vcpu)) else {
+    // SAFETY: Per the function's contract.
+    let Some((dev, cpu)) = (unsafe { in_op(ctx, mmio, vcpu) }) else {
         return 0;
     };
-    // SAFETY: We are in the MMIO op of `mmio` on `vcpu`, and `cpu` dies with
-    // this call.
-    let cpu = unsafe { InVcpu::new(mmio, vcpu) };
     let len = usize::try_from(len).unwrap_or(0);
     // SAFETY: Per the function's contract, `val` points to `len` writable bytes
     // that nothing else accesses during this call.
@@ -95,14 +111,10 @@ unsafe extern "C" fn pvpass_rs_mmio_write(
     len: c_int,
     val: *const c_void,
 ) -> c_int {
-    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
-    let dev = unsafe { &*ctx.cast::<Device>() };
-    let (Some(mmio), Some(vcpu)) = (NonNull::new(mmio), NonNull::new(vcpu)) else {
+    // SAFETY: Per the function's contract.
+    let Some((dev, cpu)) = (unsafe { in_op(ctx, mmio, vcpu) }) else {
         return 0;
     };
-    // SAFETY: We are in the MMIO op of `mmio` on `vcpu`, and `cpu` dies with
-    // this call.
-    let cpu = unsafe { InVcpu::new(mmio, vcpu) };
     let len = usize::try_from(len).unwrap_or(0);
     // SAFETY: Per the function's contract, `val` points to `len` readable bytes.
     let data = unsafe { core::slice::from_raw_parts(val.cast::<u8>(), len) };
