@@ -147,13 +147,13 @@ impl MiscDevice for PvpassFile {
                 require_admin()?;
                 let name = switch_name(user.reader().read()?)?;
                 backend::add(Switch::new(name, 0)?)?;
-                pr_info!("switch {} added\n", Shown(&name));
+                pr_info!("switch {} added\n", shown(&name));
             }
             uapi::SWITCH_DEL => {
                 require_admin()?;
                 let name = switch_name(user.reader().read()?)?;
                 backend::delete(&name)?;
-                pr_info!("switch {} deleted\n", Shown(&name));
+                pr_info!("switch {} deleted\n", shown(&name));
             }
             uapi::SWITCH_LIST => list(user, |f| backend::for_each(|b| f(b.info())))?,
             uapi::GET_COUNTERS => {
@@ -238,15 +238,9 @@ fn switch_name(req: uapi::Switch) -> Result<backend::Name> {
 }
 
 /// A NUL-padded name for a log line.
-struct Shown<'a>(&'a backend::Name);
-
-impl kernel::fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
-        for &b in self.0.iter().take_while(|&&b| b != 0) {
-            write!(f, "{}", char::from(b))?;
-        }
-        Ok(())
-    }
+fn shown(name: &backend::Name) -> &kernel::str::BStr {
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    kernel::str::BStr::from_bytes(name.get(..len).unwrap_or(&[]))
 }
 
 /// ATTACH hands the module a VM whose memory it will pin: root only.
@@ -395,7 +389,7 @@ impl PvpassFile {
             id,
             req.gpa,
             req.gsi,
-            Shown(backend.name())
+            shown(backend.name())
         );
         Ok(id)
     }

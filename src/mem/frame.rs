@@ -91,11 +91,14 @@ impl<'a> Frame<'a> {
         let mut at = 0usize;
         self.segments(|seg| {
             let n = seg.len().min(dst.len() - at);
-            if let Some(d) = dst.get_mut(at..at + n) {
-                match seg {
-                    Segment::Kernel(b) => d.copy_from_slice(b.get(..n).unwrap_or(&[])),
-                    Segment::Page(page, off, _) => page.read(off, d),
+            match (seg, dst.get_mut(at..at + n)) {
+                (Segment::Kernel(b), Some(d)) => {
+                    if let Some(b) = b.get(..n) {
+                        d.copy_from_slice(b);
+                    }
                 }
+                (Segment::Page(page, off, _), Some(d)) => page.read(off, d),
+                (_, None) => {}
             }
             at += n;
             at < dst.len()

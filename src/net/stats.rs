@@ -67,6 +67,7 @@ counters! {
         MmioWrites => mmio_writes,
         MmioBad => mmio_bad,
         Notifies => notifies,
+        /// Gauge: the transport's.
         Interrupts => interrupts,
         TxFrames => tx_frames,
         TxBytes => tx_bytes,
@@ -94,6 +95,7 @@ counters! {
         RxDeferred => rx_deferred,
         DropRxPinFailed => drop_rx_pin_failed,
         MapRereads => map_rereads,
+        /// Gauge: the transport's.
         Resamples => irq_resamples,
         TxYields => tx_yields,
         DropTxStorm => drop_tx_storm,

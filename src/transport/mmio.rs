@@ -26,6 +26,7 @@ use crate::{
     kvm::IrqFd,
     pvcore::{
         virtio_mmio::{
+            feature,
             reg,
             MmioDevice,
             MmioEvent, //
@@ -131,7 +132,7 @@ impl MmioIrq {
                             desc: r.desc,
                             avail: r.driver,
                             used: r.device,
-                            event_idx: f & crate::pvcore::virtio_mmio::feature::RING_EVENT_IDX != 0,
+                            event_idx: f & feature::RING_EVENT_IDX != 0,
                             indirect: false,
                         })
                 };

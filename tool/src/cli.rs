@@ -212,18 +212,7 @@ mod tests {
 
     #[test]
     fn attach_parses() {
-        let cli = parse(&[
-            "attach",
-            "--pid",
-            "42",
-            "--gpa",
-            "0xd0000000",
-            "--gsi",
-            "5",
-            "--mac",
-            "52:54:00:12:34:56",
-        ])
-        .unwrap();
+        let cli = parse(&ATTACH).unwrap();
         let Cmd::Attach(a) = cli.cmd else {
             panic!("not attach")
         };
