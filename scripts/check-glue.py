@@ -42,6 +42,8 @@ TYPES = {
     "structsk_buff**": "*mut *mut SkBuff",
     "structmm_struct*": "*mut MmStruct",
     "structpvpass_slot*": "*mut RawSlot",
+    "structpvpass_vwork*": "*mut VWork",
+    "structpvpass_kick*": "*mut Kick",
 }
 # Callbacks: Rust may take its context as `*const c_void` (it only reads
 # through it) where C passes `void *`, and an `int` as `c_int`.

@@ -300,6 +300,19 @@ impl Virtqueue {
         Ok(())
     }
 
+    /// Resumes a queue where another device left it (vhost's
+    /// `VHOST_SET_VRING_BASE`): the next chain popped is avail entry
+    /// `last_avail`, and used entries go on from `used_idx` (the used ring's
+    /// index as the guest sees it). Nothing is in flight: the chains between
+    /// the two were completed by whoever ran the queue before.
+    pub fn resume(&mut self, last_avail: u16, used_idx: u16) {
+        self.last_avail = last_avail;
+        self.shadow_avail = last_avail;
+        self.used_idx = used_idx;
+        self.in_flight = 0;
+        self.signalled_valid = false;
+    }
+
     /// Back to the initial state (indices zero, not broken), same layout.
     pub fn reset(&mut self) {
         *self = Self {

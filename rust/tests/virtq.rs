@@ -179,6 +179,37 @@ fn pop_empty_queue() {
 }
 
 #[test]
+fn resume_goes_on_from_the_base() {
+    let mut r = Rig::new(8);
+    r.set_avail_idx(0xfffe);
+    r.q.resume(0xfffe, 0xfffe);
+    // Nothing new at the base.
+    let mut c: Chain = Chain::new();
+    assert_eq!(r.q.pop(&r.mem, &r.map, &mut c), Ok(false));
+    r.desc(2, BUF, 64, 0, 0);
+    r.offer(2);
+    r.desc(4, BUF + 0x100, 64, 0, 0);
+    r.offer(4);
+    // Entries 0xfffe and 0xffff of the avail ring, across the wrap.
+    assert_eq!(pop(&mut r).unwrap().head(), 2);
+    assert_eq!(pop(&mut r).unwrap().head(), 4);
+    assert_eq!(r.q.last_avail(), 0);
+    r.q.push(&r.mem, 2, 0).unwrap();
+    assert_eq!(r.q.used_idx(), 0xffff);
+    assert_eq!(r.mem.peek_u16(USED + 2), 0xffff);
+    // The used entry went to slot 0xfffe % 8.
+    assert_eq!(r.mem.peek_u32(USED + 4 + 8 * 6), 2);
+}
+
+#[test]
+fn resume_refuses_a_base_the_guest_is_too_far_from() {
+    let mut r = Rig::new(8);
+    r.set_avail_idx(20);
+    r.q.resume(3, 3);
+    assert_eq!(pop(&mut r).unwrap_err(), QueueError::AvailIndexJump);
+}
+
+#[test]
 fn pop_simple_chain() {
     let mut r = Rig::new(8);
     r.desc(3, BUF, 12, N, 5);

@@ -67,6 +67,18 @@ struct sk_buff;
 void *pvpass_hostport_rx_alloc(struct pvpass_hostport *hp, u32 len, struct sk_buff **skbp);
 int pvpass_hostport_rx_commit(struct pvpass_hostport *hp, struct sk_buff *skb, const void *hdr);
 
+/* C, called from Rust (src/transport/vhost.rs); defined in vhost.c. */
+struct pvpass_vwork;
+struct pvpass_kick;
+struct pvpass_vwork *pvpass_vwork_create(void *ctx);
+void pvpass_vwork_queue(struct pvpass_vwork *w, bool here);
+void pvpass_vwork_stop(struct pvpass_vwork *w);
+void pvpass_vwork_put(struct pvpass_vwork *w);
+void pvpass_vwork_wait_all(void);
+struct pvpass_kick *pvpass_kick_watch(int fd, struct pvpass_vwork *w);
+void pvpass_kick_unwatch(struct pvpass_kick *k);
+struct eventfd_ctx *pvpass_eventfd_get(int fd);
+
 /* Rust, called from C (src/net/ffi.rs, src/control/attachment.rs, src/backend/hostport.rs). */
 int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,
 			int len, void *val);
@@ -76,5 +88,6 @@ void pvpass_rs_reap(void);
 void pvpass_rs_mm_changed(void *ctx);
 void pvpass_rs_resample(void *ctx);
 void pvpass_rs_host_xmit(void *ctx, const void *hdr, const void *data, u32 len);
+void pvpass_rs_vhost_run(void *ctx);
 
 #endif

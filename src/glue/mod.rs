@@ -16,7 +16,9 @@
 //! mm (the kernel crate's `task_struct` layout does not match C's in this
 //! configuration, so its `Task::pid()` and `CurrentTask::mm()` read other
 //! fields; see kvm.c). `hostport.c` is the
-//! `net_device` (7.2 has no Rust net_device abstraction).
+//! `net_device` (7.2 has no Rust net_device abstraction). `vhost.c` is the
+//! vhost transport's kick: a wait-queue entry on an eventfd and the task
+//! work or work item it starts (no abstraction for either).
 
 use core::{
     ffi::c_void,
@@ -61,6 +63,10 @@ opaque! {
     SkBuff;
     /// `struct mm_struct` (bindgen's is not FFI-safe by rustc's lint either).
     MmStruct;
+    /// `struct pvpass_vwork`: the work a vhost device's kicks start.
+    VWork;
+    /// `struct pvpass_kick`: a watch on a vhost kick eventfd.
+    Kick;
 }
 
 /// `struct pvpass_slot`: one guest memory slot.
@@ -134,6 +140,18 @@ extern "C" {
         skb: *mut SkBuff,
         hdr: *const c_void,
     ) -> i32;
+}
+
+// Defined in vhost.c.
+extern "C" {
+    pub(crate) fn pvpass_vwork_create(ctx: *mut c_void) -> *mut VWork;
+    pub(crate) fn pvpass_vwork_queue(w: *mut VWork, here: bool);
+    pub(crate) fn pvpass_vwork_stop(w: *mut VWork);
+    pub(crate) fn pvpass_vwork_put(w: *mut VWork);
+    pub(crate) fn pvpass_vwork_wait_all();
+    pub(crate) fn pvpass_kick_watch(fd: i32, w: *mut VWork) -> *mut Kick;
+    pub(crate) fn pvpass_kick_unwatch(k: *mut Kick);
+    pub(crate) fn pvpass_eventfd_get(fd: i32) -> *mut EventfdCtx;
 }
 
 // Exported by kvm.ko (virt/kvm/kvm_main.c), not in the bindings.

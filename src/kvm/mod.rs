@@ -29,25 +29,16 @@ use kernel::{
             smp_wmb, //
         }, //
     },
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    }, //
 };
 
 use crate::{
     glue,
     pvcore::{
         memmap::{
-            Access,
             MemMap,
             Slot, //
         },
-        traits::{
-            Fence,
-            GuestMemory,
-            MemFault, //
-        }, //
+        traits::Fence, //
     }, //
 };
 
@@ -396,58 +387,6 @@ impl InVcpu {
             dirty_log |= r.dirty_log != 0;
         }
         Ok(dirty_log)
-    }
-}
-
-/// Guest memory of the VM whose vCPU thread this is, through the memory map:
-/// every access is checked against the slots, then copied with
-/// copy_{from,to}_user at the slot's user address.
-pub(crate) struct VcpuMem<'a> {
-    _cpu: &'a InVcpu,
-    map: &'a GuestMap,
-}
-
-impl<'a> VcpuMem<'a> {
-    pub(crate) fn new(cpu: &'a InVcpu, map: &'a GuestMap) -> Self {
-        Self { _cpu: cpu, map }
-    }
-
-    fn user(&self, gpa: u64, len: usize, access: Access) -> Result<UserSlice, MemFault> {
-        let host = self
-            .map
-            .lookup(gpa, len as u64, access)
-            .map_err(|_| MemFault)?;
-        let addr = usize::try_from(host).map_err(|_| MemFault)?;
-        Ok(UserSlice::new(UserPtr::from_addr(addr), len))
-    }
-
-    /// Write `data` at `gpa` (a device-writable buffer).
-    pub(crate) fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemFault> {
-        self.user(gpa, data.len(), Access::Write)?
-            .writer()
-            .write_slice(data)
-            .map_err(|_| MemFault)
-    }
-}
-
-impl GuestMemory for VcpuMem<'_> {
-    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemFault> {
-        self.user(gpa, buf.len(), Access::Read)?
-            .reader()
-            .read_slice(buf)
-            .map_err(|_| MemFault)
-    }
-
-    fn write_u16(&self, gpa: u64, val: u16) -> Result<(), MemFault> {
-        self.write(gpa, &val.to_le_bytes())
-    }
-
-    fn write_u32(&self, gpa: u64, val: u32) -> Result<(), MemFault> {
-        self.write(gpa, &val.to_le_bytes())
-    }
-
-    fn fence(&self, kind: Fence) {
-        fence(kind);
     }
 }
 

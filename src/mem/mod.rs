@@ -10,18 +10,24 @@
 //! - `frame`: a frame on its way from a sender to a backend port (checked
 //!   head in kernel memory, the rest still in the sender's pinned pages).
 //!
-//! The VM's own vCPU thread reaches guest memory through its user addresses
-//! instead (`kvm::VcpuMem`).
+//! - `own`: the device's own thread (`OwnThread`), which alone reaches
+//!   guest memory through the VMM's user addresses (`UserMem`).
 
 pub(crate) mod frame;
+pub(crate) mod own;
 pub(crate) mod page;
 pub(crate) mod pins;
 pub(crate) mod ring;
 
 pub(crate) use frame::Frame;
+pub(crate) use own::{
+    OwnThread,
+    UserMem, //
+};
 pub(crate) use pins::{
     new_zeroed,
     Buf,
+    Owner,
     PinBufError,
     VmPins,
     PINNED_PAGES,

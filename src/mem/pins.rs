@@ -21,11 +21,19 @@
 use kernel::{
     alloc::flags::__GFP_ZERO,
     bindings,
-    mm::MmWithUser,
+    mm::{
+        Mm,
+        MmWithUser, //
+    },
     prelude::*,
-    sync::atomic::{
-        Atomic,
-        Relaxed, //
+    sync::{
+        aref::ARef,
+        atomic::{
+            Acquire,
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
     }, //
 };
 
@@ -63,7 +71,51 @@ use crate::{
     }, //
 };
 
-/// Pin the pages at user addresses `addrs` of `vm`'s VMM (for writing if
+/// Whose memory a device's pages are: the address space they are pinned
+/// from, and the generation of the guest's memory map in it.
+pub(crate) enum Owner {
+    /// A KVM VM (virtio-mmio): its VMM's address space, its memslot
+    /// generation.
+    Vm(VmFile),
+    /// A vhost owner: the address space that called `VHOST_SET_OWNER`
+    /// (grabbed), and the generation of its memory table, bumped by every
+    /// `VHOST_SET_MEM_TABLE`.
+    Mm {
+        mm: ARef<Mm>,
+        generation: Arc<Atomic<u64>>,
+    },
+}
+
+impl Owner {
+    /// The VMM's address space (its users may be gone: `mmget_not_zero`).
+    pub(crate) fn mm(&self) -> &Mm {
+        match self {
+            Self::Vm(vm) => vm.mm(),
+            Self::Mm { mm, .. } => mm,
+        }
+    }
+
+    /// The guest memory map's generation now, from any thread.
+    pub(crate) fn generation(&self) -> u64 {
+        match self {
+            Self::Vm(vm) => vm.generation(),
+            Self::Mm { generation, .. } => generation.load(Acquire),
+        }
+    }
+
+    /// Another reference on the same owner.
+    pub(crate) fn clone_ref(&self) -> Self {
+        match self {
+            Self::Vm(vm) => Self::Vm(vm.clone_ref()),
+            Self::Mm { mm, generation } => Self::Mm {
+                mm: mm.clone(),
+                generation: generation.clone(),
+            },
+        }
+    }
+}
+
+/// Pin the pages at user addresses `addrs` of `owner`'s address space (for writing if
 /// `write`), FOLL_LONGTERM (they stay pinned in the pin cache), into
 /// `handles` (`struct page *` as integers). All or nothing: on error nothing
 /// stays pinned; the errno is returned.
@@ -81,13 +133,13 @@ use crate::{
 /// frame to the VM's own thread, which pins with faults allowed. ESRCH once
 /// the VMM has exited.
 fn pin_pages(
-    vm: &VmFile,
+    owner: &Owner,
     addrs: &[u64],
     handles: &mut [u64],
     write: bool,
     nofault: bool,
 ) -> Result<(), Error> {
-    let mm = vm.mm();
+    let mm = owner.mm();
     let mut flags = bindings::FOLL_LONGTERM;
     if write {
         flags |= bindings::FOLL_WRITE;
@@ -170,8 +222,8 @@ fn unpin_pages(handles: &[u64], dirty: bool) {
 /// attachment's pin quota up front, so pins made later on any thread never
 /// fail on the limit. ENOMEM over the limit. Uncharging a VMM that has
 /// exited is a no-op.
-fn account_pins(vm: &VmFile, pages: u64, charge: bool) -> Result {
-    let Some(user) = vm.mm().mmget_not_zero() else {
+fn account_pins(owner: &Owner, pages: u64, charge: bool) -> Result {
+    let Some(user) = owner.mm().mmget_not_zero() else {
         return if charge { Err(ESRCH) } else { Ok(()) };
     };
     let user = MmWithUser::into_mmput_async(user);
@@ -216,7 +268,7 @@ const OFFSET_MASK: u64 = PAGE_SIZE - 1;
 /// `Pinner` of the VM behind a VM file, for writing (receive buffers,
 /// rings) or for reading (transmit buffers).
 struct KernelPinner<'a> {
-    vm: &'a VmFile,
+    vm: &'a Owner,
     write: bool,
     /// Fault nothing in, only try the mmap lock: for a thread that is not
     /// the VM's own (see `pvpass_pin_pages`).
@@ -226,7 +278,7 @@ struct KernelPinner<'a> {
 }
 
 impl<'a> KernelPinner<'a> {
-    fn new(vm: &'a VmFile, write: bool, nofault: bool) -> Self {
+    fn new(vm: &'a Owner, write: bool, nofault: bool) -> Self {
         Self {
             vm,
             write,
@@ -414,8 +466,8 @@ pub(crate) fn max_pages(len: usize) -> usize {
 /// The pin cache of one device's VM.
 pub(crate) struct VmPins {
     cache: KBox<DefaultPinCache>,
-    /// The VM the pages belong to; `None` once shut down.
-    vm: Option<VmFile>,
+    /// Whose pages they are; `None` once shut down.
+    vm: Option<Owner>,
     /// Pages charged to the VMM's locked memory.
     charged: u64,
     /// Pinned for writing (receive) or reading (transmit).
@@ -425,7 +477,7 @@ pub(crate) struct VmPins {
 impl VmPins {
     /// An empty cache for `vm`, its quota charged to the VMM's locked memory
     /// (`ENOMEM` over RLIMIT_MEMLOCK without CAP_IPC_LOCK).
-    pub(crate) fn new(vm: VmFile, quota: u32, write: bool) -> Result<Self> {
+    pub(crate) fn new(vm: Owner, quota: u32, write: bool) -> Result<Self> {
         // SAFETY: The all-zero value is a valid (empty, quota 0) pin cache,
         // as `PinCache` documents.
         let mut cache = unsafe { new_zeroed::<DefaultPinCache>() }?;
@@ -451,7 +503,7 @@ impl VmPins {
 
     /// The memslot generation of the VM now (`None` after shutdown).
     pub(crate) fn generation(&self) -> Option<u64> {
-        self.vm.as_ref().map(VmFile::generation)
+        self.vm.as_ref().map(Owner::generation)
     }
 
     /// Translate `chain` against `map` and pin its pages into `buf`, which

@@ -73,13 +73,14 @@ use crate::{
     kvm::{
         self,
         GuestMap,
-        InVcpu,
         IrqFd,
         VmFile, //
     },
     mem::{
         self,
         Frame,
+        OwnThread,
+        Owner,
         PinBufError,
         VmPins, //
     },
@@ -106,6 +107,8 @@ use crate::{
             MmioIrq,
             MmioOps, //
         },
+        vhost::VhostIrq,
+        Irq,
         Transport, //
     }, //
 };
@@ -123,10 +126,11 @@ const DEVICE_FEATURES: u64 = feature::NET_F_MAC
     | feature::NET_F_MRG_RXBUF
     | feature::RING_EVENT_IDX;
 
-/// What the vCPU thread works on, under `Device::state`: the transport's
-/// registers and the device's transmit side.
+/// What the device's own thread works on, under `Device::state`: the
+/// virtio-mmio registers (`None` on the vhost transport, whose registers
+/// QEMU emulates) and the device's transmit side.
 pub(super) struct Locked {
-    pub(super) regs: MmioDevice,
+    pub(super) regs: Option<MmioDevice>,
     pub(super) st: DevState,
 }
 
@@ -188,7 +192,7 @@ pub(crate) struct Device {
     pub(crate) id: u32,
     pub(crate) gpa: u64,
     mac: [u8; 6],
-    pub(super) transport: MmioIrq,
+    pub(super) transport: Irq,
     #[pin]
     pub(super) state: Mutex<Locked>,
     #[pin]
@@ -253,7 +257,7 @@ pub(crate) struct RxDebug {
 /// transport drives (`MmioOps`).
 pub(super) struct OnVcpu<'a> {
     pub(super) dev: &'a Device,
-    pub(super) cpu: &'a InVcpu,
+    pub(super) cpu: &'a dyn OwnThread,
     pub(super) st: &'a mut DevState,
 }
 
@@ -261,11 +265,11 @@ impl MmioOps for OnVcpu<'_> {
     fn notify(&mut self, q: u16) {
         let Self { dev, cpu, st } = self;
         dev.counters.inc(C::Notifies);
-        if dev.refresh(cpu, st) {
+        if dev.refresh(*cpu, st) {
             if q == 1 || st.tx_more {
-                dev.process_tx(cpu, st);
+                dev.process_tx(*cpu, st);
             }
-            dev.drain_rx(cpu, st, true);
+            dev.drain_rx(*cpu, st, true);
         }
     }
 
@@ -274,11 +278,11 @@ impl MmioOps for OnVcpu<'_> {
         // interrupt for that), and deliver what is waiting first, through a
         // memory map read afresh (as on every notify).
         let Self { dev, cpu, st } = self;
-        if dev.refresh(cpu, st) {
+        if dev.refresh(*cpu, st) {
             if st.tx_more {
-                dev.process_tx(cpu, st);
+                dev.process_tx(*cpu, st);
             }
-            dev.drain_rx(cpu, st, false);
+            dev.drain_rx(*cpu, st, false);
         }
     }
 
@@ -324,7 +328,7 @@ impl Port for Device {
 }
 
 impl Device {
-    #[inline(never)]
+    /// A virtio-mmio device of VM `vm`, at `gpa`, interrupting through `irq`.
     pub(crate) fn new(
         id: u32,
         gpa: u64,
@@ -332,10 +336,29 @@ impl Device {
         irq: Option<IrqFd>,
         vm: &VmFile,
     ) -> Result<Arc<Self>> {
-        let backlog = super::rx::new_backlog()?;
         let regs = MmioDevice::new(DEVICE_FEATURES, mac);
-        let pins = VmPins::new(vm.clone_ref(), mem::RX_QUOTA, true)?;
-        let tx_pins = VmPins::new(vm.clone_ref(), mem::TX_QUOTA, false)?;
+        let owner = Owner::Vm(vm.clone_ref());
+        Self::build(id, gpa, mac, Irq::Mmio(MmioIrq::new(irq)), Some(regs), owner)
+    }
+
+    /// A device on the vhost transport: guest memory in `owner`'s address
+    /// space, signals through `irq`.
+    pub(crate) fn new_vhost(id: u32, mac: [u8; 6], irq: VhostIrq, owner: Owner) -> Result<Arc<Self>> {
+        Self::build(id, 0, mac, Irq::Vhost(irq), None, owner)
+    }
+
+    #[inline(never)]
+    fn build(
+        id: u32,
+        gpa: u64,
+        mac: [u8; 6],
+        transport: Irq,
+        regs: Option<MmioDevice>,
+        owner: Owner,
+    ) -> Result<Arc<Self>> {
+        let backlog = super::rx::new_backlog()?;
+        let pins = VmPins::new(owner.clone_ref(), mem::RX_QUOTA, true)?;
+        let tx_pins = VmPins::new(owner, mem::TX_QUOTA, false)?;
         // SAFETY: An empty chain and an unpinned buffer are all zeros.
         let tx = unsafe { mem::new_zeroed::<TxBig>() }?;
         // SAFETY: The all-zero value of `RingMem` (areas of no length, empty
@@ -349,7 +372,7 @@ impl Device {
                 id,
                 gpa,
                 mac,
-                transport: MmioIrq::new(irq),
+                transport,
                 state <- new_mutex!(Locked { regs, st: DevState {
                     map: GuestMap::new(0),
                     map_gen: MapGen::default(),
@@ -394,7 +417,7 @@ impl Device {
     /// Read the memory map afresh into `map`; returns whether KVM logs the
     /// VM's writes, and the map's generation (`mm_seq` is read first: a
     /// change during the read makes the map stale at once).
-    pub(super) fn snapshot(&self, cpu: &InVcpu, map: &mut GuestMap) -> Result<(bool, MapGen)> {
+    pub(super) fn snapshot(&self, cpu: &dyn OwnThread, map: &mut GuestMap) -> Result<(bool, MapGen)> {
         let mm = self.mm_seq.load(Acquire);
         let dirty_log = cpu.snapshot(map)?;
         Ok((
@@ -457,7 +480,7 @@ impl Device {
     pub(crate) fn rx_state(&self) -> RxDebug {
         let mut d = RxDebug {
             backlog: self.backlog.lock().len(),
-            pending_isr: self.transport.pending(),
+            pending_isr: self.transport.mmio().map_or(0, MmioIrq::pending),
             ..Default::default()
         };
         // Not while the device's own thread holds it (see the lock order).
@@ -497,7 +520,7 @@ impl Device {
     /// Take the interrupt eventfd off the VM's GSI (the attaching process
     /// only; see `IrqFd::unbind`). Nothing signals it after detach anyway.
     pub(crate) fn unbind_irq(&self, vm: &VmFile) {
-        if let Some(irq) = self.transport.irqfd() {
+        if let Some(irq) = self.transport.mmio().and_then(MmioIrq::irqfd) {
             if let Err(e) = irq.unbind(vm) {
                 if kvm::ratelimit() {
                     pr_info!(
@@ -550,7 +573,7 @@ impl Device {
     /// Set up the queues the driver made ready, checked against guest memory.
     fn start_queues(
         &self,
-        cpu: &InVcpu,
+        cpu: &dyn OwnThread,
         st: &mut DevState,
         f: u64,
         queues: [Option<QueueConfig>; 2],
@@ -602,7 +625,7 @@ impl Device {
     /// read, re-check the queues against it and re-pin the receive ring
     /// (every pin of the old map is dropped). False if the device is not
     /// usable.
-    pub(super) fn refresh(&self, cpu: &InVcpu, st: &mut DevState) -> bool {
+    pub(super) fn refresh(&self, cpu: &dyn OwnThread, st: &mut DevState) -> bool {
         let now = MapGen::now(cpu.generation(), &self.mm_seq);
         if st.map_valid && now == st.map_gen {
             return true;

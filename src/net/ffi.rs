@@ -27,10 +27,14 @@ use crate::{
 impl Device {
     fn mmio_read(&self, cpu: &InVcpu, offset: u64, data: &mut [u8]) {
         self.counters.inc(C::MmioReads);
+        let Some(mmio) = self.transport.mmio() else {
+            return;
+        };
         let mut locked = self.state.lock();
         let Locked { regs, st } = &mut *locked;
+        let Some(regs) = regs.as_mut() else { return };
         let mut ops = OnVcpu { dev: self, cpu, st };
-        if self.transport.read(regs, &mut ops, offset, data).is_err() {
+        if mmio.read(regs, &mut ops, offset, data).is_err() {
             drop(locked);
             self.bad_access(offset, data.len(), false);
         }
@@ -38,10 +42,14 @@ impl Device {
 
     fn mmio_write(&self, cpu: &InVcpu, offset: u64, data: &[u8]) {
         self.counters.inc(C::MmioWrites);
+        let Some(mmio) = self.transport.mmio() else {
+            return;
+        };
         let mut locked = self.state.lock();
         let Locked { regs, st } = &mut *locked;
+        let Some(regs) = regs.as_mut() else { return };
         let mut ops = OnVcpu { dev: self, cpu, st };
-        if self.transport.write(regs, &mut ops, offset, data).is_err() {
+        if mmio.write(regs, &mut ops, offset, data).is_err() {
             drop(locked);
             self.bad_access(offset, data.len(), true);
         }
@@ -135,8 +143,11 @@ unsafe extern "C" fn pvpass_rs_resample(ctx: *const c_void) {
     // SAFETY: Per the function's contract, `ctx` is a live `Device`.
     let dev = unsafe { &*ctx.cast::<Device>() };
     // Never waits for the vCPU thread (see `MmioIrq::resample`).
+    let Some(mmio) = dev.transport.mmio() else {
+        return;
+    };
     let locked = dev.state.try_lock();
-    dev.transport.resample(locked.as_ref().map(|l| &l.regs));
+    mmio.resample(locked.as_ref().and_then(|l| l.regs.as_ref()));
 }
 
 /// Called by glue/kvm.c's mmu notifier when the VMM changed what backs guest

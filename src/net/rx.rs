@@ -28,13 +28,11 @@ use super::{
     stats::C, //
 };
 use crate::{
-    kvm::{
-        GuestMap,
-        InVcpu, //
-    },
+    kvm::GuestMap,
     mem::{
         Buf,
         Frame,
+        OwnThread,
         PinBufError,
         RingMem,
         VmPins, //
@@ -178,7 +176,7 @@ impl Device {
             if self.backlog.lock().is_empty() {
                 if let Rx::Done(notify) = self.rx_frame(&mut rx, hdr, frame, None) {
                     if notify {
-                        self.transport.used_buffers(true);
+                        self.transport.used_buffers(0, true);
                     }
                     return;
                 }
@@ -211,7 +209,7 @@ impl Device {
         rx: &mut RxState,
         hdr: &NetHdr,
         frame: &Frame<'_>,
-        own: Option<&InVcpu>,
+        own: Option<&dyn OwnThread>,
     ) -> Rx {
         let direct = own.is_none();
         if direct && rx.dirty_log {
@@ -260,7 +258,7 @@ impl Device {
         hdr: &NetHdr,
         frame: &Frame<'_>,
         direct: bool,
-        dirty: Option<&InVcpu>,
+        dirty: Option<&dyn OwnThread>,
     ) -> Result<Rx, (&'static str, PinBufError)> {
         // For `fill` to check whether the map changed while it pinned (see
         // `map_stale`).
@@ -351,7 +349,7 @@ impl Device {
     /// that breaks copy-on-write, a page migrated to be pinned long-term):
     /// then the map is read afresh and the frame tried again, as KVM retries
     /// a fault whose `mmu_invalidate_seq` moved.
-    pub(super) fn drain_rx(&self, cpu: &InVcpu, st: &mut DevState, kick: bool) {
+    pub(super) fn drain_rx(&self, cpu: &dyn OwnThread, st: &mut DevState, kick: bool) {
         // Most exits find nothing waiting: leave `rx` to the senders then.
         if self.backlog.lock().is_empty() {
             return;
@@ -429,7 +427,7 @@ impl Device {
         rx.scratch = scratch;
         drop(rx);
         if notify {
-            self.transport.used_buffers(kick);
+            self.transport.used_buffers(0, kick);
         }
         if come_back {
             self.transport.kick();
@@ -485,7 +483,7 @@ fn fill(
     hdr: &NetHdr,
     frame: &Frame<'_>,
     max: usize,
-    dirty: Option<&InVcpu>,
+    dirty: Option<&dyn OwnThread>,
     pinned: Pinned<'_>,
 ) -> Fill {
     let RxBig {

@@ -26,14 +26,12 @@ use crate::{
         Sent,
         Uplink, //
     },
-    kvm::{
-        InVcpu,
-        VcpuMem, //
-    },
     mem::{
         Buf,
         Frame,
-        PinBufError, //
+        OwnThread,
+        PinBufError,
+        UserMem, //
     },
     pvcore::{
         memmap::PAGE_SIZE,
@@ -72,7 +70,7 @@ impl Device {
     /// EVENT_IDX the guest is asked to notify at its next frame, both then
     /// and when the ring is empty (frames it added meanwhile are served in
     /// the same call).
-    pub(super) fn process_tx(&self, cpu: &InVcpu, st: &mut DevState) {
+    pub(super) fn process_tx(&self, cpu: &dyn OwnThread, st: &mut DevState) {
         st.tx_more = false;
         let mut completed = false;
         let mut frames = 0u32;
@@ -89,7 +87,7 @@ impl Device {
                 ..
             } = &mut *st;
             let Some(q) = txq.as_mut() else { return };
-            let mem = VcpuMem::new(cpu, map);
+            let mem = UserMem::new(cpu, map);
             if frames >= TX_BUDGET_FRAMES
                 || bytes >= TX_BUDGET_BYTES
                 || kernel::current!().signal_pending()
@@ -151,10 +149,10 @@ impl Device {
                 let (gpa, len) = ring_areas(q.config())[2];
                 (gpa / PAGE_SIZE..=(gpa + len - 1) / PAGE_SIZE).for_each(|g| cpu.mark_dirty(g));
             }
-            let mem = VcpuMem::new(cpu, map);
+            let mem = UserMem::new(cpu, map);
             // After a budget's end always: the guest must come back.
             if yielded || (completed && q.need_notify(&mem).unwrap_or(true)) {
-                self.transport.used_buffers(true);
+                self.transport.used_buffers(1, true);
             }
         }
     }

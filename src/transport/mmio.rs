@@ -201,7 +201,8 @@ impl MmioIrq {
 }
 
 impl Transport for MmioIrq {
-    fn used_buffers(&self, inject: bool) {
+    // One interrupt line for both queues.
+    fn used_buffers(&self, _q: u16, inject: bool) {
         self.pending_isr.xchg(1, Relaxed);
         if inject {
             self.kick();

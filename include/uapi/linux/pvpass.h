@@ -40,6 +40,7 @@
 #define PVPASS_FEAT_RESAMPLE	(1U << 3)	/* PVPASS_ATTACH_F_RESAMPLE */
 #define PVPASS_FEAT_SWITCHES	(1U << 4)	/* named switches: SWITCH_ADD/DEL/LIST */
 #define PVPASS_FEAT_COUNTERS	(1U << 5)	/* GET_COUNTERS: named counter list */
+#define PVPASS_FEAT_VHOST	(1U << 6)	/* /dev/pvpass-vhost-net, VHOST_SET_PORT */
 
 struct pvpass_version {
 	__u32 api_version;	/* out: PVPASS_API_VERSION */
@@ -266,6 +267,23 @@ struct pvpass_counters {
 	__u64 entries;		/* in: user pointer to struct pvpass_counter[count] */
 };
 
+/*
+ * The vhost transport (PVPASS_FEAT_VHOST): /dev/pvpass-vhost-net speaks the
+ * vhost-net ioctl protocol (<linux/vhost.h>), so QEMU drives it as it drives
+ * /dev/vhost-net (-netdev tap,...,vhost=on,vhostfd=N). Before the file is
+ * handed to QEMU, its opener names the port with PVPASS_VHOST_SET_PORT on
+ * it: which backend (switch) and which MAC (the guest's, as given to
+ * QEMU's virtio-net-pci). VHOST_SET_OWNER fails with EINVAL on a file
+ * without a port. Needs CAP_SYS_ADMIN.
+ */
+struct pvpass_vhost_port {
+	char  backend[PVPASS_NAME_LEN];	/* switch name, zero padded; "" = default */
+	__u8  mac[6];			/* unicast, not zero */
+	__u8  pad[2];			/* must be 0 */
+	__u32 flags;			/* must be 0 */
+	__u32 id;			/* out: the device id (as in the kernel log) */
+};
+
 #define PVPASS_IOCTL_MAGIC	0xBC
 
 #define PVPASS_GET_VERSION	_IOR(PVPASS_IOCTL_MAGIC, 0x00, struct pvpass_version)
@@ -277,5 +295,7 @@ struct pvpass_counters {
 #define PVPASS_SWITCH_DEL	_IOW(PVPASS_IOCTL_MAGIC, 0x06, struct pvpass_switch)
 #define PVPASS_SWITCH_LIST	_IOWR(PVPASS_IOCTL_MAGIC, 0x07, struct pvpass_switch_list)
 #define PVPASS_GET_COUNTERS	_IOWR(PVPASS_IOCTL_MAGIC, 0x08, struct pvpass_counters)
+/* On a /dev/pvpass-vhost-net file only. */
+#define PVPASS_VHOST_SET_PORT	_IOWR(PVPASS_IOCTL_MAGIC, 0x10, struct pvpass_vhost_port)
 
 #endif /* _UAPI_LINUX_PVPASS_H */
