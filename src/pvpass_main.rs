@@ -51,7 +51,6 @@ mod uapi;
 #[expect(
     dead_code,
     unreachable_pub,
-    unused_imports,
     reason = "the core's API is public for its userspace tests; the module uses part of it"
 )]
 mod pvcore {
@@ -92,6 +91,12 @@ module! {
 struct PvpassModule {
     #[pin]
     dev: control::miscdev::Registration<control::file::PvpassFile>,
+    // /dev/pvpass-vhost-net; its open files pin the module too.
+    #[pin]
+    vhost: control::miscdev::Registration<control::vhost::VhostFile>,
+    // After both devices: waits for the vhost transport's task work, which
+    // nothing can cancel (it runs soon on a thread going back to its guest).
+    _vwork: VWorkWait,
     // The host port (pvpsw0) on the default switch; after `dev`, before the
     // reaper.
     _host: backend::hostport::HostLink,
@@ -109,6 +114,14 @@ struct PvpassModule {
 /// attached any more, the host port is off its switch).
 struct Backends;
 
+struct VWorkWait;
+
+impl Drop for VWorkWait {
+    fn drop(&mut self) {
+        transport::vhost::VWork::wait_all();
+    }
+}
+
 impl Drop for Backends {
     fn drop(&mut self) {
         backend::clear();
@@ -122,6 +135,8 @@ impl kernel::InPlaceModule for PvpassModule {
         pr_info!("loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
         try_pin_init!(Self {
             dev <- control::miscdev::Registration::register(c"pvpass", module),
+            vhost <- control::miscdev::Registration::register(c"pvpass-vhost-net", module),
+            _vwork: VWorkWait,
             _host: default_switch()?,
             _backends: Backends,
             _reaper: kvm::Reaper::start(),

@@ -35,6 +35,7 @@ pub(crate) const FEAT_SWITCH: u32 = 1 << 2;
 pub(crate) const FEAT_RESAMPLE: u32 = 1 << 3;
 pub(crate) const FEAT_SWITCHES: u32 = 1 << 4;
 pub(crate) const FEAT_COUNTERS: u32 = 1 << 5;
+pub(crate) const FEAT_VHOST: u32 = 1 << 6;
 pub(crate) const MAX_SWITCHES: usize = 16;
 pub(crate) const COUNTER_NAME_LEN: usize = 32;
 /// `pvpass_switch::flags` (out).
@@ -54,6 +55,7 @@ pub(crate) const SWITCH_ADD: u32 = _IOW::<Switch>(MAGIC, 0x05);
 pub(crate) const SWITCH_DEL: u32 = _IOW::<Switch>(MAGIC, 0x06);
 pub(crate) const SWITCH_LIST: u32 = _IOWR::<List>(MAGIC, 0x07);
 pub(crate) const GET_COUNTERS: u32 = _IOWR::<Counters>(MAGIC, 0x08);
+pub(crate) const VHOST_SET_PORT: u32 = _IOWR::<VhostPort>(MAGIC, 0x10);
 
 /// DETACH / GET_STATS: the id may be another file's (CAP_SYS_ADMIN).
 pub(crate) const F_ANY_FILE: u32 = 1 << 0;
@@ -259,3 +261,132 @@ unsafe impl FromBytes for Detach {}
 unsafe impl FromBytes for Stats {}
 // SAFETY: As above: no padding, so every byte is initialised.
 unsafe impl AsBytes for Stats {}
+
+/// `struct pvpass_vhost_port`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct VhostPort {
+    pub(crate) backend: [u8; NAME_LEN],
+    pub(crate) mac: [u8; 6],
+    pub(crate) pad: [u8; 2],
+    pub(crate) flags: u32,
+    pub(crate) id: u32,
+}
+
+const _: () = assert!(size_of::<VhostPort>() == 32);
+const _: () = assert!(offset_of!(VhostPort, flags) == 24);
+
+// SAFETY: `VhostPort` is `repr(C)` of byte arrays and integers without
+// padding (32 bytes, asserted above): any bit pattern is valid.
+unsafe impl FromBytes for VhostPort {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for VhostPort {}
+
+/// The vhost-net ioctl protocol, mirrored from include/uapi/linux/vhost.h
+/// and vhost_types.h (not in the kernel crate's bindings either).
+pub(crate) mod vhost {
+    use core::mem::size_of;
+    use kernel::{
+        ioctl::{
+            _IO,
+            _IOR,
+            _IOW,
+            _IOWR, //
+        },
+        transmute::{
+            AsBytes,
+            FromBytes, //
+        }, //
+    };
+
+    const VIRTIO: u32 = 0xAF;
+
+    pub(crate) const GET_FEATURES: u32 = _IOR::<u64>(VIRTIO, 0x00);
+    pub(crate) const SET_FEATURES: u32 = _IOW::<u64>(VIRTIO, 0x00);
+    pub(crate) const SET_OWNER: u32 = _IO(VIRTIO, 0x01);
+    pub(crate) const RESET_OWNER: u32 = _IO(VIRTIO, 0x02);
+    pub(crate) const SET_MEM_TABLE: u32 = _IOW::<Memory>(VIRTIO, 0x03);
+    pub(crate) const SET_LOG_BASE: u32 = _IOW::<u64>(VIRTIO, 0x04);
+    pub(crate) const SET_LOG_FD: u32 = _IOW::<i32>(VIRTIO, 0x07);
+    pub(crate) const SET_VRING_NUM: u32 = _IOW::<VringState>(VIRTIO, 0x10);
+    pub(crate) const SET_VRING_ADDR: u32 = _IOW::<VringAddr>(VIRTIO, 0x11);
+    pub(crate) const SET_VRING_BASE: u32 = _IOW::<VringState>(VIRTIO, 0x12);
+    pub(crate) const GET_VRING_BASE: u32 = _IOWR::<VringState>(VIRTIO, 0x12);
+    pub(crate) const SET_VRING_KICK: u32 = _IOW::<VringFile>(VIRTIO, 0x20);
+    pub(crate) const SET_VRING_CALL: u32 = _IOW::<VringFile>(VIRTIO, 0x21);
+    pub(crate) const SET_VRING_ERR: u32 = _IOW::<VringFile>(VIRTIO, 0x22);
+    pub(crate) const SET_VRING_BUSYLOOP_TIMEOUT: u32 = _IOW::<VringState>(VIRTIO, 0x23);
+    pub(crate) const GET_VRING_BUSYLOOP_TIMEOUT: u32 = _IOW::<VringState>(VIRTIO, 0x24);
+    pub(crate) const SET_BACKEND_FEATURES: u32 = _IOW::<u64>(VIRTIO, 0x25);
+    pub(crate) const GET_BACKEND_FEATURES: u32 = _IOR::<u64>(VIRTIO, 0x26);
+    pub(crate) const NET_SET_BACKEND: u32 = _IOW::<VringFile>(VIRTIO, 0x30);
+
+    /// `VHOST_VRING_F_LOG` (a bit number): log the used ring's writes.
+    pub(crate) const VRING_F_LOG: u32 = 1 << 0;
+
+    /// `struct vhost_memory`'s head; `nregions` regions follow.
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    pub(crate) struct Memory {
+        pub(crate) nregions: u32,
+        pub(crate) padding: u32,
+    }
+
+    /// `struct vhost_memory_region`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    pub(crate) struct MemoryRegion {
+        pub(crate) guest_phys_addr: u64,
+        pub(crate) memory_size: u64,
+        pub(crate) userspace_addr: u64,
+        pub(crate) flags_padding: u64,
+    }
+
+    /// `struct vhost_vring_state`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    pub(crate) struct VringState {
+        pub(crate) index: u32,
+        pub(crate) num: u32,
+    }
+
+    /// `struct vhost_vring_file`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    pub(crate) struct VringFile {
+        pub(crate) index: u32,
+        pub(crate) fd: i32,
+    }
+
+    /// `struct vhost_vring_addr`: the rings at the owner's user addresses.
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    pub(crate) struct VringAddr {
+        pub(crate) index: u32,
+        pub(crate) flags: u32,
+        pub(crate) desc_user_addr: u64,
+        pub(crate) used_user_addr: u64,
+        pub(crate) avail_user_addr: u64,
+        pub(crate) log_guest_addr: u64,
+    }
+
+    const _: () = assert!(size_of::<Memory>() == 8);
+    const _: () = assert!(size_of::<MemoryRegion>() == 32);
+    const _: () = assert!(size_of::<VringState>() == 8);
+    const _: () = assert!(size_of::<VringFile>() == 8);
+    const _: () = assert!(size_of::<VringAddr>() == 40);
+
+    // SAFETY: Each is `repr(C)` of integers without padding (sizes asserted
+    // above): any bit pattern is valid, and every byte is initialised.
+    unsafe impl FromBytes for Memory {}
+    // SAFETY: As above.
+    unsafe impl FromBytes for MemoryRegion {}
+    // SAFETY: As above.
+    unsafe impl FromBytes for VringState {}
+    // SAFETY: As above.
+    unsafe impl AsBytes for VringState {}
+    // SAFETY: As above.
+    unsafe impl FromBytes for VringFile {}
+    // SAFETY: As above.
+    unsafe impl FromBytes for VringAddr {}
+}

@@ -102,7 +102,8 @@ impl MiscDevice for PvpassFile {
                         | uapi::FEAT_SWITCH
                         | uapi::FEAT_RESAMPLE
                         | uapi::FEAT_SWITCHES
-                        | uapi::FEAT_COUNTERS,
+                        | uapi::FEAT_COUNTERS
+                        | uapi::FEAT_VHOST,
                     window_size: uapi::WINDOW_SIZE as u32,
                     max_attach: uapi::MAX_ATTACH as u32,
                 };
@@ -244,7 +245,7 @@ fn shown(name: &backend::Name) -> &kernel::str::BStr {
 }
 
 /// ATTACH hands the module a VM whose memory it will pin: root only.
-fn require_admin() -> Result {
+pub(super) fn require_admin() -> Result {
     // SAFETY: `capable` only reads the current task's credentials.
     if unsafe { kernel::bindings::capable(kernel::bindings::CAP_SYS_ADMIN as i32) } {
         Ok(())

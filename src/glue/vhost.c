@@ -96,7 +96,7 @@ static void vwork_fn(struct work_struct *work)
 static void vwork_to_worker(struct pvpass_vwork *w)
 {
 	/* The reference the caller took goes with the work item. */
-	if (!queue_work(system_unbound_wq, &w->work))
+	if (!queue_work(system_dfl_wq, &w->work))
 		vwork_put(w);
 }
 

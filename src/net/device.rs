@@ -82,10 +82,12 @@ use crate::{
         OwnThread,
         Owner,
         PinBufError,
+        UserMem,
         VmPins, //
     },
     pvcore::{
         pincache::PinStats,
+        traits::GuestMemory,
         virtio_mmio::{
             feature,
             MmioDevice, //
@@ -338,12 +340,24 @@ impl Device {
     ) -> Result<Arc<Self>> {
         let regs = MmioDevice::new(DEVICE_FEATURES, mac);
         let owner = Owner::Vm(vm.clone_ref());
-        Self::build(id, gpa, mac, Irq::Mmio(MmioIrq::new(irq)), Some(regs), owner)
+        Self::build(
+            id,
+            gpa,
+            mac,
+            Irq::Mmio(MmioIrq::new(irq)),
+            Some(regs),
+            owner,
+        )
     }
 
     /// A device on the vhost transport: guest memory in `owner`'s address
     /// space, signals through `irq`.
-    pub(crate) fn new_vhost(id: u32, mac: [u8; 6], irq: VhostIrq, owner: Owner) -> Result<Arc<Self>> {
+    pub(crate) fn new_vhost(
+        id: u32,
+        mac: [u8; 6],
+        irq: VhostIrq,
+        owner: Owner,
+    ) -> Result<Arc<Self>> {
         Self::build(id, 0, mac, Irq::Vhost(irq), None, owner)
     }
 
@@ -417,7 +431,11 @@ impl Device {
     /// Read the memory map afresh into `map`; returns whether KVM logs the
     /// VM's writes, and the map's generation (`mm_seq` is read first: a
     /// change during the read makes the map stale at once).
-    pub(super) fn snapshot(&self, cpu: &dyn OwnThread, map: &mut GuestMap) -> Result<(bool, MapGen)> {
+    pub(super) fn snapshot(
+        &self,
+        cpu: &dyn OwnThread,
+        map: &mut GuestMap,
+    ) -> Result<(bool, MapGen)> {
         let mm = self.mm_seq.load(Acquire);
         let dirty_log = cpu.snapshot(map)?;
         Ok((
@@ -618,6 +636,72 @@ impl Device {
                 return self.broken(st, "receive ring cannot be pinned", e);
             }
             rx.q = Some(q);
+        }
+    }
+
+    /// The vhost transport started the queues (`VHOST_NET_SET_BACKEND` on
+    /// both), from an ioctl of the owner: each resumes at its base, with
+    /// the used index the guest's used ring holds.
+    pub(crate) fn vhost_start(
+        &self,
+        own: &dyn OwnThread,
+        f: u64,
+        queues: [QueueConfig; 2],
+        bases: [u16; 2],
+    ) {
+        let mut locked = self.state.lock();
+        let st = &mut locked.st;
+        self.start_queues(own, st, f, queues.map(Some));
+        let mem = UserMem::new(own, &st.map);
+        let used = |q: &Virtqueue| mem.read_u16(q.config().used + 2).unwrap_or(0);
+        if let Some(q) = st.txq.as_mut() {
+            let u = used(q);
+            q.resume(bases[1], u);
+        }
+        let mut rx = self.rx.lock();
+        if let Some(q) = rx.q.as_mut() {
+            let u = used(q);
+            q.resume(bases[0], u);
+        }
+        drop(rx);
+        // Chains the guest made available before the kick eventfd was
+        // watched.
+        self.transport.kick();
+    }
+
+    /// The vhost transport stopped the queues: the next avail index of each
+    /// (receive, transmit), `None` for a queue that was not running.
+    pub(crate) fn vhost_stop(&self) -> [Option<u16>; 2] {
+        let mut locked = self.state.lock();
+        let st = &mut locked.st;
+        let tx = st.txq.take().map(|q| q.last_avail());
+        st.tx_more = false;
+        st.tx_pins.invalidate();
+        let mut rx = self.rx.lock();
+        let r = rx.q.as_ref().map(Virtqueue::last_avail);
+        rx.stop();
+        rx.pins.invalidate();
+        drop(rx);
+        self.backlog.lock().clear();
+        [r, tx]
+    }
+
+    /// The vhost transport's work, on the device's own thread (a kick of
+    /// either queue, or the work asking for itself): transmit what the guest
+    /// made available, deliver what waits in the backlog. What the budget
+    /// left is asked for again (in a worker: the vCPU goes back to its
+    /// guest).
+    pub(crate) fn serve(&self, own: &dyn OwnThread) {
+        self.counters.inc(C::Notifies);
+        let mut locked = self.state.lock();
+        let st = &mut locked.st;
+        if !self.refresh(own, st) {
+            return;
+        }
+        self.process_tx(own, st);
+        self.drain_rx(own, st, true);
+        if st.tx_more {
+            self.transport.kick();
         }
     }
 

@@ -183,14 +183,22 @@ impl Signals {
 
     /// VHOST_SET_VRING_CALL (`None`: -1, no interrupt).
     pub(crate) fn set_call(&self, q: usize, fd: Option<EventFd>) {
-        let old = self.calls.lock().get_mut(q).map(|s| core::mem::replace(s, fd));
+        let old = self
+            .calls
+            .lock()
+            .get_mut(q)
+            .map(|s| core::mem::replace(s, fd));
         // Dropped outside the spinlock.
         drop(old);
     }
 
     /// VHOST_SET_VRING_ERR (`None`: -1).
     pub(crate) fn set_err(&self, q: usize, fd: Option<EventFd>) {
-        let old = self.err.lock().get_mut(q).map(|s| core::mem::replace(s, fd));
+        let old = self
+            .err
+            .lock()
+            .get_mut(q)
+            .map(|s| core::mem::replace(s, fd));
         drop(old);
     }
 }

@@ -145,6 +145,76 @@ pub fn backend_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
     Ok(field)
 }
 
+/// `vhost-exec --queues`: the number of queue pairs of the NIC. Only 1 for
+/// now; more is a usage error.
+pub fn parse_queues(s: &str) -> Result<u32, String> {
+    match parse_u64(s)? {
+        0 => Err("a NIC has at least 1 queue pair".into()),
+        1 => Ok(1),
+        _ => Err("multiqueue not supported yet (only --queues 1)".into()),
+    }
+}
+
+/// `vhost-exec --netdev-id`: a QEMU id (QEMU's `id_wellformed`): a letter,
+/// then letters, digits, `-`, `.` and `_`. It goes into a `-netdev`
+/// option, so a comma or `=` must not get in.
+pub fn parse_netdev_id(s: &str) -> Result<String, String> {
+    const RULE: &str = "a QEMU id is a letter followed by letters, digits, - . _";
+    match s.chars().next() {
+        None => return Err(format!("the netdev id cannot be empty; {RULE}")),
+        Some(c) if !c.is_ascii_alphabetic() => {
+            return Err(format!(
+                "netdev id '{}' does not start with a letter; {RULE}",
+                s.escape_debug()
+            ))
+        }
+        Some(_) => {}
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')))
+    {
+        return Err(format!(
+            "netdev id '{}' contains {c:?}; {RULE}",
+            s.escape_debug()
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// Size of a Linux interface name, NUL included.
+pub const IFNAMSIZ: usize = 16;
+
+/// `vhost-exec --tap`: a Linux interface name as the kernel accepts it
+/// (`dev_valid_name`): at most 15 bytes, not `.` or `..`, no `/`, `:` or
+/// white space; it may hold a `%d` for the kernel to fill in. Empty: the
+/// kernel picks the name (tapN).
+pub fn parse_tap_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Ok(String::new());
+    }
+    if s.len() >= IFNAMSIZ {
+        return Err(format!(
+            "interface name '{s}' is {} bytes, at most {} are allowed",
+            s.len(),
+            IFNAMSIZ - 1
+        ));
+    }
+    if s == "." || s == ".." {
+        return Err(format!("'{s}' cannot be an interface name"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|&c| matches!(c, '/' | ':' | '\0') || c.is_whitespace())
+    {
+        return Err(format!(
+            "interface name '{}' contains {c:?} (no /, : or white space)",
+            s.escape_debug()
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,5 +366,51 @@ mod tests {
         assert_eq!(backend_field("").unwrap(), [0; PVPASS_NAME_LEN]);
         let f = backend_field("abcdefghijklmno").unwrap();
         assert_eq!(f[15], 0);
+    }
+
+    #[test]
+    fn queues() {
+        assert_eq!(parse_queues("1"), Ok(1));
+        assert_eq!(parse_queues("0x1"), Ok(1));
+        for many in ["2", "4", "0x10", "4294967296"] {
+            let e = parse_queues(many).unwrap_err();
+            assert!(e.starts_with("multiqueue not supported yet"), "{many}: {e}");
+        }
+        assert!(parse_queues("0").unwrap_err().contains("at least 1"));
+        assert!(parse_queues("one").is_err());
+        assert!(parse_queues("-1").is_err());
+    }
+
+    #[test]
+    fn netdev_ids() {
+        for ok in ["pvpass0", "n", "net-0.a_b", "Z9"] {
+            assert_eq!(parse_netdev_id(ok), Ok(ok.to_owned()), "{ok:?}");
+        }
+        assert!(parse_netdev_id("").unwrap_err().contains("cannot be empty"));
+        for bad in ["0net", "-net", "_n", ".n"] {
+            let e = parse_netdev_id(bad).unwrap_err();
+            assert!(e.contains("start with a letter"), "{bad:?}: {e}");
+        }
+        for bad in ["a,b", "a=b", "a b", "a/b", "n\u{e9}t"] {
+            let e = parse_netdev_id(bad).unwrap_err();
+            assert!(e.contains("contains"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn tap_names() {
+        for ok in ["", "tap0", "pvtap%d", "a.b-c_d", "abcdefghijklmno"] {
+            assert_eq!(parse_tap_name(ok), Ok(ok.to_owned()), "{ok:?}");
+        }
+        assert!(parse_tap_name("abcdefghijklmnop")
+            .unwrap_err()
+            .contains("at most 15"));
+        for bad in [".", ".."] {
+            assert!(parse_tap_name(bad).is_err(), "{bad:?}");
+        }
+        for bad in ["a/b", "a:1", "a b", "a\tb", "a\0"] {
+            let e = parse_tap_name(bad).unwrap_err();
+            assert!(e.contains("contains"), "{bad:?}: {e}");
+        }
     }
 }

@@ -1,7 +1,11 @@
 //! Command-line definition.
 
-use crate::args::{parse_gpa, parse_gsi, parse_mac, parse_switch, parse_switch_name, Mac};
+use crate::args::{
+    parse_gpa, parse_gsi, parse_mac, parse_netdev_id, parse_queues, parse_switch,
+    parse_switch_name, parse_tap_name, Mac,
+};
 use crate::uapi::PVPASS_DEVICE_PATH;
+use crate::vhost_exec::VHOST_DEVICE_PATH;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -53,6 +57,80 @@ pub enum Cmd {
     /// makes a device a port of one)
     #[command(subcommand, after_help = SWITCH_HELP)]
     Switch(SwitchCmd),
+    /// Run QEMU with its virtio-net-pci served by pvpass's vhost transport
+    /// (/dev/pvpass-vhost-net as QEMU's vhostfd); QEMU replaces this process
+    #[command(after_help = VHOST_EXEC_HELP)]
+    VhostExec(VhostExecArgs),
+}
+
+const VHOST_EXEC_HELP: &str = "\
+Opens /dev/pvpass-vhost-net, makes it a port of the switch with the MAC
+(PVPASS_VHOST_SET_PORT), opens a tap, and runs the QEMU command given after
+`--` with one option added:
+  -netdev tap,id=<ID>,fd=<TAPFD>,vhost=on,vhostfd=<VHOSTFD>
+Give the NIC on the QEMU command line yourself, with the same MAC:
+  pvpassctl vhost-exec --mac 52:54:00:00:00:03 -- qemu-system-x86_64 \\
+      -enable-kvm ... -device virtio-net-pci,netdev=pvpass0,mac=52:54:00:00:00:03
+The tap is there only because QEMU's -netdev tap needs one: pvpass carries
+no traffic through it (it stays down); the guest's frames go to the switch.
+QEMU replaces this process (same pid) and holds both files: the port lives
+as long as QEMU. Needs root (CAP_SYS_ADMIN; CAP_NET_ADMIN for a new tap).
+--print opens both, prints the command line instead of running it, and exits
+(the port goes away with this process).
+libvirt's <backend vhost='/dev/pvpass-vhost-net'/> is not supported: libvirt
+opens the device itself and so cannot name the port.";
+
+#[derive(Debug, Args)]
+pub struct VhostExecArgs {
+    /// MAC address of the guest NIC (the mac= of its virtio-net-pci),
+    /// unicast and not zero: aa:bb:cc:dd:ee:ff
+    #[arg(long, value_parser = parse_mac)]
+    pub mac: Mac,
+
+    /// Switch the NIC is a port of (see `pvpassctl switch list`); default:
+    /// the module's switch "default"
+    #[arg(
+        long = "backend",
+        visible_alias = "switch",
+        value_name = "NAME",
+        value_parser = parse_switch,
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub backend: String,
+
+    /// id of the -netdev added to the QEMU command line; the NIC names it
+    /// with netdev=<ID>
+    #[arg(long, value_name = "ID", value_parser = parse_netdev_id, default_value = "pvpass0")]
+    pub netdev_id: String,
+
+    /// Queue pairs of the NIC (only 1: multiqueue is not supported yet)
+    #[arg(long, value_name = "N", value_parser = parse_queues, default_value = "1")]
+    pub queues: u32,
+
+    /// Name of the tap to open or create (may hold %d); default: the kernel
+    /// picks one (tapN)
+    #[arg(
+        long,
+        value_name = "NAME",
+        value_parser = parse_tap_name,
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub tap: String,
+
+    /// Open both files, then print the fd numbers and the QEMU command line
+    /// (shell-quoted) instead of running it
+    #[arg(long)]
+    pub print: bool,
+
+    /// pvpass vhost device node
+    #[arg(long, value_name = "PATH", default_value = VHOST_DEVICE_PATH)]
+    pub vhost_device: PathBuf,
+
+    /// The QEMU command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "QEMU")]
+    pub qemu: Vec<String>,
 }
 
 const SWITCH_HELP: &str = "\
@@ -475,5 +553,179 @@ mod tests {
             "02:00:00:00:00:01"
         ])
         .is_err());
+    }
+
+    const VHOST_EXEC: [&str; 5] = [
+        "vhost-exec",
+        "--mac",
+        "52:54:00:00:00:03",
+        "--",
+        "qemu-system-x86_64",
+    ];
+
+    fn vhost_exec(args: &[&str]) -> Result<VhostExecArgs, clap::Error> {
+        parse(args).map(|c| match c.cmd {
+            Cmd::VhostExec(a) => a,
+            other => panic!("not vhost-exec: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn vhost_exec_parses() {
+        let a = vhost_exec(&VHOST_EXEC).unwrap();
+        assert_eq!(a.mac, Mac([0x52, 0x54, 0, 0, 0, 3]));
+        assert_eq!(a.backend, "");
+        assert_eq!(a.netdev_id, "pvpass0");
+        assert_eq!(a.queues, 1);
+        assert_eq!(a.tap, "");
+        assert!(!a.print);
+        assert_eq!(a.vhost_device, PathBuf::from("/dev/pvpass-vhost-net"));
+        assert_eq!(a.qemu, ["qemu-system-x86_64"]);
+
+        let a = vhost_exec(&[
+            "vhost-exec",
+            "--mac",
+            "02:00:00:00:00:01",
+            "--backend",
+            "lab",
+            "--netdev-id",
+            "net1",
+            "--queues",
+            "1",
+            "--tap",
+            "pvtap%d",
+            "--print",
+            "--vhost-device",
+            "/tmp/v",
+            "--",
+            "qemu-system-x86_64",
+            "-enable-kvm",
+            "--mac",
+            "-device",
+            "virtio-net-pci,netdev=net1,mac=02:00:00:00:00:01",
+            "--",
+        ])
+        .unwrap();
+        assert_eq!(a.backend, "lab");
+        assert_eq!(a.netdev_id, "net1");
+        assert_eq!(a.tap, "pvtap%d");
+        assert!(a.print);
+        assert_eq!(a.vhost_device, PathBuf::from("/tmp/v"));
+        // Everything after the first `--` is QEMU's, options and `--` too.
+        assert_eq!(
+            a.qemu,
+            [
+                "qemu-system-x86_64",
+                "-enable-kvm",
+                "--mac",
+                "-device",
+                "virtio-net-pci,netdev=net1,mac=02:00:00:00:00:01",
+                "--"
+            ]
+        );
+        assert_eq!(
+            vhost_exec(&[
+                "vhost-exec",
+                "--switch",
+                "lab",
+                "--mac",
+                "02:00:00:00:00:01",
+                "--",
+                "q"
+            ])
+            .unwrap()
+            .backend,
+            "lab"
+        );
+    }
+
+    #[test]
+    fn vhost_exec_needs_mac_and_qemu() {
+        use clap::error::ErrorKind;
+        let e = vhost_exec(&["vhost-exec", "--", "qemu-system-x86_64"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(e.to_string().contains("--mac"), "{e}");
+        let e = vhost_exec(&VHOST_EXEC[..3]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = vhost_exec(&VHOST_EXEC[..4]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        // QEMU's command goes after `--` only.
+        assert!(vhost_exec(&["vhost-exec", "--mac", "02:00:00:00:00:01", "qemu"]).is_err());
+    }
+
+    #[test]
+    fn vhost_exec_mac_is_unicast_and_not_zero() {
+        let with_mac = |mac: &str| {
+            let mut v = VHOST_EXEC;
+            v[2] = mac;
+            vhost_exec(&v)
+        };
+        assert!(with_mac("02-00-00-00-00-01").is_ok());
+        for (bad, why) in [
+            ("00:00:00:00:00:00", "all-zero"),
+            ("01:00:5e:00:00:01", "multicast"),
+            ("ff:ff:ff:ff:ff:ff", "multicast"),
+            ("52:54:00:00:03", "six hex bytes"),
+            ("52:54:00:00:00:0g", "not a hex byte"),
+        ] {
+            let e = with_mac(bad).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            assert!(e.to_string().contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn vhost_exec_refuses_multiqueue() {
+        let with = |extra: &[&str]| {
+            let mut v = VHOST_EXEC[..3].to_vec();
+            v.extend_from_slice(extra);
+            v.extend_from_slice(&VHOST_EXEC[3..]);
+            vhost_exec(&v)
+        };
+        assert_eq!(with(&["--queues", "1"]).unwrap().queues, 1);
+        for n in ["2", "8"] {
+            let e = with(&["--queues", n]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+            assert_eq!(e.exit_code(), 2);
+            assert!(
+                e.to_string().contains("multiqueue not supported yet"),
+                "{e}"
+            );
+        }
+        assert!(with(&["--queues", "0"]).is_err());
+        for bad in ["1net", "a,b", ""] {
+            let e = with(&["--netdev-id", bad]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+        }
+        for bad in ["a/b", "abcdefghijklmnop"] {
+            assert!(with(&["--tap", bad]).is_err(), "{bad:?}");
+        }
+        assert!(with(&["--backend", "a b"]).is_err());
+        let e = with(&["--backend", "a", "--switch", "b"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+
+    #[test]
+    fn vhost_exec_help() {
+        let mut cmd = Cli::command();
+        let sub = cmd.find_subcommand_mut("vhost-exec").unwrap();
+        let usage = sub.render_usage().to_string();
+        assert!(
+            usage.contains("--mac <MAC>") && usage.contains("-- <QEMU>..."),
+            "{usage}"
+        );
+        let help = sub.render_long_help().to_string();
+        for w in [
+            "-netdev tap,id=<ID>,fd=<TAPFD>,vhost=on,vhostfd=<VHOSTFD>",
+            "virtio-net-pci,netdev=pvpass0",
+            "stays down",
+            "libvirt",
+            "--queues <N>",
+            "--tap <NAME>",
+            "--netdev-id <ID>",
+            "[default: pvpass0]",
+        ] {
+            assert!(help.contains(w), "{w:?} not in\n{help}");
+        }
     }
 }

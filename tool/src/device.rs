@@ -574,13 +574,17 @@ pub fn feature_names(features: u32) -> String {
     if features & uapi::PVPASS_FEAT_COUNTERS != 0 {
         names.push("counters".to_owned());
     }
+    if features & uapi::PVPASS_FEAT_VHOST != 0 {
+        names.push("vhost".to_owned());
+    }
     let unknown = features
         & !(uapi::PVPASS_FEAT_MMIO_ID
             | uapi::PVPASS_FEAT_CONFIG
             | uapi::PVPASS_FEAT_SWITCH
             | uapi::PVPASS_FEAT_RESAMPLE
             | uapi::PVPASS_FEAT_SWITCHES
-            | uapi::PVPASS_FEAT_COUNTERS);
+            | uapi::PVPASS_FEAT_COUNTERS
+            | uapi::PVPASS_FEAT_VHOST);
     if unknown != 0 {
         names.push(format!("unknown {unknown:#x}"));
     }
@@ -781,13 +785,18 @@ mod tests {
         assert_eq!(feature_names(3), "mmio-id, config");
         assert_eq!(feature_names(7), "mmio-id, config, switch");
         assert_eq!(feature_names(15), "mmio-id, config, switch, resample");
-        assert_eq!(feature_names(1 | 64), "mmio-id, unknown 0x40");
+        assert_eq!(feature_names(1 | 128), "mmio-id, unknown 0x80");
         assert_eq!(
             feature_names(0x3f),
             "mmio-id, config, switch, resample, switches, counters"
         );
         assert_eq!(feature_names(16), "switches");
         assert_eq!(feature_names(32), "counters");
+        assert_eq!(feature_names(64), "vhost");
+        assert_eq!(
+            feature_names(0x7f),
+            "mmio-id, config, switch, resample, switches, counters, vhost"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! pvpassctl: attach running KVM VMMs to the pvpass kernel module.
+//! pvpassctl: attach running KVM VMMs to the pvpass kernel module, or start
+//! QEMU on its vhost transport (`vhost-exec`).
 
 mod admin;
 mod args;
@@ -9,6 +10,7 @@ mod pidfd;
 mod procscan;
 mod switches;
 mod uapi;
+mod vhost_exec;
 
 use anyhow::Result;
 use clap::Parser;
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         cli::Cmd::Switch(cli::SwitchCmd::Add(a)) => switches::run_add(&cli.device, &a.name),
         cli::Cmd::Switch(cli::SwitchCmd::Del(a)) => switches::run_del(&cli.device, &a.name),
         cli::Cmd::Switch(cli::SwitchCmd::List(a)) => switches::run_list(&cli.device, a.json),
+        cli::Cmd::VhostExec(a) => vhost_exec::run(&cli.device, a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,8 @@ pub const PVPASS_FEAT_RESAMPLE: u32 = 1 << 3;
 pub const PVPASS_FEAT_SWITCHES: u32 = 1 << 4;
 /// GET_COUNTERS: every counter of an attachment, by name.
 pub const PVPASS_FEAT_COUNTERS: u32 = 1 << 5;
+/// The vhost transport: /dev/pvpass-vhost-net and PVPASS_VHOST_SET_PORT.
+pub const PVPASS_FEAT_VHOST: u32 = 1 << 6;
 
 /// ATTACH flag: the GSI is level-triggered; `resample_fd` is an eventfd KVM
 /// signals at the guest's EOI (the module then re-asserts the line while the
@@ -39,6 +41,8 @@ pub const PVPASS_NR_SWITCH_ADD: u8 = 0x05;
 pub const PVPASS_NR_SWITCH_DEL: u8 = 0x06;
 pub const PVPASS_NR_SWITCH_LIST: u8 = 0x07;
 pub const PVPASS_NR_GET_COUNTERS: u8 = 0x08;
+/// On a /dev/pvpass-vhost-net file only.
+pub const PVPASS_NR_VHOST_SET_PORT: u8 = 0x10;
 
 /// Flag of DETACH and GET_STATS: the id may belong to another file's
 /// attachment (CAP_SYS_ADMIN only, else EPERM).
@@ -209,6 +213,23 @@ pub struct PvpassCounters {
     pub entries: u64,
 }
 
+/// PVPASS_VHOST_SET_PORT, on a /dev/pvpass-vhost-net file before it is
+/// handed to QEMU: which switch and which MAC (the guest's) its port has.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassVhostPort {
+    /// Switch name, NUL-padded; all zero = "default".
+    pub backend: [u8; PVPASS_NAME_LEN],
+    /// Unicast, not zero.
+    pub mac: [u8; 6],
+    /// Must be 0.
+    pub pad: [u8; 2],
+    /// Must be 0.
+    pub flags: u32,
+    /// Out: the device id (as in the kernel log).
+    pub id: u32,
+}
+
 // Sizes from the C header (x86_64 and every other 64-bit Linux ABI).
 const _: () = assert!(size_of::<PvpassVersion>() == 16);
 const _: () = assert!(size_of::<PvpassAttach>() == 80);
@@ -220,6 +241,7 @@ const _: () = assert!(size_of::<PvpassSwitch>() == 40);
 const _: () = assert!(size_of::<PvpassSwitchList>() == 16);
 const _: () = assert!(size_of::<PvpassCounter>() == 40);
 const _: () = assert!(size_of::<PvpassCounters>() == 24);
+const _: () = assert!(size_of::<PvpassVhostPort>() == 32);
 
 const _: () = assert!(offset_of!(PvpassAttach, vm_fd) == 4);
 const _: () = assert!(offset_of!(PvpassAttach, irq_fd) == 8);
@@ -284,6 +306,11 @@ const _: () = assert!(offset_of!(PvpassCounters, flags) == 4);
 const _: () = assert!(offset_of!(PvpassCounters, count) == 8);
 const _: () = assert!(offset_of!(PvpassCounters, reserved) == 12);
 const _: () = assert!(offset_of!(PvpassCounters, entries) == 16);
+const _: () = assert!(offset_of!(PvpassVhostPort, backend) == 0);
+const _: () = assert!(offset_of!(PvpassVhostPort, mac) == 16);
+const _: () = assert!(offset_of!(PvpassVhostPort, pad) == 22);
+const _: () = assert!(offset_of!(PvpassVhostPort, flags) == 24);
+const _: () = assert!(offset_of!(PvpassVhostPort, id) == 28);
 
 /// Request numbers, built exactly as the header does (_IOR/_IOWR/_IOW).
 pub const PVPASS_GET_VERSION: u32 = request_code_read!(
@@ -327,6 +354,11 @@ pub const PVPASS_GET_COUNTERS: u32 = request_code_readwrite!(
     PVPASS_IOCTL_MAGIC,
     PVPASS_NR_GET_COUNTERS,
     size_of::<PvpassCounters>()
+) as u32;
+pub const PVPASS_VHOST_SET_PORT: u32 = request_code_readwrite!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_VHOST_SET_PORT,
+    size_of::<PvpassVhostPort>()
 ) as u32;
 
 nix::ioctl_read!(
@@ -378,6 +410,12 @@ nix::ioctl_readwrite!(
     PVPASS_NR_GET_COUNTERS,
     PvpassCounters
 );
+nix::ioctl_readwrite!(
+    pvpass_vhost_set_port,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_VHOST_SET_PORT,
+    PvpassVhostPort
+);
 
 #[cfg(test)]
 mod tests {
@@ -402,6 +440,7 @@ mod tests {
         assert_eq!(PVPASS_SWITCH_DEL, ioc(1, 0xBC, 6, 40));
         assert_eq!(PVPASS_SWITCH_LIST, ioc(3, 0xBC, 7, 16));
         assert_eq!(PVPASS_GET_COUNTERS, ioc(3, 0xBC, 8, 24));
+        assert_eq!(PVPASS_VHOST_SET_PORT, ioc(3, 0xBC, 0x10, 32));
         // And the literal values, worked out on paper.
         assert_eq!(PVPASS_GET_VERSION, 0x8010_BC00);
         assert_eq!(PVPASS_ATTACH, 0xC050_BC01);
@@ -412,6 +451,7 @@ mod tests {
         assert_eq!(PVPASS_SWITCH_DEL, 0x4028_BC06);
         assert_eq!(PVPASS_SWITCH_LIST, 0xC010_BC07);
         assert_eq!(PVPASS_GET_COUNTERS, 0xC018_BC08);
+        assert_eq!(PVPASS_VHOST_SET_PORT, 0xC020_BC10);
     }
 
     fn header_dir() -> PathBuf {
@@ -506,6 +546,13 @@ int main(void) {
     P(sizeof(((struct pvpass_switch *)0)->name));
     P(sizeof(((struct pvpass_switch *)0)->reserved));
     P(sizeof(((struct pvpass_counter *)0)->name));
+    P(PVPASS_FEAT_VHOST); P(PVPASS_VHOST_SET_PORT); P(sizeof(struct pvpass_vhost_port));
+    P(offsetof(struct pvpass_vhost_port, backend));
+    P(offsetof(struct pvpass_vhost_port, mac));
+    P(offsetof(struct pvpass_vhost_port, pad));
+    P(offsetof(struct pvpass_vhost_port, flags));
+    P(offsetof(struct pvpass_vhost_port, id));
+    P(sizeof(((struct pvpass_vhost_port *)0)->backend));
     return 0;
 }
 "#,
@@ -655,6 +702,20 @@ int main(void) {
                 std::mem::size_of_val(&PvpassCounter::default().name) as u64,
             ),
         ];
+        let vhost_numbers = [
+            ("PVPASS_FEAT_VHOST", PVPASS_FEAT_VHOST.into()),
+            ("PVPASS_VHOST_SET_PORT", PVPASS_VHOST_SET_PORT.into()),
+            (
+                "sizeof(struct pvpass_vhost_port)",
+                size_of::<PvpassVhostPort>() as u64,
+            ),
+        ];
+        let vhost_offsets =
+            offsets!(PvpassVhostPort, "pvpass_vhost_port": backend, mac, pad, flags, id);
+        let vhost_sizes = [(
+            "sizeof(((struct pvpass_vhost_port *)0)->backend)",
+            std::mem::size_of_val(&PvpassVhostPort::default().backend) as u64,
+        )];
         let expect: Vec<(&str, u64)> = expect
             .iter()
             .copied()
@@ -669,6 +730,9 @@ int main(void) {
             .chain(counter_offsets)
             .chain(counters_offsets)
             .chain(array_sizes)
+            .chain(vhost_numbers)
+            .chain(vhost_offsets)
+            .chain(vhost_sizes)
             .collect();
         let lines: Vec<(&str, u64)> = text
             .lines()

@@ -210,3 +210,94 @@ fn attach_takes_backend() {
     // Parsed fine; fails only at the device.
     assert_runtime_error(&run(&a), "pvpass module not loaded: insmod pvpass.ko");
 }
+
+/// `vhost-exec` arguments that draw no warning: the NIC names the netdev
+/// and has the port's MAC.
+const VHOST_OK: [&str; 6] = [
+    "--mac",
+    "52:54:00:00:00:03",
+    "--",
+    "qemu-system-x86_64",
+    "-device",
+    "virtio-net-pci,netdev=pvpass0,mac=52:54:00:00:00:03",
+];
+
+fn vhost_exec(pre: &[&str]) -> Output {
+    let mut a = vec!["vhost-exec"];
+    a.extend(pre);
+    a.extend(VHOST_OK);
+    run(&a)
+}
+
+#[test]
+fn vhost_exec_usage_errors_exit_2() {
+    let o = vhost_exec(&["--queues", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("multiqueue not supported yet"),
+        "{}",
+        stderr(&o)
+    );
+    for (mac, why) in [
+        ("00:00:00:00:00:00", "all-zero"),
+        ("33:33:00:00:00:01", "multicast"),
+    ] {
+        let o = run(&["vhost-exec", "--mac", mac, "--", "qemu-system-x86_64"]);
+        assert_eq!(o.status.code(), Some(2), "{mac}");
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+    }
+    let o = run(&["vhost-exec", "--", "qemu-system-x86_64"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--mac <MAC>"), "{}", stderr(&o));
+    assert_eq!(
+        run(&["vhost-exec", "--mac", "52:54:00:00:00:03"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(vhost_exec(&["--netdev-id", "a,b"]).status.code(), Some(2));
+    assert_eq!(vhost_exec(&["--tap", "a/b"]).status.code(), Some(2));
+    assert_eq!(vhost_exec(&["--backend", "a b"]).status.code(), Some(2));
+}
+
+#[test]
+fn vhost_exec_without_module() {
+    let o = vhost_exec(&[
+        "--device",
+        "/nonexistent/pvpass",
+        "--vhost-device",
+        "/nonexistent/pvpass-vhost-net",
+        "--print",
+    ]);
+    assert_runtime_error(&o, "cannot open /nonexistent/pvpass-vhost-net");
+    assert!(stderr(&o).contains("insmod pvpass.ko"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn vhost_exec_on_another_device() {
+    let o = vhost_exec(&["--vhost-device", "/dev/null", "--backend", "lab"]);
+    assert_runtime_error(&o, "/dev/null does not answer PVPASS_VHOST_SET_PORT");
+}
+
+#[test]
+fn vhost_exec_warns_about_the_nic() {
+    let o = run(&[
+        "vhost-exec",
+        "--vhost-device",
+        "/dev/null",
+        "--mac",
+        "52:54:00:00:00:03",
+        "--",
+        "qemu-system-x86_64",
+        "-device",
+        "virtio-net-pci,netdev=net0",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("pvpassctl: warning: the QEMU arguments have no netdev=pvpass0: add -device virtio-net-pci,netdev=pvpass0,mac=52:54:00:00:00:03"),
+        "{e}"
+    );
+    assert!(e.contains("pvpassctl: error: "), "{e}");
+}

@@ -1,0 +1,80 @@
+#!/bin/bash
+# Runs inside the test bed (L1, virtme-ng): a stock QEMU guest on the vhost
+# transport (virtio-net-pci, MSI-X, `vhostfd=` opened on
+# /dev/pvpass-vhost-net) and a virtio-mmio guest on the same switch; each
+# pings the other and the host port, and the host pings both. Results go to
+# $1: vhost.log, bed.results ("<check> ok|fail <text>" lines), consoles.
+# Usage: guest-vhost.sh <results dir> <pvpass.ko> <pvpassctl> <bzImage> <initramfs>
+set -u
+res=$1 ko=$2 ctl=$3 kernel=$4 initrd=$5
+here=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$res"
+exec >"$res/vhost.log" 2>&1
+results=$res/bed.results
+: >"$results"
+finish() { dmesg >"$res/dmesg.log"; echo "done" >"$res/finished"; }
+trap finish EXIT
+result() { echo "$*" >>"$results"; echo "vhost: [$2] $1: ${*:3}"; }
+host=10.0.0.254
+
+modprobe kvm_amd || { echo "vhost: kvm_amd did not load"; exit 1; }
+insmod "$ko" || { echo "vhost: pvpass.ko did not load"; exit 1; }
+ip link set pvpsw0 up && ip addr add $host/24 dev pvpsw0
+mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+pin_file=/sys/kernel/debug/pvpass/pinned_pages
+pinned() { grep -o -m1 '[0-9]\+' $pin_file | head -n 1; }
+pin_base=$(pinned)
+bed_args="lpj=4000000 tsc=reliable no_timer_check"
+common=(-enable-kvm -cpu host -machine "q35,kernel-irqchip=on" -m 256M -smp 1 -nodefaults
+	-display none -no-reboot -kernel "$kernel" -initrd "$initrd")
+
+# Guest 1: virtio-mmio, attached as in the demo.
+qemu-system-x86_64 "${common[@]}" \
+	-append "console=ttyS0 $(cat "$here/guest/cmdline") panic=-1 $bed_args pvpass_ip=10.0.0.1/24 pvpass_peer=10.0.0.3 pvpass_host=$host" \
+	-serial "file:$res/guest1.console" -qmp "unix:/tmp/vqmp1,server=on,wait=off" -S &
+q1=$!
+"$ctl" attach --pid $q1 --gpa 0xd0000000 --gsi 7 --mac 52:54:00:00:00:01 --wait 120 \
+	--ready-file /tmp/vattach1 >"$res/attach1.log" 2>&1 &
+a1=$!
+end=$((SECONDS + 130))
+while [ ! -s /tmp/vattach1 ] && [ $SECONDS -lt $end ] && kill -0 $a1 2>/dev/null; do sleep 0.2; done
+cat "$res/attach1.log"
+python3 "$here/scripts/qmp.py" /tmp/vqmp1 cont
+
+# Guest 3: stock QEMU, virtio-net-pci on the vhost transport (no -S, no attach).
+python3 "$here/scripts/vhost-open.py" 52:54:00:00:00:03 "" n0 -- \
+	qemu-system-x86_64 "${common[@]}" \
+	-append "console=ttyS0 panic=-1 $bed_args pvpass_ip=10.0.0.3/24 pvpass_peer=10.0.0.1 pvpass_host=$host" \
+	-device virtio-net-pci,netdev=n0,mac=52:54:00:00:00:03,romfile= \
+	-serial "file:$res/guest3.console" &
+q3=$!
+
+# wait_console <guest> <regex> <seconds>
+wait_console() {
+	local end=$((SECONDS + $3))
+	while [ $SECONDS -lt $end ]; do
+		grep -aqE "$2" "$res/guest$1.console" 2>/dev/null && return 0
+		sleep 1
+	done
+	return 1
+}
+for g in 1 3; do
+	for what in peer host; do
+		if wait_console $g "pvpass-demo: ping $what .* 0% packet loss" 400; then
+			result "guest${g}_ping_$what" ok "$(grep -a -m1 "pvpass-demo: ping $what" "$res/guest$g.console" | tr -d '\r')"
+		else
+			result "guest${g}_ping_$what" fail "$(grep -a -m1 "pvpass-demo: ping $what" "$res/guest$g.console" | tr -d '\r')"
+		fi
+	done
+done
+grep -a "pvpass-demo: virtio\|pvpass-demo: netdev" "$res/guest3.console" | tr -d '\r'
+for a in 10.0.0.1 10.0.0.3; do
+	out=$(busybox ping -c 5 -i 0.2 -W 2 $a 2>&1 | grep -E 'packets transmitted' | tr '\n' ' ')
+	if grep -q ' 0% packet loss' <<<"$out"; then result "host_ping_$a" ok "$out"; else result "host_ping_$a" fail "${out:-no answer}"; fi
+done
+cat /sys/kernel/debug/pvpass/devices 2>/dev/null
+kill $q1 $q3 2>/dev/null
+wait $q3 2>/dev/null
+end=$((SECONDS + 10))
+while p=$(pinned); [ "$p" != "$pin_base" ] && [ $SECONDS -lt $end ]; do sleep 0.2; done
+if [ "$p" = "$pin_base" ]; then result pinned_pages ok "back to $p after both QEMUs exited"; else result pinned_pages fail "$p pinned, $pin_base before"; fi
