@@ -194,10 +194,9 @@ pub fn set_port_error_message(errno: Errno, path: &Path, backend: &str, mac: Mac
         ),
         Errno::EINVAL => format!(
             "the module rejected PVPASS_VHOST_SET_PORT (EINVAL): mac {mac} or switch '{}' \
-             is malformed, the port of {} is set already, or the module is older than this \
-             tool and does not know a flag or field",
-            switch_display(backend),
-            path.display()
+             is malformed, or the module is older than this tool and does not know a flag or \
+             field",
+            switch_display(backend)
         ),
         Errno::EADDRINUSE => format!(
             "MAC {mac} is already used by another port of switch '{}' (EADDRINUSE)",
