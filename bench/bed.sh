@@ -4,6 +4,8 @@
 # $BENCH_CONFIGS sets up the network, starts two stock QEMU guests (L2, same
 # kernel and initramfs for all), runs bench/measure.py, and stops them.
 #   pvpass    NIC served by pvpass (virtio-mmio, `pvpassctl attach`), host on pvpsw0
+#   pvpass-vhost  virtio-net-pci served by pvpass's vhost transport
+#             (`pvpassctl vhost-exec`, MSI-X through QEMU), host on pvpsw0
 #   vhost     virtio-net-pci, vhost=on, tap per guest in bridge br0 with the host address
 #   qemu      the same with vhost=off (QEMU's own virtio-net in userspace)
 #   loopback  netperf to 127.0.0.1 in the bed itself (no guests): the ceiling
@@ -43,12 +45,14 @@ mmio_arg=$(sed "s/:7\$/:$BENCH_GSI/" "$bin/cmdline")
 pids=()
 attach_pids=()
 
+# What runs QEMU: itself, or `pvpassctl vhost-exec ... --` for pvpass-vhost.
+qemu_prefix=()
 start_guest() { # config, index, extra qemu args...
 	local cfg=$1 i=$2; shift 2
 	local append="console=ttyS0 panic=-1 $bed_args bench_ip=10.0.0.$i/24"
 	[ "$cfg" = pvpass ] && append="$append $mmio_arg"
 	rm -f "/tmp/bench-qmp-$i"
-	qemu-system-x86_64 -enable-kvm -cpu host -machine q35,kernel-irqchip=on \
+	"${qemu_prefix[@]}" qemu-system-x86_64 -enable-kvm -cpu host -machine q35,kernel-irqchip=on \
 		-m 256M -smp 1 -nodefaults -display none -no-reboot \
 		-kernel "$kernel" -initrd "$initrd" -append "$append" \
 		-serial "file:$res/$cfg-guest$i.console" \
@@ -174,6 +178,31 @@ run_pvpass() {
 	rmmod pvpass || echo "bed: rmmod pvpass failed"
 }
 
+start_pvpass_vhost() {
+	local i
+	for i in 1 2; do
+		qemu_prefix=("$ctl" vhost-exec --mac "52:54:00:00:00:0$i" --netdev-id n0 --)
+		start_guest pvpass-vhost "$i" -device "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:0$i,romfile="
+	done
+	qemu_prefix=()
+}
+
+run_pvpass_vhost() {
+	insmod "$ko" || { echo "pvpass-vhost: insmod failed" >>"$res/failures.txt"; return 1; }
+	ip addr add 10.0.0.254/24 dev pvpsw0
+	ip link set pvpsw0 up
+	(while sleep 5; do echo "== $(date +%T)"; cat /sys/kernel/debug/pvpass/devices; done) \
+		>"$res/pvpass-vhost-devices.log" 2>&1 &
+	local mon=$!
+	boot pvpass-vhost start_pvpass_vhost &&
+		measure pvpass-vhost pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
+	kill "$mon"
+	stop_guests
+	ip addr flush dev pvpsw0
+	ip link set pvpsw0 down
+	rmmod pvpass || echo "bed: rmmod pvpass failed"
+}
+
 start_bridge() {
 	local i
 	for i in 1 2; do
@@ -204,6 +233,7 @@ for cfg in $BENCH_CONFIGS; do
 	case $cfg in
 	loopback) measure loopback loopback ;;
 	pvpass) run_pvpass ;;
+	pvpass-vhost) run_pvpass_vhost ;;
 	vhost) run_bridge vhost on ;;
 	qemu) run_bridge qemu off ;;
 	*) echo "bed: unknown configuration $cfg"; echo "$cfg: unknown configuration" >>"$res/failures.txt" ;;

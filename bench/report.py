@@ -12,7 +12,8 @@ import statistics
 import subprocess
 import sys
 
-CONFIGS = [("pvpass", "pvpass"), ("vhost", "vhost-net"), ("qemu", "QEMU virtio-net"),
+CONFIGS = [("pvpass", "pvpass"), ("pvpass-vhost", "pvpass (vhost transport)"),
+           ("vhost", "vhost-net"), ("qemu", "QEMU virtio-net"),
            ("loopback", "loopback (bed)")]
 # Table rows: (label, test name of the guest configs, test name of loopback)
 ROWS = [
@@ -260,7 +261,7 @@ def main():
                 continue
             cells = [row[0] if c == present[0][0] else "", n]
             for k, _, _ in pp_keys:
-                if k == "pins_pp" and c != "pvpass":
+                if k == "pins_pp" and not c.startswith("pvpass"):
                     cells.append("–")
                 elif c == "loopback" and k in ("exits_pp", "irqs_pp", "exits_net_pp",
                                                "irqs_net_pp"):

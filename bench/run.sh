@@ -9,7 +9,7 @@
 #
 #   BENCH_REPS=3            repetitions of each point (median, min, max)
 #   BENCH_LEN=8             seconds per netperf run (-l)
-#   BENCH_CONFIGS="loopback pvpass vhost qemu"   a subset for quick iteration
+#   BENCH_CONFIGS="loopback pvpass pvpass-vhost vhost qemu"   a subset for quick iteration
 #   BENCH_TESTS="..."       netperf tests (bench/measure.py's names)
 #   BENCH_GSI=7             the pvpass guests' GSI (5: level-triggered on q35,
 #                           which pvpassctl attaches with resampling)
@@ -29,7 +29,7 @@ cd "$here"
 . scripts/lib.sh
 BENCH_REPS=${BENCH_REPS:-3}
 BENCH_LEN=${BENCH_LEN:-8}
-BENCH_CONFIGS=${BENCH_CONFIGS:-loopback pvpass vhost qemu}
+BENCH_CONFIGS=${BENCH_CONFIGS:-loopback pvpass pvpass-vhost vhost qemu}
 BENCH_TESTS=${BENCH_TESTS:-}
 BENCH_PROFILE=${BENCH_PROFILE-tcp_stream_g2g}
 BENCH_GSI=${BENCH_GSI:-7}

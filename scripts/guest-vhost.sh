@@ -41,8 +41,10 @@ while [ ! -s /tmp/vattach1 ] && [ $SECONDS -lt $end ] && kill -0 $a1 2>/dev/null
 cat "$res/attach1.log"
 python3 "$here/scripts/qmp.py" /tmp/vqmp1 cont
 
-# Guest 3: stock QEMU, virtio-net-pci on the vhost transport (no -S, no attach).
-python3 "$here/scripts/vhost-open.py" 52:54:00:00:00:03 "" n0 -- \
+# Guest 3: stock QEMU, virtio-net-pci on the vhost transport (no -S, no
+# attach): pvpassctl opens the device, names the port and execs QEMU with
+# -netdev tap,id=n0,...,vhost=on,vhostfd=N.
+"$ctl" vhost-exec --mac 52:54:00:00:00:03 --netdev-id n0 -- \
 	qemu-system-x86_64 "${common[@]}" \
 	-append "console=ttyS0 panic=-1 $bed_args pvpass_ip=10.0.0.3/24 pvpass_peer=10.0.0.1 pvpass_host=$host" \
 	-device virtio-net-pci,netdev=n0,mac=52:54:00:00:00:03,romfile= \
@@ -68,6 +70,17 @@ for g in 1 3; do
 	done
 done
 grep -a "pvpass-demo: virtio\|pvpass-demo: netdev" "$res/guest3.console" | tr -d '\r'
+# The vhost device is listed, and its counters moved (both directions).
+"$ctl" list
+vid=$("$ctl" list --json | python3 -c 'import json,sys; print(next((d["id"] for d in json.load(sys.stdin) if d["mac"].lower() == "52:54:00:00:00:03"), ""))')
+stats=$("$ctl" stats "${vid:-0}" --json 2>&1)
+echo "vhost: stats of $vid: $stats"
+tx=$(sed -n 's/.*"tx_frames":\([0-9]*\).*/\1/p' <<<"$stats") rx=$(sed -n 's/.*"rx_frames":\([0-9]*\).*/\1/p' <<<"$stats")
+if [ "${tx:-0}" -gt 0 ] && [ "${rx:-0}" -gt 0 ]; then
+	result vhost_listed ok "pvpassctl list shows the vhost device $vid; tx_frames=$tx rx_frames=$rx"
+else
+	result vhost_listed fail "vhost device ${vid:-not listed}: tx_frames=${tx:-?} rx_frames=${rx:-?}"
+fi
 for a in 10.0.0.1 10.0.0.3; do
 	out=$(busybox ping -c 5 -i 0.2 -W 2 $a 2>&1 | grep -E 'packets transmitted' | tr '\n' ' ')
 	if grep -q ' 0% packet loss' <<<"$out"; then result "host_ping_$a" ok "$out"; else result "host_ping_$a" fail "${out:-no answer}"; fi

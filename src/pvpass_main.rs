@@ -132,6 +132,7 @@ impl kernel::InPlaceModule for PvpassModule {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         backend::init();
         control::attachment::init();
+        control::vhost::init();
         pr_info!("loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
         try_pin_init!(Self {
             dev <- control::miscdev::Registration::register(c"pvpass", module),

@@ -59,6 +59,8 @@ pub(crate) const VHOST_SET_PORT: u32 = _IOWR::<VhostPort>(MAGIC, 0x10);
 
 /// DETACH / GET_STATS: the id may be another file's (CAP_SYS_ADMIN).
 pub(crate) const F_ANY_FILE: u32 = 1 << 0;
+/// `Info::flags`: a device on the vhost transport (no window, no GSI).
+pub(crate) const INFO_VHOST: u32 = 1 << 1;
 /// `Info::flags`: the VM was let go (husk).
 pub(crate) const INFO_RELEASED: u32 = 1 << 0;
 

@@ -60,6 +60,24 @@ fn write_devices(f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             )
         })();
     });
+    super::vhost::for_each(|l| {
+        if r.is_err() {
+            return;
+        }
+        let d = l.dev.rx_state();
+        let m = l.dev.mac();
+        r = (|| {
+            write!(
+                f,
+                "id={} owner_pid={} transport=vhost mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                l.dev.id, l.owner_pid, m[0], m[1], m[2], m[3], m[4], m[5],
+            )?;
+            for (name, value) in l.dev.counters().iter() {
+                write!(f, " {}={}", name, value)?;
+            }
+            writeln!(f, " backlog={} rxq={}", d.backlog, RxQueue(d.queue))
+        })();
+    });
     r
 }
 

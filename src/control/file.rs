@@ -137,13 +137,22 @@ impl MiscDevice for PvpassFile {
                     0 => me.find(req.id, stats_of)?,
                     uapi::F_ANY_FILE => {
                         require_admin()?;
-                        stats_of(&*attachment::find_any(req.id).ok_or(ENOENT)?)
+                        match attachment::find_any(req.id) {
+                            Some(a) => stats_of(&a),
+                            None => super::vhost::find_any(req.id)
+                                .ok_or(ENOENT)?
+                                .counters()
+                                .to_stats(req.id),
+                        }
                     }
                     _ => return Err(EINVAL),
                 };
                 writer.write(&stats)?;
             }
-            uapi::LIST => list(user, |f| attachment::for_each(|a| f(a.info())))?,
+            uapi::LIST => list(user, |f| {
+                attachment::for_each(|a| f(a.info()));
+                super::vhost::for_each(|l| f(l.info()));
+            })?,
             uapi::SWITCH_ADD => {
                 require_admin()?;
                 let name = switch_name(user.reader().read()?)?;
@@ -167,7 +176,10 @@ impl MiscDevice for PvpassFile {
                     0 => me.find(req.id, |a| a.counters())?,
                     uapi::F_ANY_FILE => {
                         require_admin()?;
-                        attachment::find_any(req.id).ok_or(ENOENT)?.counters()
+                        match attachment::find_any(req.id) {
+                            Some(a) => a.counters(),
+                            None => super::vhost::find_any(req.id).ok_or(ENOENT)?.counters(),
+                        }
                     }
                     _ => return Err(EINVAL),
                 };

@@ -53,6 +53,7 @@ use kernel::{
             Relaxed,
             Release, //
         },
+        global_lock,
         Arc,
         Mutex, //
     },
@@ -119,6 +120,65 @@ const OFFLOADS: u64 = feature::NET_F_CSUM
 /// vhost device ids start here (attachments count from 1).
 const FIRST_ID: u32 = 0x4000_0000;
 static NEXT_ID: Atomic<u32> = Atomic::new(FIRST_ID);
+
+/// A vhost device with an owner, as LIST, the counters (with
+/// `PVPASS_F_ANY_FILE`) and debugfs see it.
+pub(crate) struct Listed {
+    pub(crate) dev: Arc<Device>,
+    pub(crate) owner_pid: i32,
+    pub(crate) backend: backend::Name,
+}
+
+impl Listed {
+    pub(crate) fn info(&self) -> uapi::Info {
+        uapi::Info {
+            id: self.dev.id,
+            flags: uapi::INFO_VHOST,
+            owner_pid: self.owner_pid,
+            mac: self.dev.mac(),
+            backend: self.backend,
+            ..Default::default()
+        }
+    }
+}
+
+global_lock! {
+    // SAFETY: Initialised by `init` in the module initialiser, before the
+    // misc devices (the only ways in) are registered.
+    unsafe(uninit) static LISTED: Mutex<KVec<Listed>> = KVec::new();
+}
+
+/// Called once, from the module initialiser.
+pub(crate) fn init() {
+    // SAFETY: Called exactly once, before any other use of `LISTED`.
+    unsafe { LISTED.init() };
+}
+
+/// The vhost device `id`, whichever file it is on.
+pub(crate) fn find_any(id: u32) -> Option<Arc<Device>> {
+    LISTED
+        .lock()
+        .iter()
+        .find(|l| l.dev.id == id)
+        .map(|l| l.dev.clone())
+}
+
+/// Call `f` for every vhost device with an owner, oldest first.
+pub(crate) fn for_each(mut f: impl FnMut(&Listed)) {
+    for l in LISTED.lock().iter() {
+        f(l);
+    }
+}
+
+fn unlist(id: u32) {
+    let gone = {
+        let mut l = LISTED.lock();
+        l.iter()
+            .position(|x| x.dev.id == id)
+            .and_then(|i| l.remove(i).ok())
+    };
+    drop(gone);
+}
 
 /// One ring as QEMU set it up.
 #[derive(Default)]
@@ -295,7 +355,7 @@ impl VhostFile {
         if v.owned.is_some() {
             return Err(EBUSY);
         }
-        let Some((_, mac, id)) = v.port.as_ref() else {
+        let Some((backend, mac, id)) = v.port.as_ref() else {
             return Err(ratelimited(
                 "SET_OWNER on a file without a port (PVPASS_VHOST_SET_PORT first: pvpassctl vhost-exec)",
                 EINVAL,
@@ -320,6 +380,25 @@ impl VhostFile {
         let dev = Device::new_vhost(*id, *mac, VhostIrq(signals.clone()), owner)?;
         // SAFETY: The all-zero map is the empty map of generation 0.
         let map = unsafe { crate::mem::new_zeroed::<GuestMap>() }?;
+        LISTED.lock().push(
+            Listed {
+                dev: dev.clone(),
+                owner_pid: kvm::current_tgid(),
+                backend: *backend.name(),
+            },
+            GFP_KERNEL,
+        )?;
+        pr_info!(
+            "vhost device {} of pid {}, mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\n",
+            id,
+            kvm::current_tgid(),
+            mac[0],
+            mac[1],
+            mac[2],
+            mac[3],
+            mac[4],
+            mac[5]
+        );
         v.owned = Some(Owned {
             mm,
             generation,
@@ -513,6 +592,7 @@ fn teardown(mut o: Owned) {
     o.signals.work().stop();
     drop(o.link.take());
     o.dev.shutdown();
+    unlist(o.dev.id);
 }
 
 #[vtable]

@@ -6,7 +6,7 @@ use crate::device::Device;
 use crate::say;
 use crate::uapi::{
     PvpassInfo, PvpassStats, PvpassVersion, PVPASS_FEAT_COUNTERS, PVPASS_INFO_RELEASED,
-    PVPASS_MAX_ATTACH,
+    PVPASS_INFO_VHOST, PVPASS_MAX_ATTACH,
 };
 use anyhow::Result;
 use std::fmt::Write as _;
@@ -29,6 +29,7 @@ pub fn state(info: &PvpassInfo) -> &'static str {
 /// The cells of one `list` row, in column order.
 fn row(i: &PvpassInfo) -> [String; 7] {
     let switch = backend_name(&i.backend);
+    let vhost = i.flags & PVPASS_INFO_VHOST != 0;
     [
         i.id.to_string(),
         if i.owner_pid > 0 {
@@ -36,8 +37,18 @@ fn row(i: &PvpassInfo) -> [String; 7] {
         } else {
             "-".to_owned()
         },
-        format!("{:#x}", i.gpa),
-        i.gsi.to_string(),
+        // A vhost device has no window and no GSI: QEMU emulates its PCI
+        // function and MSI-X.
+        if vhost {
+            "vhost".to_owned()
+        } else {
+            format!("{:#x}", i.gpa)
+        },
+        if vhost {
+            "msi-x".to_owned()
+        } else {
+            i.gsi.to_string()
+        },
         Mac(i.mac).to_string(),
         if switch.is_empty() {
             "-".into()
@@ -339,10 +350,16 @@ ID  OWNER  GPA         GSI  MAC                SWITCH   STATE
         assert_eq!(list_table(&[]), "ID  OWNER  GPA  GSI  MAC  SWITCH  STATE\n");
         // An empty name and an unknown owner show as "-"; extra flag bits
         // do not change the state.
-        let t = list_table(&[info(3, 0, 0x1000, 9, 4, "", 0x2)]);
+        let t = list_table(&[info(3, 0, 0x1000, 9, 4, "", 0x4)]);
         assert_eq!(
             t.lines().nth(1).unwrap(),
             "3   -      0x1000  9    52:54:00:00:00:04  -       live"
+        );
+        // A vhost device: no window, no GSI.
+        let t = list_table(&[info(1 << 30, 77, 0, 0, 5, "default", PVPASS_INFO_VHOST)]);
+        assert_eq!(
+            t.lines().nth(1).unwrap(),
+            "1073741824  77     vhost  msi-x  52:54:00:00:00:05  default  live"
         );
     }
 

@@ -50,6 +50,7 @@ pub const PVPASS_F_ANY_FILE: u32 = 1 << 0;
 /// `PvpassInfo::flags`: the VMM is gone or the attachment was detached from
 /// another file; what is left is a husk that its owner still has to DETACH.
 pub const PVPASS_INFO_RELEASED: u32 = 1 << 0;
+pub const PVPASS_INFO_VHOST: u32 = 1 << 1;
 
 /// Most switches the module has, "default" included.
 pub const PVPASS_MAX_SWITCHES: u32 = 16;
@@ -481,7 +482,7 @@ mod tests {
 int main(void) {
     P(PVPASS_API_VERSION); P(PVPASS_WINDOW_SIZE); P(PVPASS_MAX_ATTACH);
     P(PVPASS_NAME_LEN); P(PVPASS_FEAT_MMIO_ID); P(PVPASS_FEAT_CONFIG);
-    P(PVPASS_FEAT_SWITCH); P(PVPASS_F_ANY_FILE); P(PVPASS_INFO_RELEASED);
+    P(PVPASS_FEAT_SWITCH); P(PVPASS_F_ANY_FILE); P(PVPASS_INFO_RELEASED); P(PVPASS_INFO_VHOST);
     P(PVPASS_FEAT_RESAMPLE); P(PVPASS_ATTACH_F_RESAMPLE);
     P(PVPASS_GET_VERSION); P(PVPASS_ATTACH); P(PVPASS_DETACH); P(PVPASS_GET_STATS);
     P(PVPASS_LIST);
@@ -587,6 +588,7 @@ int main(void) {
             ("PVPASS_FEAT_SWITCH", PVPASS_FEAT_SWITCH.into()),
             ("PVPASS_F_ANY_FILE", PVPASS_F_ANY_FILE.into()),
             ("PVPASS_INFO_RELEASED", PVPASS_INFO_RELEASED.into()),
+            ("PVPASS_INFO_VHOST", PVPASS_INFO_VHOST.into()),
             ("PVPASS_FEAT_RESAMPLE", PVPASS_FEAT_RESAMPLE.into()),
             ("PVPASS_ATTACH_F_RESAMPLE", PVPASS_ATTACH_F_RESAMPLE.into()),
             ("PVPASS_GET_VERSION", PVPASS_GET_VERSION.into()),

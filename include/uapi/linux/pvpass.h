@@ -184,6 +184,7 @@ struct pvpass_stats {
 
 /* One attachment as PVPASS_LIST reports it. */
 #define PVPASS_INFO_RELEASED	(1U << 0)	/* VMM gone or detached: a husk */
+#define PVPASS_INFO_VHOST	(1U << 1)	/* on /dev/pvpass-vhost-net: gsi, gpa 0 */
 struct pvpass_info {
 	__u32 id;
 	__u32 flags;		/* PVPASS_INFO_* */
