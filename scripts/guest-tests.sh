@@ -5,7 +5,7 @@
 # Usage: guest-tests.sh <results dir> <pvpass.ko> <selftest dir> [tests]
 # (tests: a space-separated list of selftest names; default: all of them)
 res=$1 ko=$2 bin=$3
-tests=${4:-pvpass_test pvpass_datapath_test pvpass_hostile_test pvpass_switch_test pvpass_unload_test}
+tests=${4:-pvpass_test pvpass_datapath_test pvpass_hostile_test pvpass_switch_test pvpass_vhost_test pvpass_unload_test}
 mkdir -p "$res"
 exec >"$res/guest.log" 2>&1
 set -x

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Pack a guest initramfs: <init> as /init, busybox-static, the static
-# netperf and netserver from scripts/netperf.sh (cached), and any extra
+# netperf and netserver from scripts/netperf.sh (cached), guest/channels
+# and guest/patterns (built static), and any extra
 # <file>:<path in the image> (installed executable). The demo packs
 # guest/init; the benchmark bench/guest-init and bench/guest-agent.
 # Usage: initramfs.sh <output.cpio.gz> <init> [<file>:<path>]...
@@ -14,6 +15,10 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"/{bin,dev,proc,sys,tmp}
 cp /bin/busybox "$tmp/bin/busybox"
 cp "$np/netperf" "$np/netserver" "$tmp/bin/"
+# `ethtool -L` for busybox guests, and the UDP payload checker
+# (guest/channels.c, guest/patterns.c).
+gcc -static -O2 -Wall -o "$tmp/bin/channels" "$here/guest/channels.c"
+gcc -static -O2 -Wall -o "$tmp/bin/patterns" "$here/guest/patterns.c"
 install -m 755 "$init" "$tmp/init"
 for extra in "$@"; do
 	install -D -m 755 "${extra%%:*}" "$tmp/${extra#*:}"

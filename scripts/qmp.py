@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Send one QMP command to a QEMU monitor socket and print the reply.
 
-Usage: qmp.py <socket> <command>   (e.g. cont, quit). Waits up to 30 s for
-the socket. Used by the demo (scripts/guest-demo.sh) and the benchmark
+Usage: qmp.py <socket> <command> [<arguments as JSON>]   (e.g. cont, quit;
+migrate '{"uri": "unix:/tmp/m.sock"}'). Waits up to 30 s for the socket,
+prints the command's reply (events before it are skipped). Used by the demo (scripts/guest-demo.sh) and the benchmark
 (bench/bed.sh) inside the test bed.
 """
 import json
@@ -13,6 +14,7 @@ import time
 
 def main() -> int:
     path, command = sys.argv[1], sys.argv[2]
+    arguments = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
     for _ in range(300):
         try:
             s = socket.socket(socket.AF_UNIX)
@@ -26,9 +28,16 @@ def main() -> int:
     f = s.makefile("rw")
     f.readline()
     for cmd in ("qmp_capabilities", command):
-        f.write(json.dumps({"execute": cmd}) + "\n")
+        msg = {"execute": cmd}
+        if cmd == command and arguments is not None:
+            msg["arguments"] = arguments
+        f.write(json.dumps(msg) + "\n")
         f.flush()
-        print("qmp", cmd, f.readline().strip())
+        while True:
+            line = f.readline()
+            if not line or '"return"' in line or '"error"' in line:
+                break
+        print("qmp", cmd, line.strip())
     return 0
 
 

@@ -56,6 +56,9 @@ pub(crate) const SWITCH_DEL: u32 = _IOW::<Switch>(MAGIC, 0x06);
 pub(crate) const SWITCH_LIST: u32 = _IOWR::<List>(MAGIC, 0x07);
 pub(crate) const GET_COUNTERS: u32 = _IOWR::<Counters>(MAGIC, 0x08);
 pub(crate) const VHOST_SET_PORT: u32 = _IOWR::<VhostPort>(MAGIC, 0x10);
+/// `pvpass_vhost_port::flags`: join the port of device `id` as its next
+/// queue pair.
+pub(crate) const VHOST_F_JOIN: u32 = 1 << 0;
 
 /// DETACH / GET_STATS: the id may be another file's (CAP_SYS_ADMIN).
 pub(crate) const F_ANY_FILE: u32 = 1 << 0;

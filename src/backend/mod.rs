@@ -84,6 +84,9 @@ pub(crate) enum Sent {
 pub(crate) trait Uplink: Send {
     /// Hand over one frame (`hdr` its checked virtio-net header).
     fn xmit(&mut self, hdr: &NetHdr, frame: &Frame<'_>) -> Sent;
+    /// Another uplink of the same port, for another sender of it (a queue
+    /// pair of a multiqueue port: each sends on its own thread).
+    fn another(&self) -> Result<KBox<dyn Uplink>>;
 }
 
 /// A backend: a switch (or, next, a NIC).

@@ -328,6 +328,18 @@ impl Uplink for SwitchUplink {
     fn xmit(&mut self, hdr: &NetHdr, frame: &Frame<'_>) -> Sent {
         self.core.forward(self.id, hdr, frame, &mut self.targets)
     }
+
+    fn another(&self) -> Result<KBox<dyn Uplink>> {
+        let up: KBox<dyn Uplink> = KBox::new(
+            SwitchUplink {
+                core: self.core.clone(),
+                id: self.id,
+                targets: Targets::new()?,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(up)
+    }
 }
 
 /// The ports one frame goes to: references taken under the table's lock,

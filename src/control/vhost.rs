@@ -5,7 +5,8 @@
 //! as it drives vhost-net (`-netdev tap,...,vhost=on,vhostfd=N`). QEMU
 //! emulates the virtio-net-pci function, its config space, MSI-X and the
 //! control queue; this file serves the data queues (one receive and one
-//! transmit queue: one queue pair per file).
+//! transmit queue: one queue pair per file; a multiqueue NIC is several
+//! files on one port, see `PVPASS_VHOST_F_JOIN` and `net::queues`).
 //!
 //! Before the file is handed to QEMU, its opener names the port
 //! (`PVPASS_VHOST_SET_PORT`: switch and MAC; `pvpassctl vhost-exec` does it).
@@ -17,10 +18,13 @@
 //! QEMU's `-netdev tap` syntax requires; it stays unused). Setting the
 //! backend to -1 stops the device and leaves the switch.
 //!
-//! What is not offered: `VHOST_F_LOG_ALL` (QEMU then blocks migration
-//! instead of migrating a guest whose writes it cannot see), indirect
-//! descriptors, packed rings, multiqueue (one file, one queue pair, one
-//! port), backend features.
+//! Live migration: with `VHOST_F_LOG_ALL` negotiated and a log base set,
+//! every page the device writes (buffers, used rings) is marked in the
+//! owner's dirty log, on the device's own thread (frames for a logging
+//! guest wait for it, as on virtio-mmio under KVM's dirty logging).
+//!
+//! What is not offered: indirect descriptors, packed rings, backend
+//! features, busy polling.
 //!
 //! Every ioctl is checked: a ring outside the memory table, overlapping or
 //! unaligned regions, a base while running, an index other than 0 or 1
@@ -68,7 +72,8 @@ use crate::{
         self,
         Backend,
         Link,
-        Port, //
+        Port,
+        Uplink, //
     },
     glue,
     kvm::{
@@ -80,7 +85,13 @@ use crate::{
         OwnThread, //
         Owner,
     },
-    net::Device,
+    net::{
+        queues::{
+            QueuePort,
+            MAX_QUEUE_PAIRS, //
+        },
+        Device,
+    },
     pvcore::{
         memmap::Slot,
         virtio_mmio::feature,
@@ -104,10 +115,16 @@ use crate::{
 /// `VHOST_NET_F_VIRTIO_NET_HDR`: the header is always in the guest's
 /// buffers here (no socket to hand it to), so either way is fine.
 const NET_F_VIRTIO_NET_HDR: u64 = 1 << 27;
+/// `VHOST_F_LOG_ALL`: log every write to guest memory (live migration).
+const VHOST_F_LOG_ALL: u64 = 1 << 26;
 /// What `VHOST_GET_FEATURES` offers (QEMU asks the backend only about ring
 /// and layout bits; the offloads come from the tap).
-const FEATURES: u64 =
-    feature::VERSION_1 | feature::NET_F_MRG_RXBUF | feature::RING_EVENT_IDX | NET_F_VIRTIO_NET_HDR;
+const FEATURES: u64 = feature::VERSION_1
+    | feature::NET_F_MRG_RXBUF
+    | feature::RING_EVENT_IDX
+    | NET_F_VIRTIO_NET_HDR
+    | VHOST_F_LOG_ALL;
+
 /// The offloads the device assumes the guest negotiated with QEMU: QEMU
 /// offers all of them for a tap with a virtio-net header (pvpassctl opens it
 /// so), and QEMU tells only the tap what the guest took.
@@ -152,6 +169,8 @@ global_lock! {
 pub(crate) fn init() {
     // SAFETY: Called exactly once, before any other use of `LISTED`.
     unsafe { LISTED.init() };
+    // SAFETY: As above, for `GROUPS`.
+    unsafe { GROUPS.init() };
 }
 
 /// The vhost device `id`, whichever file it is on.
@@ -200,17 +219,141 @@ struct Owned {
     map: KBox<GuestMap>,
     map_set: bool,
     features: u64,
+    /// VHOST_SET_LOG_BASE: the dirty log's user address (one bit a guest
+    /// page), and VHOST_SET_LOG_FD's eventfd, signalled after each mark.
+    log_base: Option<u64>,
+    log_fd: Option<EventFd>,
     rings: [Ring; 2],
     signals: Arc<Signals>,
     dev: Arc<Device>,
-    /// On the switch: while the device runs.
+    /// The port's queue pair this file is.
+    qp: QueuePair,
+    /// The queue pair runs (on its port's backend).
+    started: bool,
+}
+
+/// The queue pairs of one guest NIC (a vhost file each, `vhostfds=`): the
+/// port they share on the backend and its link, made by the first file's
+/// PVPASS_VHOST_SET_PORT and joined by the others' (`PVPASS_VHOST_F_JOIN`).
+#[pin_data]
+struct Group {
+    port: Arc<QueuePort>,
+    backend: Arc<dyn Backend>,
+    #[pin]
+    link: Mutex<GroupLink>,
+}
+
+#[derive(Default)]
+struct GroupLink {
+    /// On the backend: while a queue pair runs.
     link: Option<Link>,
+    /// The port's uplink, which each running queue pair's is made from.
+    uplink: Option<KBox<dyn Uplink>>,
+    running: u32,
+    /// Queue pair indices that files hold.
+    taken: [bool; MAX_QUEUE_PAIRS],
+}
+
+global_lock! {
+    // SAFETY: Initialised by `init` in the module initialiser, before the
+    // misc devices are registered.
+    unsafe(uninit) static GROUPS: Mutex<KVec<Arc<Group>>> = KVec::new();
+}
+
+/// A file's place in a group.
+#[derive(Clone)]
+struct QueuePair {
+    group: Arc<Group>,
+    index: usize,
+    /// The device id of this queue pair (the port's is the first's).
+    id: u32,
+}
+
+impl Group {
+    /// Take a free queue pair index. ENOSPC with `MAX_QUEUE_PAIRS` taken.
+    fn take(&self) -> Result<usize> {
+        let mut g = self.link.lock();
+        let i = g.taken.iter().position(|t| !t).ok_or(ENOSPC)?;
+        if let Some(t) = g.taken.get_mut(i) {
+            *t = true;
+        }
+        Ok(i)
+    }
+
+    /// Give queue pair `index` back; the last one takes the group off the
+    /// list.
+    fn leave(self: &Arc<Self>, index: usize) {
+        let empty = {
+            let mut g = self.link.lock();
+            if let Some(t) = g.taken.get_mut(index) {
+                *t = false;
+            }
+            g.taken.iter().all(|t| !t)
+        };
+        if empty {
+            let gone = {
+                let mut l = GROUPS.lock();
+                l.iter()
+                    .position(|x| Arc::ptr_eq(x, self))
+                    .and_then(|i| l.remove(i).ok())
+            };
+            drop(gone);
+        }
+    }
+
+    /// Queue pair `index` starts with `dev`: the port joins the backend
+    /// with the first; returns the queue pair's uplink.
+    fn start(&self, index: usize, dev: &Arc<Device>) -> Result<KBox<dyn Uplink>> {
+        let mut g = self.link.lock();
+        if g.link.is_none() {
+            let port: Arc<dyn Port> = self.port.clone();
+            let (link, up) = Link::connect(&self.backend, port)
+                .map_err(|e| ratelimited("the port cannot join its switch (MAC in use?)", e))?;
+            g.link = Some(link);
+            g.uplink = Some(up);
+        }
+        let inner = match g.uplink.as_ref() {
+            Some(u) => u.another(),
+            None => Err(EINVAL),
+        };
+        let up = match inner.and_then(|u| self.port.uplink(index, u)) {
+            Ok(up) => up,
+            Err(e) => {
+                if g.running == 0 {
+                    let (link, up) = (g.link.take(), g.uplink.take());
+                    drop(g);
+                    drop(up);
+                    drop(link);
+                }
+                return Err(e);
+            }
+        };
+        self.port.add(index, dev.clone());
+        g.running += 1;
+        Ok(up)
+    }
+
+    /// Queue pair `index` stopped: the last one takes the port off the
+    /// backend.
+    fn stop(&self, index: usize) {
+        self.port.remove(index);
+        let mut g = self.link.lock();
+        g.running = g.running.saturating_sub(1);
+        if g.running == 0 {
+            let (link, up) = (g.link.take(), g.uplink.take());
+            drop(g);
+            // Uplink then link, with no lock held (the disconnect drops the
+            // port's last reference on the backend).
+            drop(up);
+            drop(link);
+        }
+    }
 }
 
 #[derive(Default)]
 struct Vhost {
-    /// PVPASS_VHOST_SET_PORT: the backend and MAC.
-    port: Option<(Arc<dyn Backend>, [u8; 6], u32)>,
+    /// PVPASS_VHOST_SET_PORT: the queue pair of a port.
+    port: Option<QueuePair>,
     owned: Option<Owned>,
 }
 
@@ -219,6 +362,10 @@ struct Vhost {
 struct VhostThread<'a> {
     map: &'a GuestMap,
     generation: &'a Atomic<u64>,
+    /// The dirty log's user address while QEMU logs (LOG_ALL negotiated
+    /// and a log base set: live migration).
+    log: Option<u64>,
+    log_fd: Option<&'a EventFd>,
 }
 
 impl OwnThread for VhostThread<'_> {
@@ -228,11 +375,30 @@ impl OwnThread for VhostThread<'_> {
 
     fn snapshot(&self, map: &mut GuestMap) -> Result<bool> {
         map.clone_from(self.map);
-        // No dirty log: VHOST_F_LOG_ALL is not offered.
-        Ok(false)
+        Ok(self.log.is_some())
     }
 
-    fn mark_dirty(&self, _gfn: u64) {}
+    /// One bit a guest page in the owner's memory at the log base (vhost's
+    /// `log_write`), set atomically: QEMU clears bits as it reads them.
+    fn mark_dirty(&self, gfn: u64) {
+        let Some(base) = self.log else { return };
+        let Some(addr) = base.checked_add(gfn / 8) else {
+            return;
+        };
+        // SAFETY: On the owner's own thread (`VhostThread` is only made
+        // there), where `current->mm` is the owner's: the glue pins the
+        // log's page of that mm.
+        let r = unsafe { glue::pvpass_log_set_bit(addr, (gfn % 8) as u32) };
+        if r != 0 {
+            let _ = ratelimited(
+                "dirty log not writable: a page written now may be missed by the migration",
+                Error::from_errno(r),
+            );
+        }
+        if let Some(fd) = self.log_fd {
+            fd.signal();
+        }
+    }
 
     fn dirty_room(&self) -> u32 {
         u32::MAX
@@ -282,7 +448,19 @@ impl Owned {
         VhostThread {
             map: &self.map,
             generation: &self.generation,
+            log: self
+                .log_base
+                .filter(|_| self.features & VHOST_F_LOG_ALL != 0),
+            log_fd: self.log_fd.as_ref(),
         }
+    }
+
+    /// The guest's memory map or its logging changed: the device re-reads
+    /// both before it goes on (`Device::refresh`), and frames wait for its
+    /// own thread meanwhile.
+    fn bump(&self) {
+        self.generation.fetch_add(1, Release);
+        self.signals.work().queue(false);
     }
 
     /// The queue configuration of ring `i`, checked against the memory table.
@@ -305,17 +483,16 @@ impl Owned {
         Ok(cfg)
     }
 
-    /// Both rings have a backend: join the switch and start the queues.
-    fn start(&mut self, backend: &Arc<dyn Backend>) -> Result {
+    /// Both rings have a backend: join the switch (or the port's queue
+    /// pairs already on it) and start the queues.
+    fn start(&mut self) -> Result {
         if !self.map_set {
             return Err(ratelimited("backend set before the memory table", EINVAL));
         }
         let queues = [self.queue(0)?, self.queue(1)?];
-        let port: Arc<dyn Port> = self.dev.clone();
-        let (link, uplink) = Link::connect(backend, port)
-            .map_err(|e| ratelimited("the port cannot join its switch (MAC in use?)", e))?;
+        let uplink = self.qp.group.start(self.qp.index, &self.dev)?;
         self.dev.set_uplink(uplink);
-        self.link = Some(link);
+        self.started = true;
         let f = self.features | OFFLOADS;
         let bases = [self.rings[0].base, self.rings[1].base];
         let own = self.own();
@@ -325,9 +502,10 @@ impl Owned {
 
     /// A ring lost its backend: stop both, leave the switch, keep the bases.
     fn stop(&mut self) {
-        if self.link.take().is_none() {
+        if !core::mem::take(&mut self.started) {
             return;
         }
+        self.qp.group.stop(self.qp.index);
         let bases = self.dev.vhost_stop();
         for (r, b) in self.rings.iter_mut().zip(bases) {
             if let Some(b) = b {
@@ -337,7 +515,7 @@ impl Owned {
     }
 
     fn running(&self) -> bool {
-        self.link.is_some()
+        self.started
     }
 }
 
@@ -355,7 +533,7 @@ impl VhostFile {
         if v.owned.is_some() {
             return Err(EBUSY);
         }
-        let Some((backend, mac, id)) = v.port.as_ref() else {
+        let Some(qp) = v.port.clone() else {
             return Err(ratelimited(
                 "SET_OWNER on a file without a port (PVPASS_VHOST_SET_PORT first: pvpassctl vhost-exec)",
                 EINVAL,
@@ -377,14 +555,15 @@ impl VhostFile {
             mm: mm.clone(),
             generation: generation.clone(),
         };
-        let dev = Device::new_vhost(*id, *mac, VhostIrq(signals.clone()), owner)?;
+        let (id, mac) = (qp.id, qp.group.port.mac());
+        let dev = Device::new_vhost(id, mac, VhostIrq(signals.clone()), owner)?;
         // SAFETY: The all-zero map is the empty map of generation 0.
         let map = unsafe { crate::mem::new_zeroed::<GuestMap>() }?;
         LISTED.lock().push(
             Listed {
                 dev: dev.clone(),
                 owner_pid: kvm::current_tgid(),
-                backend: *backend.name(),
+                backend: *qp.group.backend.name(),
             },
             GFP_KERNEL,
         )?;
@@ -405,10 +584,13 @@ impl VhostFile {
             map,
             map_set: false,
             features: 0,
+            log_base: None,
+            log_fd: None,
             rings: Default::default(),
             signals,
             dev,
-            link: None,
+            qp,
+            started: false,
         });
         Ok(())
     }
@@ -457,7 +639,7 @@ impl VhostFile {
         Ok(())
     }
 
-    fn set_backend(o: &mut Owned, backend: &Arc<dyn Backend>, f: vhost::VringFile) -> Result {
+    fn set_backend(o: &mut Owned, f: vhost::VringFile) -> Result {
         let i = ring_index(f.index)?;
         if f.fd == -1 {
             o.stop();
@@ -474,7 +656,7 @@ impl VhostFile {
             r.backend = true;
         }
         if o.rings.iter().all(|r| r.backend) && !o.running() {
-            if let Err(e) = o.start(backend) {
+            if let Err(e) = o.start() {
                 if let Some(r) = o.rings.get_mut(i) {
                     r.backend = false;
                 }
@@ -484,7 +666,7 @@ impl VhostFile {
         Ok(())
     }
 
-    fn ring_ioctl(o: &mut Owned, backend: &Arc<dyn Backend>, cmd: u32, user: UserSlice) -> Result {
+    fn ring_ioctl(o: &mut Owned, cmd: u32, user: UserSlice) -> Result {
         let (mut reader, mut writer) = user.reader_writer();
         match cmd {
             vhost::SET_VRING_NUM | vhost::SET_VRING_BASE => {
@@ -514,11 +696,8 @@ impl VhostFile {
             vhost::SET_VRING_ADDR => {
                 let a: vhost::VringAddr = reader.read()?;
                 let i = ring_index(a.index)?;
-                if a.flags & vhost::VRING_F_LOG != 0 {
-                    return Err(ratelimited(
-                        "ring logging asked for (no LOG_ALL)",
-                        eopnotsupp(),
-                    ));
+                if a.flags & !vhost::VRING_F_LOG != 0 {
+                    return Err(EINVAL);
                 }
                 if a.desc_user_addr % 16 != 0
                     || a.avail_user_addr % 2 != 0
@@ -526,12 +705,19 @@ impl VhostFile {
                 {
                     return Err(EINVAL);
                 }
-                if o.running() {
+                let r = o.rings.get_mut(i).ok_or(EINVAL)?;
+                // While running, only the logging may change (QEMU turns
+                // it on and off this way for a migration): the device logs
+                // the used ring it knows.
+                let same = r.addr.is_some_and(|b| {
+                    (b.desc_user_addr, b.avail_user_addr, b.used_user_addr)
+                        == (a.desc_user_addr, a.avail_user_addr, a.used_user_addr)
+                });
+                let running = o.started;
+                if running && !same {
                     return Err(EBUSY);
                 }
-                if let Some(r) = o.rings.get_mut(i) {
-                    r.addr = Some(a);
-                }
+                r.addr = Some(a);
             }
             vhost::SET_VRING_KICK | vhost::SET_VRING_CALL | vhost::SET_VRING_ERR => {
                 let f: vhost::VringFile = reader.read()?;
@@ -563,7 +749,7 @@ impl VhostFile {
             }
             vhost::NET_SET_BACKEND => {
                 let f: vhost::VringFile = reader.read()?;
-                Self::set_backend(o, backend, f)?;
+                Self::set_backend(o, f)?;
             }
             vhost::SET_VRING_BUSYLOOP_TIMEOUT => {
                 // Accepted, without effect: the device never busy-polls.
@@ -582,6 +768,58 @@ impl VhostFile {
     }
 }
 
+/// PVPASS_VHOST_SET_PORT: a new port (its first queue pair), or with
+/// `PVPASS_VHOST_F_JOIN` the next queue pair of the port whose first queue
+/// pair is device `req.id` (same MAC; ENOENT if there is none, ENOSPC with
+/// `MAX_QUEUE_PAIRS`).
+fn set_port(req: &uapi::VhostPort) -> Result<QueuePair> {
+    if req.flags & !uapi::VHOST_F_JOIN != 0 || req.pad != [0; 2] {
+        return Err(EINVAL);
+    }
+    if req.mac == [0; 6] || req.mac[0] & 1 != 0 {
+        return Err(ratelimited("port MAC zero or multicast", EINVAL));
+    }
+    let name = if req.backend == [0; uapi::NAME_LEN] {
+        let mut d = [0u8; uapi::NAME_LEN];
+        for (d, s) in d.iter_mut().zip(backend::DEFAULT) {
+            *d = *s;
+        }
+        d
+    } else {
+        backend::parse_name(&req.backend)?
+    };
+    if req.flags & uapi::VHOST_F_JOIN != 0 {
+        let group = GROUPS
+            .lock()
+            .iter()
+            .find(|g| g.port.id() == req.id)
+            .cloned()
+            .ok_or(ENOENT)?;
+        if group.port.mac() != req.mac || *group.backend.name() != name {
+            return Err(ratelimited(
+                "VHOST_F_JOIN with another MAC or switch than the port's",
+                EINVAL,
+            ));
+        }
+        let index = group.take()?;
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        return Ok(QueuePair { group, index, id });
+    }
+    let backend = backend::find(&name).ok_or(ENODEV)?;
+    let id = NEXT_ID.fetch_add(1, Relaxed);
+    let group = Arc::pin_init(
+        try_pin_init!(Group {
+            port: QueuePort::new(id, req.mac)?,
+            backend,
+            link <- new_mutex!(GroupLink::default()),
+        }),
+        GFP_KERNEL,
+    )?;
+    let index = group.take()?;
+    GROUPS.lock().push(group.clone(), GFP_KERNEL)?;
+    Ok(QueuePair { group, index, id })
+}
+
 /// Stop everything `o` started, in the order the lock order needs: the
 /// kicks (no new work), the work (waited for; `inner` must not be held),
 /// the switch, the device's pins.
@@ -590,7 +828,9 @@ fn teardown(mut o: Owned) {
         drop(r.kick.take());
     }
     o.signals.work().stop();
-    drop(o.link.take());
+    if core::mem::take(&mut o.started) {
+        o.qp.group.stop(o.qp.index);
+    }
     o.dev.shutdown();
     unlist(o.dev.id);
 }
@@ -609,9 +849,15 @@ impl MiscDevice for VhostFile {
     }
 
     fn release(me: Pin<KBox<Self>>, _file: &File) {
-        let owned = me.inner.lock().owned.take();
+        let (owned, port) = {
+            let mut v = me.inner.lock();
+            (v.owned.take(), v.port.take())
+        };
         if let Some(o) = owned {
             teardown(o);
+        }
+        if let Some(qp) = port {
+            qp.group.leave(qp.index);
         }
     }
 
@@ -627,28 +873,12 @@ impl MiscDevice for VhostFile {
                 }
                 let (mut reader, mut writer) = user.reader_writer();
                 let mut req: uapi::VhostPort = reader.read()?;
-                if req.flags != 0 || req.pad != [0; 2] {
-                    return Err(EINVAL);
+                let qp = set_port(&req)?;
+                req.id = qp.id;
+                // A file names its port once more: the old queue pair goes.
+                if let Some(old) = v.port.replace(qp) {
+                    old.group.leave(old.index);
                 }
-                if req.mac == [0; 6] || req.mac[0] & 1 != 0 {
-                    return Err(ratelimited("port MAC zero or multicast", EINVAL));
-                }
-                let name = if req.backend == [0; uapi::NAME_LEN] {
-                    let mut d = [0u8; uapi::NAME_LEN];
-                    for (d, s) in d.iter_mut().zip(backend::DEFAULT) {
-                        *d = *s;
-                    }
-                    d
-                } else {
-                    backend::parse_name(&req.backend)?
-                };
-                let b = backend::find(&name).ok_or(ENODEV)?;
-                let id = match &v.port {
-                    Some((_, _, id)) => *id,
-                    None => NEXT_ID.fetch_add(1, Relaxed),
-                };
-                v.port = Some((b, req.mac, id));
-                req.id = id;
                 writer.write(&req)?;
             }
             vhost::SET_OWNER => me.set_owner(&mut v)?,
@@ -675,7 +905,11 @@ impl MiscDevice for VhostFile {
                     return Err(eopnotsupp());
                 }
                 if let Some(o) = v.owned.as_mut() {
+                    let log_changed = (o.features ^ f) & VHOST_F_LOG_ALL != 0;
                     o.features = f;
+                    if log_changed {
+                        o.bump();
+                    }
                 }
             }
             vhost::SET_MEM_TABLE => {
@@ -684,17 +918,31 @@ impl MiscDevice for VhostFile {
                     Self::set_mem_table(o, ptr)?;
                 }
             }
-            vhost::SET_LOG_BASE | vhost::SET_LOG_FD => {
+            vhost::SET_LOG_BASE => {
+                let base: u64 = user.reader().read()?;
                 Self::require_owner(&v.owned)?;
-                return Err(eopnotsupp());
+                if let Some(o) = v.owned.as_mut() {
+                    o.log_base = Some(base);
+                    o.bump();
+                }
+            }
+            vhost::SET_LOG_FD => {
+                let fd: i32 = user.reader().read()?;
+                Self::require_owner(&v.owned)?;
+                let e = match fd {
+                    -1 => None,
+                    fd => Some(EventFd::from_fd(fd)?),
+                };
+                if let Some(o) = v.owned.as_mut() {
+                    o.log_fd = e;
+                }
             }
             _ => {
                 Self::require_owner(&v.owned)?;
-                let Vhost { port, owned } = &mut *v;
-                let (Some(o), Some((b, _, _))) = (owned.as_mut(), port.as_ref()) else {
+                let Some(o) = v.owned.as_mut() else {
                     return Err(EPERM);
                 };
-                Self::ring_ioctl(o, b, cmd, user)?;
+                Self::ring_ioctl(o, cmd, user)?;
             }
         }
         Ok(0)

@@ -78,6 +78,7 @@ void pvpass_vwork_wait_all(void);
 struct pvpass_kick *pvpass_kick_watch(int fd, struct pvpass_vwork *w);
 void pvpass_kick_unwatch(struct pvpass_kick *k);
 struct eventfd_ctx *pvpass_eventfd_get(int fd);
+int pvpass_log_set_bit(u64 uaddr, u32 nr);
 
 /* Rust, called from C (src/net/ffi.rs, src/control/attachment.rs, src/backend/hostport.rs). */
 int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,

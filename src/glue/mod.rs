@@ -152,6 +152,7 @@ extern "C" {
     pub(crate) fn pvpass_kick_watch(fd: i32, w: *mut VWork) -> *mut Kick;
     pub(crate) fn pvpass_kick_unwatch(k: *mut Kick);
     pub(crate) fn pvpass_eventfd_get(fd: i32) -> *mut EventfdCtx;
+    pub(crate) fn pvpass_log_set_bit(uaddr: u64, nr: u32) -> i32;
 }
 
 // Exported by kvm.ko (virt/kvm/kvm_main.c), not in the bindings.

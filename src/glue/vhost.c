@@ -8,7 +8,9 @@
  * work_struct, embedded structs with callbacks; the kernel crate wraps none
  * of these (7.2: no wait-queue-entry, task_work or kthread_use_mm
  * abstraction). All policy is Rust (src/transport/vhost.rs): this file only
- * calls pvpass_rs_vhost_run(ctx) in the owner's address space.
+ * calls pvpass_rs_vhost_run(ctx) in the owner's address space. Also here:
+ * the dirty log's atomic bit set in a user page (kmap and set_bit on a
+ * pinned page, which the kernel crate's Page does not offer for user pages).
  *
  * Where the work runs: a kick is QEMU's ioeventfd, signalled inside the
  * guest's MMIO exit on its vCPU thread, in atomic context (the eventfd's
@@ -31,6 +33,8 @@
  */
 #include <linux/eventfd.h>
 #include <linux/file.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
 #include <linux/kthread.h>
 #include <linux/mutex.h>
 #include <linux/poll.h>
@@ -229,6 +233,29 @@ void pvpass_kick_unwatch(struct pvpass_kick *k)
 	remove_wait_queue(k->wqh, &k->wait);
 	fput(k->file);
 	kfree(k);
+}
+
+/*
+ * Set bit @nr (0..7) of the byte at user address @uaddr of current's mm: a
+ * page of the vhost dirty log, as vhost's set_bit_to_user() (atomic: QEMU
+ * clears bits with atomic exchanges while the device sets them).
+ */
+int pvpass_log_set_bit(u64 uaddr, u32 nr)
+{
+	struct page *page;
+	void *base;
+	int r;
+
+	r = pin_user_pages_fast(uaddr, 1, FOLL_WRITE, &page);
+	if (r < 0)
+		return r;
+	if (r != 1)
+		return -EFAULT;
+	base = kmap_local_page(page);
+	set_bit(nr + (uaddr & ~PAGE_MASK) * 8, base);
+	kunmap_local(base);
+	unpin_user_pages_dirty_lock(&page, 1, true);
+	return 0;
 }
 
 struct eventfd_ctx *pvpass_eventfd_get(int fd)

@@ -154,6 +154,9 @@ pub(super) struct DevState {
     /// exit of this device goes on with them.
     pub(super) tx_more: bool,
     pub(super) tx: KBox<TxBig>,
+    /// The transmit queue's next avail index when it broke (see
+    /// `RxState::stopped_at`).
+    pub(super) tx_stopped_at: Option<u16>,
     /// Where frames go: the backend's uplink, once connected (`connect`);
     /// `None` before and after (frames are then dropped).
     pub(super) uplink: Option<KBox<dyn Uplink>>,
@@ -204,6 +207,9 @@ pub(crate) struct Device {
     /// How often the VMM changed what backs guest memory (mmu notifier,
     /// `kvm::MmWatch`): part of the memory generation, see `MapGen`.
     pub(super) mm_seq: Atomic<u32>,
+    /// The guest posted receive buffers since the queues started (vhost:
+    /// `rx_posted`).
+    rx_used: Atomic<u32>,
     pub(super) counters: Counters,
     /// The pin caches' counters as `stats` last read them (pinned, hits,
     /// misses; transmit then receive), for when the caches' locks are busy.
@@ -397,6 +403,7 @@ impl Device {
                     dirty_log: false,
                     tx_more: false,
                     tx,
+                    tx_stopped_at: None,
                     uplink: None,
                 }}),
                 rx <- new_mutex!(RxState {
@@ -408,9 +415,11 @@ impl Device {
                     mrg_rxbuf: false,
                     dirty_log: false,
                     scratch,
+                    stopped_at: None,
                 }),
                 backlog <- new_spinlock!(backlog),
                 mm_seq: Atomic::new(0),
+                rx_used: Atomic::new(0),
                 counters: Counters::new(),
                 pin_stats: [const { Atomic::new(0) }; 6],
             }),
@@ -573,7 +582,9 @@ impl Device {
     /// A malformed queue: the device needs a reset, the driver is told.
     pub(super) fn broken(&self, st: &mut DevState, what: &str, err: impl core::fmt::Debug) {
         self.warn(what, err);
-        st.txq = None;
+        if let Some(q) = st.txq.take() {
+            st.tx_stopped_at = Some(q.last_avail());
+        }
         let mut rx = self.rx.lock();
         rx.stop();
         drop(rx);
@@ -651,6 +662,8 @@ impl Device {
     ) {
         let mut locked = self.state.lock();
         let st = &mut locked.st;
+        st.tx_stopped_at = None;
+        self.rx.lock().stopped_at = None;
         self.start_queues(own, st, f, queues.map(Some));
         let mem = UserMem::new(own, &st.map);
         let used = |q: &Virtqueue| mem.read_u16(q.config().used + 2).unwrap_or(0);
@@ -674,16 +687,29 @@ impl Device {
     pub(crate) fn vhost_stop(&self) -> [Option<u16>; 2] {
         let mut locked = self.state.lock();
         let st = &mut locked.st;
-        let tx = st.txq.take().map(|q| q.last_avail());
+        // A queue that broke stopped where it broke.
+        let tx = st
+            .txq
+            .take()
+            .map(|q| q.last_avail())
+            .or(st.tx_stopped_at.take());
         st.tx_more = false;
         st.tx_pins.invalidate();
         let mut rx = self.rx.lock();
-        let r = rx.q.as_ref().map(Virtqueue::last_avail);
         rx.stop();
+        let r = rx.stopped_at.take();
         rx.pins.invalidate();
         drop(rx);
         self.backlog.lock().clear();
+        self.rx_used.store(0, Relaxed);
         [r, tx]
+    }
+
+    /// The guest has posted receive buffers on this device since it
+    /// started: it uses this queue pair (vhost multiqueue). Lock-free: set
+    /// by the device's own thread (`serve`).
+    pub(crate) fn rx_posted(&self) -> bool {
+        self.rx_used.load(Relaxed) != 0
     }
 
     /// The vhost transport's work, on the device's own thread (a kick of
@@ -693,6 +719,15 @@ impl Device {
     /// guest).
     pub(crate) fn serve(&self, own: &dyn OwnThread) {
         self.counters.inc(C::Notifies);
+        if self.rx_used.load(Relaxed) == 0 {
+            let posted = self.rx.try_lock().is_some_and(|rx| {
+                rx.q.as_ref()
+                    .is_some_and(|q| q.indices(&*rx.ring).guest_avail != 0)
+            });
+            if posted {
+                self.rx_used.store(1, Relaxed);
+            }
+        }
         let mut locked = self.state.lock();
         let st = &mut locked.st;
         if !self.refresh(own, st) {

@@ -7,11 +7,13 @@
 //!   memory map; what the transport drives (`OnVcpu`);
 //! - `tx`: the transmit queue, on the guest's vCPU thread;
 //! - `rx`: the receive queue, from any thread, and the backlog;
+//! - `queues`: a port of several queue pairs (vhost multiqueue);
 //! - `stats`: the counter table;
 //! - `ffi`: the entry points the C glue calls.
 
 mod device;
 mod ffi;
+pub(crate) mod queues;
 mod rx;
 pub(crate) mod stats;
 mod tx;

@@ -133,13 +133,18 @@ pub(super) struct RxState {
     /// The backlog frame being written by the drain, copied out of the
     /// backlog so that senders can push while the drain pins (and faults).
     pub(super) scratch: KVVec<u8>,
+    /// The next avail index of the queue when it last stopped (also when
+    /// it broke): what vhost's GET_VRING_BASE reports.
+    pub(super) stopped_at: Option<u16>,
 }
 
 impl RxState {
     /// Stop the queue and unpin its rings (the driver took them back, the
     /// queue is broken, or its memory moved).
     pub(super) fn stop(&mut self) {
-        self.q = None;
+        if let Some(q) = self.q.take() {
+            self.stopped_at = Some(q.last_avail());
+        }
         self.ring.release(&mut self.pins);
     }
 }
@@ -272,6 +277,7 @@ impl Device {
             mrg_rxbuf,
             dirty_log: _,
             scratch: _,
+            stopped_at: _,
         } = rx;
         let Some(queue) = q.as_mut() else {
             return Ok(Rx::Wait(false));

@@ -382,7 +382,7 @@ fn hold<S: FnMut(), R: FnMut() -> bool>(
 /// Why `gsi` is level-triggered in the guests of QEMU's pc and q35 machines
 /// (their ACPI tables make ISA IRQs 5, 9, 10 and 11 level-triggered PCI
 /// links, and GSIs 16 and up are PCI interrupts), if it is.
-fn level_triggered_gsi(gsi: u32) -> Option<&'static str> {
+pub(crate) fn level_triggered_gsi(gsi: u32) -> Option<&'static str> {
     match gsi {
         5 | 9 | 10 | 11 => Some("an ISA IRQ the ACPI tables override to level"),
         16.. => Some("a PCI interrupt line"),
@@ -394,7 +394,7 @@ fn level_triggered_gsi(gsi: u32) -> Option<&'static str> {
 /// whether there are interrupts at all and the module's features; and a
 /// warning if the guest could miss interrupts. An error if `--trigger level`
 /// was asked of a module that cannot resample.
-fn level_mode(
+pub(crate) fn level_mode(
     trigger: Trigger,
     gsi: u32,
     irq: bool,

@@ -1,5 +1,6 @@
 //! Command-line definition.
 
+use crate::acpi::parse_gpa32;
 use crate::args::{
     parse_gpa, parse_gsi, parse_mac, parse_netdev_id, parse_queues, parse_switch,
     parse_switch_name, parse_tap_name, Mac,
@@ -61,6 +62,58 @@ pub enum Cmd {
     /// (/dev/pvpass-vhost-net as QEMU's vhostfd); QEMU replaces this process
     #[command(after_help = VHOST_EXEC_HELP)]
     VhostExec(VhostExecArgs),
+    /// Write an ACPI table (SSDT, binary AML) declaring virtio-mmio devices,
+    /// for guest kernels that ignore virtio_mmio.device= (QEMU: -acpitable file=)
+    #[command(after_help = ACPI_TABLE_HELP)]
+    AcpiTable(AcpiTableArgs),
+}
+
+const ACPI_TABLE_HELP: &str = "\
+For guest kernels built without VIRTIO_MMIO_CMDLINE_DEVICES (Debian 12's 6.1,
+for one), which ignore virtio_mmio.device= on their command line: the table
+declares each window as an ACPI device that Linux's virtio_mmio driver binds
+(_HID \"LNRO0005\", Memory32Fixed window, Interrupt GSI), under \\_SB:
+  pvpassctl acpi-table --gpa 0xd0000000 --gsi 7 -o pvpass.aml
+  qemu-system-x86_64 -machine q35,kernel-irqchip=on -S -acpitable file=pvpass.aml ...
+  pvpassctl attach --pid $QPID --gpa 0xd0000000 --gsi 7 --mac ...
+Give attach the same GPA and GSI, and the same --trigger (both default to
+auto: level for GSIs 5, 9, 10, 11 and 16+, edge for the others). Several
+devices: repeat --gpa and --gsi, in pairs (PVP0, PVP1, ...).";
+
+#[derive(Debug, Args)]
+pub struct AcpiTableArgs {
+    /// Guest-physical base of a 4 KiB virtio-mmio window, 4 KiB aligned and
+    /// below 4 GiB (hex 0x... or decimal); repeat for more devices
+    #[arg(long, value_name = "GPA", value_parser = parse_gpa32, required = true)]
+    pub gpa: Vec<u32>,
+
+    /// Guest interrupt line (GSI) of the device, > 0: one for each --gpa, in
+    /// the same order
+    #[arg(long, value_name = "GSI", value_parser = parse_gsi, required = true)]
+    pub gsi: Vec<u32>,
+
+    /// How the table declares the GSIs: edge, level, or auto (as `attach
+    /// --trigger auto`: level for 5, 9, 10, 11 and 16 and up, else edge);
+    /// always active high
+    #[arg(long, value_enum, default_value_t = Trigger::Auto)]
+    pub trigger: Trigger,
+
+    /// Write the table to FILE; default: stdout, unless it is a terminal
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// A usage error of subcommand `sub` found after parsing: clap's message
+/// and the subcommand's usage on stderr, exit code 2.
+pub fn usage_error(sub: &str, msg: &str) -> ! {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let sub = cmd
+        .find_subcommand_mut(sub)
+        .expect("usage_error of an existing subcommand");
+    sub.error(clap::error::ErrorKind::ValueValidation, msg)
+        .exit()
 }
 
 const VHOST_EXEC_HELP: &str = "\
@@ -553,6 +606,87 @@ mod tests {
             "02:00:00:00:00:01"
         ])
         .is_err());
+    }
+
+    fn acpi_table(args: &[&str]) -> Result<AcpiTableArgs, clap::Error> {
+        let mut v = vec!["acpi-table"];
+        v.extend_from_slice(args);
+        parse(&v).map(|c| match c.cmd {
+            Cmd::AcpiTable(a) => a,
+            other => panic!("not acpi-table: {other:?}"),
+        })
+    }
+
+    #[test]
+    fn acpi_table_parses() {
+        let a = acpi_table(&["--gpa", "0xd0000000", "--gsi", "7"]).unwrap();
+        assert_eq!(a.gpa, [0xd000_0000]);
+        assert_eq!(a.gsi, [7]);
+        assert_eq!(a.trigger, Trigger::Auto);
+        assert_eq!(a.output, None);
+        let a = acpi_table(&[
+            "--gpa",
+            "0xd0000000",
+            "--gsi",
+            "7",
+            "--gpa",
+            "3490709504",
+            "--gsi",
+            "0x10",
+            "--trigger",
+            "level",
+            "-o",
+            "/tmp/t.aml",
+        ])
+        .unwrap();
+        assert_eq!(a.gpa, [0xd000_0000, 0xd010_0000]);
+        assert_eq!(a.gsi, [7, 16]);
+        assert_eq!(a.trigger, Trigger::Level);
+        assert_eq!(a.output, Some(PathBuf::from("/tmp/t.aml")));
+        let a = acpi_table(&[
+            "--output",
+            "x",
+            "--gsi",
+            "5",
+            "--gpa",
+            "0",
+            "--trigger",
+            "edge",
+        ])
+        .unwrap();
+        assert_eq!((a.gpa[0], a.gsi[0], a.trigger), (0, 5, Trigger::Edge));
+        assert_eq!(a.output, Some(PathBuf::from("x")));
+    }
+
+    #[test]
+    fn acpi_table_rejects_bad_values() {
+        use clap::error::ErrorKind;
+        let kind = |a: &[&str]| acpi_table(a).unwrap_err().kind();
+        assert_eq!(kind(&["--gsi", "7"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(
+            kind(&["--gpa", "0xd0000000"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        for (gpa, why) in [
+            ("0xd0000800", "not 4 KiB aligned"),
+            ("0x100000000", "below 4 GiB"),
+            ("0xfffff001", "not 4 KiB aligned"),
+            ("0xd000000g", "not a number"),
+        ] {
+            let e = acpi_table(&["--gpa", gpa, "--gsi", "7"]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ValueValidation, "{gpa}");
+            assert!(e.to_string().contains(why), "{gpa}: {e}");
+        }
+        for gsi in ["0", "-1", "4294967296", "x"] {
+            assert!(
+                acpi_table(&["--gpa", "0xd0000000", "--gsi", gsi]).is_err(),
+                "{gsi}"
+            );
+        }
+        assert_eq!(
+            kind(&["--gpa", "0xd0000000", "--gsi", "7", "--trigger", "rising"]),
+            ErrorKind::InvalidValue
+        );
     }
 
     const VHOST_EXEC: [&str; 5] = [

@@ -1,6 +1,8 @@
 //! pvpassctl: attach running KVM VMMs to the pvpass kernel module, or start
-//! QEMU on its vhost transport (`vhost-exec`).
+//! QEMU on its vhost transport (`vhost-exec`), or write an ACPI table that
+//! declares virtio-mmio devices (`acpi-table`).
 
+mod acpi;
 mod admin;
 mod args;
 mod attach;
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         cli::Cmd::Switch(cli::SwitchCmd::Del(a)) => switches::run_del(&cli.device, &a.name),
         cli::Cmd::Switch(cli::SwitchCmd::List(a)) => switches::run_list(&cli.device, a.json),
         cli::Cmd::VhostExec(a) => vhost_exec::run(&cli.device, a),
+        cli::Cmd::AcpiTable(a) => acpi::run(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

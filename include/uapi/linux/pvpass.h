@@ -277,12 +277,21 @@ struct pvpass_counters {
  * QEMU's virtio-net-pci). VHOST_SET_OWNER fails with EINVAL on a file
  * without a port. Needs CAP_SYS_ADMIN.
  */
+/*
+ * Multiqueue (QEMU's vhostfds=, one file a queue pair): the first file makes
+ * the port; each other file joins it with PVPASS_VHOST_F_JOIN and `id` set
+ * to the first file's id (same MAC and switch; ENOENT if that port is gone,
+ * ENOSPC beyond 8 queue pairs). Each queue pair is a device of its own
+ * (its own id and counters); the port on the switch is the first's id.
+ */
+#define PVPASS_VHOST_F_JOIN	(1U << 0)
 struct pvpass_vhost_port {
 	char  backend[PVPASS_NAME_LEN];	/* switch name, zero padded; "" = default */
 	__u8  mac[6];			/* unicast, not zero */
 	__u8  pad[2];			/* must be 0 */
-	__u32 flags;			/* must be 0 */
-	__u32 id;			/* out: the device id (as in the kernel log) */
+	__u32 flags;			/* 0 or PVPASS_VHOST_F_JOIN */
+	__u32 id;			/* in (JOIN): the port's first queue pair;
+					 * out: this queue pair's device id */
 };
 
 #define PVPASS_IOCTL_MAGIC	0xBC
