@@ -764,8 +764,9 @@ TEST_F(vh, protocol_errors)
 	BAD_PORT(EINVAL, memcpy(p.mac, bcast, 6));			/* broadcast */
 	BAD_PORT(EINVAL, p.mac[0] = 0x01);				/* multicast */
 	BAD_PORT(EINVAL, p.mac[0] = 0x53);				/* group bit */
-	BAD_PORT(EINVAL, p.flags = 1);
+	BAD_PORT(EINVAL, p.flags = 2);
 	BAD_PORT(EINVAL, p.flags = 1u << 31);
+	BAD_PORT(ENOENT, p.flags = PVPASS_VHOST_F_JOIN);		/* no port with id 0 */
 	BAD_PORT(EINVAL, p.pad[0] = 1);
 	BAD_PORT(EINVAL, p.pad[1] = 0x80);
 	BAD_PORT(EINVAL, p.backend[sizeof(SW) + 1] = 'x');		/* after the NUL */
@@ -774,11 +775,12 @@ TEST_F(vh, protocol_errors)
 	/* None of that named a port. */
 	EXPECT_EQ(-EINVAL, vioc(fd, VHOST_SET_OWNER, NULL)) TH_LOG("SET_OWNER after failed SET_PORTs");
 
-	/* A port may be named again until SET_OWNER (same device id). */
+	/* A port may be named again until SET_OWNER (a new port: the old one
+	 * goes, with its id). */
 	ASSERT_EQ(0, set_port(fd, SW, mac_b, &id));
 	EXPECT_NE(0, id);
 	ASSERT_EQ(0, set_port(fd, SW, mac_a, &id2));
-	EXPECT_EQ(id, id2);
+	EXPECT_NE(id, id2);
 	ASSERT_EQ(0, vioc(fd, VHOST_SET_OWNER, NULL));
 	EXPECT_EQ(-EBUSY, set_port(fd, SW, mac_a, NULL)) TH_LOG("SET_PORT after SET_OWNER");
 	EXPECT_EQ(-EBUSY, vioc(fd, VHOST_SET_OWNER, NULL)) TH_LOG("second SET_OWNER");
@@ -2263,7 +2265,7 @@ TEST_F_TIMEOUT(vh, dirty_log_marks_every_page_written, 120)
 	arm(&b, 0);
 	kick(&b, 0);
 	for (i = 0; i < 4; i++)
-		tx_add(&a, mac_b, i, FRAME_MAX);
+		tx_add(&a, mac_b, i, frame_len(i));
 	publish(&a, 1);
 	arm(&a, 1);
 	kick(&a, 1);
@@ -2275,7 +2277,7 @@ TEST_F_TIMEOUT(vh, dirty_log_marks_every_page_written, 120)
 	/* Each receive buffer used (entries 0..3: ids 0..3) and the used ring. */
 	for (i = 0; i < 4; i++) {
 		u64 gfn = (RXBUF_GPA + (u64)i * BUF_LEN) / 4096;
-		u64 last = (RXBUF_GPA + (u64)i * BUF_LEN + HDR + FRAME_MAX - 1) / 4096;
+		u64 last = (RXBUF_GPA + (u64)i * BUF_LEN + HDR + frame_len(i) - 1) / 4096;
 
 		for (; gfn <= last; gfn++) {
 			EXPECT_TRUE(log[gfn / 8] & (1u << (gfn % 8)))
@@ -2376,7 +2378,7 @@ TEST_F_TIMEOUT(vh, multiqueue_join_one_port, 120)
 	rx_post(&a2, 4);
 	kick(&a, 0);
 	kick(&a2, 0);
-	tx_add(&b, mac_a, 100, 200);
+	tx_add(&b, mac_a, 100, frame_len(100));
 	publish(&b, 1);
 	kick(&b, 1);
 	EXPECT_TRUE(wait_used(&a2, 0, 1, WAIT_MS)) TH_LOG("B's reply not on queue pair 1");
@@ -2390,7 +2392,7 @@ TEST_F_TIMEOUT(vh, multiqueue_join_one_port, 120)
 	for (i = 0; i < 4; i++)
 		EXPECT_TRUE(rx_take(&b, mac_b, mac_a, i, why)) TH_LOG("B's frame %d: %s", i, why);
 	/* Now queue pair 0 sent last: the next reply goes there. */
-	tx_add(&b, mac_a, 101, 200);
+	tx_add(&b, mac_a, 101, frame_len(101));
 	publish(&b, 1);
 	kick(&b, 1);
 	EXPECT_TRUE(wait_used(&a, 0, 1, WAIT_MS)) TH_LOG("B's second reply not on queue pair 0");

@@ -458,8 +458,14 @@ impl Owned {
     /// The guest's memory map or its logging changed: the device re-reads
     /// both before it goes on (`Device::refresh`), and frames wait for its
     /// own thread meanwhile.
-    fn bump(&self) {
-        self.generation.fetch_add(1, Release);
+    ///
+    /// The table's own generation moves with it: the device compares the
+    /// generation it read the map at (the table's) with the owner's now,
+    /// and a table left behind would look stale for ever.
+    fn bump(&mut self) {
+        let next = self.generation.load(Relaxed).wrapping_add(1);
+        self.map.generation = next;
+        self.generation.store(next, Release);
         self.signals.work().queue(false);
     }
 

@@ -145,13 +145,15 @@ pub fn backend_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
     Ok(field)
 }
 
-/// `vhost-exec --queues`: the number of queue pairs of the NIC. Only 1 for
-/// now; more is a usage error.
+/// Queue pairs a pvpass vhost port may have (the module's MAX_QUEUE_PAIRS).
+pub const MAX_QUEUE_PAIRS: u32 = 8;
+
+/// `vhost-exec --queues`: the number of queue pairs of the NIC, 1 to 8.
 pub fn parse_queues(s: &str) -> Result<u32, String> {
     match parse_u64(s)? {
         0 => Err("a NIC has at least 1 queue pair".into()),
-        1 => Ok(1),
-        _ => Err("multiqueue not supported yet (only --queues 1)".into()),
+        n if n <= u64::from(MAX_QUEUE_PAIRS) => Ok(n as u32),
+        _ => Err(format!("at most {MAX_QUEUE_PAIRS} queue pairs")),
     }
 }
 
@@ -372,9 +374,11 @@ mod tests {
     fn queues() {
         assert_eq!(parse_queues("1"), Ok(1));
         assert_eq!(parse_queues("0x1"), Ok(1));
-        for many in ["2", "4", "0x10", "4294967296"] {
+        assert_eq!(parse_queues("2"), Ok(2));
+        assert_eq!(parse_queues("8"), Ok(8));
+        for many in ["9", "0x10", "4294967296"] {
             let e = parse_queues(many).unwrap_err();
-            assert!(e.starts_with("multiqueue not supported yet"), "{many}: {e}");
+            assert!(e.starts_with("at most 8"), "{many}: {e}");
         }
         assert!(parse_queues("0").unwrap_err().contains("at least 1"));
         assert!(parse_queues("one").is_err());

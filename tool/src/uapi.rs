@@ -51,6 +51,7 @@ pub const PVPASS_F_ANY_FILE: u32 = 1 << 0;
 /// another file; what is left is a husk that its owner still has to DETACH.
 pub const PVPASS_INFO_RELEASED: u32 = 1 << 0;
 pub const PVPASS_INFO_VHOST: u32 = 1 << 1;
+pub const PVPASS_VHOST_F_JOIN: u32 = 1 << 0;
 
 /// Most switches the module has, "default" included.
 pub const PVPASS_MAX_SWITCHES: u32 = 16;
@@ -482,7 +483,7 @@ mod tests {
 int main(void) {
     P(PVPASS_API_VERSION); P(PVPASS_WINDOW_SIZE); P(PVPASS_MAX_ATTACH);
     P(PVPASS_NAME_LEN); P(PVPASS_FEAT_MMIO_ID); P(PVPASS_FEAT_CONFIG);
-    P(PVPASS_FEAT_SWITCH); P(PVPASS_F_ANY_FILE); P(PVPASS_INFO_RELEASED); P(PVPASS_INFO_VHOST);
+    P(PVPASS_FEAT_SWITCH); P(PVPASS_F_ANY_FILE); P(PVPASS_INFO_RELEASED); P(PVPASS_INFO_VHOST); P(PVPASS_VHOST_F_JOIN);
     P(PVPASS_FEAT_RESAMPLE); P(PVPASS_ATTACH_F_RESAMPLE);
     P(PVPASS_GET_VERSION); P(PVPASS_ATTACH); P(PVPASS_DETACH); P(PVPASS_GET_STATS);
     P(PVPASS_LIST);
@@ -589,6 +590,7 @@ int main(void) {
             ("PVPASS_F_ANY_FILE", PVPASS_F_ANY_FILE.into()),
             ("PVPASS_INFO_RELEASED", PVPASS_INFO_RELEASED.into()),
             ("PVPASS_INFO_VHOST", PVPASS_INFO_VHOST.into()),
+            ("PVPASS_VHOST_F_JOIN", PVPASS_VHOST_F_JOIN.into()),
             ("PVPASS_FEAT_RESAMPLE", PVPASS_FEAT_RESAMPLE.into()),
             ("PVPASS_ATTACH_F_RESAMPLE", PVPASS_ATTACH_F_RESAMPLE.into()),
             ("PVPASS_GET_VERSION", PVPASS_GET_VERSION.into()),

@@ -34,9 +34,30 @@ pub const TAP_FLAGS: libc::c_int = libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_V
 // writes the interface name back into it.
 nix::ioctl_readwrite_bad!(tun_set_iff, libc::TUNSETIFF, libc::ifreq);
 
-/// The `-netdev` value appended to QEMU's command line.
-pub fn netdev_option(id: &str, tap_fd: RawFd, vhost_fd: RawFd) -> String {
-    format!("tap,id={id},fd={tap_fd},vhost=on,vhostfd={vhost_fd}")
+/// The `-netdev` value appended to QEMU's command line: one tap fd and one
+/// vhost fd a queue pair (`fds=`/`vhostfds=` for more than one).
+pub fn netdev_option(id: &str, tap_fds: &[RawFd], vhost_fds: &[RawFd]) -> String {
+    let join = |fds: &[RawFd]| {
+        fds.iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    match (tap_fds, vhost_fds) {
+        ([t], [v]) => format!("tap,id={id},fd={t},vhost=on,vhostfd={v}"),
+        _ => format!(
+            "tap,id={id},fds={},vhost=on,vhostfds={}",
+            join(tap_fds),
+            join(vhost_fds)
+        ),
+    }
+}
+
+/// What the NIC needs for `queues` queue pairs: QEMU's virtio-net-pci
+/// options (MSI-X: a vector for each queue, one for config, one for the
+/// control queue).
+pub fn mq_hint(queues: u32) -> Option<String> {
+    (queues > 1).then(|| format!("mq=on,vectors={}", 2 * queues + 2))
 }
 
 /// QEMU's command line with `-netdev <netdev>` appended.
@@ -262,9 +283,14 @@ pub fn clear_cloexec(fd: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// PVPASS_VHOST_SET_PORT on `file`; returns the device id.
-fn set_port(file: &File, path: &Path, backend: &str, mac: Mac) -> Result<u32> {
+/// PVPASS_VHOST_SET_PORT on `file`, as the port's next queue pair with
+/// `join` (the first queue pair's id); returns the device id.
+fn set_port(file: &File, path: &Path, backend: &str, mac: Mac, join: Option<u32>) -> Result<u32> {
     let mut port = vhost_port(backend, mac).map_err(|e| anyhow!(e))?;
+    if let Some(first) = join {
+        port.flags = uapi::PVPASS_VHOST_F_JOIN;
+        port.id = first;
+    }
     // SAFETY: the fd is open and `port` is a valid, writable pvpass_vhost_port.
     match unsafe { uapi::pvpass_vhost_set_port(file.as_raw_fd(), &mut port) } {
         Ok(_) => Ok(port.id),
@@ -272,8 +298,9 @@ fn set_port(file: &File, path: &Path, backend: &str, mac: Mac) -> Result<u32> {
     }
 }
 
-/// Open (or create) a tap with TAP_FLAGS; returns it and its name.
-fn open_tap(name: &str) -> Result<(File, String)> {
+/// Open (or create) a tap with TAP_FLAGS (and IFF_MULTI_QUEUE when
+/// `multi`: one fd a queue); returns it and its name.
+fn open_tap(name: &str, multi: bool) -> Result<(File, String)> {
     let tun = OpenOptions::new()
         .read(true)
         .write(true)
@@ -286,7 +313,12 @@ fn open_tap(name: &str) -> Result<(File, String)> {
     for (d, s) in ifr.ifr_name.iter_mut().zip(name.bytes()) {
         *d = s as libc::c_char;
     }
-    ifr.ifr_ifru.ifru_flags = TAP_FLAGS as libc::c_short;
+    let flags = if multi {
+        TAP_FLAGS | libc::IFF_MULTI_QUEUE
+    } else {
+        TAP_FLAGS
+    };
+    ifr.ifr_ifru.ifru_flags = flags as libc::c_short;
     // SAFETY: the fd is open and `ifr` is a valid, writable ifreq.
     unsafe { tun_set_iff(tun.as_raw_fd(), &mut ifr) }
         .map_err(|e| anyhow!(tunsetiff_error_message(e, name)))?;
@@ -300,50 +332,75 @@ fn open_tap(name: &str) -> Result<(File, String)> {
 }
 
 pub fn run(device: &Path, args: &VhostExecArgs) -> Result<()> {
-    if args.queues != 1 {
+    if !(1..=crate::args::MAX_QUEUE_PAIRS).contains(&args.queues) {
         // parse_queues refuses it already; kept for callers that build args.
-        bail!("multiqueue not supported yet");
+        bail!("1 to {} queue pairs", crate::args::MAX_QUEUE_PAIRS);
     }
     for w in qemu_warnings(&args.qemu, &args.netdev_id, args.mac) {
         warn!("{w}");
     }
+    if let Some(opts) = mq_hint(args.queues) {
+        let _ = writeln!(
+            io::stderr(),
+            "pvpass: {} queue pairs: give the virtio-net-pci {opts}",
+            args.queues
+        );
+    }
 
     let path = args.vhost_device.as_path();
-    let vhost = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| {
-            let features = Device::open(device)
-                .and_then(|d| d.version())
-                .ok()
-                .map(|v| v.features);
-            anyhow!(vhost_open_error_message(path, &e, features))
-        })?;
-    let id = set_port(&vhost, path, &args.backend, args.mac)?;
-    let _ = writeln!(
-        io::stderr(),
-        "pvpass vhost device {id} on switch {}, mac {}",
-        switch_display(&args.backend),
-        args.mac
-    );
+    // One vhost file a queue pair: the first makes the port, the others
+    // join it.
+    let mut vhosts = Vec::new();
+    let mut first = None;
+    for _ in 0..args.queues {
+        let vhost = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| {
+                let features = Device::open(device)
+                    .and_then(|d| d.version())
+                    .ok()
+                    .map(|v| v.features);
+                anyhow!(vhost_open_error_message(path, &e, features))
+            })?;
+        let id = set_port(&vhost, path, &args.backend, args.mac, first)?;
+        first.get_or_insert(id);
+        let _ = writeln!(
+            io::stderr(),
+            "pvpass vhost device {id} on switch {}, mac {} (queue pair {})",
+            switch_display(&args.backend),
+            args.mac,
+            vhosts.len()
+        );
+        clear_cloexec(vhost.as_fd()).with_context(|| format!("fcntl on {}", path.display()))?;
+        vhosts.push(vhost);
+    }
+    let multi = args.queues > 1;
+    let mut taps = Vec::new();
+    let mut tap_name = args.tap.clone();
+    for _ in 0..args.queues {
+        // The first names the tap (the kernel's pick for ""), the others
+        // are its other queues.
+        let (tap, name) = open_tap(&tap_name, multi)?;
+        tap_name = name;
+        clear_cloexec(tap.as_fd()).with_context(|| format!("fcntl on {TUN_PATH}"))?;
+        taps.push(tap);
+    }
 
-    let (tap, tap_name) = open_tap(&args.tap)?;
-    clear_cloexec(vhost.as_fd()).with_context(|| format!("fcntl on {}", path.display()))?;
-    clear_cloexec(tap.as_fd()).with_context(|| format!("fcntl on {TUN_PATH}"))?;
-
-    let netdev = netdev_option(&args.netdev_id, tap.as_raw_fd(), vhost.as_raw_fd());
+    let raw = |f: &[File]| f.iter().map(AsRawFd::as_raw_fd).collect::<Vec<_>>();
+    let netdev = netdev_option(&args.netdev_id, &raw(&taps), &raw(&vhosts));
     let argv = qemu_argv(&args.qemu, &netdev);
     if args.print {
         say!(
-            "# vhostfd={} tapfd={} tap={tap_name}",
-            vhost.as_raw_fd(),
-            tap.as_raw_fd()
+            "# vhostfds={:?} tapfds={:?} tap={tap_name}",
+            raw(&vhosts),
+            raw(&taps)
         );
         say!("{}", shell_join(&argv));
         return Ok(());
     }
-    // Only returns on failure; `vhost` and `tap` stay open until then.
+    // Only returns on failure; the files stay open until then.
     let err = Command::new(&argv[0]).args(&argv[1..]).exec();
     bail!(exec_error_message(&argv[0], &err))
 }
@@ -361,9 +418,15 @@ mod tests {
     #[test]
     fn netdev_string() {
         assert_eq!(
-            netdev_option("pvpass0", 4, 3),
+            netdev_option("pvpass0", &[4], &[3]),
             "tap,id=pvpass0,fd=4,vhost=on,vhostfd=3"
         );
+        assert_eq!(
+            netdev_option("n0", &[5, 6], &[3, 4]),
+            "tap,id=n0,fds=5:6,vhost=on,vhostfds=3:4"
+        );
+        assert_eq!(mq_hint(1), None);
+        assert_eq!(mq_hint(2).as_deref(), Some("mq=on,vectors=6"));
         assert_eq!(
             qemu_argv(&v(&["qemu-system-x86_64", "-m", "1G"]), "tap,id=n,fd=9"),
             v(&["qemu-system-x86_64", "-m", "1G", "-netdev", "tap,id=n,fd=9"])
@@ -547,7 +610,7 @@ mod tests {
     fn tap_is_a_vnet_hdr_tap() {
         // Declared _IOR(uint) too, but fills a whole struct ifreq.
         nix::ioctl_read_bad!(tun_get_iff, libc::TUNGETIFF, libc::ifreq);
-        let (tap, name) = open_tap("pvpt%d").unwrap();
+        let (tap, name) = open_tap("pvpt%d", false).unwrap();
         assert!(name.starts_with("pvpt") && name != "pvpt%d", "{name}");
         // SAFETY: plain data, all zero is valid (as in open_tap).
         let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -556,9 +619,9 @@ mod tests {
         // SAFETY: TUNGETIFF sets the flags member.
         let flags = libc::c_int::from(unsafe { ifr.ifr_ifru.ifru_flags });
         assert_eq!(flags & TAP_FLAGS, TAP_FLAGS, "{flags:#x}");
-        let (_held, named) = open_tap("pvpt-x").unwrap();
+        let (_held, named) = open_tap("pvpt-x", false).unwrap();
         assert_eq!(named, "pvpt-x");
-        assert!(open_tap("pvpt-x")
+        assert!(open_tap("pvpt-x", false)
             .unwrap_err()
             .to_string()
             .contains("EBUSY"));
