@@ -16,6 +16,8 @@
 #   BENCH_PROFILE=tcp_stream_g2g  one more run of this test per guest config
 #                           under `perf record -a` (profile-<config>.txt); "" skips
 #   BENCH_OUT=bench/results where the results go
+#   BENCH_QEMU_OPTS=...     more options for the bed's QEMU (e.g. a monitor:
+#                           -monitor unix:/tmp/bedmon,server,nowait)
 #
 # Every number comes from nested software emulation (QEMU TCG running the
 # bed, KVM in it running the guests): only ratios measured side by side in
@@ -76,7 +78,7 @@ bed_limit=$((600 + n_cfg * (budget + 300) + n_vm * 1000))
 # L2 guests now and then. /var/cache is a tmpfs in the bed: mount the cache
 # (kernel, netperf) explicitly.
 bed_start=$(date +%s)
-timeout "$bed_limit" vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
+timeout "$bed_limit" vng --run "$KDIR" --disable-kvm --qemu-opts="-cpu max ${BENCH_QEMU_OPTS:-}" --memory 4G --cpus 1 \
 	--rwdir "$res" --rodir "$(dirname "$KDIR")" \
 	--exec "$res/bin/bed.sh $res $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $res/initramfs.cpio.gz $np" \
 	>"$res/vng.log" 2>&1 || true

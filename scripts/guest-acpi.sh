@@ -13,28 +13,11 @@
 set -u
 res=$1 ko=$2 ctl=$3 kernel=$4 initrd=$5
 here=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$res"
-exec >"$res/acpi.log" 2>&1
-results=$res/bed.results
-: >"$results"
-finish() { dmesg >"$res/dmesg.log"; echo "done" >"$res/finished"; }
-trap finish EXIT
-result() { echo "$*" >>"$results"; echo "acpi: [$2] $1: ${*:3}"; }
-check() { # name, text, command...: ok when the command succeeds
-	local name=$1 text=$2; shift 2
-	if "$@"; then result "$name" ok "$text"; else result "$name" fail "$text"; fi
-}
-host=10.0.0.254 guest=10.0.0.1
+# shellcheck source=scripts/bed-guests.sh
+. "$here/scripts/bed-guests.sh"
+bed_start acpi "$res" "$ko"
+guest=10.0.0.1
 console=$res/guest.console
-
-modprobe kvm_amd || { echo "acpi: kvm_amd did not load"; exit 1; }
-insmod "$ko" || { echo "acpi: pvpass.ko did not load"; exit 1; }
-ip link set pvpsw0 up && ip addr add $host/24 dev pvpsw0
-mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-pin_file=/sys/kernel/debug/pvpass/pinned_pages
-pinned() { grep -o -m1 '[0-9]\+' $pin_file | head -n 1; }
-pin_base=$(pinned)
-bed_args="lpj=4000000 tsc=reliable no_timer_check"
 
 # The table: one device, the window and GSI the attach below uses.
 aml=$res/pvpass-acpi.aml
@@ -63,15 +46,7 @@ check attach "${line:-no attached line (id ${id:-none})}" \
 	grep -q 'gpa=0xd0000000 gsi=7 trigger=edge' <<<"$line"
 python3 "$here/scripts/qmp.py" /tmp/aqmp cont
 
-# wait_console <regex> <seconds>
-wait_console() {
-	local end=$((SECONDS + $2))
-	while [ $SECONDS -lt $end ]; do
-		grep -aqE "$1" "$console" 2>/dev/null && return 0
-		sleep 1
-	done
-	return 1
-}
+wait_console() { wait_for "$console" "$@"; } # regex, seconds
 first() { grep -a -m1 -E "$1" "$console" 2>/dev/null | tr -d '\r'; }
 # A guest that never came up costs no further waits (the bed's timeout).
 up=400
@@ -107,6 +82,5 @@ wait $q 2>/dev/null
 end=$((SECONDS + 10))
 while kill -0 $a 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.2; done
 kill $a 2>/dev/null
-while p=$(pinned); [ "$p" != "$pin_base" ] && [ $SECONDS -lt $end ]; do sleep 0.2; done
+pins_back
 tail -n 2 "$res/attach.log"
-check pinned_pages "$p pinned after QEMU exited, $pin_base before" test "$p" = "$pin_base"

@@ -11,23 +11,9 @@
 set -u
 res=$1 ko=$2 ctl=$3 kernel=$4 initrd=$5
 here=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$res"
-exec >"$res/vhost.log" 2>&1
-results=$res/bed.results
-: >"$results"
-finish() { dmesg >"$res/dmesg.log"; echo "done" >"$res/finished"; }
-trap finish EXIT
-result() { echo "$*" >>"$results"; echo "vhost: [$2] $1: ${*:3}"; }
-host=10.0.0.254
-
-modprobe kvm_amd || { echo "vhost: kvm_amd did not load"; exit 1; }
-insmod "$ko" || { echo "vhost: pvpass.ko did not load"; exit 1; }
-ip link set pvpsw0 up && ip addr add $host/24 dev pvpsw0
-mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-pin_file=/sys/kernel/debug/pvpass/pinned_pages
-pinned() { grep -o -m1 '[0-9]\+' $pin_file | head -n 1; }
-pin_base=$(pinned)
-bed_args="lpj=4000000 tsc=reliable no_timer_check"
+# shellcheck source=scripts/bed-guests.sh
+. "$here/scripts/bed-guests.sh"
+bed_start vhost "$res" "$ko"
 common=(-enable-kvm -cpu host -machine "q35,kernel-irqchip=on" -m 256M -nodefaults
 	-display none -no-reboot -kernel "$kernel" -initrd "$initrd")
 
@@ -56,15 +42,7 @@ python3 "$here/scripts/qmp.py" /tmp/vqmp1 cont
 	-serial "file:$res/guest3.console" &
 q3=$!
 
-# wait_console <guest> <regex> <seconds>
-wait_console() {
-	local end=$((SECONDS + $3))
-	while [ $SECONDS -lt $end ]; do
-		grep -aqE "$2" "$res/guest$1.console" 2>/dev/null && return 0
-		sleep 1
-	done
-	return 1
-}
+wait_console() { wait_for "$res/guest$1.console" "$2" "$3"; } # guest, regex, seconds
 for g in 1 3; do
 	for what in peer host; do
 		if wait_console $g "pvpass-demo: ping $what .* 0% packet loss" 400; then
@@ -111,6 +89,4 @@ done
 cat /sys/kernel/debug/pvpass/devices 2>/dev/null
 kill $q1 $q3 2>/dev/null
 wait $q3 2>/dev/null
-end=$((SECONDS + 10))
-while p=$(pinned); [ "$p" != "$pin_base" ] && [ $SECONDS -lt $end ]; do sleep 0.2; done
-if [ "$p" = "$pin_base" ]; then result pinned_pages ok "back to $p after both QEMUs exited"; else result pinned_pages fail "$p pinned, $pin_base before"; fi
+pins_back

@@ -153,80 +153,59 @@ if [ -f "$res/dmesg.txt" ]; then
 	fi
 fi
 
-# --- 6. the vhost transport with stock QEMU guests in the bed -----------------
-# A virtio-net-pci guest (MSI-X, `pvpassctl vhost-exec`) and a virtio-mmio
-# guest on one switch ping each other and the host port (scripts/guest-vhost.sh).
-# One CPU, as the demo: nested SVM under TCG with two corrupted L2 state.
-# A second attempt only when a guest never booted (the bed's failure, see
-# docs/reliability.md), and both attempts are in the log.
-vhost_bed() { # results dir
+# --- 6. stock QEMU guests in the bed -------------------------------------------
+# Each script below boots the bed once (one CPU, as the demo: nested SVM under
+# TCG with two corrupted L2 state), starts stock QEMU guests in it and writes
+# one "<check> ok|fail <text>" line per check to bed.results. A second
+# attempt only when a guest never booted (the bed's failure, see
+# docs/reliability.md); both attempts stay in build/.
+#   vhost:   a virtio-net-pci guest on the vhost transport (two queue pairs,
+#            `pvpassctl vhost-exec --queues 2`, then down to one as
+#            `ethtool -L` does) and a virtio-mmio guest ping each other and
+#            the host port (scripts/guest-vhost.sh);
+#   acpi:    a virtio-mmio guest whose command line has no virtio_mmio.device=
+#            finds its device through `pvpassctl acpi-table` (QEMU
+#            -acpitable), as Debian 12's kernel needs (scripts/guest-acpi.sh);
+#   migrate: a vhost guest migrates between two QEMUs while a TCP stream and
+#            patterned UDP flow to it (scripts/guest-migrate.sh).
+qemu_bed_once() { # results dir, script
 	rm -rf "$1"; mkdir -p "$1"
 	timeout 900 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
 		--rwdir "$1" --rodir "$(dirname "$KDIR")" \
-		--exec "$here/scripts/guest-vhost.sh $1 $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $build/vhost-initramfs.cpio.gz" \
+		--exec "$here/scripts/$2 $1 $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $build/qemu-initramfs.cpio.gz $np" \
 		>"$1/vng.log" 2>&1
 }
-booted() { grep -aq 'pvpass-demo: guest up' "$1/guest1.console" 2>/dev/null && grep -aq 'pvpass-demo: guest up' "$1/guest3.console" 2>/dev/null; }
-if bash scripts/initramfs.sh "$build/vhost-initramfs.cpio.gz" guest/init >"$logs/vhost-initramfs.log" 2>&1; then
-	vres=$build/vhost
-	vhost_bed "$vres"
-	if grep -q ' fail ' "$vres/bed.results" 2>/dev/null && ! booted "$vres"; then
-		echo "vhost bed: a guest did not boot (first attempt kept in $vres.attempt1); once more"
-		rm -rf "$vres.attempt1"; mv "$vres" "$vres.attempt1"
-		vhost_bed "$vres"
-	fi
-	if [ -s "$vres/bed.results" ]; then
-		while read -r check status text; do
-			[ "$status" = ok ] && ok "vhost bed: $check: $text" || bad "vhost bed: $check: $text (log: $vres/vhost.log)"
-		done <"$vres/bed.results"
-	else
-		bad "vhost bed: no results (log: $vres/vng.log)"; tail -n 20 "$vres/vng.log"
-	fi
-	if grep -nE 'BUG:|WARNING:|Oops|KASAN|general protection|Call Trace|soft lockup|rcu: INFO|possible circular locking' "$vres/dmesg.log" 2>/dev/null; then
-		bad "vhost bed: kernel log has no BUG/WARNING/Oops or lockdep report"
-	else
-		ok "vhost bed: kernel log has no BUG/WARNING/Oops or lockdep report"
-	fi
-else
-	bad "vhost bed: initramfs (log: $logs/vhost-initramfs.log)"
-fi
-
-# --- 7. a virtio-mmio guest that finds its device through an ACPI table ------
-# For guest kernels built without VIRTIO_MMIO_CMDLINE_DEVICES (Debian 12's):
-# `pvpassctl acpi-table` declares the window and GSI as an "LNRO0005" device,
-# QEMU passes it with -acpitable, the guest's command line has no
-# virtio_mmio.device=; it binds virtio_net and pings the host port, and the
-# host pings it (scripts/guest-acpi.sh). One CPU and one retry, as section 6.
-acpi_bed() { # results dir
-	rm -rf "$1"; mkdir -p "$1"
-	timeout 900 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
-		--rwdir "$1" --rodir "$(dirname "$KDIR")" \
-		--exec "$here/scripts/guest-acpi.sh $1 $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $build/vhost-initramfs.cpio.gz" \
-		>"$1/vng.log" 2>&1
+booted() { # results dir, consoles...
+	local d=$1 c; shift
+	for c in "$@"; do grep -aq 'pvpass-demo: guest up' "$d/$c.console" 2>/dev/null || return 1; done
 }
-acpi_booted() { grep -aq 'pvpass-demo: guest up' "$1/guest.console" 2>/dev/null; }
-if [ -s "$build/vhost-initramfs.cpio.gz" ] ||
-	bash scripts/initramfs.sh "$build/vhost-initramfs.cpio.gz" guest/init >"$logs/acpi-initramfs.log" 2>&1; then
-	ares=$build/acpi
-	acpi_bed "$ares"
-	if grep -q ' fail ' "$ares/bed.results" 2>/dev/null && ! acpi_booted "$ares"; then
-		echo "acpi bed: the guest did not boot (first attempt kept in $ares.attempt1); once more"
-		rm -rf "$ares.attempt1"; mv "$ares" "$ares.attempt1"
-		acpi_bed "$ares"
+qemu_bed() { # label, script, consoles that must show a booted guest...
+	local label=$1 script=$2 r=$build/$1 check status text; shift 2
+	qemu_bed_once "$r" "$script"
+	if grep -q ' fail ' "$r/bed.results" 2>/dev/null && ! booted "$r" "$@"; then
+		echo "$label bed: a guest did not boot (first attempt kept in $r.attempt1); once more"
+		rm -rf "$r.attempt1"; mv "$r" "$r.attempt1"
+		qemu_bed_once "$r" "$script"
 	fi
-	if [ -s "$ares/bed.results" ]; then
+	if [ -s "$r/bed.results" ]; then
 		while read -r check status text; do
-			[ "$status" = ok ] && ok "acpi bed: $check: $text" || bad "acpi bed: $check: $text (log: $ares/acpi.log)"
-		done <"$ares/bed.results"
+			[ "$status" = ok ] && ok "$label bed: $check: $text" || bad "$label bed: $check: $text (log: $r)"
+		done <"$r/bed.results"
 	else
-		bad "acpi bed: no results (log: $ares/vng.log)"; tail -n 20 "$ares/vng.log"
+		bad "$label bed: no results (log: $r/vng.log)"; tail -n 20 "$r/vng.log"
 	fi
-	if grep -nE 'BUG:|WARNING:|Oops|KASAN|general protection|Call Trace|soft lockup|rcu: INFO|possible circular locking' "$ares/dmesg.log" 2>/dev/null; then
-		bad "acpi bed: kernel log has no BUG/WARNING/Oops or lockdep report"
+	if grep -nE 'BUG:|WARNING:|Oops|KASAN|general protection|Call Trace|soft lockup|rcu: INFO|possible circular locking' "$r/dmesg.log" 2>/dev/null; then
+		bad "$label bed: kernel log has no BUG/WARNING/Oops or lockdep report"
 	else
-		ok "acpi bed: kernel log has no BUG/WARNING/Oops or lockdep report"
+		ok "$label bed: kernel log has no BUG/WARNING/Oops or lockdep report"
 	fi
+}
+if np=$(bash scripts/netperf.sh 2>>"$logs/qemu-initramfs.log") &&
+	bash scripts/initramfs.sh "$build/qemu-initramfs.cpio.gz" guest/init >>"$logs/qemu-initramfs.log" 2>&1; then
+	qemu_bed vhost guest-vhost.sh guest1 guest3
+	qemu_bed acpi guest-acpi.sh guest
+	qemu_bed migrate guest-migrate.sh src
 else
-	bad "acpi bed: initramfs (log: $logs/acpi-initramfs.log)"
+	bad "QEMU guests' initramfs (log: $logs/qemu-initramfs.log)"
 fi
 finish

@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# What the in-bed scripts that run stock QEMU guests share (sourced by
+# scripts/guest-vhost.sh, guest-acpi.sh, guest-migrate.sh; they run inside
+# the test bed, L1, under virtme-ng).
+#
+#   bed_start <label> <results dir> <pvpass.ko>
+#       log to <results dir>/<label>.log, start bed.results (one
+#       "<check> ok|fail <text>" line per check), dump dmesg and write the
+#       "finished" marker at exit; load kvm_amd and pvpass.ko, give the host
+#       port pvpsw0 $host (10.0.0.254) and note the pinned-page baseline.
+#   result <check> ok|fail <text>; check <check> <text> <command...>
+#   wait_for <file> <regex> <seconds>: the file has a matching line.
+#   pins_back: a pinned_pages result: back to the baseline within 10 s.
+#   $bed_args: the nested guests' command line (as the demo's).
+
+host=10.0.0.254
+# shellcheck disable=SC2034 # used by the scripts that source this
+bed_args="lpj=4000000 tsc=reliable no_timer_check"
+
+bed_start() {
+	bed_label=$1 bed_res=$2
+	mkdir -p "$bed_res"
+	exec >"$bed_res/$bed_label.log" 2>&1
+	: >"$bed_res/bed.results"
+	trap 'dmesg >"$bed_res/dmesg.log"; echo "done" >"$bed_res/finished"' EXIT
+	modprobe kvm_amd || { echo "$bed_label: kvm_amd did not load"; exit 1; }
+	insmod "$3" || { echo "$bed_label: pvpass.ko did not load"; exit 1; }
+	ip link set pvpsw0 up && ip addr add $host/24 dev pvpsw0
+	mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	pin_base=$(pinned)
+}
+
+result() { echo "$*" >>"$bed_res/bed.results"; echo "$bed_label: [$2] $1: ${*:3}"; }
+
+check() { # check, text, command...: ok when the command succeeds
+	local name=$1 text=$2; shift 2
+	if "$@"; then result "$name" ok "$text"; else result "$name" fail "$text"; fi
+}
+
+pinned() { grep -o -m1 '[0-9]\+' /sys/kernel/debug/pvpass/pinned_pages | head -n 1; }
+
+wait_for() {
+	local end=$((SECONDS + $3))
+	while [ $SECONDS -lt $end ]; do
+		grep -aqE "$2" "$1" 2>/dev/null && return 0
+		sleep 1
+	done
+	return 1
+}
+
+pins_back() {
+	local end=$((SECONDS + 10)) p
+	while p=$(pinned); [ "$p" != "$pin_base" ] && [ $SECONDS -lt $end ]; do sleep 0.2; done
+	check pinned_pages "$p pinned after the QEMUs exited, $pin_base before" test "$p" = "$pin_base"
+}
