@@ -17,6 +17,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/bed-guests.sh
 . "$here/scripts/bed-guests.sh"
 bed_start migrate "$res" "$ko"
+# For a bed that stops making progress: where pvpass's code is (a QEMU
+# monitor's `info registers` gives RIPs to look up here).
+grep -i pvpass /proc/kallsyms >"$res/kallsyms-pvpass.txt" 2>/dev/null
 qmp() { python3 "$here/scripts/qmp.py" "$@"; }
 guest=10.0.0.5 mac=52:54:00:00:00:05
 append="console=ttyS0 panic=-1 $bed_args pvpass_ip=$guest/24 pvpass_peer=$host pvpass_host=$host pvpass_patterns=9000:200"

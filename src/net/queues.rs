@@ -84,12 +84,13 @@ impl QueuePort {
 
     /// Queue pair `index` runs: frames may go to `dev`.
     pub(crate) fn add(&self, index: usize, dev: Arc<Device>) {
-        let old = self
-            .members
-            .lock()
-            .devs
-            .get_mut(index)
-            .and_then(|d| d.replace(dev));
+        let mut m = self.members.lock();
+        let old = match m.devs.get_mut(index) {
+            Some(d) => d.replace(dev),
+            None => Some(dev),
+        };
+        drop(m);
+        // A device's last reference is never dropped under the spinlock.
         drop(old);
     }
 
