@@ -33,14 +33,8 @@ qemu-system-x86_64 -enable-kvm -cpu host -machine "q35,kernel-irqchip=on" -m 256
 	-display none -no-reboot -kernel "$kernel" -initrd "$initrd" -acpitable "file=$aml" \
 	-append "$cmdline" -serial "file:$console" -qmp "unix:/tmp/aqmp,server=on,wait=off" -S &
 q=$!
-rm -f /tmp/aattach
-"$ctl" attach --pid $q --gpa 0xd0000000 --gsi 7 --mac 52:54:00:00:00:01 --wait 120 \
-	--ready-file /tmp/aattach >"$res/attach.log" 2>&1 &
-a=$!
-end=$((SECONDS + 130))
-while [ ! -s /tmp/aattach ] && [ $SECONDS -lt $end ] && kill -0 $a 2>/dev/null; do sleep 0.2; done
-cat "$res/attach.log"
-id=$(cat /tmp/aattach 2>/dev/null)
+attach_mmio "$ctl" $q attach
+a=$attach_pid id=$attach_id
 line=$(grep -m1 '^attached ' "$res/attach.log")
 check attach "${line:-no attached line (id ${id:-none})}" \
 	grep -q 'gpa=0xd0000000 gsi=7 trigger=edge' <<<"$line"

@@ -22,12 +22,7 @@ qemu-system-x86_64 "${common[@]}" -smp 1 \
 	-append "console=ttyS0 $(cat "$here/guest/cmdline") panic=-1 $bed_args pvpass_ip=10.0.0.1/24 pvpass_peer=10.0.0.3 pvpass_host=$host" \
 	-serial "file:$res/guest1.console" -qmp "unix:/tmp/vqmp1,server=on,wait=off" -S &
 q1=$!
-"$ctl" attach --pid $q1 --gpa 0xd0000000 --gsi 7 --mac 52:54:00:00:00:01 --wait 120 \
-	--ready-file /tmp/vattach1 >"$res/attach1.log" 2>&1 &
-a1=$!
-end=$((SECONDS + 130))
-while [ ! -s /tmp/vattach1 ] && [ $SECONDS -lt $end ] && kill -0 $a1 2>/dev/null; do sleep 0.2; done
-cat "$res/attach1.log"
+attach_mmio "$ctl" $q1 attach1
 python3 "$here/scripts/qmp.py" /tmp/vqmp1 cont
 
 # Guest 3: stock QEMU, virtio-net-pci on the vhost transport (no -S, no

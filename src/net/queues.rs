@@ -13,13 +13,18 @@
 //! -L`) posts buffers only on those it uses.
 //!
 //! Locking: `QueuePort::members` is a spinlock and a leaf: taken to add,
-//! remove or pick a queue pair (references are taken under it, and the
-//! frame is delivered after it is dropped).
+//! remove or pick a queue pair (one reference is taken under it, and the
+//! frame is delivered after it is dropped). The steering table is atomics:
+//! transmit never takes the lock.
 
 use kernel::{
     new_spinlock,
     prelude::*,
     sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         Arc,
         SpinLock, //
     }, //
@@ -44,20 +49,18 @@ pub(crate) const MAX_QUEUE_PAIRS: usize = 8;
 /// Entries of the steering table (peers hashed into it).
 const STEER: usize = 64;
 
-struct Members {
-    /// The running queue pairs, by index.
-    devs: [Option<Arc<Device>>; MAX_QUEUE_PAIRS],
-    /// The queue pair that last sent to a peer, by hash of the peer's MAC.
-    steer: [u8; STEER],
-}
-
 /// The port of a guest NIC of several queue pairs.
 #[pin_data]
 pub(crate) struct QueuePort {
     id: u32,
     mac: [u8; 6],
+    /// The running queue pairs, by index.
     #[pin]
-    members: SpinLock<Members>,
+    members: SpinLock<[Option<Arc<Device>>; MAX_QUEUE_PAIRS]>,
+    /// The queue pair that last sent to a peer, by hash of the peer's MAC:
+    /// written by each transmitted frame, read by each delivered one, so
+    /// lock-free (a stale entry only steers one frame elsewhere).
+    steer: [Atomic<u32>; STEER],
 }
 
 fn slot(mac: &[u8]) -> usize {
@@ -73,10 +76,8 @@ impl QueuePort {
             try_pin_init!(Self {
                 id,
                 mac,
-                members <- new_spinlock!(Members {
-                    devs: [const { None }; MAX_QUEUE_PAIRS],
-                    steer: [0; STEER],
-                }),
+                members <- new_spinlock!([const { None }; MAX_QUEUE_PAIRS]),
+                steer: [const { Atomic::new(0) }; STEER],
             }),
             GFP_KERNEL,
         )
@@ -85,7 +86,7 @@ impl QueuePort {
     /// Queue pair `index` runs: frames may go to `dev`.
     pub(crate) fn add(&self, index: usize, dev: Arc<Device>) {
         let mut m = self.members.lock();
-        let old = match m.devs.get_mut(index) {
+        let old = match m.get_mut(index) {
             Some(d) => d.replace(dev),
             None => Some(dev),
         };
@@ -96,12 +97,7 @@ impl QueuePort {
 
     /// Queue pair `index` stopped.
     pub(crate) fn remove(&self, index: usize) {
-        let old = self
-            .members
-            .lock()
-            .devs
-            .get_mut(index)
-            .and_then(Option::take);
+        let old = self.members.lock().get_mut(index).and_then(Option::take);
         drop(old);
     }
 
@@ -123,19 +119,23 @@ impl QueuePort {
         Ok(up)
     }
 
-    /// The queue pair for a frame from `src`, and the first running one
-    /// after it with receive buffers, as references.
-    fn pick(&self, src: &[u8]) -> (Option<Arc<Device>>, Option<Arc<Device>>) {
+    /// The queue pair for a frame from `src`: the steered one if the guest
+    /// posted buffers there, else the first running one that has some, else
+    /// the steered one anyway (its backlog holds the frame). One reference,
+    /// dropped by the caller after the lock.
+    fn pick(&self, src: &[u8]) -> Option<Arc<Device>> {
+        let want = self
+            .steer
+            .get(slot(src))
+            .map_or(0, |s| s.load(Relaxed) as usize);
         let m = self.members.lock();
-        let want = m.steer.get(slot(src)).map_or(0, |&i| usize::from(i));
-        let first = m.devs.get(want).and_then(Option::clone);
-        let other = m
-            .devs
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != want)
-            .find_map(|(_, d)| d.as_ref().filter(|d| d.rx_posted()).cloned());
-        (first, other)
+        let steered = m.get(want).and_then(Option::as_ref);
+        steered
+            .filter(|d| d.rx_posted())
+            .or_else(|| m.iter().flatten().find(|d| d.rx_posted()))
+            .or(steered)
+            .or_else(|| m.iter().flatten().next())
+            .cloned()
     }
 }
 
@@ -150,14 +150,7 @@ impl Port for QueuePort {
 
     fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>) {
         let src = frame.head().get(6..12).unwrap_or(&[]);
-        let (first, other) = self.pick(src);
-        // The references are dropped after the lock (in `pick`).
-        let dev = match first {
-            Some(d) if d.rx_posted() => Some(d),
-            Some(d) => other.or(Some(d)),
-            None => other,
-        };
-        if let Some(d) = dev {
+        if let Some(d) = self.pick(src) {
             d.deliver(hdr, frame);
         }
     }
@@ -175,8 +168,12 @@ impl Uplink for QueueUplink {
     fn xmit(&mut self, hdr: &NetHdr, frame: &Frame<'_>) -> Sent {
         if let Some(dst) = frame.head().first_chunk::<6>() {
             if !is_group(dst) {
-                if let Some(s) = self.port.members.lock().steer.get_mut(slot(dst)) {
-                    *s = self.index;
+                if let Some(s) = self.port.steer.get(slot(dst)) {
+                    // Written only when it changes: the cache line stays
+                    // shared while one queue pair talks to a peer.
+                    if s.load(Relaxed) != u32::from(self.index) {
+                        s.store(u32::from(self.index), Relaxed);
+                    }
                 }
             }
         }
