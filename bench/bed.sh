@@ -6,6 +6,10 @@
 #   pvpass    NIC served by pvpass (virtio-mmio, `pvpassctl attach`), host on pvpsw0
 #   pvpass-vhost  virtio-net-pci served by pvpass's vhost transport
 #             (`pvpassctl vhost-exec`, MSI-X through QEMU), host on pvpsw0
+#   pvpass-base, pvpass-vhost-base  the same with the module loaded as
+#             `tx_poll_us=0 inline_irq=0`: a notify per frame sent and every
+#             interrupt through KVM's irqfd (the data path before transmit
+#             polling), to measure that design against this one in one run
 #   vhost     virtio-net-pci, vhost=on, tap per guest in bridge br0 with the host address
 #   qemu      the same with vhost=off (QEMU's own virtio-net in userspace)
 #   loopback  netperf to 127.0.0.1 in the bed itself (no guests): the ceiling
@@ -50,7 +54,7 @@ qemu_prefix=()
 start_guest() { # config, index, extra qemu args...
 	local cfg=$1 i=$2; shift 2
 	local append="console=ttyS0 panic=-1 $bed_args bench_ip=10.0.0.$i/24"
-	[ "$cfg" = pvpass ] && append="$append $mmio_arg"
+	case $cfg in pvpass | pvpass-base) append="$append $mmio_arg" ;; esac
 	rm -f "/tmp/bench-qmp-$i"
 	"${qemu_prefix[@]}" qemu-system-x86_64 -enable-kvm -cpu host -machine q35,kernel-irqchip=on \
 		-m 256M -smp 1 -nodefaults -display none -no-reboot \
@@ -140,16 +144,21 @@ boot() {
 	return 1
 }
 
+# Module parameters of a pvpass configuration.
+pvpass_params() { # config
+	case $1 in *-base) echo "tx_poll_us=0 inline_irq=0" ;; esac
+}
+
 start_pvpass() {
 	local i
 	for i in 1 2; do
-		start_guest pvpass "$i" -S
+		start_guest "$pvpass_cfg" "$i" -S
 		rm -f "/tmp/bench-attach$i"
 		"$ctl" attach --pid "${pids[-1]}" --gpa 0xd0000000 --gsi "$BENCH_GSI" --mac "52:54:00:00:00:0$i" \
-			--ready-file "/tmp/bench-attach$i" >>"$res/pvpass-attach$i.log" 2>&1 &
+			--ready-file "/tmp/bench-attach$i" >>"$res/$pvpass_cfg-attach$i.log" 2>&1 &
 		attach_pids+=("$!")
 		for _ in $(seq 600); do [ -s "/tmp/bench-attach$i" ] && break; sleep 0.1; done
-		cat "$res/pvpass-attach$i.log"
+		cat "$res/$pvpass_cfg-attach$i.log"
 		if [ ! -s "/tmp/bench-attach$i" ]; then
 			echo "bed: pvpass guest $i could not be attached"
 			return 1
@@ -158,21 +167,23 @@ start_pvpass() {
 	done
 }
 
-run_pvpass() {
-	insmod "$ko" || { echo "pvpass: insmod failed" >>"$res/failures.txt"; return 1; }
+run_pvpass() { # config
+	pvpass_cfg=$1
+	# shellcheck disable=SC2046 # the parameters are words
+	insmod "$ko" $(pvpass_params "$1") || { echo "$1: insmod failed" >>"$res/failures.txt"; return 1; }
 	"$ctl" version
 	ip addr add 10.0.0.254/24 dev pvpsw0
 	ip link set pvpsw0 up
 	# The module's view of both devices every 5 s (receive queue indices,
 	# backlog, counters): what to look at when a run stalls.
 	(while sleep 5; do echo "== $(date +%T)"; cat /sys/kernel/debug/pvpass/devices; done) \
-		>"$res/pvpass-devices.log" 2>&1 &
+		>"$res/$1-devices.log" 2>&1 &
 	local mon=$!
-	boot pvpass start_pvpass &&
-		measure pvpass pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
+	boot "$1" start_pvpass &&
+		measure "$1" pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
 	kill "$mon"
 	stop_guests
-	grep -hE '^(detached|stats)' "$res"/pvpass-attach*.log
+	grep -hE '^(detached|stats)' "$res/$1"-attach*.log
 	ip addr flush dev pvpsw0
 	ip link set pvpsw0 down
 	rmmod pvpass || echo "bed: rmmod pvpass failed"
@@ -182,20 +193,22 @@ start_pvpass_vhost() {
 	local i
 	for i in 1 2; do
 		qemu_prefix=("$ctl" vhost-exec --mac "52:54:00:00:00:0$i" --netdev-id n0 --)
-		start_guest pvpass-vhost "$i" -device "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:0$i,romfile="
+		start_guest "$pvpass_cfg" "$i" -device "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:0$i,romfile="
 	done
 	qemu_prefix=()
 }
 
-run_pvpass_vhost() {
-	insmod "$ko" || { echo "pvpass-vhost: insmod failed" >>"$res/failures.txt"; return 1; }
+run_pvpass_vhost() { # config
+	pvpass_cfg=$1
+	# shellcheck disable=SC2046 # the parameters are words
+	insmod "$ko" $(pvpass_params "$1") || { echo "$1: insmod failed" >>"$res/failures.txt"; return 1; }
 	ip addr add 10.0.0.254/24 dev pvpsw0
 	ip link set pvpsw0 up
 	(while sleep 5; do echo "== $(date +%T)"; cat /sys/kernel/debug/pvpass/devices; done) \
-		>"$res/pvpass-vhost-devices.log" 2>&1 &
+		>"$res/$1-devices.log" 2>&1 &
 	local mon=$!
-	boot pvpass-vhost start_pvpass_vhost &&
-		measure pvpass-vhost pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
+	boot "$1" start_pvpass_vhost &&
+		measure "$1" pvpass --profile "${BENCH_PROFILE:-}" --ctl "$ctl" --macs 52:54:00:00:00:01,52:54:00:00:00:02
 	kill "$mon"
 	stop_guests
 	ip addr flush dev pvpsw0
@@ -232,8 +245,8 @@ run_bridge() { # config, vhost=on|off
 for cfg in $BENCH_CONFIGS; do
 	case $cfg in
 	loopback) measure loopback loopback ;;
-	pvpass) run_pvpass ;;
-	pvpass-vhost) run_pvpass_vhost ;;
+	pvpass | pvpass-base) run_pvpass "$cfg" ;;
+	pvpass-vhost | pvpass-vhost-base) run_pvpass_vhost "$cfg" ;;
 	vhost) run_bridge vhost on ;;
 	qemu) run_bridge qemu off ;;
 	*) echo "bed: unknown configuration $cfg"; echo "$cfg: unknown configuration" >>"$res/failures.txt" ;;

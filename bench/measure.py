@@ -38,7 +38,7 @@ KVM_STATS = ["exits", "irq_injections", "halt_exits", "io_exits", "mmio_exits",
 PIN_FIELDS = ["pages_pinned", "pin_hits", "pin_misses"]
 PV_FIELDS = ["tx_frames", "rx_frames", "notifies", "interrupts", "mmio_reads", "mmio_writes",
              "drop_rx_no_buffer", "tx_gso_frames", "tx_yields", "drop_tx_storm",
-             "drop_rx_scattered"]
+             "drop_rx_scattered", "tx_deferrals", "tx_polls", "tx_poll_irqs"]
 OUTPUT = "THROUGHPUT,THROUGHPUT_UNITS,ELAPSED_TIME,LOCAL_SEND_CALLS,REMOTE_RECV_CALLS," \
          "REMOTE_BYTES_RECVD,TRANSACTION_RATE"
 AGENT_PORT = 12867
@@ -63,7 +63,7 @@ LOOPBACK_TESTS = {
     "udp64_lo": ("UDP_STREAM", "127.0.0.1", "-m 64"),
     "tcp_rr_lo": ("TCP_RR", "127.0.0.1", ""),
 }
-COLUMNS = ["config", "test", "rep", "value", "unit", "elapsed_s", "window_s", "packets"] + \
+COLUMNS = ["config", "test", "rep", "value", "unit", "elapsed_s", "window_s", "packets", "bytes"] + \
     KVM_STATS + ["cpu_busy_ms", "cpu_guest_ms", "cpu_host_ms"] + \
           ["pv_" + f for f in PV_FIELDS] + PIN_FIELDS + ["tcp_retrans", "tcp_timeouts", "netperf"]
 
@@ -124,17 +124,21 @@ class Wire:
             s["pv"] = self.pv_stats()
             s["packets"] = sum(p.get("tx_frames", 0) for p in s["pv"]) + netdev("pvpsw0",
                                                                                  "tx_packets")
+            s["bytes"] = sum(p.get("tx_bytes", 0) for p in s["pv"]) + netdev("pvpsw0", "tx_bytes")
         elif self.kind == "bridge":
             s["packets"] = sum(netdev(t, "rx_packets") for t in self.taps) + netdev("br0",
                                                                                    "tx_packets")
+            s["bytes"] = sum(netdev(t, "rx_bytes") for t in self.taps) + netdev("br0", "tx_bytes")
         else:
             s["packets"] = netdev("lo", "tx_packets")
+            s["bytes"] = netdev("lo", "tx_bytes")
         return s
 
 
 def delta(a, b):
     """Window deltas of two snapshots as CSV fields (strings; '' for n/a)."""
-    d = {"window_s": f"{b['t'] - a['t']:.2f}", "packets": b["packets"] - a["packets"]}
+    d = {"window_s": f"{b['t'] - a['t']:.2f}", "packets": b["packets"] - a["packets"],
+         "bytes": b["bytes"] - a["bytes"]}
     for n in KVM_STATS:
         x, y = a["kvm"].get(n), b["kvm"].get(n)
         d[n] = "" if x is None or y is None else y - x

@@ -13,6 +13,8 @@ import subprocess
 import sys
 
 CONFIGS = [("pvpass", "pvpass"), ("pvpass-vhost", "pvpass (vhost transport)"),
+           ("pvpass-base", "pvpass, no polling"),
+           ("pvpass-vhost-base", "pvpass (vhost), no polling"),
            ("vhost", "vhost-net"), ("qemu", "QEMU virtio-net"),
            ("loopback", "loopback (bed)")]
 # Table rows: (label, test name of the guest configs, test name of loopback)
@@ -33,6 +35,8 @@ PER_PACKET = [
     ("pins_pp", "pins/pkt", ["pin_misses"]),
     ("notifies_pp", "pvpass notifies/pkt", ["pv_notifies"]),
     ("pv_irqs_pp", "pvpass interrupts/pkt", ["pv_interrupts"]),
+    ("pv_polls_pp", "pvpass transmit polls/pkt", ["pv_tx_polls"]),
+    ("bytes_pp", "bytes/frame", ["bytes"]),
 ]
 TARGETS = {  # test -> (metric, comparison, threshold, text)
     "tcp_stream_g2h": ("ratio", ">=", 2.0, "≥ 2.0x vhost-net"),
@@ -247,7 +251,8 @@ def main():
               "busy time minus the time it spent running guest code, over the frames; bed CPU busy % = the bed's one CPU, not idle, during the window: near 100 means the run was bound by the emulated CPU, well below means it waited).")
     md.append("")
     pp_keys = [p for p in PER_PACKET if p[0] in ("exits_pp", "irqs_pp", "host_cpu_us_pp",
-                                                  "pins_pp")]
+                                                  "pins_pp", "notifies_pp", "pv_irqs_pp",
+                                                  "pv_polls_pp", "bytes_pp")]
     pp_keys.insert(1, ("exits_net_pp", "VM exits/pkt above idle", None))
     pp_keys.insert(3, ("irqs_net_pp", "interrupts/pkt above idle", None))
     hdr = ["test", "config"] + [p[1] for p in pp_keys] + ["bed CPU busy %"] + \

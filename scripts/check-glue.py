@@ -44,6 +44,7 @@ TYPES = {
     "structpvpass_slot*": "*mut RawSlot",
     "structpvpass_vwork*": "*mut VWork",
     "structpvpass_kick*": "*mut Kick",
+    "structpvpass_poll*": "*mut Poll",
 }
 # Callbacks: Rust may take its context as `*const c_void` (it only reads
 # through it) where C passes `void *`, and an `int` as `c_int`.

@@ -48,7 +48,8 @@ check_patches() {
 	tmp=$(mktemp -d)
 	dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/src/linux-source-7.2.tar.xz |
 		tar -xJ -C "$tmp" linux-source-7.2/include/linux/kvm_types.h \
-			linux-source-7.2/virt/kvm/kvm_main.c linux-source-7.2/virt/kvm/eventfd.c
+			linux-source-7.2/virt/kvm/kvm_main.c linux-source-7.2/virt/kvm/eventfd.c \
+			linux-source-7.2/virt/kvm/irqchip.c
 	for p in patches/*.patch; do
 		patch -d "$tmp/linux-source-7.2" -p1 --dry-run -F0 <"$p" | grep -q FAIL && return 1
 		patch -d "$tmp/linux-source-7.2" -p1 -s -F0 <"$p" || return 1
@@ -58,11 +59,12 @@ check_patches() {
 step "patches apply to pristine $(basename "$KSRC")" check_patches
 check_symvers() {
 	local s
-	for s in file_is_kvm kvm_io_bus_register_dev kvm_io_bus_unregister_dev kvm_irqfd mark_page_dirty_in_slot; do
+	for s in file_is_kvm kvm_io_bus_register_dev kvm_io_bus_unregister_dev kvm_irqfd \
+		mark_page_dirty_in_slot kvm_get_running_vcpu kvm_set_irq; do
 		grep -P "\t$s\t" "$KDIR/Module.symvers" | grep -q 'module:.*pvpass' || { echo "$s not exported to pvpass"; return 1; }
 	done
 	# Nothing else is exported to pvpass.
-	[ "$(grep -c 'module:.*pvpass' "$KDIR/Module.symvers")" = 5 ]
+	[ "$(grep -c 'module:.*pvpass' "$KDIR/Module.symvers")" = 7 ]
 }
 step "kernel exports exactly the patched symbols to pvpass" check_symvers
 

@@ -41,6 +41,7 @@ mod kvm;
 mod mem;
 mod net;
 mod transport;
+mod tuning;
 mod uapi;
 
 /// The no_std core shared with the userspace tests (../rust/src): the same
@@ -85,6 +86,16 @@ module! {
     authors: ["pvpass developers"],
     description: "Share one network device between KVM guests (virtio-net over virtio-mmio, served in the kernel)",
     license: "GPL",
+    params: {
+        tx_poll_us: u32 {
+            default: 50,
+            description: "Transmit polling: after serving frames, leave the guest's transmit notifications off and poll the ring again within this many microseconds (0: notify per frame, no polling)",
+        },
+        inline_irq: u32 {
+            default: 1,
+            description: "Inject an edge-triggered GSI's interrupt on the thread that raises it (1) instead of through KVM's irqfd work item (0)",
+        },
+    },
 }
 
 #[pin_data]
@@ -94,8 +105,9 @@ struct PvpassModule {
     // /dev/pvpass-vhost-net; its open files pin the module too.
     #[pin]
     vhost: control::miscdev::Registration<control::vhost::VhostFile>,
-    // After both devices: waits for the vhost transport's task work, which
-    // nothing can cancel (it runs soon on a thread going back to its guest).
+    // After both devices: waits for the vhost transport's and the transmit
+    // polls' task work, which nothing can cancel (it runs soon on a thread
+    // going back to its guest).
     _vwork: VWorkWait,
     // The host port (pvpsw0) on the default switch; after `dev`, before the
     // reaper.
@@ -119,6 +131,7 @@ struct VWorkWait;
 impl Drop for VWorkWait {
     fn drop(&mut self) {
         transport::vhost::VWork::wait_all();
+        transport::poll::TxPoll::wait_all();
     }
 }
 

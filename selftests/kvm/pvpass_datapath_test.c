@@ -68,6 +68,7 @@ enum mode {
 	M_RECV_TINY,	/* 256-entry receive queue of chains in 1-byte pieces */
 	M_SEND_SEQ,	/* transmit params.nframes frames, numbered */
 	M_RECV_PAGES,	/* 256 receive buffers, one a page, then InterruptStatus reads */
+	M_SEND_QUIET,	/* params.nframes frames, notifying only when avail_event asks */
 };
 
 /* M_RX_BAD: what is wrong with the receive queue. */
@@ -103,6 +104,9 @@ static const u32 qnums[] = { 512, 0, 12, QSZ };
 #define NF_GUEST_TSO4	(1u << 7)
 #define NF_HOST_TSO4	(1u << 11)
 #define NF_MRG_RXBUF	(1u << 15)
+#define NF_EVENT_IDX	(1u << 29)
+/* M_SEND_QUIET: pause loops a frame may wait for the device (far above one poll period). */
+#define QUIET_SPINS	400000000ULL
 #define BIG		16384
 
 /* What the host tells each guest; guest-physical addresses of its own rings. */
@@ -587,6 +591,36 @@ static void guest_main(void)
 		}
 		GUEST_SYNC(mmio_rd32(base, R_STATUS));
 		break;
+	case M_SEND_QUIET: {
+		/*
+		 * As virtio_net with EVENT_IDX: notify only when the device's
+		 * avail_event says so, and wait (running, no exit) for each
+		 * frame to complete before the next. GUEST_SYNC: the notifies.
+		 */
+		u32 kicks = 0;
+
+		fill_frame(bufs[1]);
+		for (i = 0; i < (int)params.nframes; i++) {
+			u16 head = i % QSZ, old = tx->avail.idx;
+			u64 spins = 0;
+
+			tx->desc[head] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, 0, 0 };
+			tx->avail.ring[old % QSZ] = head;
+			__atomic_thread_fence(__ATOMIC_RELEASE);
+			WRITE_ONCE(tx->avail.idx, old + 1);
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if ((u16)(old + 1 - READ_ONCE(tx->used.avail_event) - 1) < 1) {
+				mmio_wr32(base, R_QUEUE_NOTIFY, 1);
+				kicks++;
+			}
+			while (READ_ONCE(tx->used.idx) != (u16)(i + 1)) {
+				GUEST_ASSERT(++spins < QUIET_SPINS);
+				asm volatile("pause");
+			}
+		}
+		GUEST_SYNC(kicks);
+		break;
+	}
 	case M_RECV_PAGES:
 		for (i = 0; i < BIGQ; i++) {
 			bigq.desc[i] = (struct desc){ params.slot_gpa + (u64)i * 4096, PAGE_BUF,
@@ -1255,6 +1289,40 @@ TEST(vmm_discards_pinned_receive_page)
  * 0 and leave the frame in the used ring until something else interrupts
  * it: a receiver that waits for data then waits for ever.)
  */
+/*
+ * Transmit polling: after a notify, the device leaves EVENT_IDX's
+ * avail_event behind (the guest stops notifying) and polls the ring itself,
+ * from task work that KVM runs on the guest's vCPU thread before it
+ * re-enters the guest. A guest that notifies only when avail_event asks,
+ * as virtio_net does, sends most frames without a notify (the old device
+ * asked for one after each frame: 20 of 20). Not exactly one: a poll that
+ * comes before the guest added its next frame finds the ring empty and
+ * turns notifications back on, as it should for a guest gone quiet. Needs
+ * the module's default tx_poll_us (not 0).
+ */
+TEST(transmit_ring_is_polled_without_a_notify_per_frame)
+{
+	int pv = pvpass_open();
+	static const u8 nobody[6] = { 0x52, 0x54, 0x00, 0xee, 0xee, 0xee };
+	struct pvpass_stats sa;
+	struct guest a;
+	u64 kicks;
+
+	next.feat = NF_EVENT_IDX;
+	next.nframes = 20;
+	a = start(pv, M_SEND_QUIET, mac_a, nobody);
+	kicks = sync_value(&a);
+	sa = stats(pv, a.id);
+	EXPECT_EQ(20, sa.tx_frames);
+	EXPECT_EQ(kicks, sa.notifies);
+	EXPECT_GE(10, kicks);
+	EXPECT_LE(10, counter(pv, a.id, "tx_polls"));
+	EXPECT_LE(1, counter(pv, a.id, "tx_deferrals"));
+	EXPECT_EQ(0, sa.drop_tx_bad_chain + sa.drop_tx_bad_buffer);
+	finish(pv, &a);
+	close(pv);
+}
+
 TEST(interrupt_raised_between_status_read_and_ack_is_kept)
 {
 	int pv = pvpass_open();

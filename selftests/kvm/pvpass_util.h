@@ -149,6 +149,22 @@ static inline struct pvpass_stats stats(int pv, __u32 id)
 	return s;
 }
 
+/* Counter @name of attachment @id, by name (GET_COUNTERS); fails if absent. */
+static inline __u64 counter(int pv, __u32 id, const char *name)
+{
+	struct pvpass_counter e[64];
+	struct pvpass_counters c = { .id = id, .count = 64, .entries = (__u64)(unsigned long)e };
+	__u32 i;
+
+	TEST_ASSERT(!ioctl(pv, PVPASS_GET_COUNTERS, &c), "GET_COUNTERS(%u): %s", id,
+		    strerror(errno));
+	for (i = 0; i < c.count && i < 64; i++)
+		if (!strcmp(e[i].name, name))
+			return e[i].value;
+	TEST_FAIL("no counter %s", name);
+	return 0;
+}
+
 static inline struct kvm_vm *vm_with_window(struct kvm_vcpu **vcpu, void *guest_code, __u64 gpa)
 {
 	struct kvm_vm *vm = vm_create_with_one_vcpu(vcpu, guest_code);

@@ -47,7 +47,8 @@ use crate::{
     },
     net::{
         Device,
-        ShutdownOnDrop, //
+        ShutdownOnDrop,
+        StopPollOnDrop, //
     },
     uapi, //
 };
@@ -181,13 +182,15 @@ impl Drop for Reservation {
 }
 
 /// What an attachment holds while the VM is served. Field order is drop
-/// order: the port leaves its backend and the window leaves the bus first (no
-/// new frames, no guest access), then the VMM's address space and the
+/// order: the port leaves its backend, the device's transmit poll stops
+/// (it runs on the window) and the window leaves the bus first (no new
+/// frames, no guest access), then the VMM's address space and the
 /// resample eventfd are no longer watched, then the device unpins its
 /// pages, then the VM file is released, then the entry's window and GSI
 /// are freed.
 pub(crate) struct Live {
     pub(crate) _link: Link,
+    pub(crate) _poll: StopPollOnDrop,
     pub(crate) _window: MmioWindow,
     pub(crate) _watch: MmWatch,
     pub(crate) _resample: Option<ResampleWatch>,

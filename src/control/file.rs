@@ -55,7 +55,8 @@ use crate::{
     net::{
         stats,
         Device,
-        ShutdownOnDrop, //
+        ShutdownOnDrop,
+        StopPollOnDrop, //
     },
     uapi, //
 };
@@ -362,6 +363,10 @@ impl PvpassFile {
         // order drops the window first, inside an `Attachment` that holds
         // `dev` for longer than the `Live`.
         let window = unsafe { MmioWindow::register(&vm, req.gpa, Arc::as_ptr(&dev).cast()) }?;
+        // An op may arm the device's transmit poll on the window from now
+        // on: declared after it, so stopped before it goes, here and in
+        // `Live`.
+        let poll = StopPollOnDrop(dev.clone());
         // SAFETY: As for the window: stored in the same `Live`, dropped
         // before its `ShutdownOnDrop`, while the attachment holds `dev`.
         let watch = unsafe { MmWatch::register(&vm, Arc::as_ptr(&dev).cast()) }?;
@@ -381,6 +386,7 @@ impl PvpassFile {
         let owner = kvm::current_tgid();
         let live = Live {
             _link: link,
+            _poll: poll,
             _window: window,
             _watch: watch,
             _resample: resample,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The interface between pvpass's C glue (kvm.c, hostport.c) and its Rust
+ * The interface between pvpass's C glue (kvm.c, hostport.c, vhost.c, poll.c)
+ * and its Rust
  * code. Rust declares the same functions once, in src/glue/mod.rs, with a
  * typed opaque handle per struct (an out-of-tree module cannot add to the
  * kernel crate's bindings); scripts/check-glue.py, run by make check, fails
@@ -35,6 +36,7 @@ void pvpass_mark_dirty(struct pvpass_mmio *m, u64 gfn);
 u32 pvpass_dirty_room(struct kvm_vcpu *vcpu);
 struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi, int resample_fd);
 void pvpass_irqfd_signal(struct eventfd_ctx *ctx);
+int pvpass_irq_inject(struct file *vm_file, u32 gsi);
 void pvpass_irqfd_put(struct eventfd_ctx *ctx);
 int pvpass_irqfd_unbind(struct file *vm_file, int fd, u32 gsi, struct eventfd_ctx *ctx);
 struct mm_struct;
@@ -80,7 +82,17 @@ void pvpass_kick_unwatch(struct pvpass_kick *k);
 struct eventfd_ctx *pvpass_eventfd_get(int fd);
 int pvpass_log_set_bit(u64 uaddr, u32 nr);
 
-/* Rust, called from C (src/net/ffi.rs, src/control/attachment.rs, src/backend/hostport.rs). */
+/* C, called from Rust (src/transport/poll.rs); defined in poll.c. */
+struct pvpass_poll;
+struct pvpass_poll *pvpass_poll_create(void *ctx);
+void pvpass_poll_arm(struct pvpass_poll *p, struct pvpass_mmio *mmio, struct kvm_vcpu *vcpu, u64 ns);
+void pvpass_poll_cancel(struct pvpass_poll *p);
+void pvpass_poll_stop(struct pvpass_poll *p);
+void pvpass_poll_put(struct pvpass_poll *p);
+void pvpass_poll_wait_all(void);
+
+/* Rust, called from C (src/net/ffi.rs, src/control/attachment.rs, src/backend/hostport.rs,
+ * src/transport/poll.rs). */
 int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,
 			int len, void *val);
 int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,
@@ -90,5 +102,7 @@ void pvpass_rs_mm_changed(void *ctx);
 void pvpass_rs_resample(void *ctx);
 void pvpass_rs_host_xmit(void *ctx, const void *hdr, const void *data, u32 len);
 void pvpass_rs_vhost_run(void *ctx);
+void pvpass_rs_poll_run(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu);
+void pvpass_rs_poll_due(void *ctx);
 
 #endif

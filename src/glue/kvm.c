@@ -26,16 +26,7 @@
 #include <kvm/iodev.h>
 
 #include "glue.h"
-
-#define PVPASS_WINDOW_SIZE 0x1000
-
-struct pvpass_mmio {
-	struct kvm_io_device iodev;
-	struct kvm *kvm;
-	gpa_t base;
-	/* The Rust device; it outlives the registration (see unregister). */
-	void *ctx;
-};
+#include "internal.h"
 
 static struct pvpass_mmio *to_pvpass(struct kvm_io_device *dev)
 {
@@ -290,6 +281,32 @@ struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi, int
 void pvpass_irqfd_signal(struct eventfd_ctx *ctx)
 {
 	eventfd_signal(ctx);
+}
+
+/*
+ * Raise and lower the edge-triggered @gsi of the VM behind @vm_file, as an
+ * irqfd without resampling does from its work item (virt/kvm/eventfd.c,
+ * irqfd_inject), but on the calling thread: process context only (it takes
+ * the IOAPIC's lock, which no interrupt handler takes). -EAGAIN if this
+ * thread cannot (the caller signals the irqfd instead); else what
+ * kvm_set_irq returns for the raise: < 0 ignored (masked), 0 coalesced, else
+ * the number of vCPUs it went to.
+ */
+int pvpass_irq_inject(struct file *vm_file, u32 gsi)
+{
+	struct kvm *kvm = vm_file->private_data;
+	int r;
+
+	/*
+	 * Not under any spinlock or with bottom halves off either: a lock a
+	 * softirq takes, held here around the IOAPIC's, would deadlock with a
+	 * thread that holds the IOAPIC's when that softirq comes.
+	 */
+	if (!IS_ENABLED(CONFIG_PREEMPT_COUNT) || !preemptible())
+		return -EAGAIN;
+	r = kvm_set_irq(kvm, KVM_USERSPACE_IRQ_SOURCE_ID, gsi, 1, false);
+	kvm_set_irq(kvm, KVM_USERSPACE_IRQ_SOURCE_ID, gsi, 0, false);
+	return r;
 }
 
 void pvpass_irqfd_put(struct eventfd_ctx *ctx)

@@ -67,6 +67,8 @@ opaque! {
     VWork;
     /// `struct pvpass_kick`: a watch on a vhost kick eventfd.
     Kick;
+    /// `struct pvpass_poll`: a device's transmit poll timer and task work.
+    Poll;
 }
 
 /// `struct pvpass_slot`: one guest memory slot.
@@ -102,6 +104,7 @@ extern "C" {
         resample_fd: i32,
     ) -> *mut EventfdCtx;
     pub(crate) fn pvpass_irqfd_signal(ctx: *mut EventfdCtx);
+    pub(crate) fn pvpass_irq_inject(vm_file: *mut File, gsi: u32) -> i32;
     pub(crate) fn pvpass_irqfd_put(ctx: *mut EventfdCtx);
     pub(crate) fn pvpass_irqfd_unbind(
         vm_file: *mut File,
@@ -153,6 +156,16 @@ extern "C" {
     pub(crate) fn pvpass_kick_unwatch(k: *mut Kick);
     pub(crate) fn pvpass_eventfd_get(fd: i32) -> *mut EventfdCtx;
     pub(crate) fn pvpass_log_set_bit(uaddr: u64, nr: u32) -> i32;
+}
+
+// Defined in poll.c.
+extern "C" {
+    pub(crate) fn pvpass_poll_create(ctx: *mut c_void) -> *mut Poll;
+    pub(crate) fn pvpass_poll_arm(p: *mut Poll, mmio: *mut Mmio, vcpu: *mut Vcpu, ns: u64);
+    pub(crate) fn pvpass_poll_cancel(p: *mut Poll);
+    pub(crate) fn pvpass_poll_stop(p: *mut Poll);
+    pub(crate) fn pvpass_poll_put(p: *mut Poll);
+    pub(crate) fn pvpass_poll_wait_all();
 }
 
 // Exported by kvm.ko (virt/kvm/kvm_main.c), not in the bindings.

@@ -284,9 +284,10 @@ impl Drop for MmioWindow {
     }
 }
 
-/// Proof that the code runs inside one of the window's MMIO ops: on the VM's
-/// vCPU thread, inside KVM_RUN, with `kvm->srcu` read-held and `current->mm`
-/// the VM's own mm. Only there may guest memory be read and written through
+/// Proof that the code runs inside one of the window's MMIO ops, or a
+/// transmit poll that KVM runs as task work before re-entering the guest
+/// (`transport::poll`): on the VM's vCPU thread, inside KVM_RUN of that vCPU,
+/// with `kvm->srcu` read-held and `current->mm` the VM's own mm. Only there may guest memory be read and written through
 /// its user addresses, and the memslots be walked. Not `Send`: it cannot leave
 /// the thread.
 ///
@@ -302,15 +303,19 @@ pub(crate) struct InVcpu {
     _not_send: PhantomData<*mut ()>,
 }
 
+/// The vCPU thread a virtio-mmio transmit poll runs on (`transport::poll`):
+/// the window and vCPU of the MMIO op that armed it.
+pub(crate) type PollTarget = (NonNull<glue::Mmio>, NonNull<glue::Vcpu>);
+
 /// Marked pages an exit remembers, to mark each once.
 const RECENT_MARKS: usize = 16;
 
 impl InVcpu {
     /// # Safety
     ///
-    /// Only in an MMIO op of the glue, with the `struct pvpass_mmio` it was
-    /// called for and the `struct kvm_vcpu` it runs on; the value must not
-    /// outlive the op.
+    /// Only in an MMIO op of the glue (or a poll run of glue/poll.c), with
+    /// the `struct pvpass_mmio` it was called for and the `struct kvm_vcpu`
+    /// it runs on; the value must not outlive the op.
     pub(crate) unsafe fn new(mmio: NonNull<glue::Mmio>, vcpu: NonNull<glue::Vcpu>) -> Self {
         Self {
             mmio,
@@ -319,6 +324,12 @@ impl InVcpu {
             next: Cell::new(0),
             _not_send: PhantomData,
         }
+    }
+
+    /// The window and vCPU of this op, for a poll that must run on this
+    /// same thread inside KVM_RUN of this same vCPU (`transport::poll`).
+    pub(crate) fn target(&self) -> PollTarget {
+        (self.mmio, self.vcpu)
     }
 
     /// Pages this exit may still mark dirty (`u32::MAX` when KVM logs into
@@ -402,10 +413,18 @@ pub(crate) fn fence(kind: Fence) {
 /// An eventfd bound by KVM's irqfd to the device's GSI: signalling it injects
 /// the guest interrupt, from any thread. Remembers the fd number and GSI it
 /// was bound with, for `unbind`.
+///
+/// An edge-triggered GSI (no resampling) is injected on the signalling
+/// thread itself when that thread may (process context, no spinlock held):
+/// KVM's irqfd injects an IOAPIC route from a work item, a kworker wake-up
+/// and a context switch per interrupt. A level-triggered one always goes
+/// through the irqfd, whose resampler lowers the line at the EOI.
 pub(crate) struct IrqFd {
     ctx: NonNull<glue::EventfdCtx>,
     fd: i32,
     gsi: u32,
+    /// The VM, to inject into directly (edge-triggered, `inline_irq`).
+    inline: Option<VmFile>,
 }
 
 // SAFETY: `eventfd_signal` and `eventfd_ctx_put` may be called from any thread.
@@ -420,6 +439,7 @@ impl IrqFd {
     /// VM has no in-kernel irqchip (to resample: only a split one).
     pub(crate) fn bind(vm: &VmFile, fd: i32, gsi: u32, resample_fd: Option<i32>) -> Result<Self> {
         let rs = resample_fd.unwrap_or(-1);
+        let inline = (resample_fd.is_none() && crate::tuning::inline_irq()).then(|| vm.clone_ref());
         // SAFETY: `vm` holds a reference on a KVM VM file; `fd` and `rs` are
         // only looked up in the caller's fd table.
         let raw = from_err_ptr(unsafe { glue::pvpass_irqfd_bind(vm.as_raw(), fd, gsi, rs) })?;
@@ -427,10 +447,18 @@ impl IrqFd {
             ctx: NonNull::new(raw).ok_or(EINVAL)?,
             fd,
             gsi,
+            inline,
         })
     }
 
     pub(crate) fn signal(&self) {
+        if let Some(vm) = &self.inline {
+            // SAFETY: `vm` holds a reference on a KVM VM file; the glue
+            // checks that this thread may take the IOAPIC's lock.
+            if unsafe { glue::pvpass_irq_inject(vm.as_raw(), self.gsi) } != EAGAIN.to_errno() {
+                return;
+            }
+        }
         // SAFETY: We hold a reference on the eventfd context.
         unsafe { glue::pvpass_irqfd_signal(self.ctx.as_ptr()) };
     }

@@ -22,7 +22,8 @@ use crate::{
     kvm::{
         self,
         GuestMap,
-        InVcpu, //
+        InVcpu,
+        PollTarget, //
     },
     pvcore::{
         memmap::Access,
@@ -48,6 +49,11 @@ pub(crate) trait OwnThread {
     /// Pages this thread may still mark dirty before the VMM must harvest
     /// its log (`u32::MAX`: no limit).
     fn dirty_room(&self) -> u32;
+    /// Where a transmit poll armed from here runs: on this same vCPU thread
+    /// (virtio-mmio), or through the transport's own work (`None`).
+    fn poll_target(&self) -> Option<PollTarget> {
+        None
+    }
 }
 
 impl OwnThread for InVcpu {
@@ -65,6 +71,10 @@ impl OwnThread for InVcpu {
 
     fn dirty_room(&self) -> u32 {
         InVcpu::dirty_room(self)
+    }
+
+    fn poll_target(&self) -> Option<PollTarget> {
+        Some(self.target())
     }
 }
 

@@ -109,6 +109,7 @@ use crate::{
             MmioIrq,
             MmioOps, //
         },
+        poll::TxPoll,
         vhost::VhostIrq,
         Irq,
         Transport, //
@@ -153,6 +154,10 @@ pub(super) struct DevState {
     /// The last exit spent its budget with chains still available: the next
     /// exit of this device goes on with them.
     pub(super) tx_more: bool,
+    /// The guest's transmit notifications are off and the device owes it a
+    /// poll of the ring (`tx`): at its next register access or notify, or
+    /// from `Device::poll`.
+    pub(super) tx_deferred: bool,
     pub(super) tx: KBox<TxBig>,
     /// The transmit queue's next avail index when it broke (see
     /// `RxState::stopped_at`).
@@ -194,6 +199,9 @@ impl MapGen {
 /// A virtio-net device attached to one VM.
 #[pin_data]
 pub(crate) struct Device {
+    /// The transmit poll timer (`tx`); its callbacks reach this device, so
+    /// it is the first field: dropped (stopped) before the rest.
+    pub(super) poll: TxPoll,
     pub(crate) id: u32,
     pub(crate) gpa: u64,
     mac: [u8; 6],
@@ -224,6 +232,16 @@ pub(crate) struct ShutdownOnDrop(pub(crate) Arc<Device>);
 impl Drop for ShutdownOnDrop {
     fn drop(&mut self) {
         self.0.shutdown();
+    }
+}
+
+/// Stops the device's transmit poll when dropped: kept before the device's
+/// window, which a poll runs on (`transport::poll`).
+pub(crate) struct StopPollOnDrop(pub(crate) Arc<Device>);
+
+impl Drop for StopPollOnDrop {
+    fn drop(&mut self) {
+        self.0.stop_poll();
     }
 }
 
@@ -274,7 +292,9 @@ impl MmioOps for OnVcpu<'_> {
         let Self { dev, cpu, st } = self;
         dev.counters.inc(C::Notifies);
         if dev.refresh(*cpu, st) {
-            if q == 1 || st.tx_more {
+            // A receive notify polls the transmit ring too if a poll is
+            // owed: this exit is one the guest made anyway.
+            if q == 1 || st.tx_more || st.tx_deferred {
                 dev.process_tx(*cpu, st);
             }
             dev.drain_rx(*cpu, st, true);
@@ -283,11 +303,12 @@ impl MmioOps for OnVcpu<'_> {
 
     fn handler(&mut self) {
         // Go on with transmit work the last exit left (it raised this
-        // interrupt for that), and deliver what is waiting first, through a
-        // memory map read afresh (as on every notify).
+        // interrupt for that) or poll the ring if a poll is owed, and
+        // deliver what is waiting first, through a memory map read afresh
+        // (as on every notify).
         let Self { dev, cpu, st } = self;
         if dev.refresh(*cpu, st) {
-            if st.tx_more {
+            if st.tx_more || st.tx_deferred {
                 dev.process_tx(*cpu, st);
             }
             dev.drain_rx(*cpu, st, false);
@@ -303,21 +324,19 @@ impl MmioOps for OnVcpu<'_> {
             // Nothing more goes into its buffers, its rings are unpinned.
             self.dev.stop_rx();
         } else {
-            self.st.txq = None;
-            self.st.tx_more = false;
+            self.dev.stop_tx(self.st);
             self.st.tx_pins.invalidate();
         }
     }
 
     fn reset(&mut self) {
-        self.st.txq = None;
-        self.st.tx_more = false;
+        self.dev.stop_tx(self.st);
         self.dev.stop_rx();
         self.dev.backlog.lock().clear();
     }
 
     fn failed(&mut self) {
-        self.st.txq = None;
+        self.dev.stop_tx(self.st);
     }
 }
 
@@ -388,7 +407,11 @@ impl Device {
         let big = unsafe { mem::new_zeroed::<RxBig>() }?;
         let scratch = KVVec::from_elem(0u8, FRAME_MAX, GFP_KERNEL)?;
         Arc::pin_init(
-            try_pin_init!(Self {
+            try_pin_init!(&this in Self {
+                // SAFETY: The poll's callbacks reach `this` until the poll
+                // is stopped, which dropping the device does first (`poll`
+                // is dropped before the rest of the device goes).
+                poll: unsafe { TxPoll::new(this.as_ptr().cast())? },
                 id,
                 gpa,
                 mac,
@@ -402,6 +425,7 @@ impl Device {
                     tx_pins,
                     dirty_log: false,
                     tx_more: false,
+                    tx_deferred: false,
                     tx,
                     tx_stopped_at: None,
                     uplink: None,
@@ -520,9 +544,10 @@ impl Device {
     /// The attachment is going away (its port is off the switch and its
     /// window off the bus): unpin everything and let go of the VM.
     pub(crate) fn shutdown(&self) {
+        self.stop_poll();
         let mut locked = self.state.lock();
         let st = &mut locked.st;
-        st.txq = None;
+        self.stop_tx(st);
         // The backend's reference on the switch (a cycle through its port
         // table, broken here and by the link's disconnect).
         let uplink = st.uplink.take();
@@ -542,6 +567,13 @@ impl Device {
         drop(locked);
         drop(uplink);
         self.backlog.lock().clear();
+    }
+
+    /// No transmit poll runs after this returns, and none is armed again:
+    /// before the device's window goes (a poll's target is in it).
+    /// Process context, none of the device's locks held.
+    pub(crate) fn stop_poll(&self) {
+        self.poll.stop();
     }
 
     /// Take the interrupt eventfd off the VM's GSI (the attaching process
@@ -585,10 +617,20 @@ impl Device {
         if let Some(q) = st.txq.take() {
             st.tx_stopped_at = Some(q.last_avail());
         }
+        st.tx_deferred = false;
+        self.poll.cancel();
         let mut rx = self.rx.lock();
         rx.stop();
         drop(rx);
         self.transport.needs_reset();
+    }
+
+    /// Stop the transmit queue: nothing more is sent, no poll is owed.
+    pub(super) fn stop_tx(&self, st: &mut DevState) {
+        st.txq = None;
+        st.tx_more = false;
+        st.tx_deferred = false;
+        self.poll.cancel();
     }
 
     /// Stop the receive queue and unpin its rings and its cached buffer
@@ -693,7 +735,7 @@ impl Device {
             .take()
             .map(|q| q.last_avail())
             .or(st.tx_stopped_at.take());
-        st.tx_more = false;
+        self.stop_tx(st);
         st.tx_pins.invalidate();
         let mut rx = self.rx.lock();
         rx.stop();

@@ -21,7 +21,11 @@ use super::{
 };
 use crate::{
     glue,
-    kvm::InVcpu, //
+    kvm::InVcpu,
+    transport::{
+        Irq,
+        Transport, //
+    }, //
 };
 
 impl Device {
@@ -52,6 +56,37 @@ impl Device {
         if mmio.write(regs, &mut ops, offset, data).is_err() {
             drop(locked);
             self.bad_access(offset, data.len(), true);
+        }
+    }
+}
+
+impl Device {
+    /// The poll timer's task work, on the vCPU thread that armed it, inside
+    /// KVM_RUN of its vCPU: poll the transmit ring as an exit of this
+    /// device would, and deliver what waits in the backlog.
+    fn poll_run(&self, cpu: &InVcpu) {
+        self.counters.inc(C::TxPolls);
+        let mut locked = self.state.lock();
+        let st = &mut locked.st;
+        if self.refresh(cpu, st) {
+            if st.tx_deferred || st.tx_more {
+                self.process_tx(cpu, st);
+            }
+            self.drain_rx(cpu, st, true);
+        }
+    }
+
+    /// A poll is owed and cannot run from the timer's task work (any
+    /// context, hard interrupt included): virtio-mmio interrupts the guest
+    /// (the used-buffer bit: its handler's InterruptStatus read polls, and
+    /// finds the chains it completes), vhost queues the device's work.
+    fn poll_due(&self) {
+        match &self.transport {
+            Irq::Mmio(m) => {
+                self.counters.inc(C::TxPollIrqs);
+                m.used_buffers(1, true);
+            }
+            Irq::Vhost(v) => v.kick(),
         }
     }
 }
@@ -128,6 +163,44 @@ unsafe extern "C" fn pvpass_rs_mmio_write(
     let data = unsafe { core::slice::from_raw_parts(val.cast::<u8>(), len) };
     dev.mmio_write(&cpu, offset, data);
     0
+}
+
+/// Called by glue/poll.c: a transmit poll, from task work on the vCPU thread
+/// that armed it, inside KVM_RUN of `vcpu`, with `kvm->srcu` read-held.
+///
+/// # Safety
+///
+/// `ctx` is the `Device` the poll was created with (see
+/// `transport::poll::TxPoll::new`), and `mmio` and `vcpu` are those of the
+/// MMIO op that armed it; the glue calls this only on that vCPU's thread
+/// with it loaded, and the window is still registered (the device stops
+/// its poll first).
+#[no_mangle]
+unsafe extern "C" fn pvpass_rs_poll_run(
+    ctx: *const c_void,
+    mmio: *mut glue::Mmio,
+    vcpu: *mut glue::Vcpu,
+) {
+    // SAFETY: Per the function's contract: the same guarantees as an MMIO
+    // op of the window on that vCPU.
+    let Some((dev, cpu)) = (unsafe { in_op(ctx, mmio, vcpu) }) else {
+        return;
+    };
+    dev.poll_run(&cpu);
+}
+
+/// Called by glue/poll.c when a poll is owed and cannot run as task work (a
+/// halted vCPU, the vhost transport). Any context.
+///
+/// # Safety
+///
+/// `ctx` is the `Device` the poll was created with, valid until the poll is
+/// stopped.
+#[no_mangle]
+unsafe extern "C" fn pvpass_rs_poll_due(ctx: *const c_void) {
+    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
+    let dev = unsafe { &*ctx.cast::<Device>() };
+    dev.poll_due();
 }
 
 /// The guest ended an interrupt of a level-triggered GSI (the glue's resample

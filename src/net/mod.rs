@@ -20,5 +20,6 @@ mod tx;
 
 pub(crate) use device::{
     Device,
-    ShutdownOnDrop, //
+    ShutdownOnDrop,
+    StopPollOnDrop, //
 };

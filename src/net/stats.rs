@@ -102,6 +102,14 @@ counters! {
         DropRxScattered => drop_rx_scattered,
     }
     newer {
+        /// Transmit services that left the guest's notifications off (a
+        /// poll owed, `net::tx`).
+        TxDeferrals => tx_deferrals,
+        /// Polls of the transmit ring run from the poll timer's task work.
+        TxPolls => tx_polls,
+        /// Polls owed that went through a guest interrupt instead (a halted
+        /// vCPU, or the thread was not in its guest).
+        TxPollIrqs => tx_poll_irqs,
     }
 }
 

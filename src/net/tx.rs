@@ -66,16 +66,28 @@ impl Device {
     /// this thread in the kernel for as long as it likes), and none once the
     /// thread has a signal pending. What is left is served at this device's
     /// next exit: the budget's end raises the used-buffer interrupt, so the
-    /// guest's handler comes back with an InterruptStatus read. With
-    /// EVENT_IDX the guest is asked to notify at its next frame, both then
-    /// and when the ring is empty (frames it added meanwhile are served in
-    /// the same call).
+    /// guest's handler comes back with an InterruptStatus read.
+    ///
+    /// Notifications (EVENT_IDX's `avail_event`, or the NO_NOTIFY flag):
+    /// - a service that sent frames and found the ring empty leaves them
+    ///   off (with `tuning::tx_poll_ns` set): the guest goes on adding
+    ///   frames without an exit for each, and the device owes it a poll
+    ///   (`tx_deferred`). The poll comes at the device's next exit the guest
+    ///   makes anyway (its interrupt handler's InterruptStatus read, a
+    ///   receive notify, a vhost kick of either queue), or from the poll
+    ///   timer (`transport::poll`) within the poll period;
+    /// - a service that found nothing (a poll of an idle ring), and one
+    ///   with polling off, turn them back on, re-checking for frames added
+    ///   meanwhile: the first frame after idle is notified and served at
+    ///   once (request/response traffic never waits for a timer).
     pub(super) fn process_tx(&self, cpu: &dyn OwnThread, st: &mut DevState) {
         st.tx_more = false;
+        let poll_ns = crate::tuning::tx_poll_ns();
         let mut completed = false;
         let mut frames = 0u32;
         let mut bytes = 0usize;
         let mut yielded = false;
+        let mut deferred = false;
         loop {
             let DevState {
                 map,
@@ -100,6 +112,13 @@ impl Device {
             }
             let TxBig { chain, buf } = &mut **tx;
             match q.pop(&mem, map, chain) {
+                Ok(false) if frames > 0 && poll_ns != 0 => {
+                    if let Err(e) = q.disable_notify(&mem) {
+                        return self.broken(st, "transmit ring", e);
+                    }
+                    deferred = true;
+                    break;
+                }
                 Ok(false) => match q.enable_notify(&mem) {
                     Ok(true) => continue,
                     Ok(false) => break,
@@ -135,6 +154,18 @@ impl Device {
         if yielded {
             st.tx_more = true;
             self.counters.inc(C::TxYields);
+        }
+        // A budget's end is served like an owed poll (its interrupt brings
+        // the guest back), so the timer is only for a deferral.
+        if deferred {
+            if !st.tx_deferred {
+                self.counters.inc(C::TxDeferrals);
+            }
+            st.tx_deferred = true;
+            self.poll.arm(cpu.poll_target(), poll_ns);
+        } else if st.tx_deferred {
+            st.tx_deferred = false;
+            self.poll.cancel();
         }
         let DevState {
             map,

@@ -13,11 +13,15 @@
 //!   (task work) or in a worker in the VMM's address space, and a call
 //!   eventfd per queue (an MSI-X irqfd) interrupts the guest.
 //!
+//! - `poll`: the timer that brings a device back to its own thread when it
+//!   left the guest's transmit notifications off (`net::tx`).
+//!
 //! The data path (`net`) sees a transport only through [`Transport`]: raise
 //! the used-buffer interrupt, have deferred work run again, report a broken
 //! device. Which transport a device has is [`Irq`].
 
 pub(crate) mod mmio;
+pub(crate) mod poll;
 pub(crate) mod vhost;
 
 /// A device's transport, as the data path signals it.

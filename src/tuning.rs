@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The module's parameters (`insmod pvpass.ko tx_poll_us=50 inline_irq=1`),
+//! read once at load: the data path's tunables, for measuring one design
+//! against another in the same boot (bench/README.md).
+
+use crate::module_parameters;
+
+/// Most microseconds a transmit poll may be deferred (a larger value is
+/// taken as this): a guest's frame waits at most about twice this long.
+const TX_POLL_US_MAX: u32 = 10_000;
+
+/// After serving transmit frames, the device leaves the guest's transmit
+/// notifications off and polls the ring again within this many nanoseconds
+/// (`net::tx`); 0: the guest notifies for every frame, as before.
+pub(crate) fn tx_poll_ns() -> u64 {
+    u64::from((*module_parameters::tx_poll_us.value()).min(TX_POLL_US_MAX)) * 1000
+}
+
+/// Edge-triggered GSIs are injected on the raising thread when it may
+/// (`kvm::IrqFd`).
+pub(crate) fn inline_irq() -> bool {
+    *module_parameters::inline_irq.value() != 0
+}
