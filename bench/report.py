@@ -15,6 +15,8 @@ import sys
 CONFIGS = [("pvpass", "pvpass"), ("pvpass-vhost", "pvpass (vhost transport)"),
            ("pvpass-base", "pvpass, no polling"),
            ("pvpass-vhost-base", "pvpass (vhost), no polling"),
+           ("pvpass-p1000", "pvpass, 1 ms poll"),
+           ("pvpass-vhost-p1000", "pvpass (vhost), 1 ms poll"),
            ("vhost", "vhost-net"), ("qemu", "QEMU virtio-net"),
            ("loopback", "loopback (bed)")]
 # Table rows: (label, test name of the guest configs, test name of loopback)

@@ -56,6 +56,7 @@ mod uapi;
 )]
 mod pvcore {
     pub(crate) mod backlog;
+    pub(crate) mod ctrl;
     pub(crate) mod fdb;
     pub(crate) mod memmap;
     pub(crate) mod net_config;
@@ -63,6 +64,7 @@ mod pvcore {
     pub(crate) mod ratelimit;
     pub(crate) mod traits;
     pub(crate) mod translate;
+    pub(crate) mod txpolicy;
     pub(crate) mod virtio_dev;
     pub(crate) mod virtio_mmio;
     pub(crate) mod virtq;

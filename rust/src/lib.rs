@@ -11,11 +11,14 @@
 //! - [`net_config`]: the virtio-net device type: feature bits and their
 //!   dependencies, the config space (MAC, link status, MTU).
 //! - [`virtio_mmio`]: the virtio-mmio v2 register file of one virtio-net device.
+//! - [`ctrl`]: the virtio-net control queue's commands (notification
+//!   coalescing) and their answers.
 //! - [`traits`]: what the environment provides (guest memory access, page pinning).
 //! - [`memmap`]: the VM's memory slots and checked GPA range lookup.
 //! - [`virtq`]: the split virtqueue (virtio 1.x): setup checks, chain walking,
 //!   used ring, notification suppression.
 //! - [`translate`]: a checked chain becomes a page-split scatter list.
+//! - [`txpolicy`]: when a device polls a transmit ring instead of being notified.
 //! - [`pincache`]: per-VM pin quota, LRU of idle pins, refcounts of in-flight buffers.
 //! - [`vnet`]: the virtio-net header: checks of what a guest sends, checksum completion.
 //! - [`backlog`]: a port's queue of frames waiting for receive buffers.
@@ -40,6 +43,7 @@
 )]
 
 pub mod backlog;
+pub mod ctrl;
 pub mod fdb;
 pub mod memmap;
 pub mod net_config;
@@ -47,6 +51,7 @@ pub mod pincache;
 pub mod ratelimit;
 pub mod traits;
 pub mod translate;
+pub mod txpolicy;
 pub mod virtio_dev;
 pub mod virtio_mmio;
 pub mod virtq;

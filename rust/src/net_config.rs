@@ -6,8 +6,12 @@
 
 /// virtio device id of a network card.
 pub const DEVICE_ID_NET: u32 = 1;
-/// Number of virtqueues: one receive queue and one transmit queue.
-pub const NUM_QUEUES: usize = 2;
+/// Number of virtqueues: one receive queue (0), one transmit queue (1) and
+/// the control queue (2), which exists for the driver only once it accepted
+/// NET_F_CTRL_VQ (see [`super::virtio_mmio`]).
+pub const NUM_QUEUES: usize = 3;
+/// Index of the control virtqueue with one queue pair (virtio 1.2, 5.1.2).
+pub const CTRL_QUEUE: u16 = 2;
 
 /// Feature bits this device knows by name: the virtio-net ones and, for one
 /// place to name them all, the device-independent ones.
@@ -34,14 +38,20 @@ pub mod feature {
     pub const NET_F_MRG_RXBUF: u64 = 1 << 15;
     /// Config space has a link status field.
     pub const NET_F_STATUS: u64 = 1 << 16;
+    /// The device has a control virtqueue (queue 2 with one queue pair).
+    pub const NET_F_CTRL_VQ: u64 = 1 << 17;
+    /// The device coalesces its used-buffer notifications as the driver
+    /// asks through the control queue (`VIRTIO_NET_CTRL_NOTF_COAL`).
+    pub const NET_F_NOTF_COAL: u64 = 1 << 53;
 
     /// Features that need another one (virtio 1.2, 5.1.3.1): each pair is
     /// (feature, what it requires).
-    pub const DEPENDS: [(u64, u64); 4] = [
+    pub const DEPENDS: [(u64, u64); 5] = [
         (NET_F_GUEST_TSO4, NET_F_GUEST_CSUM),
         (NET_F_GUEST_TSO6, NET_F_GUEST_CSUM),
         (NET_F_HOST_TSO4, NET_F_CSUM),
         (NET_F_HOST_TSO6, NET_F_CSUM),
+        (NET_F_NOTF_COAL, NET_F_CTRL_VQ),
     ];
 }
 
@@ -185,6 +195,8 @@ mod tests {
             feature::NET_F_HOST_TSO6,
             feature::NET_F_MRG_RXBUF,
             feature::NET_F_STATUS,
+            feature::NET_F_CTRL_VQ,
+            feature::NET_F_NOTF_COAL,
         ];
         // Each one bit, all distinct, none of them a device-independent one.
         let all = net.iter().fold(0u64, |acc, &f| {
@@ -220,8 +232,8 @@ mod tests {
         for &(what, needs) in &DEPENDS {
             for (want, sticks) in [(what, false), (what | needs, true), (needs, true)] {
                 let mut d = VirtioDevice::<NUM_QUEUES>::new(offered);
-                d.set_driver_features(0, u32::try_from(want).unwrap());
-                d.set_driver_features(1, 1);
+                d.set_driver_features(0, u32::try_from(want & 0xffff_ffff).unwrap());
+                d.set_driver_features(1, u32::try_from(want >> 32).unwrap() | 1);
                 let event = d.set_status(0x3 | status::FEATURES_OK | status::DRIVER_OK, &DEPENDS);
                 let expect = if sticks {
                     DeviceEvent::DriverOk

@@ -25,6 +25,11 @@
 //!   written, or refused) the bit does not stick, no [`MmioEvent::DriverOk`]
 //!   is returned and the device sets DEVICE_NEEDS_RESET
 //!   ([`MmioEvent::NeedsReset`]).
+//!
+//! The control queue ([`CTRL_QUEUE`]) exists for the driver only once
+//! FEATURES_OK stuck with NET_F_CTRL_VQ among its features: before that,
+//! and for a driver that did not accept it, the window is the two-queue
+//! device it always was (QueueNumMax 0, its registers ignored, no notify).
 
 use super::net_config::NetConfig;
 use super::virtio_dev::{with_half, DeviceEvent, VirtioDevice};
@@ -33,7 +38,7 @@ use super::virtio_dev::{with_half, DeviceEvent, VirtioDevice};
 // includes this file in a crate-private module, where an unused `pub use`
 // warns. `status` is `super::virtio_dev::status`, `NET_MTU` and
 // `NET_S_LINK_UP` are in `super::net_config`.
-pub use super::net_config::{feature, DEVICE_ID_NET, NUM_QUEUES};
+pub use super::net_config::{feature, CTRL_QUEUE, DEVICE_ID_NET, NUM_QUEUES};
 pub use super::virtio_dev::{QueueRegs, QUEUE_NUM_MAX};
 
 /// Size of the MMIO window of one device.
@@ -204,9 +209,20 @@ impl MmioDevice {
         self.dev.status()
     }
 
-    /// The registers of queue `n`, if it exists.
+    /// The registers of queue `n`, if it exists for the driver (see the
+    /// module documentation for the control queue).
     pub fn queue(&self, n: u16) -> Option<&QueueRegs> {
-        self.dev.queue(n)
+        self.dev.queue(n).filter(|_| self.queue_visible(n))
+    }
+
+    /// Whether queue `n` exists for the driver: the receive and transmit
+    /// queues always, the control queue once FEATURES_OK stuck with
+    /// NET_F_CTRL_VQ accepted.
+    fn queue_visible(&self, n: u16) -> bool {
+        n < CTRL_QUEUE
+            || (n == CTRL_QUEUE
+                && self.dev.status() & super::virtio_dev::status::FEATURES_OK != 0
+                && self.dev.driver_features() & feature::NET_F_CTRL_VQ != 0)
     }
 
     /// The MAC address in config space.
@@ -246,7 +262,7 @@ impl MmioDevice {
     }
 
     fn selected_queue(&self) -> Option<&QueueRegs> {
-        self.dev.queue(self.selected()?)
+        self.queue(self.selected()?)
     }
 
     fn read_reg(&self, offset: u64) -> Result<u32, MmioError> {
@@ -307,16 +323,19 @@ impl MmioDevice {
             | reg::QUEUE_DEVICE_LOW
             | reg::QUEUE_DEVICE_HIGH => self.write_queue_layout(offset, value),
             reg::QUEUE_READY => {
-                let event = self.selected().map_or(DeviceEvent::None, |n| {
-                    self.dev.set_queue_ready(n, value & 1 != 0)
-                });
+                let event = self
+                    .selected()
+                    .filter(|&n| self.queue_visible(n))
+                    .map_or(DeviceEvent::None, |n| {
+                        self.dev.set_queue_ready(n, value & 1 != 0)
+                    });
                 return Ok(event.into());
             }
             reg::QUEUE_NOTIFY => {
                 // Only queues that exist, are ready, on a live device.
                 let [lo, hi, _, _] = value.to_le_bytes();
                 let n = u16::from_le_bytes([lo, hi]);
-                return Ok(if self.dev.queue_notifiable(n) {
+                return Ok(if self.queue_visible(n) && self.dev.queue_notifiable(n) {
                     MmioEvent::Notify(n)
                 } else {
                     MmioEvent::None
@@ -339,7 +358,7 @@ impl MmioDevice {
         let Some(n) = self.selected() else {
             return;
         };
-        let Some(q) = self.dev.queue(n).copied() else {
+        let Some(q) = self.queue(n).copied() else {
             return;
         };
         let dev = &mut self.dev;
@@ -633,5 +652,59 @@ mod tests {
         assert_ne!(rd(&d, reg::CONFIG_GENERATION), gen);
         assert_eq!(d.interrupt_status(), 0);
         assert_eq!(d.mac(), MAC);
+    }
+
+    /// Sets up queue `n` (8 entries) and returns the QueueReady event.
+    fn ready(d: &mut MmioDevice, n: u32) -> MmioEvent {
+        let base = [0x1000, 0x2000, 0x3000][n as usize];
+        wr(d, reg::QUEUE_SEL, n);
+        wr(d, reg::QUEUE_NUM, 8);
+        wr(d, reg::QUEUE_DESC_LOW, base);
+        wr(d, reg::QUEUE_DRIVER_LOW, base | 0x100);
+        wr(d, reg::QUEUE_DEVICE_LOW, base | 0x200);
+        wr(d, reg::QUEUE_READY, 1)
+    }
+
+    #[test]
+    fn control_queue_exists_only_with_ctrl_vq_accepted() {
+        let offered = feature::NET_F_MAC | feature::NET_F_CTRL_VQ | feature::NET_F_NOTF_COAL;
+        // A driver that does not take CTRL_VQ sees the two-queue device.
+        let mut d = MmioDevice::new(offered, MAC);
+        negotiate(&mut d);
+        assert_eq!(ready(&mut d, 0), MmioEvent::QueueReady(0));
+        assert_eq!(ready(&mut d, 1), MmioEvent::QueueReady(1));
+        assert_eq!(ready(&mut d, 2), MmioEvent::None);
+        assert_eq!(rd(&d, reg::QUEUE_NUM_MAX), 0);
+        assert_eq!(rd(&d, reg::QUEUE_READY), 0);
+        assert!(d.queue(2).is_none());
+        assert_eq!(wr(&mut d, reg::STATUS, 0xf), MmioEvent::DriverOk);
+        assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 2), MmioEvent::None);
+        assert!(!needs_reset(&d));
+        // One that does: queue 2 appears once FEATURES_OK stuck.
+        assert_eq!(wr(&mut d, reg::STATUS, 0), MmioEvent::Reset);
+        wr(&mut d, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        wr(&mut d, reg::DRIVER_FEATURES, (1 << 5) | (1 << 17));
+        wr(&mut d, reg::DRIVER_FEATURES_SEL, 1);
+        wr(&mut d, reg::DRIVER_FEATURES, 1 | (1 << 21));
+        wr(&mut d, reg::QUEUE_SEL, 2);
+        assert_eq!(rd(&d, reg::QUEUE_NUM_MAX), 0, "not before FEATURES_OK");
+        wr(&mut d, reg::STATUS, 0x3 | status::FEATURES_OK);
+        assert_ne!(rd(&d, reg::STATUS) & status::FEATURES_OK, 0);
+        assert_eq!(rd(&d, reg::QUEUE_NUM_MAX), QUEUE_NUM_MAX);
+        assert_eq!(ready(&mut d, 2), MmioEvent::QueueReady(2));
+        assert_eq!(rd(&d, reg::QUEUE_READY), 1);
+        assert_eq!(d.queue(2).unwrap().desc, 0x3000);
+        assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 2), MmioEvent::None);
+        assert_eq!(wr(&mut d, reg::STATUS, 0xf), MmioEvent::DriverOk);
+        assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 2), MmioEvent::Notify(2));
+        assert_eq!(wr(&mut d, reg::QUEUE_NOTIFY, 3), MmioEvent::None);
+        // NOTF_COAL without CTRL_VQ: FEATURES_OK does not stick.
+        assert_eq!(wr(&mut d, reg::STATUS, 0), MmioEvent::Reset);
+        wr(&mut d, reg::STATUS, status::ACKNOWLEDGE | status::DRIVER);
+        wr(&mut d, reg::DRIVER_FEATURES, 1 << 5);
+        wr(&mut d, reg::DRIVER_FEATURES_SEL, 1);
+        wr(&mut d, reg::DRIVER_FEATURES, 1 | (1 << 21));
+        wr(&mut d, reg::STATUS, 0x3 | status::FEATURES_OK);
+        assert_eq!(rd(&d, reg::STATUS) & status::FEATURES_OK, 0);
     }
 }

@@ -69,6 +69,9 @@ enum mode {
 	M_SEND_SEQ,	/* transmit params.nframes frames, numbered */
 	M_RECV_PAGES,	/* 256 receive buffers, one a page, then InterruptStatus reads */
 	M_SEND_QUIET,	/* params.nframes frames, notifying only when avail_event asks */
+	M_SEND_BATCH,	/* params.nframes (<= QSZ) frames made available at once, one notify */
+	M_COAL,		/* control queue commands, then QSZ receive buffers, twice */
+	M_CTRL_BAD,	/* a coalescing command, then a control chain without an ack byte */
 };
 
 /* M_RX_BAD: what is wrong with the receive queue. */
@@ -104,7 +107,15 @@ static const u32 qnums[] = { 512, 0, 12, QSZ };
 #define NF_GUEST_TSO4	(1u << 7)
 #define NF_HOST_TSO4	(1u << 11)
 #define NF_MRG_RXBUF	(1u << 15)
+#define NF_CTRL_VQ	(1u << 17)
 #define NF_EVENT_IDX	(1u << 29)
+/* High word: VIRTIO_NET_F_NOTF_COAL is feature bit 53. */
+#define NF_HI_NOTF_COAL	(1u << (53 - 32))
+/* The control queue (virtio-net with one queue pair). */
+#define CTRLQ		2
+#define CLASS_NOTF_COAL	6
+#define COAL_TX_SET	0
+#define COAL_RX_SET	1
 /* M_SEND_QUIET: pause loops a frame may wait for the device (far above one poll period). */
 #define QUIET_SPINS	400000000ULL
 #define BIG		16384
@@ -131,9 +142,16 @@ static struct params {
 	u8 srcs[4][6];
 	u64 bigq_gpa;		/* M_RECV_TINY: guest-physical address of bigq */
 	u32 nframes;		/* M_SEND_SEQ */
+	u32 feat_hi;		/* driver features, high word (VERSION_1 always) */
+	u64 ctrl_gpa;		/* if set: the control queue's ring (queue 2) */
+	u64 cbuf_gpa;		/* M_COAL: the command buffer */
+	u32 coal_max, coal_us;	/* M_COAL: RX_SET's rx_max_packets, rx_usecs */
 } params;
 
 static struct ring rings[2];
+static struct ring ctrl_ring;
+/* A control command: class, cmd at 0; data at 8; ack at 16. */
+static u8 cbuf[64] __aligned(64);
 static u8 bufs[2][BUF_LEN] __aligned(4096);
 static u8 big[2][BIG] __aligned(4096);	/* 0: receive area, 1: transmit */
 
@@ -151,11 +169,13 @@ static struct bigring {
 	} used __aligned(4);
 } bigq __aligned(4096);
 
-/* Driver features: high word VERSION_1 (if @v1), low word MAC + params.feat. */
+static void kick(u64 base, int q, u16 head);
+
+/* Driver features: high word VERSION_1 (if @v1) + params.feat_hi, low word MAC + params.feat. */
 static void write_features(u64 base, bool v1)
 {
 	mmio_wr32(base, R_DRV_FEAT_SEL, 1);
-	mmio_wr32(base, R_DRV_FEAT, v1 ? 1 : 0);	/* VERSION_1 */
+	mmio_wr32(base, R_DRV_FEAT, (v1 ? 1 : 0) | params.feat_hi);	/* VERSION_1 + */
 	mmio_wr32(base, R_DRV_FEAT_SEL, 0);
 	mmio_wr32(base, R_DRV_FEAT, (1u << 5) | params.feat);	/* MAC + */
 }
@@ -183,6 +203,58 @@ static void setup_queues(u64 base)
 			wr64(base, R_QUEUE_DEVICE, r + offsetof(struct ring, used));
 		}
 		mmio_wr32(base, R_QUEUE_READY, 1);
+	}
+	if (params.ctrl_gpa) {
+		u64 r = params.ctrl_gpa;
+
+		mmio_wr32(base, R_QUEUE_SEL, CTRLQ);
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_QUEUE_NUM_MAX), 256);
+		mmio_wr32(base, R_QUEUE_NUM, QSZ);
+		wr64(base, R_QUEUE_DESC, r);
+		wr64(base, R_QUEUE_DRIVER, r + offsetof(struct ring, avail));
+		wr64(base, R_QUEUE_DEVICE, r + offsetof(struct ring, used));
+		mmio_wr32(base, R_QUEUE_READY, 1);
+		GUEST_ASSERT_EQ(mmio_rd32(base, R_QUEUE_READY), 1);
+	}
+}
+
+/*
+ * One control command as Linux's virtnet_send_command lays it out (header,
+ * data, ack: three descriptors), notified; the device answers inside the
+ * notify. Returns the ack.
+ */
+static u8 ctrl_cmd(u64 base, u8 class, u8 cmd, u32 a, u32 b)
+{
+	struct ring *c = &ctrl_ring;
+	u64 g = params.cbuf_gpa;
+	u16 idx = c->avail.idx;
+
+	cbuf[0] = class;
+	cbuf[1] = cmd;
+	memcpy(&cbuf[8], &a, 4);
+	memcpy(&cbuf[12], &b, 4);
+	cbuf[16] = 0xff;
+	c->desc[0] = (struct desc){ g, 2, F_NEXT, 1 };
+	c->desc[1] = (struct desc){ g + 8, 8, F_NEXT, 2 };
+	c->desc[2] = (struct desc){ g + 16, 1, F_WRITE, 0 };
+	c->avail.ring[idx % QSZ] = 0;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	WRITE_ONCE(c->avail.idx, idx + 1);
+	mmio_wr32(base, R_QUEUE_NOTIFY, CTRLQ);
+	GUEST_ASSERT_EQ(READ_ONCE(c->used.idx), (u16)(idx + 1));
+	GUEST_ASSERT_EQ(c->used.ring[idx % QSZ].id, 0);
+	GUEST_ASSERT_EQ(c->used.ring[idx % QSZ].len, 1);
+	return READ_ONCE(cbuf[16]);
+}
+
+/* M_COAL: post QSZ receive buffers of 1024 bytes (one notify each). */
+static void post_rx_all(u64 base)
+{
+	int i;
+
+	for (i = 0; i < QSZ; i++) {
+		rings[0].desc[i] = (struct desc){ params.big_gpa[0] + i * 1024, 1024, F_WRITE, 0 };
+		kick(base, 0, i);
 	}
 }
 
@@ -621,6 +693,55 @@ static void guest_main(void)
 		GUEST_SYNC(kicks);
 		break;
 	}
+	case M_SEND_BATCH:
+		fill_frame(bufs[1]);
+		for (i = 0; i < (int)params.nframes; i++) {
+			tx->desc[i] = (struct desc){ params.buf_gpa[1], HDR + FRAME_LEN, 0, 0 };
+			tx->avail.ring[i] = i;
+		}
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		WRITE_ONCE(tx->avail.idx, params.nframes);
+		mmio_wr32(base, R_QUEUE_NOTIFY, 1);
+		GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), params.nframes);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		break;
+	case M_COAL: {
+		u32 isr;
+
+		/* RX_SET, a TX_SET of no coalescing, then an unknown class. */
+		GUEST_SYNC(ctrl_cmd(base, CLASS_NOTF_COAL, COAL_RX_SET,
+				    params.coal_max, params.coal_us));
+		GUEST_SYNC(ctrl_cmd(base, CLASS_NOTF_COAL, COAL_TX_SET, 1, 0));
+		GUEST_SYNC(ctrl_cmd(base, 0x42, 0, 0, 0));
+		post_rx_all(base);
+		GUEST_SYNC(0);		/* the host sends QSZ frames */
+		isr = mmio_rd32(base, R_INT_STATUS);
+		mmio_wr32(base, R_INT_ACK, isr);
+		GUEST_SYNC(READ_ONCE(rx->used.idx) | (u64)isr << 32);
+		post_rx_all(base);
+		GUEST_SYNC(0);		/* the host sends fewer */
+		isr = mmio_rd32(base, R_INT_STATUS);
+		mmio_wr32(base, R_INT_ACK, isr);
+		GUEST_SYNC(READ_ONCE(rx->used.idx) | (u64)isr << 32);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		break;
+	}
+	case M_CTRL_BAD: {
+		struct ring *c = &ctrl_ring;
+
+		/* Without NOTF_COAL negotiated: refused. */
+		GUEST_SYNC(ctrl_cmd(base, CLASS_NOTF_COAL, COAL_RX_SET, 8, 100));
+		/* Header and data, nothing device-writable. */
+		c->desc[0] = (struct desc){ params.cbuf_gpa, 2, F_NEXT, 1 };
+		c->desc[1] = (struct desc){ params.cbuf_gpa + 8, 8, 0, 0 };
+		c->avail.ring[c->avail.idx % QSZ] = 0;
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		WRITE_ONCE(c->avail.idx, c->avail.idx + 1);
+		mmio_wr32(base, R_QUEUE_NOTIFY, CTRLQ);
+		GUEST_SYNC(mmio_rd32(base, R_STATUS));
+		GUEST_SYNC(READ_ONCE(c->used.idx));
+		break;
+	}
 	case M_RECV_PAGES:
 		for (i = 0; i < BIGQ; i++) {
 			bigq.desc[i] = (struct desc){ params.slot_gpa + (u64)i * 4096, PAGE_BUF,
@@ -686,6 +807,10 @@ static struct guest start(int pv, int mode, const u8 *me, const u8 *dst)
 	}
 	if (params.bigq_gpa)
 		params.bigq_gpa = addr_gva2gpa(g.vm, (gva_t)&bigq);
+	if (params.ctrl_gpa) {
+		params.ctrl_gpa = addr_gva2gpa(g.vm, (gva_t)&ctrl_ring);
+		params.cbuf_gpa = addr_gva2gpa(g.vm, (gva_t)cbuf);
+	}
 	memcpy(params.me, me, 6);
 	memcpy(params.dst, dst, 6);
 	sync_global_to_guest(g.vm, params);
@@ -1320,6 +1445,110 @@ TEST(transmit_ring_is_polled_without_a_notify_per_frame)
 	EXPECT_LE(1, counter(pv, a.id, "tx_deferrals"));
 	EXPECT_EQ(0, sa.drop_tx_bad_chain + sa.drop_tx_bad_buffer);
 	finish(pv, &a);
+	close(pv);
+}
+
+/* Poll a counter of device @id for up to 5 s until it reaches @want. */
+static u64 counter_reaches(int pv, int id, const char *name, u64 want)
+{
+	u64 v = 0;
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		v = counter(pv, id, name);
+		if (v >= want)
+			break;
+		usleep(10000);
+	}
+	return v;
+}
+
+/*
+ * Notification coalescing (VIRTIO_NET_F_NOTF_COAL over the control queue,
+ * as `ethtool -C eth0 rx-frames 8 rx-usecs 2000` sends it): B's eight
+ * frames raise one interrupt, not eight; three frames still raise theirs,
+ * from the coalescing timer, within the usecs. Unknown commands get
+ * VIRTIO_NET_ERR.
+ */
+TEST(receive_interrupts_are_coalesced)
+{
+	int pv = pvpass_open();
+	int irq = eventfd(0, EFD_CLOEXEC);
+	struct pvpass_stats sb;
+	struct guest a, b, c;
+	u64 i0, v;
+
+	ASSERT_GE(irq, 0);
+	next.feat = NF_CTRL_VQ;
+	next.feat_hi = NF_HI_NOTF_COAL;
+	next.ctrl_gpa = 1;
+	next.coal_max = QSZ;
+	next.coal_us = 2000;
+	next_irq_fd = irq;
+	b = start(pv, M_COAL, mac_b, mac_a);
+	EXPECT_EQ(0, sync_value(&b));		/* RX_SET: VIRTIO_NET_OK */
+	EXPECT_EQ(0, sync_value(&b));		/* TX_SET: VIRTIO_NET_OK */
+	EXPECT_EQ(1, sync_value(&b));		/* unknown class: VIRTIO_NET_ERR */
+	EXPECT_EQ(2, counter(pv, b.id, "ctrl_commands"));
+	EXPECT_EQ(1, counter(pv, b.id, "ctrl_errors"));
+	EXPECT_EQ(0, counter(pv, b.id, "drop_ctrl_bad_chain"));
+	ASSERT_EQ(0, sync_value(&b));		/* QSZ buffers posted */
+	i0 = stats(pv, b.id).interrupts;
+
+	next.nframes = QSZ;
+	a = start(pv, M_SEND_BATCH, mac_a, mac_b);
+	EXPECT_EQ(0, sync_value(&a) & S_NEEDS_RESET);
+	sb = stats(pv, b.id);
+	EXPECT_EQ(QSZ, sb.rx_direct);
+	EXPECT_EQ(i0 + 1, sb.interrupts);	/* one, not QSZ */
+	EXPECT_EQ(QSZ - 1, counter(pv, b.id, "coalesced_irqs"));
+	EXPECT_EQ(0, counter(pv, b.id, "coal_timer_irqs"));
+	v = sync_value(&b);
+	EXPECT_EQ(QSZ, (u16)v);			/* all in the used ring */
+	EXPECT_EQ(1, (v >> 32) & 1);		/* the used-buffer bit */
+	ASSERT_EQ(0, sync_value(&b));		/* QSZ buffers posted again */
+	i0 = stats(pv, b.id).interrupts;
+
+	/* Three frames: the timer raises their interrupt (generous bound). */
+	next.nframes = 3;
+	c = start(pv, M_SEND_BATCH, mac_c, mac_b);
+	EXPECT_EQ(0, sync_value(&c) & S_NEEDS_RESET);
+	EXPECT_EQ(1, counter_reaches(pv, b.id, "coal_timer_irqs", 1));
+	sb = stats(pv, b.id);
+	EXPECT_EQ(i0 + 1, sb.interrupts);
+	EXPECT_EQ(QSZ - 1 + 3, counter(pv, b.id, "coalesced_irqs"));
+	v = sync_value(&b);
+	EXPECT_EQ(QSZ + 3, (u16)v);
+	EXPECT_EQ(1, (v >> 32) & 1);
+	EXPECT_EQ(0, sync_value(&b) & S_NEEDS_RESET);
+	EXPECT_EQ(QSZ + 3, stats(pv, b.id).rx_frames);
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
+	close(irq);
+	close(pv);
+}
+
+/*
+ * The control queue of a driver that took CTRL_VQ but not NOTF_COAL: a
+ * coalescing command is refused (VIRTIO_NET_ERR); a chain without a
+ * device-writable byte cannot be answered: the device needs a reset.
+ */
+TEST(control_chain_without_ack_breaks_the_device)
+{
+	int pv = pvpass_open();
+	struct guest b;
+
+	next.feat = NF_CTRL_VQ;
+	next.ctrl_gpa = 1;
+	b = start(pv, M_CTRL_BAD, mac_b, mac_a);
+	EXPECT_EQ(1, sync_value(&b));			/* VIRTIO_NET_ERR */
+	EXPECT_EQ(1, counter(pv, b.id, "ctrl_errors"));
+	EXPECT_EQ(0, counter(pv, b.id, "ctrl_commands"));
+	EXPECT_NE(0, sync_value(&b) & S_NEEDS_RESET);
+	EXPECT_EQ(1, sync_value(&b));			/* only the first answered */
+	EXPECT_EQ(1, counter(pv, b.id, "drop_ctrl_bad_chain"));
+	finish(pv, &b);
 	close(pv);
 }
 

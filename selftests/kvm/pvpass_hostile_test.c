@@ -62,7 +62,11 @@ enum mode {
 	M_RX_CHURN,	/* post QSZ buffers at rxbuf_gpa (never touched by the
 			 * guest), repost each one used; GUEST_SYNC every
 			 * sync_every rounds; reset the device if it needs it */
+	M_TX_QUIET,	/* frames for ever, notifying only when avail_event asks
+			 * (EVENT_IDX), each waited for: the device polls */
 };
+
+#define NF_EVENT_IDX	(1u << 29)
 
 /* What the host tells each guest. */
 static struct params {
@@ -395,6 +399,21 @@ static void guest_main(u64 cpu)
 				GUEST_ASSERT_EQ(READ_ONCE(tx->used.idx), tx->avail.idx);
 			}
 			GUEST_SYNC(READ_ONCE(tx->used.idx));
+		}
+	case M_TX_QUIET:
+		fill_frame(txbuf);
+		GUEST_SYNC(0);
+		for (i = 0;; i++) {
+			u16 old = tx->avail.idx;
+
+			tx->desc[i % QSZ] = (struct desc){ params.txbuf_gpa, HDR + FRAME_LEN, 0, 0 };
+			post(tx, i % QSZ);
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			if ((u16)(old - READ_ONCE(tx->used.avail_event)) < 1)
+				mmio_wr32(base, R_QUEUE_NOTIFY, 1);
+			while (READ_ONCE(tx->used.idx) != (u16)(old + 1))
+				asm volatile("pause");
+			WRITE_ONCE(ctl.produced, ctl.produced + 1);
 		}
 	case M_RX_POST:
 		for (i = 0; i < params.rx_bufs; i++) {
@@ -1077,6 +1096,115 @@ TEST(sigkill_of_storming_vmm_is_prompt)
 	close(p[0]);
 	close(pv);
 	munmap(shared, sizeof(struct sring));
+}
+
+/* The child of vmm_killed_with_a_transmit_poll_owed: its guest sends quietly. */
+static void quiet_vmm(int out)
+{
+	int pv = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	struct guest g;
+
+	if (pv < 0)
+		_exit(2);
+	next.feat = NF_EVENT_IDX;
+	g = start(pv, M_TX_QUIET, mac_a, nobody, 1);
+	if (sync_vcpu(g.vcpu[0]) != 0)		/* device up */
+		_exit(3);
+	if (write(out, &g.id, sizeof(g.id)) != sizeof(g.id))
+		_exit(4);
+	for (;;)				/* the guest never exits to us again */
+		vcpu_run(g.vcpu[0]);
+}
+
+/*
+ * A VMM (forked) whose guest sends without notifying, so that its device
+ * always owes it a transmit poll (a timer armed, task work queued on the
+ * VMM's vCPU thread), is SIGKILLed. Must hold: the VMM is gone within 2 s,
+ * its attachment within 2 s more, every pin with it; a neighbour pair (C
+ * to D) passes frames before and after. The unload test, after this
+ * program, then unloads the module (whose exit waits for any task work).
+ */
+TEST(vmm_killed_with_a_transmit_poll_owed)
+{
+	struct job jc = { 0 }, jd = { 0 };
+	int p[2], id = 0, status = 0, pv, i;
+	long base = pinned_pages();
+	bool reaped, listed = true;
+	struct guest c, d;
+	u64 polls = 0, t0;
+	pid_t child;
+
+	ASSERT_GE(base, 0);
+	host_port_up();
+	ASSERT_EQ(0, pipe(p));
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(p[0]);
+		quiet_vmm(p[1]);
+		_exit(5);
+	}
+	close(p[1]);
+	pv = pvpass_open();
+	next.rx_bufs = 2;
+	d = start(pv, M_RX_POST, mac_d, mac_c, 1);
+	next.burst = 1;
+	c = start(pv, M_TX_ROUNDS, mac_c, mac_d, 1);
+	ASSERT_EQ(0, sync_vcpu(d.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(c.vcpu[0]));
+	if (!read_int(p[0], &id, 20000)) {
+		kill(child, SIGKILL);
+		reap(child, 5000, &status);
+		ASSERT_TRUE(false) TH_LOG("the child VMM did not come up (status %#x)", status);
+	}
+	ASSERT_GT(id, 0);
+	for (t0 = now_ns(); ms_since(t0) < 5000; usleep(10000)) {
+		polls = counter_of(pv, id, PVPASS_F_ANY_FILE, "tx_polls");
+		if (polls >= 20)
+			break;
+	}
+	EXPECT_LE(20, polls) TH_LOG("the child's device was not polling");
+	EXPECT_LE(counter_of(pv, id, PVPASS_F_ANY_FILE, "notifies") * 4,
+		  counter_of(pv, id, PVPASS_F_ANY_FILE, "tx_frames"))
+		TH_LOG("the child's guest notified for more than a quarter of its frames");
+
+	jc.vcpu = c.vcpu[0];
+	job_start(&jc, vcpu_step);
+	EXPECT_TRUE(job_wait(&jc, 1500));
+	EXPECT_SYNCED(&jc, "C");
+	ASSERT_EQ(0, kill(child, SIGKILL));
+	t0 = now_ns();
+	reaped = reap(child, 2000, &status);
+	EXPECT_TRUE(reaped) TH_LOG("the SIGKILLed VMM was still there after 2 s");
+	if (!reaped) {
+		ASSERT_TRUE(reap(child, 10000, &status));
+	}
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		TH_LOG("child status %#x", status);
+	for (t0 = now_ns(), i = 0; ms_since(t0) < 2000; i++) {
+		listed = listed_live(pv, id);
+		if (!listed)
+			break;
+		usleep(10000);
+	}
+	EXPECT_FALSE(listed) TH_LOG("attachment %d still live in LIST 2 s after the VMM was reaped", id);
+	/* C's second frame reaches D after the death too. */
+	memset(&jc, 0, sizeof(jc));
+	jc.vcpu = c.vcpu[0];
+	job_start(&jc, vcpu_step);
+	EXPECT_TRUE(job_wait(&jc, 1500));
+	EXPECT_SYNCED(&jc, "C");
+	jd.vcpu = d.vcpu[0];
+	job_start(&jd, vcpu_step);
+	EXPECT_TRUE(job_wait(&jd, 1500));
+	EXPECT_SYNCED(&jd, "D");
+	EXPECT_EQ(2, jd.arg) TH_LOG("D did not get both of C's frames");
+	finish(pv, &c);
+	finish(pv, &d);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(p[0]);
+	close(pv);
 }
 
 /* ---- F2: a receiver whose pages fault for ever ----------------------------- */

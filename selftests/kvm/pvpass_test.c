@@ -52,11 +52,11 @@ static void guest_id(u64 base)
 		mmio_wr32(base, R_DEV_FEAT_SEL, 0);
 		/* VIRTIO_NET_F_MTU (3), _MAC (5) and _STATUS (16) */
 		/* CSUM, GUEST_CSUM, MTU, MAC, GUEST_TSO4/6, HOST_TSO4/6,
-		 * MRG_RXBUF, STATUS, EVENT_IDX. */
+		 * MRG_RXBUF, STATUS, CTRL_VQ, EVENT_IDX. */
 		GUEST_ASSERT_EQ(mmio_rd32(base, R_DEV_FEAT),
 				(1u << 0) | (1u << 1) | (1u << 3) | (1u << 5) |
 				(1u << 7) | (1u << 8) | (1u << 11) | (1u << 12) |
-				(1u << 15) | (1u << 16) | (1u << 29));
+				(1u << 15) | (1u << 16) | (1u << 17) | (1u << 29));
 	}
 	GUEST_DONE();
 }

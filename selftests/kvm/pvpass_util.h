@@ -149,11 +149,15 @@ static inline struct pvpass_stats stats(int pv, __u32 id)
 	return s;
 }
 
-/* Counter @name of attachment @id, by name (GET_COUNTERS); fails if absent. */
-static inline __u64 counter(int pv, __u32 id, const char *name)
+/*
+ * Counter @name of attachment @id, by name (GET_COUNTERS, @flags 0 or
+ * PVPASS_F_ANY_FILE); fails if absent.
+ */
+static inline __u64 counter_of(int pv, __u32 id, __u32 flags, const char *name)
 {
 	struct pvpass_counter e[64];
-	struct pvpass_counters c = { .id = id, .count = 64, .entries = (__u64)(unsigned long)e };
+	struct pvpass_counters c = { .id = id, .flags = flags, .count = 64,
+				     .entries = (__u64)(unsigned long)e };
 	__u32 i;
 
 	TEST_ASSERT(!ioctl(pv, PVPASS_GET_COUNTERS, &c), "GET_COUNTERS(%u): %s", id,
@@ -163,6 +167,12 @@ static inline __u64 counter(int pv, __u32 id, const char *name)
 			return e[i].value;
 	TEST_FAIL("no counter %s", name);
 	return 0;
+}
+
+/* Counter @name of attachment @id of this file. */
+static inline __u64 counter(int pv, __u32 id, const char *name)
+{
+	return counter_of(pv, id, 0, name);
 }
 
 static inline struct kvm_vm *vm_with_window(struct kvm_vcpu **vcpu, void *guest_code, __u64 gpa)

@@ -87,6 +87,8 @@ struct pvpass_poll;
 struct pvpass_poll *pvpass_poll_create(void *ctx);
 void pvpass_poll_arm(struct pvpass_poll *p, struct pvpass_mmio *mmio, struct kvm_vcpu *vcpu, u64 ns);
 void pvpass_poll_cancel(struct pvpass_poll *p);
+void pvpass_poll_coal_arm(struct pvpass_poll *p, u32 q, u64 ns);
+void pvpass_poll_coal_cancel(struct pvpass_poll *p, u32 q);
 void pvpass_poll_stop(struct pvpass_poll *p);
 void pvpass_poll_put(struct pvpass_poll *p);
 void pvpass_poll_wait_all(void);
@@ -104,5 +106,6 @@ void pvpass_rs_host_xmit(void *ctx, const void *hdr, const void *data, u32 len);
 void pvpass_rs_vhost_run(void *ctx);
 void pvpass_rs_poll_run(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu);
 void pvpass_rs_poll_due(void *ctx);
+void pvpass_rs_coal_due(void *ctx, u32 q);
 
 #endif

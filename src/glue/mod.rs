@@ -67,7 +67,8 @@ opaque! {
     VWork;
     /// `struct pvpass_kick`: a watch on a vhost kick eventfd.
     Kick;
-    /// `struct pvpass_poll`: a device's transmit poll timer and task work.
+    /// `struct pvpass_poll`: a device's transmit poll timer and task work,
+    /// and its notification coalescing timers.
     Poll;
 }
 
@@ -163,6 +164,8 @@ extern "C" {
     pub(crate) fn pvpass_poll_create(ctx: *mut c_void) -> *mut Poll;
     pub(crate) fn pvpass_poll_arm(p: *mut Poll, mmio: *mut Mmio, vcpu: *mut Vcpu, ns: u64);
     pub(crate) fn pvpass_poll_cancel(p: *mut Poll);
+    pub(crate) fn pvpass_poll_coal_arm(p: *mut Poll, q: u32, ns: u64);
+    pub(crate) fn pvpass_poll_coal_cancel(p: *mut Poll, q: u32);
     pub(crate) fn pvpass_poll_stop(p: *mut Poll);
     pub(crate) fn pvpass_poll_put(p: *mut Poll);
     pub(crate) fn pvpass_poll_wait_all();

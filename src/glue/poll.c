@@ -28,6 +28,12 @@
  * which queues the device's work (task work on the interrupted thread if it
  * is the VMM's, else a worker; see vhost.c).
  *
+ * Beside it, one plain timer a queue (0: receive, 1: transmit) for
+ * notification coalescing (src/net/coal.rs): armed from any thread when a
+ * used-buffer interrupt is held back, it calls pvpass_rs_coal_due in hard
+ * interrupt context at expiry, which raises what is still held. It shares
+ * the poll's lifetime (stop cancels it), so its context is the same.
+ *
  * Lifetime: as vhost.c's pvpass_vwork: the Rust owner holds one reference,
  * a queued task work one more. pvpass_poll_stop refuses new arms, cancels
  * the timer and clears ctx under p->run (which every run holds while it
@@ -51,8 +57,15 @@
 /* pvpass_polls not yet freed (module unload waits for 0). */
 static atomic_t pvpass_polls = ATOMIC_INIT(0);
 
+struct pvpass_coal {
+	struct hrtimer timer;
+	struct pvpass_poll *p;
+	u32 q;
+};
+
 struct pvpass_poll {
 	struct hrtimer timer;
+	struct pvpass_coal coal[2];	/* notification coalescing, by queue */
 	struct callback_head twork;
 	spinlock_t lock;		/* task, vcpu, mmio, period, dead */
 	struct task_struct *task;	/* referenced; NULL: vhost */
@@ -112,6 +125,23 @@ static enum hrtimer_restart poll_timer(struct hrtimer *t)
 	return ret;
 }
 
+/* Hard interrupt context. */
+static enum hrtimer_restart coal_timer(struct hrtimer *t)
+{
+	struct pvpass_coal *c = container_of(t, struct pvpass_coal, timer);
+	struct pvpass_poll *p = c->p;
+	unsigned long flags;
+	bool dead;
+
+	spin_lock_irqsave(&p->lock, flags);
+	dead = p->dead;
+	spin_unlock_irqrestore(&p->lock, flags);
+	/* Once dead, stop waits for this callback (hrtimer_cancel). */
+	if (!dead)
+		pvpass_rs_coal_due(p->ctx, c->q);
+	return HRTIMER_NORESTART;
+}
+
 /* On the recorded thread, process context, no lock held. */
 static void poll_task_fn(struct callback_head *cb)
 {
@@ -146,10 +176,16 @@ static void poll_task_fn(struct callback_head *cb)
 struct pvpass_poll *pvpass_poll_create(void *ctx)
 {
 	struct pvpass_poll *p;
+	int i;
 
 	p = kzalloc(sizeof(*p), GFP_KERNEL_ACCOUNT);
 	if (!p)
 		return ERR_PTR(-ENOMEM);
+	for (i = 0; i < ARRAY_SIZE(p->coal); i++) {
+		p->coal[i].p = p;
+		p->coal[i].q = i;
+		hrtimer_setup(&p->coal[i].timer, coal_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
+	}
 	p->ctx = ctx;
 	spin_lock_init(&p->lock);
 	mutex_init(&p->run);
@@ -195,12 +231,39 @@ void pvpass_poll_cancel(struct pvpass_poll *p)
 	hrtimer_try_to_cancel(&p->timer);
 }
 
+/*
+ * Coalescing of queue @q (0 or 1): call pvpass_rs_coal_due in @ns
+ * nanoseconds (an armed timer is moved). Any context; refused once stopped.
+ */
+void pvpass_poll_coal_arm(struct pvpass_poll *p, u32 q, u64 ns)
+{
+	unsigned long flags;
+
+	if (q >= ARRAY_SIZE(p->coal))
+		return;
+	spin_lock_irqsave(&p->lock, flags);
+	if (!p->dead)
+		hrtimer_start(&p->coal[q].timer, ns_to_ktime(ns), HRTIMER_MODE_REL);
+	spin_unlock_irqrestore(&p->lock, flags);
+}
+
+/* Nothing held back on queue @q any more. Any context (never waits). */
+void pvpass_poll_coal_cancel(struct pvpass_poll *p, u32 q)
+{
+	if (q < ARRAY_SIZE(p->coal))
+		hrtimer_try_to_cancel(&p->coal[q].timer);
+}
+
 void pvpass_poll_stop(struct pvpass_poll *p)
 {
+	int i;
+
 	spin_lock_irq(&p->lock);
 	p->dead = true;
 	spin_unlock_irq(&p->lock);
 	hrtimer_cancel(&p->timer);
+	for (i = 0; i < ARRAY_SIZE(p->coal); i++)
+		hrtimer_cancel(&p->coal[i].timer);
 	mutex_lock(&p->run);
 	p->ctx = NULL;
 	mutex_unlock(&p->run);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! One attached device: a virtio-net device with two virtqueues (0: receive,
-//! 1: transmit), reached through a transport (virtio-mmio today,
-//! `transport::mmio`) and a port of a backend (`backend::Port`).
+//! 1: transmit) and, on virtio-mmio for a driver that accepts CTRL_VQ, the
+//! control queue (2: `coal`), reached through a transport (virtio-mmio or
+//! vhost, `transport`) and a port of a backend (`backend::Port`).
 //!
 //! Transmit runs on the guest's own vCPU thread, inside the MMIO op
 //! (`kvm::InVcpu`; see `tx`). Receive works from any thread (`rx`). What the
@@ -11,7 +12,9 @@
 //! Offloads: CSUM, HOST_TSO4/6 (the guest sends 64 KiB TCP segments with
 //! partial checksums) and GUEST_CSUM, GUEST_TSO4/6 (it takes them), checked by
 //! `vnet`; MRG_RXBUF (a frame may fill several receive buffers) and
-//! EVENT_IDX (notification suppression in both directions).
+//! EVENT_IDX (notification suppression in both directions). On virtio-mmio
+//! also CTRL_VQ and NOTF_COAL (`ethtool -C`'s rx/tx-usecs and -frames:
+//! `coal`).
 //!
 //! Hostile guests: one exit does a bounded amount of work (`tx::TX_BUDGET_*`
 //! frames and bytes, then the rest is left for the next exit, which the
@@ -22,7 +25,8 @@
 //! with faults allowed. A receiver whose VMM stalls its page faults
 //! (userfaultfd, FUSE) thereby stalls only its own traffic.
 //!
-//! Lock order: `Device::state` (the vCPU thread's: registers and transmit),
+//! Lock order: the transmit poll's run mutex (glue/poll.c, held by a poll's
+//! task work), then `Device::state` (the vCPU thread's: registers and transmit),
 //! then any device's `Device::rx` (a sender only ever `try_lock`s another
 //! device's), then that device's `Device::backlog` (a spinlock, a leaf: held
 //! only to copy a frame in or out). A backend's locks (a switch's table) are
@@ -53,6 +57,7 @@ use kernel::{
 };
 
 use super::{
+    coal::Coal,
     rx::{
         PortBacklog,
         RxBig,
@@ -88,11 +93,15 @@ use crate::{
     pvcore::{
         pincache::PinStats,
         traits::GuestMemory,
+        txpolicy::TxPolicy,
         virtio_mmio::{
             feature,
-            MmioDevice, //
+            MmioDevice,
+            CTRL_QUEUE,
+            NUM_QUEUES, //
         },
         virtq::{
+            Chain,
             QueueConfig,
             QueueIndices,
             Virtqueue,
@@ -116,7 +125,8 @@ use crate::{
     }, //
 };
 
-/// Features offered besides VERSION_1 (added by `MmioDevice`).
+/// Features offered besides VERSION_1 (added by `MmioDevice`), on
+/// virtio-mmio (the vhost transport's are QEMU's: `control::vhost`).
 const DEVICE_FEATURES: u64 = feature::NET_F_MAC
     | feature::NET_F_STATUS
     | feature::NET_F_MTU
@@ -127,6 +137,8 @@ const DEVICE_FEATURES: u64 = feature::NET_F_MAC
     | feature::NET_F_GUEST_TSO4
     | feature::NET_F_GUEST_TSO6
     | feature::NET_F_MRG_RXBUF
+    | feature::NET_F_CTRL_VQ
+    | feature::NET_F_NOTF_COAL
     | feature::RING_EVENT_IDX;
 
 /// What the device's own thread works on, under `Device::state`: the
@@ -145,6 +157,12 @@ pub(super) struct DevState {
     /// `map` was filled from the memslots of generation `map_gen`.
     pub(super) map_valid: bool,
     pub(super) txq: Option<Virtqueue>,
+    /// The control queue (virtio-mmio with CTRL_VQ: `coal`).
+    pub(super) ctrlq: Option<Virtqueue>,
+    /// The control chain being answered.
+    pub(super) ctrl_chain: Chain<8>,
+    /// The driver negotiated NOTF_COAL (its commands are carried out).
+    pub(super) notf_coal: bool,
     /// Offloads the driver negotiated for sending.
     pub(super) tx_off: Offloads,
     /// Transmit buffers are pinned (for reading) through this cache.
@@ -158,6 +176,10 @@ pub(super) struct DevState {
     /// poll of the ring (`tx`): at its next register access or notify, or
     /// from `Device::poll`.
     pub(super) tx_deferred: bool,
+    /// The next transmit service is the poll timer's (`TxWhy::Timer`).
+    pub(super) tx_timer: bool,
+    /// When to defer (`pvcore::txpolicy`).
+    pub(super) tx_policy: TxPolicy,
     pub(super) tx: KBox<TxBig>,
     /// The transmit queue's next avail index when it broke (see
     /// `RxState::stopped_at`).
@@ -215,6 +237,9 @@ pub(crate) struct Device {
     /// How often the VMM changed what backs guest memory (mmu notifier,
     /// `kvm::MmWatch`): part of the memory generation, see `MapGen`.
     pub(super) mm_seq: Atomic<u32>,
+    /// Notification coalescing of the receive (0) and transmit (1) queues
+    /// (`coal`); their timers are `poll`'s.
+    pub(super) coal: [Coal; 2],
     /// The guest posted receive buffers since the queues started (vhost:
     /// `rx_posted`).
     rx_used: Atomic<u32>,
@@ -222,6 +247,10 @@ pub(crate) struct Device {
     /// The pin caches' counters as `stats` last read them (pinned, hits,
     /// misses; transmit then receive), for when the caches' locks are busy.
     pin_stats: [Atomic<u64>; 6],
+    /// The poll timer raised the guest's interrupt (virtio-mmio) or queued
+    /// the device's work (vhost) instead of polling: the next service is
+    /// its poll (`TxWhy::Timer`).
+    pub(super) poll_irq: Atomic<u32>,
 }
 
 /// Shuts the device down when dropped: kept in an attachment's `Live` after
@@ -294,6 +323,9 @@ impl MmioOps for OnVcpu<'_> {
         if dev.refresh(*cpu, st) {
             // A receive notify polls the transmit ring too if a poll is
             // owed: this exit is one the guest made anyway.
+            if q == CTRL_QUEUE {
+                dev.process_ctrl(*cpu, st);
+            }
             if q == 1 || st.tx_more || st.tx_deferred {
                 dev.process_tx(*cpu, st);
             }
@@ -308,6 +340,9 @@ impl MmioOps for OnVcpu<'_> {
         // (as on every notify).
         let Self { dev, cpu, st } = self;
         if dev.refresh(*cpu, st) {
+            if dev.poll_irq.xchg(0, Relaxed) != 0 {
+                st.tx_timer = true;
+            }
             if st.tx_more || st.tx_deferred {
                 dev.process_tx(*cpu, st);
             }
@@ -315,7 +350,7 @@ impl MmioOps for OnVcpu<'_> {
         }
     }
 
-    fn start(&mut self, features: u64, queues: [Option<QueueConfig>; 2]) {
+    fn start(&mut self, features: u64, queues: [Option<QueueConfig>; NUM_QUEUES]) {
         self.dev.start_queues(self.cpu, self.st, features, queues);
     }
 
@@ -323,20 +358,28 @@ impl MmioOps for OnVcpu<'_> {
         if q == 0 {
             // Nothing more goes into its buffers, its rings are unpinned.
             self.dev.stop_rx();
+            self.dev.coal_stop(0);
+        } else if q == CTRL_QUEUE {
+            self.st.ctrlq = None;
         } else {
             self.dev.stop_tx(self.st);
+            self.dev.coal_stop(1);
             self.st.tx_pins.invalidate();
         }
     }
 
     fn reset(&mut self) {
         self.dev.stop_tx(self.st);
+        self.st.ctrlq = None;
+        self.st.notf_coal = false;
         self.dev.stop_rx();
+        self.dev.coal_reset();
         self.dev.backlog.lock().clear();
     }
 
     fn failed(&mut self) {
         self.dev.stop_tx(self.st);
+        self.st.ctrlq = None;
     }
 }
 
@@ -421,11 +464,16 @@ impl Device {
                     map_gen: MapGen::default(),
                     map_valid: false,
                     txq: None,
+                    ctrlq: None,
+                    ctrl_chain: Chain::new(),
+                    notf_coal: false,
                     tx_off: Offloads::default(),
                     tx_pins,
                     dirty_log: false,
                     tx_more: false,
                     tx_deferred: false,
+                    tx_timer: false,
+                    tx_policy: TxPolicy::new(),
                     tx,
                     tx_stopped_at: None,
                     uplink: None,
@@ -443,9 +491,11 @@ impl Device {
                 }),
                 backlog <- new_spinlock!(backlog),
                 mm_seq: Atomic::new(0),
+                coal: [const { Coal::new() }; 2],
                 rx_used: Atomic::new(0),
                 counters: Counters::new(),
                 pin_stats: [const { Atomic::new(0) }; 6],
+                poll_irq: Atomic::new(0),
             }),
             GFP_KERNEL,
         )
@@ -548,6 +598,8 @@ impl Device {
         let mut locked = self.state.lock();
         let st = &mut locked.st;
         self.stop_tx(st);
+        st.ctrlq = None;
+        self.coal_reset();
         // The backend's reference on the switch (a cycle through its port
         // table, broken here and by the link's disconnect).
         let uplink = st.uplink.take();
@@ -617,6 +669,7 @@ impl Device {
         if let Some(q) = st.txq.take() {
             st.tx_stopped_at = Some(q.last_avail());
         }
+        st.ctrlq = None;
         st.tx_deferred = false;
         self.poll.cancel();
         let mut rx = self.rx.lock();
@@ -647,7 +700,7 @@ impl Device {
         cpu: &dyn OwnThread,
         st: &mut DevState,
         f: u64,
-        queues: [Option<QueueConfig>; 2],
+        queues: [Option<QueueConfig>; NUM_QUEUES],
     ) {
         st.map_valid = false;
         let (dirty_log, gen) = match self.snapshot(cpu, &mut st.map) {
@@ -660,6 +713,7 @@ impl Device {
         st.tx_pins.invalidate();
         let (tx_off, rx_off) = offloads(f);
         st.tx_off = tx_off;
+        st.notf_coal = f & feature::NET_F_NOTF_COAL != 0;
         let mut rx = self.rx.lock();
         rx.off = rx_off;
         rx.mrg_rxbuf = f & feature::NET_F_MRG_RXBUF != 0;
@@ -678,6 +732,10 @@ impl Device {
             };
             if n == 1 {
                 st.txq = Some(q);
+                continue;
+            }
+            if n == usize::from(CTRL_QUEUE) {
+                st.ctrlq = Some(q);
                 continue;
             }
             let mut rx = self.rx.lock();
@@ -706,7 +764,8 @@ impl Device {
         let st = &mut locked.st;
         st.tx_stopped_at = None;
         self.rx.lock().stopped_at = None;
-        self.start_queues(own, st, f, queues.map(Some));
+        let [rxq, txq] = queues;
+        self.start_queues(own, st, f, [Some(rxq), Some(txq), None]);
         let mem = UserMem::new(own, &st.map);
         let used = |q: &Virtqueue| mem.read_u16(q.config().used + 2).unwrap_or(0);
         if let Some(q) = st.txq.as_mut() {
@@ -775,6 +834,9 @@ impl Device {
         if !self.refresh(own, st) {
             return;
         }
+        if self.poll_irq.xchg(0, Relaxed) != 0 {
+            st.tx_timer = true;
+        }
         self.process_tx(own, st);
         self.drain_rx(own, st, true);
         if st.tx_more {
@@ -806,11 +868,14 @@ impl Device {
         // Pins are keyed by host address: behind the same address there may
         // be other pages now.
         st.tx_pins.invalidate();
-        if let Some(q) = st.txq.as_mut() {
-            if let Err(e) = q.recheck(&st.map) {
-                self.broken(st, "queue outside guest memory", e);
-                return false;
-            }
+        let map = &st.map;
+        let bad = [st.txq.as_mut(), st.ctrlq.as_mut()]
+            .into_iter()
+            .flatten()
+            .find_map(|q| q.recheck(map).err());
+        if let Some(e) = bad {
+            self.broken(st, "queue outside guest memory", e);
+            return false;
         }
         let mut rx = self.rx.lock();
         rx.big.map = st.map.clone();

@@ -9,7 +9,10 @@ use core::ffi::{
     c_void, //
 };
 use core::ptr::NonNull;
-use kernel::sync::atomic::Full;
+use kernel::sync::atomic::{
+    Full,
+    Relaxed, //
+};
 
 use super::{
     device::{
@@ -70,6 +73,7 @@ impl Device {
         let st = &mut locked.st;
         if self.refresh(cpu, st) {
             if st.tx_deferred || st.tx_more {
+                st.tx_timer = true;
                 self.process_tx(cpu, st);
             }
             self.drain_rx(cpu, st, true);
@@ -81,6 +85,7 @@ impl Device {
     /// (the used-buffer bit: its handler's InterruptStatus read polls, and
     /// finds the chains it completes), vhost queues the device's work.
     fn poll_due(&self) {
+        self.poll_irq.store(1, Relaxed);
         match &self.transport {
             Irq::Mmio(m) => {
                 self.counters.inc(C::TxPollIrqs);
@@ -201,6 +206,22 @@ unsafe extern "C" fn pvpass_rs_poll_due(ctx: *const c_void) {
     // SAFETY: Per the function's contract, `ctx` is a live `Device`.
     let dev = unsafe { &*ctx.cast::<Device>() };
     dev.poll_due();
+}
+
+/// Called by glue/poll.c when the notification coalescing timer of queue
+/// `q` expires (hard interrupt context): raise what is held back.
+///
+/// # Safety
+///
+/// `ctx` is the `Device` the poll was created with, valid until the poll is
+/// stopped (which cancels this timer and waits for its callback).
+#[no_mangle]
+unsafe extern "C" fn pvpass_rs_coal_due(ctx: *const c_void, q: u32) {
+    // SAFETY: Per the function's contract, `ctx` is a live `Device`.
+    let dev = unsafe { &*ctx.cast::<Device>() };
+    if let Ok(q) = u16::try_from(q) {
+        dev.coal_due(q);
+    }
 }
 
 /// The guest ended an interrupt of a level-triggered GSI (the glue's resample

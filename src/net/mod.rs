@@ -7,10 +7,12 @@
 //!   memory map; what the transport drives (`OnVcpu`);
 //! - `tx`: the transmit queue, on the guest's vCPU thread;
 //! - `rx`: the receive queue, from any thread, and the backlog;
+//! - `coal`: the control queue (virtio-mmio) and notification coalescing;
 //! - `queues`: a port of several queue pairs (vhost multiqueue);
 //! - `stats`: the counter table;
 //! - `ffi`: the entry points the C glue calls.
 
+mod coal;
 mod device;
 mod ffi;
 pub(crate) mod queues;

@@ -180,9 +180,8 @@ impl Device {
             // Frames already waiting go first: keep the order.
             if self.backlog.lock().is_empty() {
                 if let Rx::Done(notify) = self.rx_frame(&mut rx, hdr, frame, None) {
-                    if notify {
-                        self.transport.used_buffers(0, true);
-                    }
+                    // Or held back (notification coalescing, `coal`).
+                    self.completed(0, 1, notify, true);
                     return;
                 }
             }
@@ -432,8 +431,8 @@ impl Device {
         }
         rx.scratch = scratch;
         drop(rx);
-        if notify {
-            self.transport.used_buffers(0, kick);
+        if frames > 0 {
+            self.completed(0, u32::try_from(frames).unwrap_or(u32::MAX), notify, kick);
         }
         if come_back {
             self.transport.kick();

@@ -110,6 +110,19 @@ counters! {
         /// Polls owed that went through a guest interrupt instead (a halted
         /// vCPU, or the thread was not in its guest).
         TxPollIrqs => tx_poll_irqs,
+        /// Used-buffer interrupts held back by notification coalescing
+        /// (`net::coal`).
+        CoalescedIrqs => coalesced_irqs,
+        /// Interrupts raised by a coalescing timer (`usecs` passed before
+        /// `max_packets` completions).
+        CoalTimerIrqs => coal_timer_irqs,
+        /// Control queue commands carried out (VIRTIO_NET_OK).
+        CtrlCommands => ctrl_commands,
+        /// Control queue commands refused (VIRTIO_NET_ERR: unknown, short
+        /// data, not negotiated).
+        CtrlErrors => ctrl_errors,
+        /// Malformed control chains (the device needs a reset).
+        DropCtrlBadChain => drop_ctrl_bad_chain,
     }
 }
 

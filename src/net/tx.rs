@@ -35,6 +35,10 @@ use crate::{
     },
     pvcore::{
         memmap::PAGE_SIZE,
+        txpolicy::{
+            AtEmpty,
+            TxWhy, //
+        },
         virtq::Chain,
         vnet::{
             NetHdr,
@@ -42,8 +46,7 @@ use crate::{
             ETH_HLEN,
             HDR_LEN, //
         }, //
-    },
-    transport::Transport, //
+    }, //
 };
 
 /// Transmit frames one exit may send (vhost-net's weight): a guest whose
@@ -83,6 +86,14 @@ impl Device {
     pub(super) fn process_tx(&self, cpu: &dyn OwnThread, st: &mut DevState) {
         st.tx_more = false;
         let poll_ns = crate::tuning::tx_poll_ns();
+        let why = if st.tx_timer {
+            TxWhy::Timer
+        } else if st.tx_deferred {
+            TxWhy::Piggyback
+        } else {
+            TxWhy::Notify
+        };
+        st.tx_timer = false;
         let mut completed = false;
         let mut frames = 0u32;
         let mut bytes = 0usize;
@@ -96,6 +107,7 @@ impl Device {
                 tx_pins,
                 tx,
                 uplink,
+                tx_policy,
                 ..
             } = &mut *st;
             let Some(q) = txq.as_mut() else { return };
@@ -112,7 +124,7 @@ impl Device {
             }
             let TxBig { chain, buf } = &mut **tx;
             match q.pop(&mem, map, chain) {
-                Ok(false) if frames > 0 && poll_ns != 0 => {
+                Ok(false) if tx_policy.at_empty(why, frames, poll_ns != 0) == AtEmpty::Defer => {
                     if let Err(e) = q.disable_notify(&mem) {
                         return self.broken(st, "transmit ring", e);
                     }
@@ -181,9 +193,14 @@ impl Device {
                 (gpa / PAGE_SIZE..=(gpa + len - 1) / PAGE_SIZE).for_each(|g| cpu.mark_dirty(g));
             }
             let mem = UserMem::new(cpu, map);
-            // After a budget's end always: the guest must come back.
-            if yielded || (completed && q.need_notify(&mem).unwrap_or(true)) {
-                self.transport.used_buffers(1, true);
+            if yielded {
+                // After a budget's end always, at once: the guest must
+                // come back.
+                self.raise(1, true);
+            } else if completed {
+                // Or held back (notification coalescing, `coal`).
+                let wanted = q.need_notify(&mem).unwrap_or(true);
+                self.completed(1, frames, wanted, true);
             }
         }
     }

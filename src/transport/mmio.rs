@@ -29,7 +29,8 @@ use crate::{
             feature,
             reg,
             MmioDevice,
-            MmioEvent, //
+            MmioEvent,
+            NUM_QUEUES, //
         },
         virtq::QueueConfig, //
     }, //
@@ -45,7 +46,7 @@ pub(crate) trait MmioOps {
     fn handler(&mut self);
     /// DRIVER_OK: start the queues the driver made ready, with the
     /// negotiated features (`None`: not ready).
-    fn start(&mut self, features: u64, queues: [Option<QueueConfig>; 2]);
+    fn start(&mut self, features: u64, queues: [Option<QueueConfig>; NUM_QUEUES]);
     /// The driver took queue `q` back (QueueReady 0 on a live device).
     fn stop(&mut self, q: u16);
     /// Device reset.
@@ -136,7 +137,7 @@ impl MmioIrq {
                             indirect: false,
                         })
                 };
-                let queues = [queue(0), queue(1)];
+                let queues = [queue(0), queue(1), queue(2)];
                 ops.start(f, queues);
                 Ok(())
             }
@@ -201,7 +202,7 @@ impl MmioIrq {
 }
 
 impl Transport for MmioIrq {
-    // One interrupt line for both queues.
+    // One interrupt line for all queues.
     fn used_buffers(&self, _q: u16, inject: bool) {
         self.pending_isr.xchg(1, Relaxed);
         if inject {

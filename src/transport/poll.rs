@@ -11,6 +11,11 @@
 //!   task work: if the work has not run by the next expiry, the guest is
 //!   interrupted instead, and its handler's InterruptStatus read polls.
 //! - vhost: the timer queues the device's work (`transport::vhost`).
+//!
+//! The same C object has one more timer a queue for notification
+//! coalescing (`net::coal`): `coal_arm` from any thread, and at expiry
+//! `pvpass_rs_coal_due(ctx, q)` in hard interrupt context. Stopping the
+//! poll stops them too.
 
 use core::{
     ffi::c_void,
@@ -37,12 +42,12 @@ unsafe impl Send for TxPoll {}
 unsafe impl Sync for TxPoll {}
 
 impl TxPoll {
-    /// A stopped timer whose expiries call `pvpass_rs_poll_run(ctx, ..)` or
-    /// `pvpass_rs_poll_due(ctx)`.
+    /// A stopped timer whose expiries call `pvpass_rs_poll_run(ctx, ..)`,
+    /// `pvpass_rs_poll_due(ctx)` or `pvpass_rs_coal_due(ctx, ..)`.
     ///
     /// # Safety
     ///
-    /// `ctx` must stay valid for those two until [`TxPoll::stop`] has
+    /// `ctx` must stay valid for those until [`TxPoll::stop`] has
     /// returned (or the `TxPoll` is dropped).
     pub(crate) unsafe fn new(ctx: *const c_void) -> Result<Self> {
         // SAFETY: No preconditions beyond the caller's on `ctx`.
@@ -71,6 +76,21 @@ impl TxPoll {
     pub(crate) fn cancel(&self) {
         // SAFETY: We hold a reference on the poll.
         unsafe { glue::pvpass_poll_cancel(self.0.as_ptr()) };
+    }
+
+    /// Call `pvpass_rs_coal_due(ctx, q)` in `ns` nanoseconds (an armed
+    /// coalescing timer of `q` is moved). Any context; refused once stopped.
+    pub(crate) fn coal_arm(&self, q: u16, ns: u64) {
+        // SAFETY: We hold a reference on the poll; the glue ignores a `q`
+        // without a timer.
+        unsafe { glue::pvpass_poll_coal_arm(self.0.as_ptr(), u32::from(q), ns) };
+    }
+
+    /// Nothing is held back on queue `q` any more. Any context, never waits
+    /// (a callback already running still comes, and finds nothing).
+    pub(crate) fn coal_cancel(&self, q: u16) {
+        // SAFETY: We hold a reference on the poll.
+        unsafe { glue::pvpass_poll_coal_cancel(self.0.as_ptr(), u32::from(q)) };
     }
 
     /// No expiry or run reaches `ctx` after this returns, and `arm` is
