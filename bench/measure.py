@@ -63,7 +63,8 @@ LOOPBACK_TESTS = {
     "udp64_lo": ("UDP_STREAM", "127.0.0.1", "-m 64"),
     "tcp_rr_lo": ("TCP_RR", "127.0.0.1", ""),
 }
-COLUMNS = ["config", "test", "rep", "value", "unit", "elapsed_s", "window_s", "packets", "bytes"] + \
+COLUMNS = ["config", "test", "rep", "value", "unit", "elapsed_s", "window_s", "packets", "bytes",
+           "bed_insns"] + \
     KVM_STATS + ["cpu_busy_ms", "cpu_guest_ms", "cpu_host_ms"] + \
           ["pv_" + f for f in PV_FIELDS] + PIN_FIELDS + ["tcp_retrans", "tcp_timeouts", "netperf"]
 
@@ -93,6 +94,20 @@ def cpu_jiffies():
     return {"busy": busy, "guest": guest + guest_nice}
 
 
+def bed_insns():
+    """Instructions the bed's QEMU has executed so far (its own code and the
+    guests'), from the TCG plugin's running count (BENCH_ICOUNT=plugin,
+    bench/run.sh); None without it."""
+    path = os.environ.get("BENCH_ICOUNT_FILE")
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def netdev(name, field):
     return read_int(f"/sys/class/net/{name}/statistics/{field}") or 0
 
@@ -119,7 +134,8 @@ class Wire:
         return out
 
     def snapshot(self):
-        s = {"t": time.monotonic(), "kvm": kvm_stats(), "cpu": cpu_jiffies(), "pv": []}
+        s = {"t": time.monotonic(), "kvm": kvm_stats(), "cpu": cpu_jiffies(), "pv": [],
+             "insns": bed_insns()}
         if self.kind == "pvpass":
             s["pv"] = self.pv_stats()
             s["packets"] = sum(p.get("tx_frames", 0) for p in s["pv"]) + netdev("pvpsw0",
@@ -138,7 +154,8 @@ class Wire:
 def delta(a, b):
     """Window deltas of two snapshots as CSV fields (strings; '' for n/a)."""
     d = {"window_s": f"{b['t'] - a['t']:.2f}", "packets": b["packets"] - a["packets"],
-         "bytes": b["bytes"] - a["bytes"]}
+         "bytes": b["bytes"] - a["bytes"],
+         "bed_insns": "" if a["insns"] is None or b["insns"] is None else b["insns"] - a["insns"]}
     for n in KVM_STATS:
         x, y = a["kvm"].get(n), b["kvm"].get(n)
         d[n] = "" if x is None or y is None else y - x

@@ -39,6 +39,7 @@ PER_PACKET = [
     ("pv_irqs_pp", "pvpass interrupts/pkt", ["pv_interrupts"]),
     ("pv_polls_pp", "pvpass transmit polls/pkt", ["pv_tx_polls"]),
     ("bytes_pp", "bytes/frame", ["bytes"]),
+    ("insns_pp", "bed instructions/frame", ["bed_insns"]),
 ]
 TARGETS = {  # test -> (metric, comparison, threshold, text)
     "tcp_stream_g2h": ("ratio", ">=", 2.0, "≥ 2.0x vhost-net"),
@@ -254,7 +255,7 @@ def main():
     md.append("")
     pp_keys = [p for p in PER_PACKET if p[0] in ("exits_pp", "irqs_pp", "host_cpu_us_pp",
                                                   "pins_pp", "notifies_pp", "pv_irqs_pp",
-                                                  "pv_polls_pp", "bytes_pp")]
+                                                  "pv_polls_pp", "bytes_pp", "insns_pp")]
     pp_keys.insert(1, ("exits_net_pp", "VM exits/pkt above idle", None))
     pp_keys.insert(3, ("irqs_net_pp", "interrupts/pkt above idle", None))
     hdr = ["test", "config"] + [p[1] for p in pp_keys] + ["bed CPU busy %"] + \

@@ -208,7 +208,7 @@ for boot in 1 2 3; do
 		--exec "$res/bin/bed.sh $res $res/bin/pvpass.ko $res/bin/pvpassctl $KDIR/arch/x86/boot/bzImage $res/initramfs.cpio.gz $np" \
 		>"$res/vng.log" 2>&1 || true
 	kill "$watchdog" 2>/dev/null
-	wait "$watchdog" 2>/dev/null
+	wait "$watchdog" 2>/dev/null || true
 	cp "$res/bed.log" "$res/bed.$boot.log" 2>/dev/null || true
 	[ -f "$res/finished" ] && break
 	[ -f "$res/frozen" ] || break

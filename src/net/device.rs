@@ -340,10 +340,12 @@ impl MmioOps for OnVcpu<'_> {
         // (as on every notify).
         let Self { dev, cpu, st } = self;
         if dev.refresh(*cpu, st) {
-            if dev.poll_irq.xchg(0, Relaxed) != 0 {
-                st.tx_timer = true;
-            }
+            // A poll the timer asked for with this interrupt; none is left
+            // over for a later service (a stale one would count a notify's
+            // frames as a timer hit).
+            let timer = dev.poll_irq.xchg(0, Relaxed) != 0;
             if st.tx_more || st.tx_deferred {
+                st.tx_timer = timer;
                 dev.process_tx(*cpu, st);
             }
             dev.drain_rx(*cpu, st, false);
@@ -834,9 +836,8 @@ impl Device {
         if !self.refresh(own, st) {
             return;
         }
-        if self.poll_irq.xchg(0, Relaxed) != 0 {
-            st.tx_timer = true;
-        }
+        // Queued by the poll timer (and owed still), or a kick.
+        st.tx_timer = self.poll_irq.xchg(0, Relaxed) != 0 && st.tx_deferred;
         self.process_tx(own, st);
         self.drain_rx(own, st, true);
         if st.tx_more {
