@@ -207,7 +207,7 @@ for boot in 1 2 3; do
 		--rwdir "$res" --rodir "$(dirname "$KDIR")" \
 		--exec "$res/bin/bed.sh $res $res/bin/pvpass.ko $res/bin/pvpassctl $KDIR/arch/x86/boot/bzImage $res/initramfs.cpio.gz $np" \
 		>"$res/vng.log" 2>&1 || true
-	kill "$watchdog" 2>/dev/null
+	kill "$watchdog" 2>/dev/null || true
 	wait "$watchdog" 2>/dev/null || true
 	cp "$res/bed.log" "$res/bed.$boot.log" 2>/dev/null || true
 	[ -f "$res/finished" ] && break

@@ -1165,9 +1165,9 @@ TEST(vmm_killed_with_a_transmit_poll_owed)
 			break;
 	}
 	EXPECT_LE(20, polls) TH_LOG("the child's device was not polling");
-	EXPECT_LE(counter_of(pv, id, PVPASS_F_ANY_FILE, "notifies") * 4,
-		  counter_of(pv, id, PVPASS_F_ANY_FILE, "tx_frames"))
-		TH_LOG("the child's guest notified for more than a quarter of its frames");
+	/* How many notifies remain is the policy's business (it backs off
+	 * when its polls miss); that polls were owed is this test's. */
+	EXPECT_LE(1, counter_of(pv, id, PVPASS_F_ANY_FILE, "tx_deferrals"));
 
 	jc.vcpu = c.vcpu[0];
 	job_start(&jc, vcpu_step);

@@ -838,6 +838,9 @@ impl Device {
         }
         // Queued by the poll timer (and owed still), or a kick.
         st.tx_timer = self.poll_irq.xchg(0, Relaxed) != 0 && st.tx_deferred;
+        if st.tx_timer {
+            self.counters.inc(C::TxPolls);
+        }
         self.process_tx(own, st);
         self.drain_rx(own, st, true);
         if st.tx_more {

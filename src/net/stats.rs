@@ -105,7 +105,8 @@ counters! {
         /// Transmit services that left the guest's notifications off (a
         /// poll owed, `net::tx`).
         TxDeferrals => tx_deferrals,
-        /// Polls of the transmit ring run from the poll timer's task work.
+        /// Polls of the transmit ring the poll timer ran: its task work
+        /// (virtio-mmio), or the device's work it queued (vhost).
         TxPolls => tx_polls,
         /// Polls owed that went through a guest interrupt instead (a halted
         /// vCPU, or the thread was not in its guest).
