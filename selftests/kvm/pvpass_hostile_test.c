@@ -971,9 +971,38 @@ static void host_producer(struct job *j)
 	}
 }
 
-/* The child of sigkill_of_storming_vmm_is_prompt: a VMM whose guest storms. */
-static void storming_vmm(int out, void *shared)
+/*
+ * A VMM in a process of its own: fork, the child runs @vmm(report fd,
+ * command fd) and exits; the parent keeps @out[0] (the child's reports) and
+ * @cmd[1] (commands to it). The child dies with the parent.
+ */
+static pid_t fork_vmm(void (*vmm)(int out, int cmd), int out[2], int cmd[2])
 {
+	pid_t child;
+
+	TEST_ASSERT(!pipe(out) && !pipe(cmd), "pipe: %s", strerror(errno));
+	child = fork();
+	TEST_ASSERT(child >= 0, "fork: %s", strerror(errno));
+	if (child == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(out[0]);
+		close(cmd[1]);
+		vmm(out[1], cmd[0]);
+		_exit(5);
+	}
+	close(out[1]);
+	close(cmd[0]);
+	return child;
+}
+
+/* The child of sigkill_of_storming_vmm_is_prompt: a VMM whose guest storms. */
+/* Its transmit ring, shared with the test (set before the fork). */
+static struct sring *storm_shared;
+
+static void storming_vmm(int out, int cmd)
+{
+	void *shared = storm_shared;
+
 	int pv = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC);
 	struct guest g;
 
@@ -1004,7 +1033,7 @@ TEST(sigkill_of_storming_vmm_is_prompt)
 	struct sring *shared = mmap(NULL, sizeof(struct sring), PROT_READ | PROT_WRITE,
 				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct job prod = { 0 }, jc = { 0 }, jd = { 0 };
-	int p[2], id = 0, status = 0, pv, i;
+	int p[2], cmd[2], id = 0, status = 0, pv, i;
 	bool reaped, listed = true, c_back;
 	struct guest c, d;
 	long base = pinned_pages();
@@ -1015,16 +1044,8 @@ TEST(sigkill_of_storming_vmm_is_prompt)
 	ASSERT_GE(base, 0);
 	ASSERT_NE(MAP_FAILED, shared);
 	host_port_up();
-	ASSERT_EQ(0, pipe(p));
-	child = fork();
-	ASSERT_GE(child, 0);
-	if (child == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(p[0]);
-		storming_vmm(p[1], shared);
-		_exit(5);
-	}
-	close(p[1]);
+	storm_shared = shared;
+	child = fork_vmm(storming_vmm, p, cmd);
 	pv = pvpass_open();
 	next.rx_bufs = 1;
 	d = start(pv, M_RX_POST, mac_d, mac_c, 1);
@@ -1094,12 +1115,13 @@ TEST(sigkill_of_storming_vmm_is_prompt)
 	finish(pv, &d);
 	EXPECT_EQ(base, pinned_pages_settled(base));
 	close(p[0]);
+	close(cmd[1]);
 	close(pv);
 	munmap(shared, sizeof(struct sring));
 }
 
 /* The child of vmm_killed_with_a_transmit_poll_owed: its guest sends quietly. */
-static void quiet_vmm(int out)
+static void quiet_vmm(int out, int cmd)
 {
 	int pv = open(PVPASS_DEVICE_PATH, O_RDWR | O_CLOEXEC);
 	struct guest g;
@@ -1127,7 +1149,7 @@ static void quiet_vmm(int out)
 TEST(vmm_killed_with_a_transmit_poll_owed)
 {
 	struct job jc = { 0 }, jd = { 0 };
-	int p[2], id = 0, status = 0, pv, i;
+	int p[2], cmd[2], id = 0, status = 0, pv, i;
 	long base = pinned_pages();
 	bool reaped, listed = true;
 	struct guest c, d;
@@ -1136,16 +1158,7 @@ TEST(vmm_killed_with_a_transmit_poll_owed)
 
 	ASSERT_GE(base, 0);
 	host_port_up();
-	ASSERT_EQ(0, pipe(p));
-	child = fork();
-	ASSERT_GE(child, 0);
-	if (child == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(p[0]);
-		quiet_vmm(p[1]);
-		_exit(5);
-	}
-	close(p[1]);
+	child = fork_vmm(quiet_vmm, p, cmd);
 	pv = pvpass_open();
 	next.rx_bufs = 2;
 	d = start(pv, M_RX_POST, mac_d, mac_c, 1);
@@ -1204,6 +1217,7 @@ TEST(vmm_killed_with_a_transmit_poll_owed)
 	finish(pv, &d);
 	EXPECT_EQ(base, pinned_pages_settled(base));
 	close(p[0]);
+	close(cmd[1]);
 	close(pv);
 }
 
@@ -1375,30 +1389,6 @@ out:
 	finish(pv, &d);
 	EXPECT_EQ(base, pinned_pages_settled(base));
 	close(pv);
-}
-
-/*
- * A VMM in a process of its own: fork, the child runs @vmm(report fd,
- * command fd) and exits; the parent keeps @out[0] (the child's reports) and
- * @cmd[1] (commands to it). The child dies with the parent.
- */
-static pid_t fork_vmm(void (*vmm)(int out, int cmd), int out[2], int cmd[2])
-{
-	pid_t child;
-
-	TEST_ASSERT(!pipe(out) && !pipe(cmd), "pipe: %s", strerror(errno));
-	child = fork();
-	TEST_ASSERT(child >= 0, "fork: %s", strerror(errno));
-	if (child == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		close(out[0]);
-		close(cmd[1]);
-		vmm(out[1], cmd[0]);
-		_exit(5);
-	}
-	close(out[1]);
-	close(cmd[0]);
-	return child;
 }
 
 /*

@@ -224,6 +224,10 @@ pub(crate) struct Device {
     /// The transmit poll timer (`tx`); its callbacks reach this device, so
     /// it is the first field: dropped (stopped) before the rest.
     pub(super) poll: TxPoll,
+    /// The transmit poll period (`tuning::tx_poll_ns`), 0: no polling. On
+    /// virtio-mmio only for now: with it on the vhost transport the bench
+    /// bed froze in each of three runs (docs/design.md).
+    pub(super) tx_poll_ns: u64,
     pub(crate) id: u32,
     pub(crate) gpa: u64,
     mac: [u8; 6],
@@ -451,12 +455,17 @@ impl Device {
         // SAFETY: As above.
         let big = unsafe { mem::new_zeroed::<RxBig>() }?;
         let scratch = KVVec::from_elem(0u8, FRAME_MAX, GFP_KERNEL)?;
+        let tx_poll_ns = match transport {
+            Irq::Mmio(_) => crate::tuning::tx_poll_ns(),
+            Irq::Vhost(_) => 0,
+        };
         Arc::pin_init(
             try_pin_init!(&this in Self {
                 // SAFETY: The poll's callbacks reach `this` until the poll
                 // is stopped, which dropping the device does first (`poll`
                 // is dropped before the rest of the device goes).
                 poll: unsafe { TxPoll::new(this.as_ptr().cast())? },
+                tx_poll_ns,
                 id,
                 gpa,
                 mac,

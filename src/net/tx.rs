@@ -85,13 +85,7 @@ impl Device {
     ///   once (request/response traffic never waits for a timer).
     pub(super) fn process_tx(&self, cpu: &dyn OwnThread, st: &mut DevState) {
         st.tx_more = false;
-        // virtio-mmio only for now: with it on the vhost transport the
-        // bench bed froze in each of three runs (docs/design.md).
-        let poll_ns = if self.transport.mmio().is_some() {
-            crate::tuning::tx_poll_ns()
-        } else {
-            0
-        };
+        let poll_ns = self.tx_poll_ns;
         let why = if st.tx_timer {
             TxWhy::Timer
         } else if st.tx_deferred {
