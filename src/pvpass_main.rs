@@ -119,6 +119,9 @@ struct PvpassModule {
     // Dropped after `dev`: by then no file is open (each pins the module),
     // so there is nothing left to reap.
     _reaper: kvm::Reaper,
+    // KVM's functions of the patch series, if taken; after the reaper,
+    // when no virtio-mmio device is left.
+    _kvm: kvm::KvmSymbols,
     // /sys/kernel/debug/pvpass; last: it reads the attachment list.
     #[pin]
     _debugfs: control::debugfs::Debugfs,
@@ -149,6 +152,9 @@ impl kernel::InPlaceModule for PvpassModule {
         control::attachment::init();
         control::vhost::init();
         pr_info!("loaded, /dev/pvpass (API version {})\n", uapi::API_VERSION);
+        if kvm::take_kvm().is_err() {
+            pr_info!("KVM has no pvpass patch series (patches/) or is not loaded: virtio-mmio ATTACH unavailable, the vhost transport works\n");
+        }
         try_pin_init!(Self {
             dev <- control::miscdev::Registration::register(c"pvpass", module),
             vhost <- control::miscdev::Registration::register(c"pvpass-vhost-net", module),
@@ -156,6 +162,7 @@ impl kernel::InPlaceModule for PvpassModule {
             _host: default_switch()?,
             _backends: Backends,
             _reaper: kvm::Reaper::start(),
+            _kvm: kvm::KvmSymbols,
             _debugfs <- control::debugfs::Debugfs::new(),
         })
     }

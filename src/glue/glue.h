@@ -27,6 +27,9 @@ struct pvpass_slot {
 };
 
 /* C, called from Rust (src/kvm); defined in kvm.c. */
+int pvpass_kvm_get(void);
+void pvpass_kvm_release(void);
+bool pvpass_file_is_kvm(struct file *file);
 struct pvpass_mmio *pvpass_mmio_register(struct file *vm_file, u64 gpa, void *ctx);
 void pvpass_mmio_unregister(struct pvpass_mmio *m);
 bool pvpass_ratelimit(void);

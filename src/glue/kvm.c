@@ -19,6 +19,7 @@
 #include <linux/highmem.h>
 #include <linux/kvm_host.h>
 #include <linux/mmu_notifier.h>
+#include <linux/module.h>
 #include <linux/poll.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -27,6 +28,89 @@
 
 #include "glue.h"
 #include "internal.h"
+
+/*
+ * The patch series' marker (patches/0005): exported to pvpass only where the
+ * whole series is applied. Without it the symbols below are exported to
+ * KVM's own modules only, and pvpass does not take them.
+ */
+extern const int kvm_pvpass_exports;
+#define PVPASS_KVM_SERIES 5
+
+struct pvpass_kvm_ops pvpass_kvm;
+static DEFINE_MUTEX(pvpass_kvm_lock);
+static bool pvpass_kvm_taken;
+
+static void pvpass_kvm_put_all(void)
+{
+#define PUT(field, sym)				\
+	do {					\
+		if (pvpass_kvm.field)		\
+			symbol_put(sym);	\
+		pvpass_kvm.field = NULL;	\
+	} while (0)
+	PUT(file_is_kvm, file_is_kvm);
+	PUT(io_bus_register_dev, kvm_io_bus_register_dev);
+	PUT(io_bus_unregister_dev, kvm_io_bus_unregister_dev);
+	PUT(irqfd, kvm_irqfd);
+	PUT(mark_page_dirty_in_slot, mark_page_dirty_in_slot);
+	PUT(get_running_vcpu, kvm_get_running_vcpu);
+	PUT(set_irq, kvm_set_irq);
+#undef PUT
+	symbol_put(kvm_pvpass_exports);
+}
+
+/*
+ * Take the KVM functions of the patch series, once (later calls return what
+ * the first success gave). 0, or -EOPNOTSUPP: kvm.ko is not loaded or was
+ * built without the series (or an older one). Process context.
+ */
+int pvpass_kvm_get(void)
+{
+	const int *series;
+
+	guard(mutex)(&pvpass_kvm_lock);
+	if (pvpass_kvm_taken)
+		return 0;
+	series = symbol_get(kvm_pvpass_exports);
+	if (!series)
+		return -EOPNOTSUPP;
+	if (*series < PVPASS_KVM_SERIES) {
+		symbol_put(kvm_pvpass_exports);
+		return -EOPNOTSUPP;
+	}
+	pvpass_kvm.file_is_kvm = symbol_get(file_is_kvm);
+	pvpass_kvm.io_bus_register_dev = symbol_get(kvm_io_bus_register_dev);
+	pvpass_kvm.io_bus_unregister_dev = symbol_get(kvm_io_bus_unregister_dev);
+	pvpass_kvm.irqfd = symbol_get(kvm_irqfd);
+	pvpass_kvm.mark_page_dirty_in_slot = symbol_get(mark_page_dirty_in_slot);
+	pvpass_kvm.get_running_vcpu = symbol_get(kvm_get_running_vcpu);
+	pvpass_kvm.set_irq = symbol_get(kvm_set_irq);
+	if (!pvpass_kvm.file_is_kvm || !pvpass_kvm.io_bus_register_dev ||
+	    !pvpass_kvm.io_bus_unregister_dev || !pvpass_kvm.irqfd ||
+	    !pvpass_kvm.mark_page_dirty_in_slot || !pvpass_kvm.get_running_vcpu ||
+	    !pvpass_kvm.set_irq) {
+		pvpass_kvm_put_all();
+		return -EOPNOTSUPP;
+	}
+	pvpass_kvm_taken = true;
+	return 0;
+}
+
+/* At module exit, after every device is gone: give the references back. */
+void pvpass_kvm_release(void)
+{
+	guard(mutex)(&pvpass_kvm_lock);
+	if (pvpass_kvm_taken)
+		pvpass_kvm_put_all();
+	pvpass_kvm_taken = false;
+}
+
+/* file_is_kvm() of the series; only after pvpass_kvm_get() succeeded. */
+bool pvpass_file_is_kvm(struct file *file)
+{
+	return pvpass_kvm.file_is_kvm(file);
+}
 
 static struct pvpass_mmio *to_pvpass(struct kvm_io_device *dev)
 {
@@ -96,7 +180,7 @@ static bool pvpass_overlaps_memslot(struct kvm *kvm, gpa_t gpa, u64 len)
 
 /*
  * Register the window [gpa, gpa + PVPASS_WINDOW_SIZE) on the MMIO bus of the
- * VM behind @vm_file (which the caller checked with pvpass_file_is_vm and
+ * VM behind @vm_file (which the caller checked with pvpass_file_is_kvm and
  * holds a reference on). Returns the handle or an ERR_PTR: -EEXIST if the
  * window overlaps guest RAM, -ENOSPC if the bus is full, -ENOMEM.
  */
@@ -118,8 +202,8 @@ struct pvpass_mmio *pvpass_mmio_register(struct file *vm_file, u64 gpa, void *ct
 	if (pvpass_overlaps_memslot(kvm, gpa, PVPASS_WINDOW_SIZE))
 		ret = -EEXIST;
 	else
-		ret = kvm_io_bus_register_dev(kvm, KVM_MMIO_BUS, gpa,
-					      PVPASS_WINDOW_SIZE, &m->iodev);
+		ret = pvpass_kvm.io_bus_register_dev(kvm, KVM_MMIO_BUS, gpa,
+						     PVPASS_WINDOW_SIZE, &m->iodev);
 	mutex_unlock(&kvm->slots_lock);
 	if (ret) {
 		kfree(m);
@@ -139,7 +223,7 @@ void pvpass_mmio_unregister(struct pvpass_mmio *m)
 	struct kvm *kvm = m->kvm;
 
 	mutex_lock(&kvm->slots_lock);
-	kvm_io_bus_unregister_dev(kvm, KVM_MMIO_BUS, &m->iodev);
+	pvpass_kvm.io_bus_unregister_dev(kvm, KVM_MMIO_BUS, &m->iodev);
 	mutex_unlock(&kvm->slots_lock);
 	kfree(m);
 }
@@ -196,7 +280,7 @@ void pvpass_mark_dirty(struct pvpass_mmio *m, u64 gfn)
 {
 	struct kvm_memory_slot *slot = __gfn_to_memslot(__kvm_memslots(m->kvm, 0), gfn);
 
-	mark_page_dirty_in_slot(m->kvm, slot, gfn);
+	pvpass_kvm.mark_page_dirty_in_slot(m->kvm, slot, gfn);
 }
 
 /*
@@ -261,7 +345,7 @@ struct eventfd_ctx *pvpass_irqfd_bind(struct file *vm_file, int fd, u32 gsi, int
 	ctx = eventfd_ctx_fdget(fd);
 	if (IS_ERR(ctx))
 		return ctx;
-	ret = kvm_irqfd(kvm, &args);
+	ret = pvpass_kvm.irqfd(kvm, &args);
 	/*
 	 * With valid eventfds, kvm_irqfd() fails with -EINVAL only when the VM
 	 * has no in-kernel irqchip (yet: QEMU creates it right after the VM fd
@@ -304,8 +388,8 @@ int pvpass_irq_inject(struct file *vm_file, u32 gsi)
 	 */
 	if (!IS_ENABLED(CONFIG_PREEMPT_COUNT) || !preemptible())
 		return -EAGAIN;
-	r = kvm_set_irq(kvm, KVM_USERSPACE_IRQ_SOURCE_ID, gsi, 1, false);
-	kvm_set_irq(kvm, KVM_USERSPACE_IRQ_SOURCE_ID, gsi, 0, false);
+	r = pvpass_kvm.set_irq(kvm, KVM_USERSPACE_IRQ_SOURCE_ID, gsi, 1, false);
+	pvpass_kvm.set_irq(kvm, KVM_USERSPACE_IRQ_SOURCE_ID, gsi, 0, false);
 	return r;
 }
 
@@ -334,7 +418,7 @@ int pvpass_irqfd_unbind(struct file *vm_file, int fd, u32 gsi, struct eventfd_ct
 	eventfd_ctx_put(cur);
 	if (cur != ctx)
 		return -EBADF;
-	return kvm_irqfd(kvm, &args);
+	return pvpass_kvm.irqfd(kvm, &args);
 }
 
 /*

@@ -85,6 +85,9 @@ pub(crate) struct RawSlot {
 
 // Defined in kvm.c.
 extern "C" {
+    pub(crate) fn pvpass_kvm_get() -> i32;
+    pub(crate) fn pvpass_kvm_release();
+    pub(crate) fn pvpass_file_is_kvm(file: *mut File) -> bool;
     pub(crate) fn pvpass_mmio_register(vm_file: *mut File, gpa: u64, ctx: *mut c_void)
         -> *mut Mmio;
     pub(crate) fn pvpass_mmio_unregister(m: *mut Mmio);
@@ -169,9 +172,4 @@ extern "C" {
     pub(crate) fn pvpass_poll_stop(p: *mut Poll);
     pub(crate) fn pvpass_poll_put(p: *mut Poll);
     pub(crate) fn pvpass_poll_wait_all();
-}
-
-// Exported by kvm.ko (virt/kvm/kvm_main.c), not in the bindings.
-extern "C" {
-    pub(crate) fn file_is_kvm(file: *mut File) -> bool;
 }

@@ -161,7 +161,7 @@ static void poll_task_fn(struct callback_head *cb)
 		mmio = p->mmio;
 		spin_unlock_irq(&p->lock);
 		if (vcpu && mmio && !(current->flags & PF_EXITING) &&
-		    kvm_get_running_vcpu() == vcpu) {
+		    pvpass_kvm.get_running_vcpu() == vcpu) {
 			idx = srcu_read_lock(&mmio->kvm->srcu);
 			pvpass_rs_poll_run(p->ctx, mmio, vcpu);
 			srcu_read_unlock(&mmio->kvm->srcu, idx);

@@ -93,6 +93,33 @@ pub(crate) fn ratelimit() -> bool {
     unsafe { glue::pvpass_ratelimit() }
 }
 
+/// Take KVM's functions of the patch series (patches/) if this kernel has
+/// it: `EOPNOTSUPP` if kvm.ko is not loaded or was built without it (then
+/// only the vhost transport works, which needs nothing from KVM). Once
+/// taken they stay until the module goes ([`KvmSymbols`]).
+pub(crate) fn take_kvm() -> Result {
+    // SAFETY: No preconditions; process context (an ioctl, the module
+    // initialiser).
+    let r = unsafe { glue::pvpass_kvm_get() };
+    if r < 0 {
+        Err(Error::from_errno(r))
+    } else {
+        Ok(())
+    }
+}
+
+/// Gives KVM's functions back when dropped, at module exit, after every
+/// virtio-mmio device (their only users) is gone.
+pub(crate) struct KvmSymbols;
+
+impl Drop for KvmSymbols {
+    fn drop(&mut self) {
+        // SAFETY: Dropped at module exit after the attachments and the
+        // reaper: nothing calls into KVM any more.
+        unsafe { glue::pvpass_kvm_release() };
+    }
+}
+
 /// A reference to a KVM VM's file, checked to be one.
 ///
 /// Holding the file (not just a `kvm_get_kvm` reference) keeps both the VM
@@ -101,15 +128,23 @@ pub(crate) struct VmFile(ARef<File>);
 
 impl VmFile {
     /// Look up `fd` in the calling process and check that it is a KVM VM.
-    /// `EBADF` if `fd` is not open, `EINVAL` if it is not a VM.
+    /// `EBADF` if `fd` is not open, `EOPNOTSUPP` on a KVM without the patch
+    /// series, `EINVAL` if it is not a VM.
     pub(crate) fn from_fd(fd: i32) -> Result<Self> {
         let fd = u32::try_from(fd).map_err(|_| EBADF)?;
         let local = LocalFile::fget(fd)?;
         // SAFETY: Called from an ioctl on another file, which never holds an
         // `fdget_pos` region on this thread.
         let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
-        // SAFETY: `file` is a valid file: we hold a reference on it.
-        if !unsafe { glue::file_is_kvm(file.as_ptr().cast()) } {
+        take_kvm().map_err(|e| {
+            if ratelimit() {
+                pr_info!("attach: this KVM lacks the pvpass patch series (patches/); virtio-mmio is unavailable, /dev/pvpass-vhost-net works\n");
+            }
+            e
+        })?;
+        // SAFETY: `file` is a valid file: we hold a reference on it; KVM's
+        // functions are taken (above).
+        if !unsafe { glue::pvpass_file_is_kvm(file.as_ptr().cast()) } {
             return Err(EINVAL);
         }
         Ok(Self(file))
