@@ -36,6 +36,7 @@ pub(crate) const FEAT_RESAMPLE: u32 = 1 << 3;
 pub(crate) const FEAT_SWITCHES: u32 = 1 << 4;
 pub(crate) const FEAT_COUNTERS: u32 = 1 << 5;
 pub(crate) const FEAT_VHOST: u32 = 1 << 6;
+pub(crate) const FEAT_VHOST_RULES: u32 = 1 << 7;
 pub(crate) const MAX_SWITCHES: usize = 16;
 pub(crate) const COUNTER_NAME_LEN: usize = 32;
 /// `pvpass_switch::flags` (out).
@@ -55,6 +56,11 @@ pub(crate) const SWITCH_ADD: u32 = _IOW::<Switch>(MAGIC, 0x05);
 pub(crate) const SWITCH_DEL: u32 = _IOW::<Switch>(MAGIC, 0x06);
 pub(crate) const SWITCH_LIST: u32 = _IOWR::<List>(MAGIC, 0x07);
 pub(crate) const GET_COUNTERS: u32 = _IOWR::<Counters>(MAGIC, 0x08);
+pub(crate) const VHOST_RULE_ADD: u32 = _IOW::<VhostRule>(MAGIC, 0x09);
+pub(crate) const VHOST_RULE_DEL: u32 = _IOW::<VhostRule>(MAGIC, 0x0a);
+pub(crate) const VHOST_RULE_LIST: u32 = _IOWR::<List>(MAGIC, 0x0b);
+/// `PVPASS_MAX_VHOST_RULES`.
+pub(crate) const MAX_VHOST_RULES: usize = 64;
 pub(crate) const VHOST_SET_PORT: u32 = _IOWR::<VhostPort>(MAGIC, 0x10);
 /// `pvpass_vhost_port::flags`: join the port of device `id` as its next
 /// queue pair.
@@ -286,6 +292,30 @@ const _: () = assert!(offset_of!(VhostPort, flags) == 24);
 unsafe impl FromBytes for VhostPort {}
 // SAFETY: As above: no padding, so every byte is initialised.
 unsafe impl AsBytes for VhostPort {}
+
+/// `struct pvpass_vhost_rule`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct VhostRule {
+    pub(crate) tap: [u8; NAME_LEN],
+    pub(crate) backend: [u8; NAME_LEN],
+    pub(crate) mac: [u8; 6],
+    pub(crate) pad: [u8; 2],
+    pub(crate) flags: u32,
+    pub(crate) reserved: u32,
+}
+
+const _: () = assert!(size_of::<VhostRule>() == 48);
+const _: () = assert!(offset_of!(VhostRule, backend) == 16);
+const _: () = assert!(offset_of!(VhostRule, mac) == 32);
+const _: () = assert!(offset_of!(VhostRule, flags) == 40);
+const _: () = assert!(offset_of!(VhostRule, reserved) == 44);
+
+// SAFETY: `VhostRule` is `repr(C)` of byte arrays and integers without
+// padding (48 bytes, asserted above): any bit pattern is valid.
+unsafe impl FromBytes for VhostRule {}
+// SAFETY: As above: no padding, so every byte is initialised.
+unsafe impl AsBytes for VhostRule {}
 
 /// The vhost-net ioctl protocol, mirrored from include/uapi/linux/vhost.h
 /// and vhost_types.h (not in the kernel crate's bindings either).

@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include <linux/if_tun.h>
 #include <linux/vhost.h>
 
 #define VHOST_PATH	"/dev/pvpass-vhost-net"
@@ -717,8 +718,8 @@ TEST_F(vh, protocol_errors)
 	for (closed = 1000; fcntl(closed, F_GETFD) != -1 || errno != EBADF; closed++)
 		;
 
-	/* No port, no owner. */
-	EXPECT_EQ(-EINVAL, vioc(fd, VHOST_SET_OWNER, NULL)) TH_LOG("SET_OWNER without SET_PORT");
+	/* No port, no owner (a file without a port may be owned: see
+	 * unnamed_files_take_their_port_from_the_tap_rule). */
 	EXPECT_EQ(-EPERM, set_mem(fd, d.reg, 1)) TH_LOG("SET_MEM_TABLE before SET_OWNER");
 	EXPECT_EQ(-EPERM, ring_op(fd, VHOST_SET_VRING_NUM, 0, QSZ));
 	EXPECT_EQ(-EPERM, set_ring_addr(&d, 0)) TH_LOG("SET_VRING_ADDR before SET_OWNER");
@@ -772,9 +773,6 @@ TEST_F(vh, protocol_errors)
 	BAD_PORT(EINVAL, p.backend[sizeof(SW) + 1] = 'x');		/* after the NUL */
 	BAD_PORT(EINVAL, memset(p.backend, 'a', sizeof(p.backend)));	/* no NUL */
 #undef BAD_PORT
-	/* None of that named a port. */
-	EXPECT_EQ(-EINVAL, vioc(fd, VHOST_SET_OWNER, NULL)) TH_LOG("SET_OWNER after failed SET_PORTs");
-
 	/* A port may be named again until SET_OWNER (a new port: the old one
 	 * goes, with its id). */
 	ASSERT_EQ(0, set_port(fd, SW, mac_b, &id));
@@ -2410,6 +2408,198 @@ TEST_F_TIMEOUT(vh, multiqueue_join_one_port, 120)
 	vdev_free(&a2);
 	vdev_free(&a);
 	vdev_free(&b);
+}
+
+/* ---- vhost rules: files nobody named (libvirt) -------------------------------- */
+
+/* A tap named @name (multi-queue if @mq: each open is one more queue). */
+static int tap_open(const char *name, bool mq)
+{
+	struct ifreq ifr = { 0 };
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC), e;
+
+	if (fd < 0)
+		return -errno;
+	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | (mq ? IFF_MULTI_QUEUE : 0);
+	if (ioctl(fd, TUNSETIFF, &ifr)) {
+		e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static int rule_ioctl(unsigned long req, const struct pvpass_vhost_rule *r)
+{
+	int pv = pvpass_open(), e;
+
+	e = vioc(pv, req, r);
+	close(pv);
+	return e;
+}
+
+static int rule_op(unsigned long req, const char *tap, const char *sw, const u8 *mac)
+{
+	struct pvpass_vhost_rule r = { 0 };
+
+	memcpy(r.tap, tap, strnlen(tap, sizeof(r.tap)));
+	memcpy(r.backend, sw, strnlen(sw, sizeof(r.backend)));
+	memcpy(r.mac, mac, 6);
+	return rule_ioctl(req, &r);
+}
+
+/* The rule of @tap as VHOST_RULE_LIST gives it; false if none. */
+static bool rule_listed(const char *tap, struct pvpass_vhost_rule *out)
+{
+	static struct pvpass_vhost_rule all[PVPASS_MAX_VHOST_RULES];
+	struct pvpass_vhost_rule_list l = { .count = PVPASS_MAX_VHOST_RULES,
+					    .entries = (u64)(unsigned long)all };
+	int pv = pvpass_open();
+	bool found = false;
+	u32 i;
+
+	TEST_ASSERT(!ioctl(pv, PVPASS_VHOST_RULE_LIST, &l), "VHOST_RULE_LIST: %s", strerror(errno));
+	close(pv);
+	for (i = 0; i < l.count && i < PVPASS_MAX_VHOST_RULES; i++)
+		if (!strncmp(all[i].tap, tap, PVPASS_NAME_LEN)) {
+			*out = all[i];
+			found = true;
+		}
+	return found;
+}
+
+/* Bring @d up as QEMU does when libvirt opened the file: no SET_PORT,
+ * the tap @tap given at NET_SET_BACKEND. */
+static int vdev_up_unnamed(struct vdev *d, int tap, const char **step)
+{
+	int e;
+
+	d->fd = open(VHOST_PATH, O_RDWR | O_CLOEXEC);
+	if (d->fd < 0)
+		return -errno;
+	e = vdev_own(d, FEAT_DEFAULT, step);
+	if (e)
+		return e;
+	close(d->tap);
+	d->tap = dup(tap);
+	return vdev_start(d, step);
+}
+
+/*
+ * libvirt opens /dev/pvpass-vhost-net itself and hands it to QEMU, so no
+ * one names the file's port; `pvpassctl vhost-rule add` names it by tap:
+ * the file takes the rule's MAC and switch at NET_SET_BACKEND, every file
+ * of that tap joins the same port, and a file whose fd is not a tap, or
+ * whose tap has no rule, gets an errno and joins nothing.
+ */
+TEST_F_TIMEOUT(vh, unnamed_files_take_their_port_from_the_tap_rule, 120)
+{
+	static const char tap_a[] = "pvpvh-a", tap_x[] = "pvpvh-x";
+	struct pvpass_vhost_rule r, got;
+	long base = pinned_pages();
+	const char *step = "?";
+	struct vdev a, a2, a3, b;
+	int t1, t2, tx, ports0, e;
+
+	ASSERT_GE(base, 0);
+	rule_op(PVPASS_VHOST_RULE_DEL, tap_a, "", mac_a);	/* a crashed run's */
+
+	/* Rules: every field checked. */
+#define BAD_RULE(errno_, ...) do {						\
+		memset(&r, 0, sizeof(r));					\
+		strcpy(r.tap, tap_a);						\
+		strcpy(r.backend, SW);						\
+		memcpy(r.mac, mac_a, 6);					\
+		__VA_ARGS__;							\
+		EXPECT_EQ(-(errno_), rule_ioctl(PVPASS_VHOST_RULE_ADD, &r))	\
+			TH_LOG("VHOST_RULE_ADD case: %s", #__VA_ARGS__);	\
+	} while (0)
+	BAD_RULE(EINVAL, memset(r.tap, 0, sizeof(r.tap)));		/* empty */
+	BAD_RULE(EINVAL, strcpy(r.tap, "a/b"));
+	BAD_RULE(EINVAL, strcpy(r.tap, "a:b"));
+	BAD_RULE(EINVAL, strcpy(r.tap, "a b"));
+	BAD_RULE(EINVAL, strcpy(r.tap, ".."));
+	BAD_RULE(EINVAL, memset(r.tap, 'a', sizeof(r.tap)));		/* no NUL */
+	BAD_RULE(EINVAL, r.tap[12] = 'x');				/* after the NUL */
+	BAD_RULE(EINVAL, memset(r.mac, 0, 6));
+	BAD_RULE(EINVAL, r.mac[0] = 0x01);				/* multicast */
+	BAD_RULE(EINVAL, r.pad[1] = 1);
+	BAD_RULE(EINVAL, r.flags = 1);
+	BAD_RULE(EINVAL, r.reserved = 1u << 31);
+	BAD_RULE(ENODEV, strcpy(r.backend, "nosuch"));
+#undef BAD_RULE
+	EXPECT_FALSE(rule_listed(tap_a, &got)) TH_LOG("a refused rule was kept");
+	ASSERT_EQ(0, rule_op(PVPASS_VHOST_RULE_ADD, tap_a, SW, mac_a));
+	EXPECT_EQ(-EEXIST, rule_op(PVPASS_VHOST_RULE_ADD, tap_a, SW, mac_b));
+	EXPECT_EQ(-ENOENT, rule_op(PVPASS_VHOST_RULE_DEL, tap_x, "", mac_a));
+	ASSERT_TRUE(rule_listed(tap_a, &got));
+	EXPECT_EQ(0, memcmp(got.mac, mac_a, 6));
+	EXPECT_STREQ(SW, got.backend);
+
+	t1 = tap_open(tap_a, true);
+	t2 = tap_open(tap_a, true);
+	tx = tap_open(tap_x, false);
+	ASSERT_GE(t1, 0) TH_LOG("tap %s: %s", tap_a, strerror(-t1));
+	ASSERT_GE(t2, 0) TH_LOG("tap %s, second queue: %s", tap_a, strerror(-t2));
+	ASSERT_GE(tx, 0) TH_LOG("tap %s: %s", tap_x, strerror(-tx));
+
+	vdev_new(&b, mac_b);
+	UP(&b, FEAT_DEFAULT);
+	ports0 = sw_ports();
+	EXPECT_EQ(1, ports0);
+
+	/* An unnamed file may be owned and set up; its backend must be a
+	 * tap with a rule. */
+	vdev_new(&a, mac_a);
+	a.fd = open(VHOST_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_GE(a.fd, 0);
+	e = vdev_own(&a, FEAT_DEFAULT, &step);
+	ASSERT_EQ(0, e) TH_LOG("unnamed file: %s: %s", step, strerror(-e));
+	EXPECT_EQ(-EINVAL, ring_fd(a.fd, VHOST_NET_SET_BACKEND, 0, a.tap)) TH_LOG("not a tap");
+	EXPECT_EQ(-ENOENT, ring_fd(a.fd, VHOST_NET_SET_BACKEND, 0, tx)) TH_LOG("tap without rule");
+	EXPECT_EQ(-EBADF, ring_fd(a.fd, VHOST_NET_SET_BACKEND, 0, 1000));
+	EXPECT_EQ(ports0, sw_ports()) TH_LOG("a refused backend joined the switch");
+	ASSERT_EQ(0, ring_fd(a.fd, VHOST_NET_SET_BACKEND, 0, t1));
+	ASSERT_EQ(0, ring_fd(a.fd, VHOST_NET_SET_BACKEND, 1, t1));
+	EXPECT_EQ(ports0 + 1, sw_ports());
+	/* Its port is the rule's MAC: frames both ways. */
+	EXCHANGE(&a, &b, 16);
+	EXCHANGE(&b, &a, 16);
+	/* A port made for one tap takes no other. */
+	EXPECT_EQ(-EINVAL, ring_fd(a.fd, VHOST_NET_SET_BACKEND, 1, tx));
+	EXCHANGE(&a, &b, 4);
+
+	/* The tap's second queue: a second file, the same port. */
+	vdev_new(&a2, mac_a);
+	e = vdev_up_unnamed(&a2, t2, &step);
+	ASSERT_EQ(0, e) TH_LOG("second queue pair: %s: %s", step, strerror(-e));
+	EXPECT_EQ(ports0 + 1, sw_ports()) TH_LOG("the tap's second file made a port of its own");
+	EXCHANGE(&a2, &b, 8);
+	EXCHANGE(&b, &a2, 8);
+
+	/* Without the rule, a new file of the tap joins nothing; the port
+	 * stays with its files. */
+	ASSERT_EQ(0, rule_op(PVPASS_VHOST_RULE_DEL, tap_a, "", mac_a));
+	EXPECT_FALSE(rule_listed(tap_a, &got));
+	vdev_new(&a3, mac_a);
+	e = vdev_up_unnamed(&a3, t1, &step);
+	EXPECT_EQ(-ENOENT, e) TH_LOG("after the rule's DEL: %s: %s", step, strerror(-e));
+	EXCHANGE(&a2, &b, 4);
+
+	vdev_close(&a3);
+	vdev_close(&a);
+	vdev_close(&a2);
+	EXPECT_EQ(ports0, sw_ports_settled(ports0)) TH_LOG("the port outlived its files");
+	vdev_close(&b);
+	EXPECT_EQ(base, pinned_settled(base));
+	vdev_free(&a3);
+	vdev_free(&a2);
+	vdev_free(&a);
+	vdev_free(&b);
+	close(t1);
+	close(t2);
+	close(tx);
 }
 
 TEST_HARNESS_MAIN

@@ -104,7 +104,8 @@ impl MiscDevice for PvpassFile {
                         | uapi::FEAT_RESAMPLE
                         | uapi::FEAT_SWITCHES
                         | uapi::FEAT_COUNTERS
-                        | uapi::FEAT_VHOST,
+                        | uapi::FEAT_VHOST
+                        | uapi::FEAT_VHOST_RULES,
                     window_size: uapi::WINDOW_SIZE as u32,
                     max_attach: uapi::MAX_ATTACH as u32,
                 };
@@ -167,6 +168,15 @@ impl MiscDevice for PvpassFile {
                 pr_info!("switch {} deleted\n", shown(&name));
             }
             uapi::SWITCH_LIST => list(user, |f| backend::for_each(|b| f(b.info())))?,
+            uapi::VHOST_RULE_ADD => {
+                require_admin()?;
+                super::vhost::rule_add(&user.reader().read()?)?;
+            }
+            uapi::VHOST_RULE_DEL => {
+                require_admin()?;
+                super::vhost::rule_del(&user.reader().read()?)?;
+            }
+            uapi::VHOST_RULE_LIST => list(user, |f| super::vhost::for_each_rule(f))?,
             uapi::GET_COUNTERS => {
                 let (mut reader, mut writer) = user.reader_writer();
                 let mut req: uapi::Counters = reader.read()?;

@@ -171,6 +171,8 @@ pub(crate) fn init() {
     unsafe { LISTED.init() };
     // SAFETY: As above, for `GROUPS`.
     unsafe { GROUPS.init() };
+    // SAFETY: As above, for `RULES`.
+    unsafe { RULES.init() };
 }
 
 /// The vhost device `id`, whichever file it is on.
@@ -225,11 +227,31 @@ struct Owned {
     log_fd: Option<EventFd>,
     rings: [Ring; 2],
     signals: Arc<Signals>,
+    /// The device, once the file has a port: at SET_OWNER when it was
+    /// named (PVPASS_VHOST_SET_PORT), else at its first NET_SET_BACKEND,
+    /// from the vhost rule of the tap QEMU passes there.
+    bound: Option<Bound>,
+    /// The queue pair runs (on its port's backend).
+    started: bool,
+}
+
+/// A file's device and its place on the port.
+struct Bound {
     dev: Arc<Device>,
     /// The port's queue pair this file is.
     qp: QueuePair,
-    /// The queue pair runs (on its port's backend).
-    started: bool,
+}
+
+/// A network interface name (IFNAMSIZ), NUL padded.
+type TapName = [u8; uapi::NAME_LEN];
+
+/// A vhost rule (PVPASS_VHOST_RULE_ADD): the port of the unnamed files
+/// whose tap is `tap`.
+#[derive(Clone, Copy)]
+struct Rule {
+    tap: TapName,
+    backend: backend::Name,
+    mac: [u8; 6],
 }
 
 /// The queue pairs of one guest NIC (a vhost file each, `vhostfds=`): the
@@ -239,6 +261,9 @@ struct Owned {
 struct Group {
     port: Arc<QueuePort>,
     backend: Arc<dyn Backend>,
+    /// Made from the vhost rule of this tap (files with the same tap join
+    /// it); `None` for a port named with PVPASS_VHOST_SET_PORT.
+    tap: Option<TapName>,
     #[pin]
     link: Mutex<GroupLink>,
 }
@@ -258,6 +283,11 @@ global_lock! {
     // SAFETY: Initialised by `init` in the module initialiser, before the
     // misc devices are registered.
     unsafe(uninit) static GROUPS: Mutex<KVec<Arc<Group>>> = KVec::new();
+}
+
+global_lock! {
+    // SAFETY: As `GROUPS`.
+    unsafe(uninit) static RULES: Mutex<KVec<Rule>> = KVec::new();
 }
 
 /// A file's place in a group.
@@ -496,13 +526,14 @@ impl Owned {
             return Err(ratelimited("backend set before the memory table", EINVAL));
         }
         let queues = [self.queue(0)?, self.queue(1)?];
-        let uplink = self.qp.group.start(self.qp.index, &self.dev)?;
-        self.dev.set_uplink(uplink);
+        let b = self.bound.as_ref().ok_or(EINVAL)?;
+        let uplink = b.qp.group.start(b.qp.index, &b.dev)?;
+        b.dev.set_uplink(uplink);
         self.started = true;
         let f = self.features | OFFLOADS;
         let bases = [self.rings[0].base, self.rings[1].base];
         let own = self.own();
-        self.dev.vhost_start(&own, f, queues, bases);
+        b.dev.vhost_start(&own, f, queues, bases);
         Ok(())
     }
 
@@ -511,8 +542,9 @@ impl Owned {
         if !core::mem::take(&mut self.started) {
             return;
         }
-        self.qp.group.stop(self.qp.index);
-        let bases = self.dev.vhost_stop();
+        let Some(b) = self.bound.as_ref() else { return };
+        b.qp.group.stop(b.qp.index);
+        let bases = b.dev.vhost_stop();
         for (r, b) in self.rings.iter_mut().zip(bases) {
             if let Some(b) = b {
                 r.base = b;
@@ -523,48 +555,15 @@ impl Owned {
     fn running(&self) -> bool {
         self.started
     }
-}
 
-impl VhostFile {
-    fn require_owner(o: &Option<Owned>) -> Result<&Owned> {
-        let o = o.as_ref().ok_or(EPERM)?;
-        if kvm::current_mm_is(&o.mm) {
-            Ok(o)
-        } else {
-            Err(EPERM)
-        }
-    }
-
-    fn set_owner(&self, v: &mut Vhost) -> Result {
-        if v.owned.is_some() {
-            return Err(EBUSY);
-        }
-        let Some(qp) = v.port.clone() else {
-            return Err(ratelimited(
-                "SET_OWNER on a file without a port (PVPASS_VHOST_SET_PORT first: pvpassctl vhost-exec)",
-                EINVAL,
-            ));
-        };
-        // SAFETY: Reads `current->mm`; no preconditions.
-        let cur = unsafe { glue::pvpass_current_mm() };
-        if cur.is_null() {
-            return Err(EINVAL);
-        }
-        // SAFETY: `current->mm` of a user thread in an ioctl is a live mm,
-        // which the `ARef` takes an `mm_count` reference on.
-        let mm: ARef<Mm> = unsafe { Mm::from_raw(cur.cast()) }.into();
-        let generation = Arc::new(Atomic::new(0u64), GFP_KERNEL)?;
-        // SAFETY: The work's context is this file, which outlives it: the
-        // file's `release` stops the work (`teardown`) before it is freed.
-        let signals = unsafe { Signals::new(core::ptr::from_ref::<Self>(self).cast::<c_void>()) }?;
+    /// The file is queue pair `qp` from now on: make its device.
+    fn bind(&mut self, qp: QueuePair) -> Result {
         let owner = Owner::Mm {
-            mm: mm.clone(),
-            generation: generation.clone(),
+            mm: self.mm.clone(),
+            generation: self.generation.clone(),
         };
         let (id, mac) = (qp.id, qp.group.port.mac());
-        let dev = Device::new_vhost(id, mac, VhostIrq(signals.clone()), owner)?;
-        // SAFETY: The all-zero map is the empty map of generation 0.
-        let map = unsafe { crate::mem::new_zeroed::<GuestMap>() }?;
+        let dev = Device::new_vhost(id, mac, VhostIrq(self.signals.clone()), owner)?;
         LISTED.lock().push(
             Listed {
                 dev: dev.clone(),
@@ -584,7 +583,40 @@ impl VhostFile {
             mac[4],
             mac[5]
         );
-        v.owned = Some(Owned {
+        self.bound = Some(Bound { dev, qp });
+        Ok(())
+    }
+}
+
+impl VhostFile {
+    fn require_owner(o: &Option<Owned>) -> Result<&Owned> {
+        let o = o.as_ref().ok_or(EPERM)?;
+        if kvm::current_mm_is(&o.mm) {
+            Ok(o)
+        } else {
+            Err(EPERM)
+        }
+    }
+
+    fn set_owner(&self, v: &mut Vhost) -> Result {
+        if v.owned.is_some() {
+            return Err(EBUSY);
+        }
+        // SAFETY: Reads `current->mm`; no preconditions.
+        let cur = unsafe { glue::pvpass_current_mm() };
+        if cur.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `current->mm` of a user thread in an ioctl is a live mm,
+        // which the `ARef` takes an `mm_count` reference on.
+        let mm: ARef<Mm> = unsafe { Mm::from_raw(cur.cast()) }.into();
+        let generation = Arc::new(Atomic::new(0u64), GFP_KERNEL)?;
+        // SAFETY: The work's context is this file, which outlives it: the
+        // file's `release` stops the work (`teardown`) before it is freed.
+        let signals = unsafe { Signals::new(core::ptr::from_ref::<Self>(self).cast::<c_void>()) }?;
+        // SAFETY: The all-zero map is the empty map of generation 0.
+        let map = unsafe { crate::mem::new_zeroed::<GuestMap>() }?;
+        let mut o = Owned {
             mm,
             generation,
             map,
@@ -594,10 +626,45 @@ impl VhostFile {
             log_fd: None,
             rings: Default::default(),
             signals,
-            dev,
-            qp,
+            bound: None,
             started: false,
-        });
+        };
+        // A file nobody named gets its port from its tap's rule at its
+        // first NET_SET_BACKEND (libvirt opens the device itself).
+        if let Some(qp) = v.port.clone() {
+            o.bind(qp)?;
+        }
+        v.owned = Some(o);
+        Ok(())
+    }
+
+    /// NET_SET_BACKEND with a tap: an unnamed file takes its port from the
+    /// tap's rule (the file's queue pair then is in `port` as a named
+    /// file's); a port made from a rule takes only its own tap.
+    fn bind_tap(port: &mut Option<QueuePair>, o: &mut Owned, fd: i32) -> Result {
+        let tap = tap_name(fd)?;
+        if let Some(b) = o.bound.as_ref() {
+            return match (b.qp.group.tap, tap) {
+                (None, _) => Ok(()),
+                (Some(t), Some(n)) if t == n => Ok(()),
+                _ => Err(ratelimited(
+                    "NET_SET_BACKEND: not the tap this port was made for",
+                    EINVAL,
+                )),
+            };
+        }
+        let Some(tap) = tap else {
+            return Err(ratelimited(
+                "NET_SET_BACKEND on an unnamed file: the fd is not a tap (name the port with pvpassctl vhost-exec, or pass a tap with a vhost rule)",
+                EINVAL,
+            ));
+        };
+        let qp = rule_port(&tap)?;
+        if let Err(e) = o.bind(qp.clone()) {
+            qp.group.leave(qp.index);
+            return Err(e);
+        }
+        *port = Some(qp);
         Ok(())
     }
 
@@ -753,10 +820,6 @@ impl VhostFile {
                     _ => o.signals.set_err(i, fd.map(EventFd::from_fd).transpose()?),
                 }
             }
-            vhost::NET_SET_BACKEND => {
-                let f: vhost::VringFile = reader.read()?;
-                Self::set_backend(o, f)?;
-            }
             vhost::SET_VRING_BUSYLOOP_TIMEOUT => {
                 // Accepted, without effect: the device never busy-polls.
                 let s: vhost::VringState = reader.read()?;
@@ -785,15 +848,7 @@ fn set_port(req: &uapi::VhostPort) -> Result<QueuePair> {
     if req.mac == [0; 6] || req.mac[0] & 1 != 0 {
         return Err(ratelimited("port MAC zero or multicast", EINVAL));
     }
-    let name = if req.backend == [0; uapi::NAME_LEN] {
-        let mut d = [0u8; uapi::NAME_LEN];
-        for (d, s) in d.iter_mut().zip(backend::DEFAULT) {
-            *d = *s;
-        }
-        d
-    } else {
-        backend::parse_name(&req.backend)?
-    };
+    let name = switch_of(&req.backend)?;
     if req.flags & uapi::VHOST_F_JOIN != 0 {
         let group = GROUPS
             .lock()
@@ -812,18 +867,170 @@ fn set_port(req: &uapi::VhostPort) -> Result<QueuePair> {
         return Ok(QueuePair { group, index, id });
     }
     let backend = backend::find(&name).ok_or(ENODEV)?;
+    new_group(&mut GROUPS.lock(), backend, req.mac, None)
+}
+
+/// The switch a request names: "" is the default one.
+fn switch_of(raw: &[u8; uapi::NAME_LEN]) -> Result<backend::Name> {
+    if *raw == [0; uapi::NAME_LEN] {
+        let mut d = [0u8; uapi::NAME_LEN];
+        for (d, s) in d.iter_mut().zip(backend::DEFAULT) {
+            *d = *s;
+        }
+        Ok(d)
+    } else {
+        backend::parse_name(raw)
+    }
+}
+
+/// A new port on `backend` and its first queue pair, on `groups`.
+fn new_group(
+    groups: &mut KVec<Arc<Group>>,
+    backend: Arc<dyn Backend>,
+    mac: [u8; 6],
+    tap: Option<TapName>,
+) -> Result<QueuePair> {
     let id = NEXT_ID.fetch_add(1, Relaxed);
     let group = Arc::pin_init(
         try_pin_init!(Group {
-            port: QueuePort::new(id, req.mac)?,
+            port: QueuePort::new(id, mac)?,
             backend,
+            tap,
             link <- new_mutex!(GroupLink::default()),
         }),
         GFP_KERNEL,
     )?;
     let index = group.take()?;
-    GROUPS.lock().push(group.clone(), GFP_KERNEL)?;
+    groups.push(group.clone(), GFP_KERNEL)?;
     Ok(QueuePair { group, index, id })
+}
+
+/// The interface name of the tap behind `fd`, or `None` if `fd` is not a
+/// tap (or a queue detached from its interface). EBADF if not open.
+fn tap_name(fd: i32) -> Result<Option<TapName>> {
+    let mut name: TapName = [0; uapi::NAME_LEN];
+    // SAFETY: `name` has room for IFNAMSIZ (16) bytes, as the glue needs.
+    match unsafe { glue::pvpass_tap_name(fd, name.as_mut_ptr()) } {
+        0 => Ok(Some(name)),
+        r if r == -(kernel::bindings::EINVAL as i32) => Ok(None),
+        r => Err(Error::from_errno(r)),
+    }
+}
+
+/// The next queue pair of the port made from `tap`'s rule: the port its
+/// other files made, or a new one. ENOENT without a rule.
+fn rule_port(tap: &TapName) -> Result<QueuePair> {
+    let Some(rule) = RULES.lock().iter().find(|r| r.tap == *tap).copied() else {
+        if kvm::ratelimit() {
+            pr_info!(
+                "vhost: no vhost rule for tap {} (pvpassctl vhost-rule add --tap {} --mac ...)\n",
+                shown(tap),
+                shown(tap)
+            );
+        }
+        return Err(ENOENT);
+    };
+    // Under GROUPS from the lookup to the push, so that two files of one
+    // tap never make two ports.
+    let mut groups = GROUPS.lock();
+    if let Some(group) = groups.iter().find(|g| g.tap == Some(*tap)).cloned() {
+        drop(groups);
+        if group.port.mac() != rule.mac || *group.backend.name() != rule.backend {
+            return Err(ratelimited(
+                "the tap's port was made from an older rule (another MAC or switch): close its files first",
+                EBUSY,
+            ));
+        }
+        let index = group.take()?;
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        return Ok(QueuePair { group, index, id });
+    }
+    let backend = backend::find(&rule.backend).ok_or(ENODEV)?;
+    new_group(&mut groups, backend, rule.mac, Some(*tap))
+}
+
+/// A NUL-padded name for a log line.
+fn shown(name: &[u8; uapi::NAME_LEN]) -> &kernel::str::BStr {
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    kernel::str::BStr::from_bytes(name.get(..len).unwrap_or(&[]))
+}
+
+/// A rule's tap name, checked as the kernel checks an interface name
+/// (`dev_valid_name`): 1 to 15 bytes, NUL padded, not "." or "..", no '/',
+/// ':' or whitespace.
+fn valid_tap(raw: &[u8; uapi::NAME_LEN]) -> Result<TapName> {
+    let len = raw.iter().position(|&b| b == 0).ok_or(EINVAL)?;
+    let (name, rest) = raw.split_at(len);
+    let bad = |b: &u8| matches!(*b, b'/' | b':' | b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    if len == 0
+        || name == b"."
+        || name == b".."
+        || name.iter().any(bad)
+        || rest.iter().any(|&b| b != 0)
+    {
+        return Err(EINVAL);
+    }
+    Ok(*raw)
+}
+
+/// PVPASS_VHOST_RULE_ADD.
+pub(crate) fn rule_add(req: &uapi::VhostRule) -> Result {
+    if req.flags != 0 || req.reserved != 0 || req.pad != [0; 2] {
+        return Err(EINVAL);
+    }
+    let tap = valid_tap(&req.tap)?;
+    if req.mac == [0; 6] || req.mac[0] & 1 != 0 {
+        return Err(EINVAL);
+    }
+    let name = switch_of(&req.backend)?;
+    backend::find(&name).ok_or(ENODEV)?;
+    let mut rules = RULES.lock();
+    if rules.iter().any(|r| r.tap == tap) {
+        return Err(EEXIST);
+    }
+    if rules.len() >= uapi::MAX_VHOST_RULES {
+        return Err(ENOSPC);
+    }
+    rules.push(
+        Rule {
+            tap,
+            backend: name,
+            mac: req.mac,
+        },
+        GFP_KERNEL,
+    )?;
+    drop(rules);
+    pr_info!(
+        "vhost rule: tap {} -> switch {}\n",
+        shown(&tap),
+        shown(&name)
+    );
+    Ok(())
+}
+
+/// PVPASS_VHOST_RULE_DEL: by tap name.
+pub(crate) fn rule_del(req: &uapi::VhostRule) -> Result {
+    let tap = valid_tap(&req.tap)?;
+    let gone = {
+        let mut rules = RULES.lock();
+        let i = rules.iter().position(|r| r.tap == tap).ok_or(ENOENT)?;
+        rules.remove(i)
+    };
+    drop(gone);
+    pr_info!("vhost rule for tap {} deleted\n", shown(&tap));
+    Ok(())
+}
+
+/// Call `f` with every rule as VHOST_RULE_LIST gives it, oldest first.
+pub(crate) fn for_each_rule(mut f: impl FnMut(uapi::VhostRule)) {
+    for r in RULES.lock().iter() {
+        f(uapi::VhostRule {
+            tap: r.tap,
+            backend: r.backend,
+            mac: r.mac,
+            ..Default::default()
+        });
+    }
 }
 
 /// Stop everything `o` started, in the order the lock order needs: the
@@ -834,11 +1041,12 @@ fn teardown(mut o: Owned) {
         drop(r.kick.take());
     }
     o.signals.work().stop();
+    let Some(b) = o.bound.take() else { return };
     if core::mem::take(&mut o.started) {
-        o.qp.group.stop(o.qp.index);
+        b.qp.group.stop(b.qp.index);
     }
-    o.dev.shutdown();
-    unlist(o.dev.id);
+    b.dev.shutdown();
+    unlist(b.dev.id);
 }
 
 #[vtable]
@@ -943,6 +1151,18 @@ impl MiscDevice for VhostFile {
                     o.log_fd = e;
                 }
             }
+            vhost::NET_SET_BACKEND => {
+                let f: vhost::VringFile = user.reader().read()?;
+                Self::require_owner(&v.owned)?;
+                let Vhost { port, owned } = &mut *v;
+                let Some(o) = owned.as_mut() else {
+                    return Err(EPERM);
+                };
+                if f.fd != -1 {
+                    Self::bind_tap(port, o, f.fd)?;
+                }
+                Self::set_backend(o, f)?;
+            }
             _ => {
                 Self::require_owner(&v.owned)?;
                 let Some(o) = v.owned.as_mut() else {
@@ -971,5 +1191,7 @@ unsafe extern "C" fn pvpass_rs_vhost_run(ctx: *const c_void) {
     if !o.running() || !kvm::current_mm_is(&o.mm) {
         return;
     }
-    o.dev.serve(&o.own());
+    if let Some(b) = o.bound.as_ref() {
+        b.dev.serve(&o.own());
+    }
 }

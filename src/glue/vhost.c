@@ -10,7 +10,9 @@
  * abstraction). All policy is Rust (src/transport/vhost.rs): this file only
  * calls pvpass_rs_vhost_run(ctx) in the owner's address space. Also here:
  * the dirty log's atomic bit set in a user page (kmap and set_bit on a
- * pinned page, which the kernel crate's Page does not offer for user pages).
+ * pinned page, which the kernel crate's Page does not offer for user pages),
+ * and the name of the tap QEMU passes (pvpass_tap_name: tun's show_fdinfo
+ * through a seq_file; struct tun_file is private to drivers/net/tun.c).
  *
  * Where the work runs: a kick is QEMU's ioeventfd, signalled inside the
  * guest's MMIO exit on its vCPU thread, in atomic context (the eventfd's
@@ -34,12 +36,15 @@
 #include <linux/eventfd.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
+#include <linux/if.h>
 #include <linux/mm.h>
 #include <linux/kthread.h>
+#include <linux/miscdevice.h>
 #include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/refcount.h>
 #include <linux/sched/mm.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/task_work.h>
 #include <linux/wait_bit.h>
@@ -261,4 +266,38 @@ int pvpass_log_set_bit(u64 uaddr, u32 nr)
 struct eventfd_ctx *pvpass_eventfd_get(int fd)
 {
 	return eventfd_ctx_fdget(fd);
+}
+
+/*
+ * The interface name of the tap behind @fd in the calling process, as
+ * /proc/PID/fdinfo/FD shows it (tun's show_fdinfo prints "iff:\t<name>"),
+ * into @name (IFNAMSIZ bytes, NUL padded). -EBADF if @fd is not open;
+ * -EINVAL if it is not a /dev/net/tun file, or a queue attached to no
+ * interface. Process context (tun takes the RTNL).
+ */
+int pvpass_tap_name(int fd, char *name)
+{
+	char buf[64] = {};
+	struct seq_file m = { .buf = buf, .size = sizeof(buf) - 1 };
+	struct inode *inode;
+	char *end;
+	size_t len;
+
+	CLASS(fd, f)(fd);
+	if (fd_empty(f))
+		return -EBADF;
+	inode = file_inode(fd_file(f));
+	if (!S_ISCHR(inode->i_mode) || imajor(inode) != MISC_MAJOR ||
+	    iminor(inode) != TUN_MINOR || !fd_file(f)->f_op->show_fdinfo)
+		return -EINVAL;
+	fd_file(f)->f_op->show_fdinfo(&m, fd_file(f));
+	if (seq_has_overflowed(&m) || strncmp(buf, "iff:\t", 5))
+		return -EINVAL;
+	end = strchrnul(buf + 5, '\n');
+	len = end - (buf + 5);
+	if (len == 0 || len >= IFNAMSIZ)
+		return -EINVAL;
+	memset(name, 0, IFNAMSIZ);
+	memcpy(name, buf + 5, len);
+	return 0;
 }

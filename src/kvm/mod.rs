@@ -136,11 +136,10 @@ impl VmFile {
         // SAFETY: Called from an ioctl on another file, which never holds an
         // `fdget_pos` region on this thread.
         let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
-        take_kvm().map_err(|e| {
+        take_kvm().inspect_err(|_| {
             if ratelimit() {
                 pr_info!("attach: this KVM lacks the pvpass patch series (patches/); virtio-mmio is unavailable, /dev/pvpass-vhost-net works\n");
             }
-            e
         })?;
         // SAFETY: `file` is a valid file: we hold a reference on it; KVM's
         // functions are taken (above).

@@ -137,6 +137,27 @@ pub fn switch_name_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
     Ok(field)
 }
 
+/// A vhost rule's tap: an interface name as `parse_tap_name` checks it,
+/// not empty and without `%d` (the rule names one interface).
+pub fn parse_rule_tap(s: &str) -> Result<String, String> {
+    let name = parse_tap_name(s)?;
+    if name.is_empty() || name.contains('%') {
+        return Err(format!(
+            "a rule's tap is one interface's name, not '{}'",
+            s.escape_debug()
+        ));
+    }
+    Ok(name)
+}
+
+/// The NUL-padded tap field of `struct pvpass_vhost_rule`.
+pub fn tap_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
+    let name = parse_rule_tap(name)?;
+    let mut field = [0u8; PVPASS_NAME_LEN];
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    Ok(field)
+}
+
 /// The NUL-padded backend field of `struct pvpass_attach`.
 pub fn backend_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
     let name = parse_switch(name)?;
@@ -358,6 +379,26 @@ mod tests {
         assert_eq!(switch_name_field("abcdefghijklmno").unwrap()[15], 0);
         assert!(switch_name_field("").is_err());
         assert!(switch_name_field("a b").is_err());
+    }
+
+    #[test]
+    fn rule_taps() {
+        assert_eq!(parse_rule_tap("pvp-vm1").unwrap(), "pvp-vm1");
+        assert_eq!(&tap_field("vnet0").unwrap()[..6], b"vnet0\0");
+        assert!(parse_rule_tap("abcdefghijklmno").is_ok());
+        for bad in [
+            "",
+            "abcdefghijklmnop",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+            "tap%d",
+        ] {
+            assert!(parse_rule_tap(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

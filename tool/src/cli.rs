@@ -2,7 +2,7 @@
 
 use crate::acpi::parse_gpa32;
 use crate::args::{
-    parse_gpa, parse_gsi, parse_mac, parse_netdev_id, parse_queues, parse_switch,
+    parse_gpa, parse_gsi, parse_mac, parse_netdev_id, parse_queues, parse_rule_tap, parse_switch,
     parse_switch_name, parse_tap_name, Mac,
 };
 use crate::uapi::PVPASS_DEVICE_PATH;
@@ -58,6 +58,10 @@ pub enum Cmd {
     /// makes a device a port of one)
     #[command(subcommand, after_help = SWITCH_HELP)]
     Switch(SwitchCmd),
+    /// Add, delete or list vhost rules: the port (MAC, switch) of a
+    /// /dev/pvpass-vhost-net file that nobody named, by its tap (libvirt)
+    #[command(subcommand, name = "vhost-rule", after_help = VHOST_RULE_HELP)]
+    VhostRule(VhostRuleCmd),
     /// Run QEMU with its virtio-net-pci served by pvpass's vhost transport
     /// (/dev/pvpass-vhost-net as QEMU's vhostfd); QEMU replaces this process
     #[command(after_help = VHOST_EXEC_HELP)]
@@ -196,6 +200,47 @@ only each other. A switch lives until `switch del` or until the module is
 unloaded. Names are 1 to 15 characters of A-Z a-z 0-9 _ . -
 `add` and `del` need root (CAP_SYS_ADMIN); `del` refuses a switch that still
 has devices attached.";
+
+const VHOST_RULE_HELP: &str = "\
+When libvirt (or any VMM manager) opens /dev/pvpass-vhost-net itself, nobody
+names the file's port before QEMU takes it. Such a file takes its port at
+QEMU's VHOST_NET_SET_BACKEND from the rule of the tap QEMU passes there, by
+the tap's interface name (libvirt: <target dev='NAME'/>):
+  pvpassctl vhost-rule add --tap pvp-vm1 --mac 52:54:00:12:34:56 [--switch S]
+All files of one tap (libvirt's <driver queues='N'/>) are the queue pairs of
+one port. The tap carries no frame: they go to the switch. `add` and `del`
+need root; a port made from a rule stays until QEMU closes its files.";
+
+#[derive(Debug, Subcommand)]
+pub enum VhostRuleCmd {
+    /// Add a rule (root)
+    Add(VhostRuleAddArgs),
+    /// Delete the rule of a tap (root); ports made from it stay
+    Del(VhostRuleTapArgs),
+    /// List the rules: tap, MAC, switch
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VhostRuleAddArgs {
+    /// Interface name of the tap (1 to 15 bytes, no '/', ':' or whitespace)
+    #[arg(long, value_parser = parse_rule_tap)]
+    pub tap: String,
+    /// The guest's MAC, as given to QEMU's virtio-net-pci (unicast, not zero)
+    #[arg(long, value_parser = parse_mac)]
+    pub mac: Mac,
+    /// Switch the port joins (see `pvpassctl switch list`); default: the
+    /// module's default switch
+    #[arg(long, default_value = "", value_parser = parse_switch)]
+    pub switch: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VhostRuleTapArgs {
+    /// Interface name of the tap
+    #[arg(long, value_parser = parse_rule_tap)]
+    pub tap: String,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum SwitchCmd {

@@ -485,6 +485,11 @@ impl Device {
             .map_err(|e| anyhow!(switch_error_message(op, name, e)))
     }
 
+    /// The raw fd, for the ioctls of other modules of the tool.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+
     /// Every switch of the module, in the module's order.
     pub fn switch_list(&self) -> Result<Vec<PvpassSwitch>> {
         let mut room = PVPASS_MAX_SWITCHES;
@@ -577,6 +582,9 @@ pub fn feature_names(features: u32) -> String {
     if features & uapi::PVPASS_FEAT_VHOST != 0 {
         names.push("vhost".to_owned());
     }
+    if features & uapi::PVPASS_FEAT_VHOST_RULES != 0 {
+        names.push("vhost-rules".to_owned());
+    }
     let unknown = features
         & !(uapi::PVPASS_FEAT_MMIO_ID
             | uapi::PVPASS_FEAT_CONFIG
@@ -584,7 +592,8 @@ pub fn feature_names(features: u32) -> String {
             | uapi::PVPASS_FEAT_RESAMPLE
             | uapi::PVPASS_FEAT_SWITCHES
             | uapi::PVPASS_FEAT_COUNTERS
-            | uapi::PVPASS_FEAT_VHOST);
+            | uapi::PVPASS_FEAT_VHOST
+            | uapi::PVPASS_FEAT_VHOST_RULES);
     if unknown != 0 {
         names.push(format!("unknown {unknown:#x}"));
     }
@@ -785,7 +794,8 @@ mod tests {
         assert_eq!(feature_names(3), "mmio-id, config");
         assert_eq!(feature_names(7), "mmio-id, config, switch");
         assert_eq!(feature_names(15), "mmio-id, config, switch, resample");
-        assert_eq!(feature_names(1 | 128), "mmio-id, unknown 0x80");
+        assert_eq!(feature_names(1 | 256), "mmio-id, unknown 0x100");
+        assert_eq!(feature_names(128), "vhost-rules");
         assert_eq!(
             feature_names(0x3f),
             "mmio-id, config, switch, resample, switches, counters"

@@ -10,6 +10,7 @@ mod cli;
 mod device;
 mod pidfd;
 mod procscan;
+mod rules;
 mod switches;
 mod uapi;
 mod vhost_exec;
@@ -69,6 +70,11 @@ fn main() -> ExitCode {
         cli::Cmd::Switch(cli::SwitchCmd::Add(a)) => switches::run_add(&cli.device, &a.name),
         cli::Cmd::Switch(cli::SwitchCmd::Del(a)) => switches::run_del(&cli.device, &a.name),
         cli::Cmd::Switch(cli::SwitchCmd::List(a)) => switches::run_list(&cli.device, a.json),
+        cli::Cmd::VhostRule(cli::VhostRuleCmd::Add(a)) => {
+            rules::run_add(&cli.device, &a.tap, a.mac, &a.switch)
+        }
+        cli::Cmd::VhostRule(cli::VhostRuleCmd::Del(a)) => rules::run_del(&cli.device, &a.tap),
+        cli::Cmd::VhostRule(cli::VhostRuleCmd::List(a)) => rules::run_list(&cli.device, a.json),
         cli::Cmd::VhostExec(a) => vhost_exec::run(&cli.device, a),
         cli::Cmd::AcpiTable(a) => acpi::run(a),
     };

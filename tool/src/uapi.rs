@@ -25,6 +25,11 @@ pub const PVPASS_FEAT_SWITCHES: u32 = 1 << 4;
 pub const PVPASS_FEAT_COUNTERS: u32 = 1 << 5;
 /// The vhost transport: /dev/pvpass-vhost-net and PVPASS_VHOST_SET_PORT.
 pub const PVPASS_FEAT_VHOST: u32 = 1 << 6;
+/// Vhost rules: VHOST_RULE_ADD, VHOST_RULE_DEL, VHOST_RULE_LIST (ports of
+/// vhost files that nobody named, by tap name: libvirt).
+pub const PVPASS_FEAT_VHOST_RULES: u32 = 1 << 7;
+/// Most vhost rules the module keeps.
+pub const PVPASS_MAX_VHOST_RULES: u32 = 64;
 
 /// ATTACH flag: the GSI is level-triggered; `resample_fd` is an eventfd KVM
 /// signals at the guest's EOI (the module then re-asserts the line while the
@@ -41,6 +46,9 @@ pub const PVPASS_NR_SWITCH_ADD: u8 = 0x05;
 pub const PVPASS_NR_SWITCH_DEL: u8 = 0x06;
 pub const PVPASS_NR_SWITCH_LIST: u8 = 0x07;
 pub const PVPASS_NR_GET_COUNTERS: u8 = 0x08;
+pub const PVPASS_NR_VHOST_RULE_ADD: u8 = 0x09;
+pub const PVPASS_NR_VHOST_RULE_DEL: u8 = 0x0a;
+pub const PVPASS_NR_VHOST_RULE_LIST: u8 = 0x0b;
 /// On a /dev/pvpass-vhost-net file only.
 pub const PVPASS_NR_VHOST_SET_PORT: u8 = 0x10;
 
@@ -232,6 +240,32 @@ pub struct PvpassVhostPort {
     pub id: u32,
 }
 
+/// PVPASS_VHOST_RULE_ADD/DEL, and an entry of VHOST_RULE_LIST: the port of
+/// the unnamed vhost files whose tap is `tap`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassVhostRule {
+    /// Interface name, NUL-padded.
+    pub tap: [u8; PVPASS_NAME_LEN],
+    /// Switch name, NUL-padded; all zero = "default".
+    pub backend: [u8; PVPASS_NAME_LEN],
+    /// The guest's MAC: unicast, not zero.
+    pub mac: [u8; 6],
+    pub pad: [u8; 2],
+    pub flags: u32,
+    pub reserved: u32,
+}
+
+/// PVPASS_VHOST_RULE_LIST: `count` and `entries` as for `PvpassList`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PvpassVhostRuleList {
+    pub count: u32,
+    pub flags: u32,
+    /// User pointer to `PvpassVhostRule[count]`.
+    pub entries: u64,
+}
+
 // Sizes from the C header (x86_64 and every other 64-bit Linux ABI).
 const _: () = assert!(size_of::<PvpassVersion>() == 16);
 const _: () = assert!(size_of::<PvpassAttach>() == 80);
@@ -244,6 +278,14 @@ const _: () = assert!(size_of::<PvpassSwitchList>() == 16);
 const _: () = assert!(size_of::<PvpassCounter>() == 40);
 const _: () = assert!(size_of::<PvpassCounters>() == 24);
 const _: () = assert!(size_of::<PvpassVhostPort>() == 32);
+const _: () = assert!(size_of::<PvpassVhostRule>() == 48);
+const _: () = assert!(size_of::<PvpassVhostRuleList>() == 16);
+const _: () = assert!(offset_of!(PvpassVhostRule, backend) == 16);
+const _: () = assert!(offset_of!(PvpassVhostRule, mac) == 32);
+const _: () = assert!(offset_of!(PvpassVhostRule, pad) == 38);
+const _: () = assert!(offset_of!(PvpassVhostRule, flags) == 40);
+const _: () = assert!(offset_of!(PvpassVhostRule, reserved) == 44);
+const _: () = assert!(offset_of!(PvpassVhostRuleList, entries) == 8);
 
 const _: () = assert!(offset_of!(PvpassAttach, vm_fd) == 4);
 const _: () = assert!(offset_of!(PvpassAttach, irq_fd) == 8);
@@ -357,6 +399,21 @@ pub const PVPASS_GET_COUNTERS: u32 = request_code_readwrite!(
     PVPASS_NR_GET_COUNTERS,
     size_of::<PvpassCounters>()
 ) as u32;
+pub const PVPASS_VHOST_RULE_ADD: u32 = request_code_write!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_VHOST_RULE_ADD,
+    size_of::<PvpassVhostRule>()
+) as u32;
+pub const PVPASS_VHOST_RULE_DEL: u32 = request_code_write!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_VHOST_RULE_DEL,
+    size_of::<PvpassVhostRule>()
+) as u32;
+pub const PVPASS_VHOST_RULE_LIST: u32 = request_code_readwrite!(
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_VHOST_RULE_LIST,
+    size_of::<PvpassVhostRuleList>()
+) as u32;
 pub const PVPASS_VHOST_SET_PORT: u32 = request_code_readwrite!(
     PVPASS_IOCTL_MAGIC,
     PVPASS_NR_VHOST_SET_PORT,
@@ -412,6 +469,24 @@ nix::ioctl_readwrite!(
     PVPASS_NR_GET_COUNTERS,
     PvpassCounters
 );
+nix::ioctl_write_ptr!(
+    pvpass_vhost_rule_add,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_VHOST_RULE_ADD,
+    PvpassVhostRule
+);
+nix::ioctl_write_ptr!(
+    pvpass_vhost_rule_del,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_VHOST_RULE_DEL,
+    PvpassVhostRule
+);
+nix::ioctl_readwrite!(
+    pvpass_vhost_rule_list,
+    PVPASS_IOCTL_MAGIC,
+    PVPASS_NR_VHOST_RULE_LIST,
+    PvpassVhostRuleList
+);
 nix::ioctl_readwrite!(
     pvpass_vhost_set_port,
     PVPASS_IOCTL_MAGIC,
@@ -443,6 +518,9 @@ mod tests {
         assert_eq!(PVPASS_SWITCH_LIST, ioc(3, 0xBC, 7, 16));
         assert_eq!(PVPASS_GET_COUNTERS, ioc(3, 0xBC, 8, 24));
         assert_eq!(PVPASS_VHOST_SET_PORT, ioc(3, 0xBC, 0x10, 32));
+        assert_eq!(PVPASS_VHOST_RULE_ADD, ioc(1, 0xBC, 0x09, 48));
+        assert_eq!(PVPASS_VHOST_RULE_DEL, ioc(1, 0xBC, 0x0a, 48));
+        assert_eq!(PVPASS_VHOST_RULE_LIST, ioc(3, 0xBC, 0x0b, 16));
         // And the literal values, worked out on paper.
         assert_eq!(PVPASS_GET_VERSION, 0x8010_BC00);
         assert_eq!(PVPASS_ATTACH, 0xC050_BC01);
@@ -454,6 +532,8 @@ mod tests {
         assert_eq!(PVPASS_SWITCH_LIST, 0xC010_BC07);
         assert_eq!(PVPASS_GET_COUNTERS, 0xC018_BC08);
         assert_eq!(PVPASS_VHOST_SET_PORT, 0xC020_BC10);
+        assert_eq!(PVPASS_VHOST_RULE_ADD, 0x4030_BC09);
+        assert_eq!(PVPASS_VHOST_RULE_LIST, 0xC010_BC0B);
     }
 
     fn header_dir() -> PathBuf {
@@ -555,6 +635,18 @@ int main(void) {
     P(offsetof(struct pvpass_vhost_port, flags));
     P(offsetof(struct pvpass_vhost_port, id));
     P(sizeof(((struct pvpass_vhost_port *)0)->backend));
+    P(PVPASS_FEAT_VHOST_RULES); P(PVPASS_MAX_VHOST_RULES);
+    P(PVPASS_VHOST_RULE_ADD); P(PVPASS_VHOST_RULE_DEL); P(PVPASS_VHOST_RULE_LIST);
+    P(sizeof(struct pvpass_vhost_rule)); P(sizeof(struct pvpass_vhost_rule_list));
+    P(offsetof(struct pvpass_vhost_rule, tap));
+    P(offsetof(struct pvpass_vhost_rule, backend));
+    P(offsetof(struct pvpass_vhost_rule, mac));
+    P(offsetof(struct pvpass_vhost_rule, pad));
+    P(offsetof(struct pvpass_vhost_rule, flags));
+    P(offsetof(struct pvpass_vhost_rule, reserved));
+    P(offsetof(struct pvpass_vhost_rule_list, count));
+    P(offsetof(struct pvpass_vhost_rule_list, flags));
+    P(offsetof(struct pvpass_vhost_rule_list, entries));
     return 0;
 }
 "#,
@@ -720,6 +812,32 @@ int main(void) {
             "sizeof(((struct pvpass_vhost_port *)0)->backend)",
             std::mem::size_of_val(&PvpassVhostPort::default().backend) as u64,
         )];
+        let rule_numbers = [
+            ("PVPASS_FEAT_VHOST_RULES", PVPASS_FEAT_VHOST_RULES.into()),
+            ("PVPASS_MAX_VHOST_RULES", PVPASS_MAX_VHOST_RULES.into()),
+            ("PVPASS_VHOST_RULE_ADD", PVPASS_VHOST_RULE_ADD.into()),
+            ("PVPASS_VHOST_RULE_DEL", PVPASS_VHOST_RULE_DEL.into()),
+            ("PVPASS_VHOST_RULE_LIST", PVPASS_VHOST_RULE_LIST.into()),
+            (
+                "sizeof(struct pvpass_vhost_rule)",
+                size_of::<PvpassVhostRule>() as u64,
+            ),
+            (
+                "sizeof(struct pvpass_vhost_rule_list)",
+                size_of::<PvpassVhostRuleList>() as u64,
+            ),
+        ];
+        let rule_offsets = offsets!(
+            PvpassVhostRule,
+            "pvpass_vhost_rule": tap,
+            backend,
+            mac,
+            pad,
+            flags,
+            reserved
+        );
+        let rule_list_offsets =
+            offsets!(PvpassVhostRuleList, "pvpass_vhost_rule_list": count, flags, entries);
         let expect: Vec<(&str, u64)> = expect
             .iter()
             .copied()
@@ -737,6 +855,9 @@ int main(void) {
             .chain(vhost_numbers)
             .chain(vhost_offsets)
             .chain(vhost_sizes)
+            .chain(rule_numbers)
+            .chain(rule_offsets)
+            .chain(rule_list_offsets)
             .collect();
         let lines: Vec<(&str, u64)> = text
             .lines()

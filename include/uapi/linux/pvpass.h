@@ -41,6 +41,7 @@
 #define PVPASS_FEAT_SWITCHES	(1U << 4)	/* named switches: SWITCH_ADD/DEL/LIST */
 #define PVPASS_FEAT_COUNTERS	(1U << 5)	/* GET_COUNTERS: named counter list */
 #define PVPASS_FEAT_VHOST	(1U << 6)	/* /dev/pvpass-vhost-net, VHOST_SET_PORT */
+#define PVPASS_FEAT_VHOST_RULES	(1U << 7)	/* VHOST_RULE_ADD/DEL/LIST: ports by tap name */
 
 struct pvpass_version {
 	__u32 api_version;	/* out: PVPASS_API_VERSION */
@@ -274,8 +275,8 @@ struct pvpass_counters {
  * /dev/vhost-net (-netdev tap,...,vhost=on,vhostfd=N). Before the file is
  * handed to QEMU, its opener names the port with PVPASS_VHOST_SET_PORT on
  * it: which backend (switch) and which MAC (the guest's, as given to
- * QEMU's virtio-net-pci). VHOST_SET_OWNER fails with EINVAL on a file
- * without a port. Needs CAP_SYS_ADMIN.
+ * QEMU's virtio-net-pci). A file without a port takes one from a vhost
+ * rule at its first VHOST_NET_SET_BACKEND (below). Needs CAP_SYS_ADMIN.
  */
 /*
  * Multiqueue (QEMU's vhostfds=, one file a queue pair): the first file makes
@@ -294,6 +295,44 @@ struct pvpass_vhost_port {
 					 * out: this queue pair's device id */
 };
 
+/*
+ * Vhost rules (PVPASS_FEAT_VHOST_RULES), for a /dev/pvpass-vhost-net file
+ * that nobody named with PVPASS_VHOST_SET_PORT, as when libvirt opens the
+ * device itself (<interface type='ethernet'> with <backend
+ * vhost='/dev/pvpass-vhost-net'/> and <target dev='NAME'/>): such a file
+ * takes its port at its first VHOST_NET_SET_BACKEND, from the rule of the
+ * tap QEMU passes there, found by the tap's interface name. All files with
+ * the same tap are the queue pairs of one port (multiqueue: libvirt's
+ * <driver queues='N'/>). The tap itself carries nothing: the frames go to
+ * the rule's switch.
+ *
+ * VHOST_RULE_ADD errors: EPERM without CAP_SYS_ADMIN; EINVAL a tap name
+ * that is empty, 16 bytes or longer, or has '/', ':' or whitespace, a MAC
+ * zero or multicast, flags or reserved not zero; ENODEV no such switch;
+ * EEXIST a rule for that tap exists; ENOSPC PVPASS_MAX_VHOST_RULES rules.
+ * VHOST_RULE_DEL (by tap; only tap is read): EPERM, EINVAL, ENOENT. Ports
+ * made from a rule stay until their files close.
+ * On the vhost file, NET_SET_BACKEND of an unnamed file fails with EINVAL
+ * when the fd is not a tap and ENOENT when its tap has no rule (a log line
+ * says which tap).
+ */
+#define PVPASS_MAX_VHOST_RULES	64
+struct pvpass_vhost_rule {
+	char  tap[PVPASS_NAME_LEN];	/* interface name, NUL padded */
+	char  backend[PVPASS_NAME_LEN];	/* switch name, NUL padded; "" = default */
+	__u8  mac[6];			/* the guest's: unicast, not zero */
+	__u8  pad[2];			/* must be 0 */
+	__u32 flags;			/* must be 0 */
+	__u32 reserved;			/* must be 0 */
+};
+
+/* VHOST_RULE_LIST: count and entries as for struct pvpass_list. */
+struct pvpass_vhost_rule_list {
+	__u32 count;		/* in/out */
+	__u32 flags;		/* in: must be 0 */
+	__u64 entries;		/* in: user pointer to struct pvpass_vhost_rule[count] */
+};
+
 #define PVPASS_IOCTL_MAGIC	0xBC
 
 #define PVPASS_GET_VERSION	_IOR(PVPASS_IOCTL_MAGIC, 0x00, struct pvpass_version)
@@ -305,6 +344,9 @@ struct pvpass_vhost_port {
 #define PVPASS_SWITCH_DEL	_IOW(PVPASS_IOCTL_MAGIC, 0x06, struct pvpass_switch)
 #define PVPASS_SWITCH_LIST	_IOWR(PVPASS_IOCTL_MAGIC, 0x07, struct pvpass_switch_list)
 #define PVPASS_GET_COUNTERS	_IOWR(PVPASS_IOCTL_MAGIC, 0x08, struct pvpass_counters)
+#define PVPASS_VHOST_RULE_ADD	_IOW(PVPASS_IOCTL_MAGIC, 0x09, struct pvpass_vhost_rule)
+#define PVPASS_VHOST_RULE_DEL	_IOW(PVPASS_IOCTL_MAGIC, 0x0a, struct pvpass_vhost_rule)
+#define PVPASS_VHOST_RULE_LIST	_IOWR(PVPASS_IOCTL_MAGIC, 0x0b, struct pvpass_vhost_rule_list)
 /* On a /dev/pvpass-vhost-net file only. */
 #define PVPASS_VHOST_SET_PORT	_IOWR(PVPASS_IOCTL_MAGIC, 0x10, struct pvpass_vhost_port)
 
