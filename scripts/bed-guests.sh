@@ -3,11 +3,13 @@
 # scripts/guest-vhost.sh, guest-acpi.sh, guest-migrate.sh; they run inside
 # the test bed, L1, under virtme-ng).
 #
-#   bed_start <label> <results dir> <pvpass.ko>
+#   bed_start <label> <results dir> <pvpass.ko> [<kvm module dir>]
 #       log to <results dir>/<label>.log, start bed.results (one
 #       "<check> ok|fail <text>" line per check), dump dmesg and write the
-#       "finished" marker at exit; load kvm_amd and pvpass.ko, give the host
-#       port pvpsw0 $host (10.0.0.254) and note the pinned-page baseline.
+#       "finished" marker at exit; load kvm_amd (or kvm.ko and kvm-amd.ko
+#       from the given dir: scripts/kvm-vanilla.sh's, without the pvpass
+#       series) and pvpass.ko, give the host port pvpsw0 $host (10.0.0.254)
+#       and note the pinned-page baseline.
 #   result <check> ok|fail <text>; check <check> <text> <command...>
 #   wait_for <file> <regex> <seconds>: the file has a matching line.
 #   pins_back: a pinned_pages result: back to the baseline within 10 s.
@@ -27,7 +29,12 @@ bed_start() {
 	exec >"$bed_res/$bed_label.log" 2>&1
 	: >"$bed_res/bed.results"
 	trap 'dmesg >"$bed_res/dmesg.log"; echo "done" >"$bed_res/finished"' EXIT
-	modprobe kvm_amd || { echo "$bed_label: kvm_amd did not load"; exit 1; }
+	if [ -n "${4:-}" ]; then
+		modprobe irqbypass
+		{ insmod "$4/kvm.ko" && insmod "$4/kvm-amd.ko"; } || { echo "$bed_label: $4's KVM did not load"; exit 1; }
+	else
+		modprobe kvm_amd || { echo "$bed_label: kvm_amd did not load"; exit 1; }
+	fi
 	insmod "$3" || { echo "$bed_label: pvpass.ko did not load"; exit 1; }
 	ip link set pvpsw0 up && ip addr add $host/24 dev pvpsw0
 	mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null

@@ -175,6 +175,12 @@ fi
 #   acpi:    a virtio-mmio guest whose command line has no virtio_mmio.device=
 #            finds its device through `pvpassctl acpi-table` (QEMU
 #            -acpitable), as Debian 12's kernel needs (scripts/guest-acpi.sh);
+#   libvirt: on a KVM built without the pvpass series (scripts/kvm-vanilla.sh):
+#            pvpass loads, refuses virtio-mmio ATTACH with the reason, and a
+#            guest whose vhost files were opened as libvirt opens them (no
+#            pvpass ioctl; the port from `pvpassctl vhost-rule`) and a
+#            vhost-exec guest ping each other and the host port
+#            (scripts/guest-libvirt.sh);
 #   migrate: a vhost guest migrates between two QEMUs while a TCP stream and
 #            patterned UDP flow to it (scripts/guest-migrate.sh). Only with
 #            PVPASS_MIGRATE=1 (else counted as skipped): in this bed KVM itself
@@ -185,7 +191,7 @@ qemu_bed_once() { # results dir, script
 	rm -rf "$1"; mkdir -p "$1"
 	timeout 900 vng --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
 		--rwdir "$1" --rodir "$(dirname "$KDIR")" \
-		--exec "$here/scripts/$2 $1 $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $build/qemu-initramfs.cpio.gz $np" \
+		--exec "$here/scripts/$2 $1 $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $build/qemu-initramfs.cpio.gz $np $kvm_vanilla" \
 		>"$1/vng.log" 2>&1
 }
 booted() { # results dir, consoles...
@@ -213,10 +219,16 @@ qemu_bed() { # label, script, consoles that must show a booted guest...
 		ok "$label bed: kernel log has no BUG/WARNING/Oops or lockdep report"
 	fi
 }
+kvm_vanilla=$(bash scripts/kvm-vanilla.sh 2>"$logs/kvm-vanilla.log") || kvm_vanilla=""
 if np=$(bash scripts/netperf.sh 2>>"$logs/qemu-initramfs.log") &&
 	bash scripts/initramfs.sh "$build/qemu-initramfs.cpio.gz" guest/init >>"$logs/qemu-initramfs.log" 2>&1; then
 	qemu_bed vhost guest-vhost.sh guest1 guest3
 	qemu_bed acpi guest-acpi.sh guest
+	if [ -n "$kvm_vanilla" ]; then
+		qemu_bed libvirt guest-libvirt.sh guest5 guest3
+	else
+		bad "libvirt bed: KVM without the pvpass series did not build (log: $logs/kvm-vanilla.log)"
+	fi
 	if [ "${PVPASS_MIGRATE:-0}" = 1 ]; then
 		qemu_bed migrate guest-migrate.sh src
 	else

@@ -302,7 +302,10 @@ pub fn attach_error_message(errno: Errno, req: &AttachRequest<'_>) -> String {
             req.pid
         ),
         Errno::EOPNOTSUPP => {
-            "the module is too old for interrupt delivery (EOPNOTSUPP); use --no-irq".to_owned()
+            "this kernel's KVM lacks the pvpass patch series (EOPNOTSUPP): virtio-mmio attach \
+             needs the patched kernel (patches/ in the pvpass tree); without it use the vhost \
+             transport (pvpassctl vhost-exec, or libvirt with a vhost rule)"
+                .to_owned()
         }
         Errno::ENODEV if req.switch.is_empty() => {
             "the default switch does not exist (ENODEV)".to_owned()
@@ -653,9 +656,10 @@ mod tests {
         assert!(m.contains("EINVAL") && !m.contains("irqchip"), "{m}");
         assert!(attach_error_message(Errno::EBADF, &r).contains("process 1234"));
         assert!(attach_error_message(Errno::ENOSPC, &r).contains("64 attachments"));
-        assert_eq!(
-            attach_error_message(Errno::EOPNOTSUPP, &r),
-            "the module is too old for interrupt delivery (EOPNOTSUPP); use --no-irq"
+        let m = attach_error_message(Errno::EOPNOTSUPP, &r);
+        assert!(
+            m.contains("lacks the pvpass patch series") && m.contains("vhost-exec"),
+            "{m}"
         );
         assert_eq!(
             attach_error_message(Errno::ENODEV, &r),
