@@ -6,7 +6,8 @@
 #   bed_start <label> <results dir> <pvpass.ko> [<kvm module dir>]
 #       log to <results dir>/<label>.log, start bed.results (one
 #       "<check> ok|fail <text>" line per check), dump dmesg and write the
-#       "finished" marker at exit; load kvm_amd (or kvm.ko and kvm-amd.ko
+#       "finished" marker at exit, write the heartbeat the host's freeze
+#       watchdog reads (scripts/lib.sh bed_watch); load kvm_amd (or kvm.ko and kvm-amd.ko
 #       from the given dir: scripts/kvm-vanilla.sh's, without the pvpass
 #       series) and pvpass.ko, give the host port pvpsw0 $host (10.0.0.254)
 #       and note the pinned-page baseline.
@@ -29,6 +30,8 @@ bed_start() {
 	exec >"$bed_res/$bed_label.log" 2>&1
 	: >"$bed_res/bed.results"
 	trap 'dmesg >"$bed_res/dmesg.log"; echo "done" >"$bed_res/finished"' EXIT
+	# The host's freeze watchdog (scripts/lib.sh bed_watch) reads this.
+	( while :; do date +%s >"$bed_res/heartbeat"; sleep 5; done ) &
 	if [ -n "${4:-}" ]; then
 		modprobe irqbypass
 		{ insmod "$4/kvm.ko" && insmod "$4/kvm-amd.ko"; } || { echo "$bed_label: $4's KVM did not load"; exit 1; }

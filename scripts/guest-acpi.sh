@@ -52,7 +52,7 @@ bound=$(first 'pvpass-demo: virtio .* driver=virtio_net')
 cmd=$(first 'Command line:')
 check guest_virtio_net "${bound:-no virtio device bound to virtio_net: $(first 'pvpass-demo: virtio')}; ${cmd:-no command line}" \
 	test -n "$bound" -a -n "$cmd" -a "${cmd/virtio_mmio.device/}" = "$cmd"
-wait_console 'pvpass-demo: ping host ' $up
+wait_console 'pvpass-demo: ping host .*packet loss' $up
 line=$(first 'pvpass-demo: ping host ')
 check guest_ping_host "${line:-no ping line}" grep -q ' 0% packet loss' <<<"$line"
 

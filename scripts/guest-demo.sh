@@ -11,6 +11,9 @@ set -u
 res=$1 ko=$2 ctl=$3 kernel=$4 initrd=$5 np=$6
 mkdir -p "$res"
 exec >"$res/demo.log" 2>&1
+# The host's freeze watchdog (scripts/lib.sh bed_watch) reads this.
+( while :; do date +%s >"$res/heartbeat"; sleep 5; done ) &
+hbpid=$!
 results=$res/bed.results
 : >"$results"
 finish() { echo "done" >"$res/finished"; }
@@ -302,7 +305,7 @@ else
 		result pinned_pages fail "$summary"
 	fi
 fi
-kill "$nspid" "$ctlpid" "$monpid" 2>/dev/null
+kill "$nspid" "$ctlpid" "$monpid" "$hbpid" 2>/dev/null
 for p in "${apids[@]}"; do
 	kill -0 "$p" 2>/dev/null && echo "demo: pvpassctl attach $p still running; sent SIGTERM" && kill "$p"
 done

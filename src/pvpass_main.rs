@@ -58,6 +58,7 @@ mod pvcore {
     pub(crate) mod backlog;
     pub(crate) mod ctrl;
     pub(crate) mod fdb;
+    pub(crate) mod igb;
     pub(crate) mod memmap;
     pub(crate) mod net_config;
     pub(crate) mod pincache;

@@ -84,7 +84,7 @@ struct pvpass_kick *pvpass_kick_watch(int fd, struct pvpass_vwork *w);
 void pvpass_kick_unwatch(struct pvpass_kick *k);
 struct eventfd_ctx *pvpass_eventfd_get(int fd);
 int pvpass_log_set_bit(u64 uaddr, u32 nr);
-int pvpass_tap_name(int fd, char *name);
+int pvpass_tap_name(int fd, u8 *name);
 
 /* C, called from Rust (src/transport/poll.rs); defined in poll.c. */
 struct pvpass_poll;

@@ -160,7 +160,7 @@ extern "C" {
     pub(crate) fn pvpass_kick_unwatch(k: *mut Kick);
     pub(crate) fn pvpass_eventfd_get(fd: i32) -> *mut EventfdCtx;
     pub(crate) fn pvpass_log_set_bit(uaddr: u64, nr: u32) -> i32;
-    pub(crate) fn pvpass_tap_name(fd: i32, name: *mut c_char) -> i32;
+    pub(crate) fn pvpass_tap_name(fd: i32, name: *mut u8) -> i32;
 }
 
 // Defined in poll.c.

@@ -275,7 +275,7 @@ struct eventfd_ctx *pvpass_eventfd_get(int fd)
  * -EINVAL if it is not a /dev/net/tun file, or a queue attached to no
  * interface. Process context (tun takes the RTNL).
  */
-int pvpass_tap_name(int fd, char *name)
+int pvpass_tap_name(int fd, u8 *name)
 {
 	char buf[64] = {};
 	struct seq_file m = { .buf = buf, .size = sizeof(buf) - 1 };
