@@ -856,15 +856,13 @@ fn set_port(req: &uapi::VhostPort) -> Result<QueuePair> {
             .find(|g| g.port.id() == req.id)
             .cloned()
             .ok_or(ENOENT)?;
-        if group.port.mac() != req.mac || *group.backend.name() != name {
-            return Err(ratelimited(
-                "VHOST_F_JOIN with another MAC or switch than the port's",
-                EINVAL,
-            ));
-        }
-        let index = group.take()?;
-        let id = NEXT_ID.fetch_add(1, Relaxed);
-        return Ok(QueuePair { group, index, id });
+        return join(
+            group,
+            req.mac,
+            &name,
+            "VHOST_F_JOIN with another MAC or switch than the port's",
+            EINVAL,
+        );
     }
     let backend = backend::find(&name).ok_or(ENODEV)?;
     new_group(&mut GROUPS.lock(), backend, req.mac, None)
@@ -881,6 +879,23 @@ fn switch_of(raw: &[u8; uapi::NAME_LEN]) -> Result<backend::Name> {
     } else {
         backend::parse_name(raw)
     }
+}
+
+/// The next queue pair of `group`, whose port must have `mac` on switch
+/// `name` (else `err`, with `why` logged).
+fn join(
+    group: Arc<Group>,
+    mac: [u8; 6],
+    name: &backend::Name,
+    why: &str,
+    err: Error,
+) -> Result<QueuePair> {
+    if group.port.mac() != mac || group.backend.name() != name {
+        return Err(ratelimited(why, err));
+    }
+    let index = group.take()?;
+    let id = NEXT_ID.fetch_add(1, Relaxed);
+    Ok(QueuePair { group, index, id })
 }
 
 /// A new port on `backend` and its first queue pair, on `groups`.
@@ -935,15 +950,13 @@ fn rule_port(tap: &TapName) -> Result<QueuePair> {
     let mut groups = GROUPS.lock();
     if let Some(group) = groups.iter().find(|g| g.tap == Some(*tap)).cloned() {
         drop(groups);
-        if group.port.mac() != rule.mac || *group.backend.name() != rule.backend {
-            return Err(ratelimited(
-                "the tap's port was made from an older rule (another MAC or switch): close its files first",
-                EBUSY,
-            ));
-        }
-        let index = group.take()?;
-        let id = NEXT_ID.fetch_add(1, Relaxed);
-        return Ok(QueuePair { group, index, id });
+        return join(
+            group,
+            rule.mac,
+            &rule.backend,
+            "the tap's port was made from an older rule (another MAC or switch): close its files first",
+            EBUSY,
+        );
     }
     let backend = backend::find(&rule.backend).ok_or(ENODEV)?;
     new_group(&mut groups, backend, rule.mac, Some(*tap))

@@ -129,12 +129,16 @@ pub fn parse_switch(s: &str) -> Result<String, String> {
     }
 }
 
-/// The NUL-padded name field of `struct pvpass_switch`.
-pub fn switch_name_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
-    let name = parse_switch_name(name)?;
+/// `name` (checked to be shorter than the field) NUL-padded.
+fn name_field(name: &str) -> [u8; PVPASS_NAME_LEN] {
     let mut field = [0u8; PVPASS_NAME_LEN];
     field[..name.len()].copy_from_slice(name.as_bytes());
-    Ok(field)
+    field
+}
+
+/// The NUL-padded name field of `struct pvpass_switch`.
+pub fn switch_name_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
+    parse_switch_name(name).map(|n| name_field(&n))
 }
 
 /// A vhost rule's tap: an interface name as `parse_tap_name` checks it,
@@ -152,18 +156,12 @@ pub fn parse_rule_tap(s: &str) -> Result<String, String> {
 
 /// The NUL-padded tap field of `struct pvpass_vhost_rule`.
 pub fn tap_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
-    let name = parse_rule_tap(name)?;
-    let mut field = [0u8; PVPASS_NAME_LEN];
-    field[..name.len()].copy_from_slice(name.as_bytes());
-    Ok(field)
+    parse_rule_tap(name).map(|n| name_field(&n))
 }
 
 /// The NUL-padded backend field of `struct pvpass_attach`.
 pub fn backend_field(name: &str) -> Result<[u8; PVPASS_NAME_LEN], String> {
-    let name = parse_switch(name)?;
-    let mut field = [0u8; PVPASS_NAME_LEN];
-    field[..name.len()].copy_from_slice(name.as_bytes());
-    Ok(field)
+    parse_switch(name).map(|n| name_field(&n))
 }
 
 /// Queue pairs a pvpass vhost port may have (the module's MAX_QUEUE_PAIRS).
