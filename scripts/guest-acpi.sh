@@ -28,7 +28,7 @@ check acpi_table "exit $rc: $out" \
 
 # The guest: as guest 1 of guest-vhost.sh, but no virtio_mmio.device= on its
 # command line (its peer is the host port).
-cmdline="console=ttyS0 panic=-1 $bed_args pvpass_ip=$guest/24 pvpass_peer=$host pvpass_host=$host"
+cmdline="console=ttyS0 panic=-1 $bed_args pvpass_ip=$guest/24 pvpass_peer=$host pvpass_host=$host pvpass_coalesce=2000,16,0,1"
 qemu-system-x86_64 -enable-kvm -cpu host -machine "q35,kernel-irqchip=on" -m 256M -smp 1 -nodefaults \
 	-display none -no-reboot -kernel "$kernel" -initrd "$initrd" -acpitable "file=$aml" \
 	-append "$cmdline" -serial "file:$console" -qmp "unix:/tmp/aqmp,server=on,wait=off" -S &
@@ -56,7 +56,15 @@ wait_console 'pvpass-demo: ping host .*packet loss' $up
 line=$(first 'pvpass-demo: ping host ')
 check guest_ping_host "${line:-no ping line}" grep -q ' 0% packet loss' <<<"$line"
 
-# The guest stays up 20 s after its pings: first answer, then 5 pings.
+# The guest's `ethtool -C eth0 rx-usecs 2000 rx-frames 16` (guest/coalesce.c
+# sends what ethtool would: the other two as read, tx-frames 1 being
+# virtio_net's "transmit NAPI on"): receive interrupts held back for up to
+# 2 ms or 16 frames, from the host's pings below on.
+wait_console 'pvpass-demo: coalesce set ' $((up < 60 ? up : 60))
+line=$(first 'pvpass-demo: coalesce set ')
+check guest_coalesce "${line:-no coalesce line}" grep -q 'rx-usecs 2000 rx-frames 16 tx-usecs 0 tx-frames 1' <<<"$line"
+
+# The guest stays up 30 s after that: first answer, then 5 pings.
 end=$((SECONDS + 20))
 while [ $SECONDS -lt $end ] && ! busybox ping -c 1 -W 2 $guest >/dev/null 2>&1; do :; done
 out=$(busybox ping -c 5 -i 0.2 -W 2 $guest 2>&1 | grep -E 'packets transmitted' | tr '\n' ' ')
@@ -69,6 +77,11 @@ n() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$stats"; }
 irqs=$(n interrupts) tx=$(n tx_frames) rx=$(n rx_frames)
 check device_counters "id ${id:-none}: interrupts=${irqs:-?} tx_frames=${tx:-?} rx_frames=${rx:-?}" \
 	test "${irqs:-0}" -gt 0 -a "${tx:-0}" -gt 0 -a "${rx:-0}" -gt 0
+# The guest's coalescing reached the device: its control commands were
+# taken, and the pings' receive interrupts were held back.
+cc=$(n ctrl_commands) ce=$(n ctrl_errors) ci=$(n coalesced_irqs) ct=$(n coal_timer_irqs)
+check coalescing_applied "ctrl_commands=${cc:-?} ctrl_errors=${ce:-?} coalesced_irqs=${ci:-?} coal_timer_irqs=${ct:-?}" \
+	test "${cc:-0}" -gt 0 -a "${ce:-1}" = 0 -a "${ci:-0}" -gt 0
 cat /sys/kernel/debug/pvpass/devices 2>/dev/null
 
 kill $q 2>/dev/null
