@@ -25,6 +25,8 @@
 //! - [`fdb`]: the L2 switch's MAC learning table: ageing, static (pinned) entries,
 //!   per-port limits.
 //! - [`ratelimit`]: a token bucket (per-port broadcast/multicast storm control).
+//! - [`igb`]: the Intel 82576 as a shared NIC: VMDq pools without SR-IOV
+//!   (register plan, descriptors, rings).
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -45,6 +47,7 @@
 pub mod backlog;
 pub mod ctrl;
 pub mod fdb;
+pub mod igb;
 pub mod memmap;
 pub mod net_config;
 pub mod pincache;
