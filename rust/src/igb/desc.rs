@@ -134,7 +134,7 @@ impl RxWriteback {
 
     /// Encodes it (what the device writes; for tests and mocks).
     #[must_use]
-    pub fn to_bytes(&self) -> RawDesc {
+    pub fn to_bytes(self) -> RawDesc {
         let mut d = [0u8; DESC_LEN];
         let [a, b] = self.pkt_info.to_le_bytes();
         let [c, e] = self.hdr_info.to_le_bytes();
