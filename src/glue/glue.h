@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The interface between pvpass's C glue (kvm.c, hostport.c, vhost.c, poll.c)
+ * The interface between pvpass's C glue (kvm.c, hostport.c, vhost.c, poll.c,
+ * nic.c)
  * and its Rust
  * code. Rust declares the same functions once, in src/glue/mod.rs, with a
  * typed opaque handle per struct (an out-of-tree module cannot add to the
@@ -96,6 +97,10 @@ void pvpass_poll_coal_cancel(struct pvpass_poll *p, u32 q);
 void pvpass_poll_stop(struct pvpass_poll *p);
 void pvpass_poll_put(struct pvpass_poll *p);
 void pvpass_poll_wait_all(void);
+
+/* C, called from Rust (src/nic/driver.rs); defined in nic.c. */
+struct pci_dev;
+void pvpass_nic_pci_disable(struct pci_dev *pdev);
 
 /* Rust, called from C (src/net/ffi.rs, src/control/attachment.rs, src/backend/hostport.rs,
  * src/transport/poll.rs). */

@@ -70,6 +70,9 @@ opaque! {
     /// `struct pvpass_poll`: a device's transmit poll timer and task work,
     /// and its notification coalescing timers.
     Poll;
+    /// `struct pci_dev` (the NIC's function; the kernel crate's
+    /// `pci::Device` wraps it transparently).
+    PciDev;
 }
 
 /// `struct pvpass_slot`: one guest memory slot.
@@ -173,4 +176,9 @@ extern "C" {
     pub(crate) fn pvpass_poll_stop(p: *mut Poll);
     pub(crate) fn pvpass_poll_put(p: *mut Poll);
     pub(crate) fn pvpass_poll_wait_all();
+}
+
+// Defined in nic.c.
+extern "C" {
+    pub(crate) fn pvpass_nic_pci_disable(pdev: *mut PciDev);
 }
