@@ -1,0 +1,67 @@
+#!/bin/bash
+# Runs inside the NIC bed (L1, virtme-ng; scripts/nic-bed.sh boots it with
+# QEMU's igb (82576, mac $nic_mac) and a virtio-net "wire" NIC on one hub).
+# Moves the igb function from the stock igb driver (built in) to pvpass with
+# driver_override, checks pvpass's probe (the MAC QEMU gave the NIC, link
+# up), then that `rmmod pvpass` leaves the function quiesced (registers and
+# PCI command read from userspace, scripts/nic-regs.py), that the stock
+# driver can take it back, and that the kernel log has no warning.
+# Results go to $1: nic.log, bed.results ("<check> ok|fail <text>" lines),
+# dmesg.log, finished.
+# Usage: guest-nic.sh <results dir> <pvpass.ko>
+set -u
+res=$1 ko=$2
+here=$(cd "$(dirname "$0")/.." && pwd)
+nic_mac=52:54:00:12:34:56
+mkdir -p "$res"
+exec >"$res/nic.log" 2>&1
+: >"$res/bed.results"
+trap 'dmesg >"$res/dmesg.log"; echo "done" >"$res/finished"' EXIT
+result() { echo "$*" >>"$res/bed.results"; echo "nic: [$2] $1: ${*:3}"; }
+check() { # check, text, command...: ok when the command succeeds
+	local name=$1 text=$2; shift 2
+	if "$@"; then result "$name" ok "$text"; else result "$name" fail "$text"; fi
+}
+klog() { dmesg | grep -a "$1" | tail -n 1; } # the last kernel log line matching
+
+# The igb function (8086:10c9) and the driver it has.
+dev=""
+for d in /sys/bus/pci/devices/*; do
+	if [ "$(cat "$d/vendor")" = 0x8086 ] && [ "$(cat "$d/device")" = 0x10c9 ]; then dev=$d; break; fi
+done
+if [ -z "$dev" ]; then result igb_present fail "no 8086:10c9 function"; exit 1; fi
+bdf=$(basename "$dev")
+drv() { basename "$(readlink "$dev/driver" 2>/dev/null)" 2>/dev/null; }
+result igb_present ok "$bdf, driver $(drv)"
+ip -br link
+
+dmesg -C
+insmod "$ko" || { result pvpass_loads fail "insmod"; exit 1; }
+check pvpass_leaves_igb_alone "igb keeps $bdf after insmod (override-only id table): driver $(drv)" test "$(drv)" = igb
+echo pvpass >"$dev/driver_override"
+echo "$bdf" >/sys/bus/pci/drivers/igb/unbind
+echo "$bdf" >/sys/bus/pci/drivers/pvpass/bind
+check pvpass_binds "driver of $bdf: $(drv)" test "$(drv)" = pvpass
+line=$(klog '82576 (igb) taken')
+echo "$line"
+check probe_mac "${line:-no probe line}" grep -q "MAC $nic_mac" <<<"$line"
+check probe_link_up "${line:-no probe line}" grep -q "link up" <<<"$line"
+
+rmmod pvpass
+check pvpass_unloads "pvpass gone after rmmod" test ! -d /sys/module/pvpass
+line=$(klog '82576 .* released')
+check remove_quiesced_log "${line:-no release line: $(klog 'did not quiesce')}" test -n "$line"
+regs=$(python3 "$here/scripts/nic-regs.py" "$dev")
+echo "$regs"
+check remove_quiesced_regs "$(tr '\n' ' ' <<<"$regs")" grep -qx 'quiet=yes' <<<"$regs"
+
+# The stock driver takes the function back.
+echo >"$dev/driver_override"
+echo "$bdf" >/sys/bus/pci/drivers_probe
+check igb_rebinds "driver of $bdf after pvpass: $(drv)" test "$(drv)" = igb
+
+if dmesg | grep -nE 'BUG:|WARNING:|Oops|KASAN|general protection|Call Trace|soft lockup|rcu: INFO|possible circular locking'; then
+	result dmesg_clean fail "the kernel log has a warning (dmesg.log)"
+else
+	result dmesg_clean ok "no BUG/WARNING/Oops in the kernel log"
+fi
