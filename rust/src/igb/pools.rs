@@ -178,6 +178,43 @@ fn poll<R: Regs>(r: &mut R, off: u32, mask: u32, clear: bool) -> bool {
     false
 }
 
+/// The register accesses of a running pool's data path: tail writes, the
+/// transmit head, unmasking its vectors. They need no plan state, so they
+/// can be made where the plan's lock cannot be taken (a NAPI poll, an
+/// interrupt handler); the plan ([`Nic`]) enables and disables the queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolPath(Pool);
+
+impl PoolPath {
+    /// The data path of `pool`'s queue pair.
+    #[must_use]
+    pub const fn new(pool: Pool) -> Self {
+        Self(pool)
+    }
+
+    /// Hands receive descriptors up to (not including) `tail` to the NIC.
+    pub fn write_rx_tail<R: Regs>(&self, r: &mut R, tail: u16) {
+        r.write32(regs::rx::rdt(self.0.queue()), u32::from(tail));
+    }
+
+    /// Hands transmit descriptors up to (not including) `tail` to the NIC.
+    pub fn write_tx_tail<R: Regs>(&self, r: &mut R, tail: u16) {
+        r.write32(regs::tx::tdt(self.0.queue()), u32::from(tail));
+    }
+
+    /// The NIC's transmit head.
+    pub fn tx_head<R: Regs>(&self, r: &mut R) -> u32 {
+        r.read32(regs::tx::tdh(self.0.queue()))
+    }
+
+    /// Unmasks the vectors in `mask` again (after a poll that ran with them
+    /// masked); only vectors of the PF's table.
+    pub fn unmask<R: Regs>(&self, r: &mut R, mask: u32) {
+        let all = (1u32 << regs::NUM_VECTORS).wrapping_sub(1);
+        r.write32(regs::EIMS, mask & all);
+    }
+}
+
 /// The plan's view of one 82576 physical function. The all-zero value
 /// ([`Nic::new`]) is a NIC that has not been initialised.
 #[derive(Clone, Debug, Default)]
