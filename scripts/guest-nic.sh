@@ -3,16 +3,21 @@
 # QEMU's igb (82576, mac $nic_mac) and a virtio-net "wire" NIC on one hub).
 # Moves the igb function from the stock igb driver (built in) to pvpass with
 # driver_override, checks pvpass's probe (the MAC QEMU gave the NIC, link
-# up), then that `rmmod pvpass` leaves the function quiesced (registers and
-# PCI command read from userspace, scripts/nic-regs.py), that the stock
-# driver can take it back, and that the kernel log has no warning.
+# up), that the host pool's interface pvpnic0 talks to the wire (the wire's
+# far end is scripts/nic-wire.py on raw frames: the bed kernel has no
+# network namespaces): pvpnic0 pings it, and it pings pvpnic0, both at
+# small and near-MTU size; then that `rmmod pvpass` (pvpnic0 still up)
+# leaves the function quiesced (registers and PCI command read from
+# userspace, scripts/nic-regs.py), that the stock driver can take it back,
+# and that the kernel log has no warning.
 # Results go to $1: nic.log, bed.results ("<check> ok|fail <text>" lines),
 # dmesg.log, finished.
 # Usage: guest-nic.sh <results dir> <pvpass.ko>
 set -u
 res=$1 ko=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
-nic_mac=52:54:00:12:34:56
+nic_mac=52:54:00:12:34:56 wire_mac=52:54:00:ab:cd:ef
+host_ip=10.0.1.1 wire_ip=10.0.1.2
 mkdir -p "$res"
 exec >"$res/nic.log" 2>&1
 : >"$res/bed.results"
@@ -46,6 +51,33 @@ line=$(klog '82576 (igb) taken')
 echo "$line"
 check probe_mac "${line:-no probe line}" grep -q "MAC $nic_mac" <<<"$line"
 check probe_link_up "${line:-no probe line}" grep -q "link up" <<<"$line"
+
+# The host pool: pvpnic0 on the igb, and the wire's far end.
+ifname() { for n in /sys/class/net/*; do [ "$(cat "$n/address")" = "$1" ] && basename "$n"; done; }
+nic_if=$(ifname $nic_mac) wire_if=$(ifname $wire_mac)
+check host_if "the igb's interface: ${nic_if:-none} ($(cat "/sys/class/net/$nic_if/device/uevent" 2>/dev/null | grep DRIVER))" \
+	test "$nic_if" = pvpnic0
+ip link set "$wire_if" up
+ip link set pvpnic0 up && ip addr add $host_ip/24 dev pvpnic0
+ip -br link; ip -br addr
+sleep 1
+python3 "$here/scripts/nic-wire.py" "$wire_if" $wire_ip $host_ip 14 10 >"$res/wire.log" 2>&1 &
+wire=$!
+sleep 1
+busybox ping -c 5 -W 2 -I pvpnic0 $wire_ip >"$res/ping.log" 2>&1
+line=$(grep 'packet loss' "$res/ping.log")
+check host_pings_wire "pvpnic0 -> wire: $line" grep -q ' 0% packet loss' <<<"$line"
+busybox ping -c 3 -W 2 -s 1400 -I pvpnic0 $wire_ip >"$res/ping-1400.log" 2>&1
+line=$(grep 'packet loss' "$res/ping-1400.log")
+check host_pings_wire_1400 "pvpnic0 -> wire, 1428-byte packets: $line" grep -q ' 0% packet loss' <<<"$line"
+wait $wire
+line=$(cat "$res/wire.log")
+echo "$line"
+check wire_pings_host "wire -> pvpnic0 (10 pings): $line" grep -q 'pongs=10' <<<"$line"
+st=/sys/class/net/pvpnic0/statistics
+check host_if_counters "pvpnic0: rx $(cat $st/rx_packets) tx $(cat $st/tx_packets) packets, rx_errors $(cat $st/rx_errors) rx_dropped $(cat $st/rx_dropped) tx_dropped $(cat $st/tx_dropped)" \
+	test "$(cat $st/rx_errors)" = 0 -a "$(cat $st/tx_dropped)" = 0
+grep -a 'pvpnic\|pvpass' /proc/interrupts
 
 rmmod pvpass
 check pvpass_unloads "pvpass gone after rmmod" test ! -d /sys/module/pvpass

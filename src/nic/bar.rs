@@ -34,10 +34,6 @@ pub(crate) enum Wait {
     /// Process context: `fsleep`.
     Sleep,
     /// Atomic context (the interrupt handler, NAPI): `udelay`.
-    #[expect(
-        dead_code,
-        reason = "the host pool's NAPI poll will wait in atomic context"
-    )]
     Spin,
 }
 

@@ -19,21 +19,22 @@ use kernel::{
         Device as _,
         DmaMask, //
     },
-    new_mutex,
     pci,
     prelude::*,
-    sync::Mutex,
     time::{
         delay::fsleep,
         Delta, //
     }, //
 };
 
-use super::bar::{
-    Bar0,
-    BarRegs,
-    Wait,
-    BAR0_SIZE, //
+use super::{
+    bar::{
+        Bar0,
+        BarRegs,
+        Wait,
+        BAR0_SIZE, //
+    },
+    host::HostIf,
 };
 use crate::{
     glue,
@@ -87,19 +88,19 @@ const PCI_TABLE: kernel::device_id::IdArray<pci::DeviceId, (), 1> =
 pub(crate) struct NicDriver;
 
 /// The plan's state and whether the NIC was quiesced for good.
-struct Plan {
-    nic: Nic,
-    quiesced: bool,
+pub(crate) struct Plan {
+    pub(super) nic: Nic,
+    pub(super) quiesced: bool,
 }
 
-/// A bound 82576.
-#[pin_data(PinnedDrop)]
+/// A bound 82576. Dropped in field order: the host pool (its interrupt,
+/// interface, rings and buffers) before BAR0, which the pool's reference
+/// points into.
 pub(crate) struct NicDev<'bound> {
     pdev: &'bound pci::Device<Bound>,
-    bar: Bar0<'bound>,
+    host: Pin<KBox<HostIf<'bound>>>,
+    bar: KBox<Bar0<'bound>>,
     mac: [u8; 6],
-    #[pin]
-    plan: Mutex<Plan>,
 }
 
 /// The raw `struct pci_dev` of `pdev`, for the glue.
@@ -219,56 +220,77 @@ impl pci::Driver for NicDriver {
             pdev.enable_device_mem()?;
             pdev.set_master();
             let bound: &'bound pci::Device<Bound> = pdev;
-            let up = (|| -> Result<(Bar0<'bound>, Found)> {
+            let dev = (|| -> Result<NicDev<'bound>> {
                 // SAFETY: In probe, before this driver allocates or maps any
                 // DMA memory of the device.
                 unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<64>())? };
-                let bar = pdev.iomap_region_sized::<BAR0_SIZE>(0, c"pvpass")?;
-                let found = bring_up(bound, &bar).inspect_err(|_| {
+                let bar = KBox::new(
+                    pdev.iomap_region_sized::<BAR0_SIZE>(0, c"pvpass")?,
+                    GFP_KERNEL,
+                )?;
+                // SAFETY: The bar is boxed, so it does not move with `bar`;
+                // `NicDev` drops `host`, the only holder of this reference,
+                // before `bar`.
+                let bar_ref: &'bound Bar0<'bound> = unsafe { &*core::ptr::from_ref(&*bar) };
+                let stop = || {
                     let mut nic = Nic::new();
-                    let mut r = BarRegs::new(&bar, Wait::Sleep);
+                    let mut r = BarRegs::new(bar_ref, Wait::Sleep);
                     let _ = reset(&mut nic, &mut r);
                     let _ = nic.stop_all(&mut r);
+                };
+                let found = bring_up(bound, bar_ref).inspect_err(|_| stop())?;
+                let host = KBox::pin_init(
+                    HostIf::new(bound, bar_ref, found.nic, found.mac),
+                    GFP_KERNEL,
+                )
+                .inspect_err(|e| {
+                    dev_err!(pdev, "host pool interface not made: {:?}\n", e);
+                    stop();
                 })?;
-                Ok((bar, found))
+                let m = found.mac;
+                let name = host.name();
+                let name = CStr::from_bytes_until_nul(&name).unwrap_or(c"?");
+                match found.link_ms {
+                    Some(ms) => dev_info!(
+                        pdev,
+                        "82576 (igb) taken: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link up (STATUS.LU after {} ms), VMDq on, host pool 0 on {}\n",
+                        m[0], m[1], m[2], m[3], m[4], m[5], ms, name
+                    ),
+                    None => dev_info!(
+                        pdev,
+                        "82576 (igb) taken: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link down (STATUS.LU clear after {} ms), VMDq on, host pool 0 on {}\n",
+                        m[0], m[1], m[2], m[3], m[4], m[5], LINK_TRIES.saturating_mul(10), name
+                    ),
+                }
+                Ok(NicDev {
+                    pdev: bound,
+                    host,
+                    bar,
+                    mac: found.mac,
+                })
             })();
-            let (bar, found) = up.inspect_err(|_: &Error| disable(bound))?;
-            let m = found.mac;
-            match found.link_ms {
-                Some(ms) => dev_info!(
-                    pdev,
-                    "82576 (igb) taken: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link up (STATUS.LU after {} ms), VMDq on, no pool open\n",
-                    m[0], m[1], m[2], m[3], m[4], m[5], ms
-                ),
-                None => dev_info!(
-                    pdev,
-                    "82576 (igb) taken: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, link down (STATUS.LU clear after {} ms), VMDq on, no pool open\n",
-                    m[0], m[1], m[2], m[3], m[4], m[5], LINK_TRIES.saturating_mul(10)
-                ),
-            }
-            Ok(try_pin_init!(NicDev {
-                pdev: bound,
-                bar,
-                mac: found.mac,
-                plan <- new_mutex!(Plan {
-                    nic: found.nic,
-                    quiesced: false,
-                }),
-            }))
+            Ok::<_, Error>(dev.inspect_err(|_: &Error| disable(bound)))
         })
     }
 
     fn unbind<'bound>(_pdev: &'bound pci::Device<Core<'_>>, this: Pin<&Self::Data<'bound>>) {
-        this.quiesce();
+        this.release();
     }
 }
 
 impl NicDev<'_> {
+    /// The host's interface unregistered (closing it stops its pool), then
+    /// the NIC quiesced. Idempotent.
+    fn release(&self) {
+        self.host.unregister();
+        self.quiesce();
+    }
+
     /// Stops the NIC for good (interrupts masked, every queue disabled and
     /// confirmed stopped, a full reset, bus mastering off), bounded; only
     /// then may what it could DMA into be freed. Idempotent.
     fn quiesce(&self) {
-        let mut plan = self.plan.lock();
+        let mut plan = self.host.plan().lock();
         if plan.quiesced {
             return;
         }
@@ -297,10 +319,9 @@ impl NicDev<'_> {
     }
 }
 
-#[pinned_drop]
-impl PinnedDrop for NicDev<'_> {
-    fn drop(self: Pin<&mut Self>) {
-        // Unbind quiesced it already; this covers any other way out.
-        self.quiesce();
+impl Drop for NicDev<'_> {
+    fn drop(&mut self) {
+        // Unbind released it already; this covers any other way out.
+        self.release();
     }
 }
