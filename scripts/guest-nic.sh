@@ -70,10 +70,31 @@ check host_pings_wire "pvpnic0 -> wire: $line" grep -q ' 0% packet loss' <<<"$li
 busybox ping -c 3 -W 2 -s 1400 -I pvpnic0 $wire_ip >"$res/ping-1400.log" 2>&1
 line=$(grep 'packet loss' "$res/ping-1400.log")
 check host_pings_wire_1400 "pvpnic0 -> wire, 1428-byte packets: $line" grep -q ' 0% packet loss' <<<"$line"
+# Checksums the NIC inserts (pvpnic0 offers IP_CSUM): UDP datagrams and
+# TCP SYNs to the far end, checked there.
+python3 - "$wire_ip" <<'PY'
+import socket, sys
+for i in range(5):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"pvpnic0")
+    u.sendto(b"pvpass-csum %d " % i * 40, (sys.argv[1], 9))
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"pvpnic0")
+t.settimeout(1.5)
+try:
+    t.connect((sys.argv[1], 80))
+except OSError:
+    pass
+PY
+ethtool -k pvpnic0 2>/dev/null | grep -E 'tx-checksum-ip|rx-checksum' || true
 wait $wire
 line=$(cat "$res/wire.log")
 echo "$line"
 check wire_pings_host "wire -> pvpnic0 (10 pings): $line" grep -q 'pongs=10' <<<"$line"
+check tx_csum_udp "UDP checksums inserted by the NIC, checked at the far end: $line" \
+	grep -q 'udp_ok=5 udp_bad=0' <<<"$line"
+check tx_csum_tcp "TCP checksums (SYNs) inserted by the NIC: $line" \
+	grep -qE 'tcp_ok=[1-9][0-9]* tcp_bad=0' <<<"$line"
 st=/sys/class/net/pvpnic0/statistics
 check host_if_counters "pvpnic0: rx $(cat $st/rx_packets) tx $(cat $st/tx_packets) packets, rx_errors $(cat $st/rx_errors) rx_dropped $(cat $st/rx_dropped) tx_dropped $(cat $st/tx_dropped)" \
 	test "$(cat $st/rx_errors)" = 0 -a "$(cat $st/tx_dropped)" = 0
@@ -81,6 +102,8 @@ grep -a 'pvpnic\|pvpass' /proc/interrupts
 
 rmmod pvpass
 check pvpass_unloads "pvpass gone after rmmod" test ! -d /sys/module/pvpass
+line=$(klog 'pvpnic0: removed')
+check tx_csum_offloaded "${line:-no removal line}" grep -qE ' [1-9][0-9]* with the checksum inserted by the NIC' <<<"$line"
 line=$(klog '82576 .* released')
 check remove_quiesced_log "${line:-no release line: $(klog 'did not quiesce')}" test -n "$line"
 regs=$(python3 "$here/scripts/nic-regs.py" "$dev")

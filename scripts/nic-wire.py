@@ -28,7 +28,8 @@ with open(f"/sys/class/net/{iface}/address") as f:
 my = socket.inet_aton(my_ip)
 peer = socket.inet_aton(peer_ip)
 peer_mac = None
-counts = {"arp_replies": 0, "echo_replies": 0, "pings_sent": 0, "pongs": 0}
+counts = {"arp_replies": 0, "echo_replies": 0, "pings_sent": 0, "pongs": 0,
+          "udp_ok": 0, "udp_bad": 0, "tcp_ok": 0, "tcp_bad": 0}
 
 
 def csum(b):
@@ -86,6 +87,14 @@ while time.monotonic() - start < secs:
         elif op == 2 and spa == peer:
             peer_mac = sha
             next_ping = time.monotonic()
+    elif etype == ETH_P_IP and len(f) >= 34 and f[23] in (6, 17) and f[30:34] == my:
+        ihl = (f[14] & 0xf) * 4
+        total = struct.unpack("!H", f[16:18])[0]
+        seg = f[14 + ihl:14 + total]
+        pseudo = f[26:30] + f[30:34] + struct.pack("!BBH", 0, f[23], len(seg))
+        name = "tcp" if f[23] == 6 else "udp"
+        good = len(seg) >= 8 and csum(pseudo + seg) == 0 and seg[6 if name == "udp" else 16:][:2] != b"\0\0"
+        counts[name + ("_ok" if good else "_bad")] += 1
     elif etype == ETH_P_IP and len(f) >= 34 and f[12 + 2 + 9] == 1:
         ihl = (f[14] & 0xf) * 4
         src, dst = f[26:30], f[30:34]

@@ -194,7 +194,13 @@ extern "C" {
     pub(crate) fn pvpass_nicport_free(p: *mut NicPort);
     pub(crate) fn pvpass_nicport_name(p: *mut NicPort, name: *mut c_char);
     pub(crate) fn pvpass_nicport_irq(p: *mut NicPort);
-    pub(crate) fn pvpass_nicport_tx_next(p: *mut NicPort, dst: *mut c_void, max: u32) -> u32;
+    pub(crate) fn pvpass_nicport_tx_next(
+        p: *mut NicPort,
+        dst: *mut c_void,
+        max: u32,
+        hdr: *mut c_void,
+    ) -> u32;
+    pub(crate) fn pvpass_nicport_tx_error(p: *mut NicPort);
     pub(crate) fn pvpass_nicport_tx_done(p: *mut NicPort);
     pub(crate) fn pvpass_nicport_rx(
         p: *mut NicPort,

@@ -23,6 +23,7 @@
 #include <linux/netdevice.h>
 #include <linux/pci.h>
 #include <linux/skbuff.h>
+#include <linux/virtio_net.h>
 
 #include "glue.h"
 
@@ -34,6 +35,7 @@ struct pvpass_nicport {
 	struct napi_struct napi;
 	struct sk_buff_head txq;
 	void *ctx;		/* the Rust data path's */
+	u64 tx_csum;		/* frames handed over for the NIC to checksum */
 	bool registered;
 };
 
@@ -119,7 +121,8 @@ static void pvpass_nic_setup(struct net_device *dev)
 {
 	ether_setup(dev);
 	dev->netdev_ops = &pvpass_nic_ops;
-	dev->features = NETIF_F_RXCSUM;
+	/* The NIC inserts TCP and UDP checksums (IPv4, IPv6). */
+	dev->features = NETIF_F_RXCSUM | NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM;
 	dev->hw_features = dev->features;
 	dev->min_mtu = ETH_MIN_MTU;
 	dev->max_mtu = ETH_DATA_LEN;
@@ -161,6 +164,8 @@ int pvpass_nicport_register(struct pvpass_nicport *p)
 void pvpass_nicport_unregister(struct pvpass_nicport *p)
 {
 	if (p->registered) {
+		netdev_info(p->dev, "removed: %llu frames sent, %llu with the checksum inserted by the NIC\n",
+			    (u64)DEV_STATS_READ(p->dev, tx_packets), p->tx_csum);
 		unregister_netdev(p->dev);
 		p->registered = false;
 	}
@@ -186,29 +191,49 @@ void pvpass_nicport_irq(struct pvpass_nicport *p)
 }
 
 /*
- * The next queued frame, copied into @dst (room for @max bytes): its
- * length, or 0 if none is queued. A frame longer than @max is dropped
- * (counted) and the next one taken. NAPI poll only.
+ * The next queued frame, copied into @dst (room for @max bytes), with its
+ * virtio-net header (a virtio_net_hdr_v1, 12 bytes at @hdr: the checksum
+ * the NIC is to insert, if any): its length, or 0 if none is queued. A
+ * frame longer than @max, or whose checksum the NIC cannot insert (not
+ * TCP or UDP: resolved here in software), is handled here; one that
+ * cannot be is dropped (counted) and the next one taken. NAPI poll only.
  */
-u32 pvpass_nicport_tx_next(struct pvpass_nicport *p, void *dst, u32 max)
+u32 pvpass_nicport_tx_next(struct pvpass_nicport *p, void *dst, u32 max, void *hdr)
 {
 	struct net_device *dev = p->dev;
+	struct virtio_net_hdr_v1 *h = hdr;
 	struct sk_buff *skb;
 	u32 len;
 
 	while ((skb = skb_dequeue(&p->txq))) {
 		len = skb->len;
-		if (len > max || len < ETH_HLEN || skb_copy_bits(skb, 0, dst, len)) {
-			DEV_STATS_INC(dev, tx_dropped);
-			kfree_skb(skb);
-			continue;
-		}
+		memset(h, 0, sizeof(*h));
+		if (skb->ip_summed == CHECKSUM_PARTIAL &&
+		    !(skb->csum_offset == offsetof(struct tcphdr, check) ||
+		      skb->csum_offset == offsetof(struct udphdr, check)) &&
+		    skb_checksum_help(skb))
+			goto drop;
+		if (len > max || len < ETH_HLEN || skb_is_gso(skb) ||
+		    virtio_net_hdr_from_skb(skb, (struct virtio_net_hdr *)h, true, false, 0) ||
+		    skb_copy_bits(skb, 0, dst, len))
+			goto drop;
 		DEV_STATS_INC(dev, tx_packets);
 		DEV_STATS_ADD(dev, tx_bytes, len);
+		if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			p->tx_csum++;
 		consume_skb(skb);
 		return len;
+drop:
+		DEV_STATS_INC(dev, tx_dropped);
+		kfree_skb(skb);
 	}
 	return 0;
+}
+
+/* A frame the NIC could not take after all (its descriptors refused): counted. */
+void pvpass_nicport_tx_error(struct pvpass_nicport *p)
+{
+	DEV_STATS_INC(p->dev, tx_errors);
 }
 
 /* End of a poll's transmit: wake the queue once there is room again. */

@@ -78,7 +78,10 @@ use crate::{
                 TxRing, //
             },
         },
-        vnet::NetHdr,
+        vnet::{
+            NetHdr,
+            HDR_LEN, //
+        },
     }, //
 };
 
@@ -334,34 +337,46 @@ impl<'a> HostPool<'a> {
         let mut sent = false;
         let max = u32::from(MAX_FRAME).min(self.tx_buf.len());
         for _ in 0..RING {
-            if path.tx.free() == 0 {
+            // Room for a context and a data descriptor.
+            if path.tx.free() < 2 {
                 break;
             }
-            // One descriptor a frame: the buffer of a frame is the one of
-            // its descriptor, free while the descriptor is.
+            // The frame's buffer is the one of its first descriptor, free
+            // while that descriptor is.
             let slot = path.tx.tail();
             let (Some(dst), Some(addr)) = (self.tx_buf.ptr(slot), self.tx_buf.dma(slot)) else {
                 break;
             };
+            let mut raw = [0u8; HDR_LEN];
             // SAFETY: `port` is live; `dst` has room for `max` bytes of a
-            // buffer the NIC does not own.
-            let len = unsafe { glue::pvpass_nicport_tx_next(port, dst.cast(), max) };
+            // buffer the NIC does not own; `raw` holds a virtio_net_hdr_v1.
+            let len = unsafe {
+                glue::pvpass_nicport_tx_next(port, dst.cast(), max, raw.as_mut_ptr().cast())
+            };
             if len == 0 {
                 break;
             }
-            let mut descs: [RawDesc; 1] = [[0; 16]];
-            let built = build_tx(
-                &NetHdr::default(),
-                &mut [],
+            let Ok(n) = usize::try_from(len) else { break };
+            // SAFETY: The glue copied `len <= max` bytes to `dst`, a buffer
+            // of at least `max` bytes that nothing else references now.
+            let head = unsafe { core::slice::from_raw_parts_mut(dst, n) };
+            let mut descs: [RawDesc; 2] = [[0; 16]; 2];
+            let posted = build_tx(
+                &NetHdr::parse(&raw),
+                head,
                 &[TxSeg { addr, len }],
                 &mut descs,
-            );
-            let posted = built.ok().and_then(|b| {
+            )
+            .ok()
+            .and_then(|b| {
                 let d = descs.get(..b.descs)?;
                 path.tx.post(&mut tx, d, u64::from(slot)).ok()
             });
             if posted.is_some() {
                 sent = true;
+            } else {
+                // SAFETY: `port` is live.
+                unsafe { glue::pvpass_nicport_tx_error(port) };
             }
         }
         if sent {
