@@ -45,6 +45,10 @@ TYPES = {
     "structpvpass_vwork*": "*mut VWork",
     "structpvpass_kick*": "*mut Kick",
     "structpvpass_poll*": "*mut Poll",
+    "structpci_dev*": "*mut PciDev",
+    "structpvpass_nicport*": "*mut NicPort",
+    "constu8*": "*const u8",
+    "char*": "*mut c_char",
 }
 # Callbacks: Rust may take its context as `*const c_void` (it only reads
 # through it) where C passes `void *`, and an `int` as `c_int`.

@@ -191,6 +191,8 @@ fi
 #            pvpass ioctl; the port from `pvpassctl vhost-rule`) and a
 #            vhost-exec guest ping each other and the host port
 #            (scripts/guest-libvirt.sh);
+#   nic:     pvpass drives QEMU's igb, its host pool pvpnic0 talks to the
+#            wire both ways (scripts/nic-bed.sh, guest-nic.sh; last);
 #   migrate: a vhost guest migrates between two QEMUs while a TCP stream and
 #            patterned UDP flow to it (scripts/guest-migrate.sh). Only with
 #            PVPASS_MIGRATE=1 (else counted as skipped): in this bed KVM itself
@@ -249,4 +251,19 @@ if np=$(bash scripts/netperf.sh 2>>"$logs/qemu-initramfs.log") &&
 else
 	bad "QEMU guests' initramfs (log: $logs/qemu-initramfs.log)"
 fi
+# The NIC bed: pvpass drives QEMU's igb (scripts/nic-bed.sh, guest-nic.sh):
+# it takes the function from igb by driver_override, the host pool's
+# pvpnic0 talks to the wire both ways, unloading leaves the NIC quiesced.
+nic_bed() {
+	local r=$build/nic check status text
+	bash scripts/nic-bed.sh "$r" "$here/pvpass.ko" >"$logs/nic-bed.log" 2>&1
+	if [ -s "$r/bed.results" ]; then
+		while read -r check status text; do
+			[ "$status" = ok ] && ok "nic bed: $check: $text" || bad "nic bed: $check: $text (log: $r)"
+		done <"$r/bed.results"
+	else
+		bad "nic bed: no results (log: $logs/nic-bed.log)"; tail -n 20 "$logs/nic-bed.log"
+	fi
+}
+nic_bed
 finish

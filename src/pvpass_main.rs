@@ -14,6 +14,8 @@
 //! - `net`: the virtio-net device: its state, transmit, receive, counters.
 //! - `backend`: the `Backend`/`Port`/`Uplink` traits a device is connected
 //!   through, and the backends: switches, the host port.
+//! - `nic`: the Intel 82576 (igb) that pvpass drives itself, a PCI driver
+//!   that binds only a function whose driver_override names pvpass.
 //! - `transport`: the `Transport` trait and virtio-mmio (registers served on
 //!   the vCPU thread, interrupts through an irqfd).
 //! - `mem`: pinned guest memory (pins, pages, rings, frames).
@@ -40,6 +42,7 @@ mod glue;
 mod kvm;
 mod mem;
 mod net;
+mod nic;
 mod transport;
 mod tuning;
 mod uapi;
@@ -112,6 +115,11 @@ struct PvpassModule {
     // polls' task work, which nothing can cancel (it runs soon on a thread
     // going back to its guest).
     _vwork: VWorkWait,
+    // The PCI driver of the 82576 (probes nothing unless a function's
+    // driver_override names pvpass); unregistering it unbinds and quiesces
+    // every NIC it drives.
+    #[pin]
+    _nic: nic::Registration,
     // The host port (pvpsw0) on the default switch; after `dev`, before the
     // reaper.
     _host: backend::hostport::HostLink,
@@ -160,6 +168,7 @@ impl kernel::InPlaceModule for PvpassModule {
             dev <- control::miscdev::Registration::register(c"pvpass", module),
             vhost <- control::miscdev::Registration::register(c"pvpass-vhost-net", module),
             _vwork: VWorkWait,
+            _nic <- nic::Registration::new(c"pvpass", module),
             _host: default_switch()?,
             _backends: Backends,
             _reaper: kvm::Reaper::start(),

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The interface between pvpass's C glue (kvm.c, hostport.c, vhost.c, poll.c)
+ * The interface between pvpass's C glue (kvm.c, hostport.c, vhost.c, poll.c,
+ * nic.c)
  * and its Rust
  * code. Rust declares the same functions once, in src/glue/mod.rs, with a
  * typed opaque handle per struct (an out-of-tree module cannot add to the
@@ -97,8 +98,25 @@ void pvpass_poll_stop(struct pvpass_poll *p);
 void pvpass_poll_put(struct pvpass_poll *p);
 void pvpass_poll_wait_all(void);
 
+/* C, called from Rust (src/nic/); defined in nic.c. */
+struct pci_dev;
+struct pvpass_nicport;
+void pvpass_nic_pci_disable(struct pci_dev *pdev);
+void pvpass_dma_rmb(void);
+struct pvpass_nicport *pvpass_nicport_create(struct pci_dev *pdev, const u8 *mac, void *ctx);
+int pvpass_nicport_register(struct pvpass_nicport *p);
+void pvpass_nicport_unregister(struct pvpass_nicport *p);
+void pvpass_nicport_free(struct pvpass_nicport *p);
+void pvpass_nicport_name(struct pvpass_nicport *p, char *name);
+void pvpass_nicport_irq(struct pvpass_nicport *p);
+u32 pvpass_nicport_tx_next(struct pvpass_nicport *p, void *dst, u32 max, void *hdr);
+void pvpass_nicport_tx_error(struct pvpass_nicport *p);
+void pvpass_nicport_tx_done(struct pvpass_nicport *p);
+int pvpass_nicport_rx(struct pvpass_nicport *p, const void *data, u32 len, bool csum_ok);
+void pvpass_nicport_rx_error(struct pvpass_nicport *p);
+
 /* Rust, called from C (src/net/ffi.rs, src/control/attachment.rs, src/backend/hostport.rs,
- * src/transport/poll.rs). */
+ * src/transport/poll.rs, src/nic/host.rs). */
 int pvpass_rs_mmio_read(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,
 			int len, void *val);
 int pvpass_rs_mmio_write(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu, u64 offset,
@@ -111,5 +129,9 @@ void pvpass_rs_vhost_run(void *ctx);
 void pvpass_rs_poll_run(void *ctx, struct pvpass_mmio *m, struct kvm_vcpu *vcpu);
 void pvpass_rs_poll_due(void *ctx);
 void pvpass_rs_coal_due(void *ctx, u32 q);
+int pvpass_rs_nic_open(void *ctx);
+void pvpass_rs_nic_stop(void *ctx);
+int pvpass_rs_nic_poll(void *ctx, struct pvpass_nicport *p, int budget);
+void pvpass_rs_nic_unmask(void *ctx);
 
 #endif

@@ -70,6 +70,11 @@ opaque! {
     /// `struct pvpass_poll`: a device's transmit poll timer and task work,
     /// and its notification coalescing timers.
     Poll;
+    /// `struct pci_dev` (the NIC's function; the kernel crate's
+    /// `pci::Device` wraps it transparently).
+    PciDev;
+    /// `struct pvpass_nicport`: a NIC host pool's interface (pvpnic<n>).
+    NicPort;
 }
 
 /// `struct pvpass_slot`: one guest memory slot.
@@ -173,4 +178,35 @@ extern "C" {
     pub(crate) fn pvpass_poll_stop(p: *mut Poll);
     pub(crate) fn pvpass_poll_put(p: *mut Poll);
     pub(crate) fn pvpass_poll_wait_all();
+}
+
+// Defined in nic.c.
+extern "C" {
+    pub(crate) fn pvpass_nic_pci_disable(pdev: *mut PciDev);
+    pub(crate) fn pvpass_dma_rmb();
+    pub(crate) fn pvpass_nicport_create(
+        pdev: *mut PciDev,
+        mac: *const u8,
+        ctx: *mut c_void,
+    ) -> *mut NicPort;
+    pub(crate) fn pvpass_nicport_register(p: *mut NicPort) -> i32;
+    pub(crate) fn pvpass_nicport_unregister(p: *mut NicPort);
+    pub(crate) fn pvpass_nicport_free(p: *mut NicPort);
+    pub(crate) fn pvpass_nicport_name(p: *mut NicPort, name: *mut c_char);
+    pub(crate) fn pvpass_nicport_irq(p: *mut NicPort);
+    pub(crate) fn pvpass_nicport_tx_next(
+        p: *mut NicPort,
+        dst: *mut c_void,
+        max: u32,
+        hdr: *mut c_void,
+    ) -> u32;
+    pub(crate) fn pvpass_nicport_tx_error(p: *mut NicPort);
+    pub(crate) fn pvpass_nicport_tx_done(p: *mut NicPort);
+    pub(crate) fn pvpass_nicport_rx(
+        p: *mut NicPort,
+        data: *const c_void,
+        len: u32,
+        csum_ok: bool,
+    ) -> i32;
+    pub(crate) fn pvpass_nicport_rx_error(p: *mut NicPort);
 }

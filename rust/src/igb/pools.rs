@@ -178,6 +178,43 @@ fn poll<R: Regs>(r: &mut R, off: u32, mask: u32, clear: bool) -> bool {
     false
 }
 
+/// The register accesses of a running pool's data path: tail writes, the
+/// transmit head, unmasking its vectors. They need no plan state, so they
+/// can be made where the plan's lock cannot be taken (a NAPI poll, an
+/// interrupt handler); the plan ([`Nic`]) enables and disables the queues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolPath(Pool);
+
+impl PoolPath {
+    /// The data path of `pool`'s queue pair.
+    #[must_use]
+    pub const fn new(pool: Pool) -> Self {
+        Self(pool)
+    }
+
+    /// Hands receive descriptors up to (not including) `tail` to the NIC.
+    pub fn write_rx_tail<R: Regs>(&self, r: &mut R, tail: u16) {
+        r.write32(regs::rx::rdt(self.0.queue()), u32::from(tail));
+    }
+
+    /// Hands transmit descriptors up to (not including) `tail` to the NIC.
+    pub fn write_tx_tail<R: Regs>(&self, r: &mut R, tail: u16) {
+        r.write32(regs::tx::tdt(self.0.queue()), u32::from(tail));
+    }
+
+    /// The NIC's transmit head.
+    pub fn tx_head<R: Regs>(&self, r: &mut R) -> u32 {
+        r.read32(regs::tx::tdh(self.0.queue()))
+    }
+
+    /// Unmasks the vectors in `mask` again (after a poll that ran with them
+    /// masked); only vectors of the PF's table.
+    pub fn unmask<R: Regs>(&self, r: &mut R, mask: u32) {
+        let all = (1u32 << regs::NUM_VECTORS).wrapping_sub(1);
+        r.write32(regs::EIMS, mask & all);
+    }
+}
+
 /// The plan's view of one 82576 physical function. The all-zero value
 /// ([`Nic::new`]) is a NIC that has not been initialised.
 #[derive(Clone, Debug, Default)]
@@ -357,6 +394,69 @@ impl Nic {
         self.max_frame = cfg.max_frame;
         self.ready = true;
         self.set_pool_mac(r, Pool::HOST, cfg.host_mac)
+    }
+
+    /// Whether a reset started by [`Nic::reset`] has completed (CTRL.RST
+    /// reads 0 again).
+    pub fn reset_done<R: Regs>(&self, r: &mut R) -> bool {
+        r.read32(regs::CTRL) & regs::CTRL_RST == 0
+    }
+
+    /// Stops everything that can do DMA or interrupt, for the end of the
+    /// driver's life (after [`Nic::reset`] completed, which leaves queue 0's
+    /// receive enabled): interrupts masked, receive and transmit off, no pool
+    /// enabled, every queue disabled and confirmed stopped. Tries every
+    /// queue even if one fails and returns the first error; the plan is not
+    /// ready afterwards ([`Nic::init`] again to use the NIC).
+    pub fn stop_all<R: Regs>(&mut self, r: &mut R) -> Result<(), NicError> {
+        r.write32(regs::IMC, u32::MAX);
+        r.write32(regs::EIMC, u32::MAX);
+        r.write32(regs::EIAC, 0);
+        r.write32(regs::RCTL, 0);
+        r.write32(regs::TCTL, regs::TCTL_PSP);
+        r.write32(regs::VFRE, 0);
+        r.write32(regs::VFTE, 0);
+        self.ready = false;
+        let mut first = Ok(());
+        for n in 0..regs::NUM_QUEUES {
+            let Some(q) = Queue::new(n) else { continue };
+            r.write32(regs::rx::rxdctl(q), 0);
+            r.write32(regs::tx::txdctl(q), 0);
+        }
+        for n in 0..regs::NUM_QUEUES {
+            let Some(q) = Queue::new(n) else { continue };
+            let pool = Pool::new(n % regs::NUM_POOLS).unwrap_or(Pool::HOST);
+            if !poll(r, regs::rx::rxdctl(q), regs::XDCTL_QUEUE_ENABLE, true) {
+                first = first.and(Err(NicError::RxStuck(pool)));
+            }
+            if !poll(r, regs::tx::txdctl(q), regs::XDCTL_QUEUE_ENABLE, true) {
+                first = first.and(Err(NicError::TxStuck(pool)));
+            }
+        }
+        let _ = r.read32(regs::ICR);
+        let _ = r.read32(regs::EICR);
+        if first.is_ok() {
+            self.rx_on = 0;
+            self.tx_on = 0;
+        }
+        first
+    }
+
+    /// Whether the NIC is quiet: receive and transmit off, no interrupt
+    /// unmasked, no queue enabled (what [`Nic::stop_all`] leaves).
+    pub fn quiet<R: Regs>(&self, r: &mut R) -> bool {
+        if r.read32(regs::RCTL) & regs::RCTL_EN != 0
+            || r.read32(regs::TCTL) & regs::TCTL_EN != 0
+            || r.read32(regs::IMS) != 0
+            || r.read32(regs::EIMS) != 0
+        {
+            return false;
+        }
+        (0..regs::NUM_QUEUES).filter_map(Queue::new).all(|q| {
+            (r.read32(regs::rx::rxdctl(q)) | r.read32(regs::tx::txdctl(q)))
+                & regs::XDCTL_QUEUE_ENABLE
+                == 0
+        })
     }
 
     /// Starts PHY autonegotiation (MDIC write of BMCR). The link comes up

@@ -1,0 +1,122 @@
+#!/bin/bash
+# Runs inside the NIC bed (L1, virtme-ng; scripts/nic-bed.sh boots it with
+# QEMU's igb (82576, mac $nic_mac) and a virtio-net "wire" NIC on one hub).
+# Moves the igb function from the stock igb driver (built in) to pvpass with
+# driver_override, checks pvpass's probe (the MAC QEMU gave the NIC, link
+# up), that the host pool's interface pvpnic0 talks to the wire (the wire's
+# far end is scripts/nic-wire.py on raw frames: the bed kernel has no
+# network namespaces): pvpnic0 pings it, and it pings pvpnic0, both at
+# small and near-MTU size; then that `rmmod pvpass` (pvpnic0 still up)
+# leaves the function quiesced (registers and PCI command read from
+# userspace, scripts/nic-regs.py), that the stock driver can take it back,
+# and that the kernel log has no warning.
+# Results go to $1: nic.log, bed.results ("<check> ok|fail <text>" lines),
+# dmesg.log, finished.
+# Usage: guest-nic.sh <results dir> <pvpass.ko>
+set -u
+res=$1 ko=$2
+here=$(cd "$(dirname "$0")/.." && pwd)
+nic_mac=52:54:00:12:34:56 wire_mac=52:54:00:ab:cd:ef
+host_ip=10.0.1.1 wire_ip=10.0.1.2
+mkdir -p "$res"
+exec >"$res/nic.log" 2>&1
+: >"$res/bed.results"
+trap 'dmesg >"$res/dmesg.log"; echo "done" >"$res/finished"' EXIT
+result() { echo "$*" >>"$res/bed.results"; echo "nic: [$2] $1: ${*:3}"; }
+check() { # check, text, command...: ok when the command succeeds
+	local name=$1 text=$2; shift 2
+	if "$@"; then result "$name" ok "$text"; else result "$name" fail "$text"; fi
+}
+klog() { dmesg | grep -a "$1" | tail -n 1; } # the last kernel log line matching
+
+# The igb function (8086:10c9) and the driver it has.
+dev=""
+for d in /sys/bus/pci/devices/*; do
+	if [ "$(cat "$d/vendor")" = 0x8086 ] && [ "$(cat "$d/device")" = 0x10c9 ]; then dev=$d; break; fi
+done
+if [ -z "$dev" ]; then result igb_present fail "no 8086:10c9 function"; exit 1; fi
+bdf=$(basename "$dev")
+drv() { basename "$(readlink "$dev/driver" 2>/dev/null)" 2>/dev/null; }
+result igb_present ok "$bdf, driver $(drv)"
+ip -br link
+
+dmesg -C
+insmod "$ko" || { result pvpass_loads fail "insmod"; exit 1; }
+check pvpass_leaves_igb_alone "igb keeps $bdf after insmod (override-only id table): driver $(drv)" test "$(drv)" = igb
+echo pvpass >"$dev/driver_override"
+echo "$bdf" >/sys/bus/pci/drivers/igb/unbind
+echo "$bdf" >/sys/bus/pci/drivers/pvpass/bind
+check pvpass_binds "driver of $bdf: $(drv)" test "$(drv)" = pvpass
+line=$(klog '82576 (igb) taken')
+echo "$line"
+check probe_mac "${line:-no probe line}" grep -q "MAC $nic_mac" <<<"$line"
+check probe_link_up "${line:-no probe line}" grep -q "link up" <<<"$line"
+
+# The host pool: pvpnic0 on the igb, and the wire's far end.
+ifname() { for n in /sys/class/net/*; do [ "$(cat "$n/address")" = "$1" ] && basename "$n"; done; }
+nic_if=$(ifname $nic_mac) wire_if=$(ifname $wire_mac)
+check host_if "the igb's interface: ${nic_if:-none} ($(cat "/sys/class/net/$nic_if/device/uevent" 2>/dev/null | grep DRIVER))" \
+	test "$nic_if" = pvpnic0
+ip link set "$wire_if" up
+ip link set pvpnic0 up && ip addr add $host_ip/24 dev pvpnic0
+ip -br link; ip -br addr
+sleep 1
+python3 "$here/scripts/nic-wire.py" "$wire_if" $wire_ip $host_ip 14 10 >"$res/wire.log" 2>&1 &
+wire=$!
+sleep 1
+busybox ping -c 5 -W 2 -I pvpnic0 $wire_ip >"$res/ping.log" 2>&1
+line=$(grep 'packet loss' "$res/ping.log")
+check host_pings_wire "pvpnic0 -> wire: $line" grep -q ' 0% packet loss' <<<"$line"
+busybox ping -c 3 -W 2 -s 1400 -I pvpnic0 $wire_ip >"$res/ping-1400.log" 2>&1
+line=$(grep 'packet loss' "$res/ping-1400.log")
+check host_pings_wire_1400 "pvpnic0 -> wire, 1428-byte packets: $line" grep -q ' 0% packet loss' <<<"$line"
+# Checksums the NIC inserts (pvpnic0 offers IP_CSUM): UDP datagrams and
+# TCP SYNs to the far end, checked there.
+python3 - "$wire_ip" <<'PY'
+import socket, sys
+for i in range(5):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"pvpnic0")
+    u.sendto(b"pvpass-csum %d " % i * 40, (sys.argv[1], 9))
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"pvpnic0")
+t.settimeout(1.5)
+try:
+    t.connect((sys.argv[1], 80))
+except OSError:
+    pass
+PY
+ethtool -k pvpnic0 2>/dev/null | grep -E 'tx-checksum-ip|rx-checksum' || true
+wait $wire
+line=$(cat "$res/wire.log")
+echo "$line"
+check wire_pings_host "wire -> pvpnic0 (10 pings): $line" grep -q 'pongs=10' <<<"$line"
+check tx_csum_udp "UDP checksums inserted by the NIC, checked at the far end: $line" \
+	grep -q 'udp_ok=5 udp_bad=0' <<<"$line"
+check tx_csum_tcp "TCP checksums (SYNs) inserted by the NIC: $line" \
+	grep -qE 'tcp_ok=[1-9][0-9]* tcp_bad=0' <<<"$line"
+st=/sys/class/net/pvpnic0/statistics
+check host_if_counters "pvpnic0: rx $(cat $st/rx_packets) tx $(cat $st/tx_packets) packets, rx_errors $(cat $st/rx_errors) rx_dropped $(cat $st/rx_dropped) tx_dropped $(cat $st/tx_dropped)" \
+	test "$(cat $st/rx_errors)" = 0 -a "$(cat $st/tx_dropped)" = 0
+grep -a 'pvpnic\|pvpass' /proc/interrupts
+
+rmmod pvpass
+check pvpass_unloads "pvpass gone after rmmod" test ! -d /sys/module/pvpass
+line=$(klog 'pvpnic0: removed')
+check tx_csum_offloaded "${line:-no removal line}" grep -qE ' [1-9][0-9]* with the checksum inserted by the NIC' <<<"$line"
+line=$(klog '82576 .* released')
+check remove_quiesced_log "${line:-no release line: $(klog 'did not quiesce')}" test -n "$line"
+regs=$(python3 "$here/scripts/nic-regs.py" "$dev")
+echo "$regs"
+check remove_quiesced_regs "$(tr '\n' ' ' <<<"$regs")" grep -qx 'quiet=yes' <<<"$regs"
+
+# The stock driver takes the function back.
+echo >"$dev/driver_override"
+echo "$bdf" >/sys/bus/pci/drivers_probe
+check igb_rebinds "driver of $bdf after pvpass: $(drv)" test "$(drv)" = igb
+
+if dmesg | grep -nE 'BUG:|WARNING:|Oops|KASAN|general protection|Call Trace|soft lockup|rcu: INFO|possible circular locking'; then
+	result dmesg_clean fail "the kernel log has a warning (dmesg.log)"
+else
+	result dmesg_clean ok "no BUG/WARNING/Oops in the kernel log"
+fi

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The NIC bed, for development: boots the cached bed kernel under TCG (as
+# `make check` does) with QEMU's igb (82576, the NIC pvpass drives) and a
+# virtio-net NIC on one hub (the "wire"), and runs scripts/guest-nic.sh in it:
+#   scripts/nic-bed.sh <results dir> [<pvpass.ko>]
+# Prints the bed's results ("<check> ok|fail <text>"); exit 1 if one failed.
+# One bed at a time on a small machine: flock /tmp/pvpass-bed.lock scripts/nic-bed.sh ...
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+res=$(readlink -f "$1") ko=$(readlink -f "${2:-$here/pvpass.ko}")
+KDIR=$(PVPASS_QUIET=1 bash "$here/scripts/kernel.sh" --print-dir)
+nics="-netdev hubport,id=hp0,hubid=1 -device igb,netdev=hp0,mac=52:54:00:12:34:56"
+nics+=" -netdev hubport,id=hp1,hubid=1 -device virtio-net-pci,netdev=hp1,mac=52:54:00:ab:cd:ef"
+rm -rf "$res"; mkdir -p "$res"
+start=$SECONDS
+timeout 900 vng --run "$KDIR" --disable-kvm --qemu-opts="-cpu max $nics" --memory 2G --cpus 2 \
+	--rwdir "$res" --rodir "$(dirname "$KDIR")" \
+	--exec "$here/scripts/guest-nic.sh $res $ko" >"$res/vng.log" 2>&1 || true
+echo "NIC bed ran in $((SECONDS - start)) s"
+[ -f "$res/finished" ] || { echo "the bed did not finish (log: $res/vng.log)"; tail -n 30 "$res/vng.log"; exit 1; }
+cat "$res/bed.results"
+! grep -q ' fail ' "$res/bed.results"
