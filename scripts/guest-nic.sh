@@ -6,8 +6,9 @@
 # up), that the host pool's interface pvpnic0 talks to the wire (the wire's
 # far end is scripts/nic-wire.py on raw frames: the bed kernel has no
 # network namespaces): pvpnic0 pings it, and it pings pvpnic0, both at
-# small and near-MTU size; then that `rmmod pvpass` (pvpnic0 still up)
-# leaves the function quiesced (registers and PCI command read from
+# small and near-MTU size, that the NIC inserts UDP and TCP checksums, that
+# pvpnic0 works again after down/up; then that `rmmod pvpass` (pvpnic0 up,
+# frames flowing both ways) leaves the function quiesced (registers and PCI command read from
 # userspace, scripts/nic-regs.py), that the stock driver can take it back,
 # and that the kernel log has no warning.
 # Results go to $1: nic.log, bed.results ("<check> ok|fail <text>" lines),
@@ -100,8 +101,47 @@ check host_if_counters "pvpnic0: rx $(cat $st/rx_packets) tx $(cat $st/tx_packet
 	test "$(cat $st/rx_errors)" = 0 -a "$(cat $st/tx_dropped)" = 0
 grep -a 'pvpnic\|pvpass' /proc/interrupts
 
+# Closed and opened again (the pool stopped, its ring refilled).
+ip link set pvpnic0 down && ip link set pvpnic0 up
+python3 "$here/scripts/nic-wire.py" "$wire_if" $wire_ip $host_ip 6 >"$res/wire-reopen.log" 2>&1 &
+wire=$!
+sleep 1
+busybox ping -c 3 -W 2 -I pvpnic0 $wire_ip >"$res/ping-reopen.log" 2>&1
+wait $wire
+line=$(grep 'packet loss' "$res/ping-reopen.log")
+check host_if_reopen "pvpnic0 -> wire after down/up: $line" grep -q ' 0% packet loss' <<<"$line"
+
+# Unloaded under traffic both ways: the far end pings pvpnic0 every 10 ms
+# and the host sends UDP through it when rmmod closes the interface and
+# quiesces the NIC.
+python3 "$here/scripts/nic-wire.py" "$wire_if" $wire_ip $host_ip 8 500 0.01 >"$res/wire-unload.log" 2>&1 &
+wire=$!
+python3 - "$wire_ip" <<'PY' &
+import socket, sys, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"pvpnic0")
+end = time.monotonic() + 6
+i = 0
+while time.monotonic() < end:
+    i += 1
+    try:
+        u.sendto(b"%08d" % i + b"x" * 992, (sys.argv[1], 9))
+    except OSError:
+        time.sleep(0.01)
+PY
+flood=$!
+sleep 3
 rmmod pvpass
-check pvpass_unloads "pvpass gone after rmmod" test ! -d /sys/module/pvpass
+check pvpass_unloads "pvpass gone after rmmod (under traffic)" test ! -d /sys/module/pvpass
+wait $wire $flood
+line=$(grep '^wire:' "$res/wire-unload.log")
+# Flow only: under this flood 1 to 3 datagrams in about 15000 reach the far
+# end with the pseudo-header sum instead of the checksum, though the glue
+# handed every one over for the NIC to checksum (the removal line's count)
+# and its descriptors ask for it; not understood yet (docs/design.md, the
+# NIC). The strict checksum checks are the ones above, at a low rate.
+check traffic_at_unload "frames both ways until the unload (udp_bad: see guest-nic.sh): $line" \
+	grep -qE 'pongs=[1-9].* udp_ok=[1-9]' <<<"$line"
 line=$(klog 'pvpnic0: removed')
 check tx_csum_offloaded "${line:-no removal line}" grep -qE ' [1-9][0-9]* with the checksum inserted by the NIC' <<<"$line"
 line=$(klog '82576 .* released')

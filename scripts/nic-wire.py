@@ -4,12 +4,12 @@
 on an interface (AF_PACKET; the bed kernel has no network namespaces, so
 the wire NIC cannot have an address of its own beside pvpnic0's).
 
-    nic-wire.py <iface> <my ip> <peer ip> <seconds> [<pings>]
+    nic-wire.py <iface> <my ip> <peer ip> <seconds> [<pings> [<interval>]]
 
 Answers ARP requests for <my ip> (with the interface's MAC) and ICMP echo
 requests to it, for <seconds>. With <pings>, it also pings <peer ip>
-(after learning its MAC by ARP) that many times, 200 ms apart, from the
-start. Prints one summary line:
+(after learning its MAC by ARP) that many times, <interval> seconds
+(default 0.2) apart, from the start. Prints one summary line:
     wire: arp_replies=N echo_replies=N pings_sent=N pongs=N
 """
 import socket
@@ -19,10 +19,19 @@ import time
 
 iface, my_ip, peer_ip, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 pings = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+interval = float(sys.argv[6]) if len(sys.argv) > 6 else 0.2
 ETH_P_ALL, ETH_P_ARP, ETH_P_IP = 0x0003, 0x0806, 0x0800
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
 s.bind((iface, 0))
-s.settimeout(0.05)
+s.settimeout(0.01)
+
+
+def send(frame):
+    try:
+        s.send(frame)
+    except OSError:  # the wire NIC's queue is full (timeout): a lost frame
+        pass
+
 with open(f"/sys/class/net/{iface}/address") as f:
     my_mac = bytes.fromhex(f.read().strip().replace(":", ""))
 my = socket.inet_aton(my_ip)
@@ -54,9 +63,10 @@ def icmp(kind, ident, seq, data):
 
 def send_arp(op, dst_mac, target_mac, target_ip):
     arp = struct.pack("!HHBBH6s4s6s4s", 1, ETH_P_IP, 6, 4, op, my_mac, my, target_mac, target_ip)
-    s.send(dst_mac + my_mac + struct.pack("!H", ETH_P_ARP) + arp)
+    send(dst_mac + my_mac + struct.pack("!H", ETH_P_ARP) + arp)
 
 
+last_seq = 0
 start = time.monotonic()
 next_ping = start
 seq = 0
@@ -68,9 +78,9 @@ while time.monotonic() - start < secs:
         else:
             seq += 1
             pkt = ip_packet(my, peer, 1, icmp(8, 0x4242, seq, b"pvpass-wire" * 8), seq)
-            s.send(peer_mac + my_mac + struct.pack("!H", ETH_P_IP) + pkt)
+            send(peer_mac + my_mac + struct.pack("!H", ETH_P_IP) + pkt)
             counts["pings_sent"] += 1
-        next_ping = now + 0.2
+        next_ping = now + interval
     try:
         f = s.recv(2048)
     except socket.timeout:
@@ -95,6 +105,12 @@ while time.monotonic() - start < secs:
         name = "tcp" if f[23] == 6 else "udp"
         good = len(seg) >= 8 and csum(pseudo + seg) == 0 and seg[6 if name == "udp" else 16:][:2] != b"\0\0"
         counts[name + ("_ok" if good else "_bad")] += 1
+        if name == "udp" and seg[8:16].isdigit():
+            last_seq = max(last_seq, int(seg[8:16]))
+            if not good:
+                print(f"bad udp datagram: sequence {int(seg[8:16])}")
+        if not good and counts[name + "_bad"] <= 3:
+            print(f"bad {name} frame ({len(f)} bytes, IP total {total}): {f[:80].hex()} ... {f[-16:].hex()}")
     elif etype == ETH_P_IP and len(f) >= 34 and f[12 + 2 + 9] == 1:
         ihl = (f[14] & 0xf) * 4
         src, dst = f[26:30], f[30:34]
@@ -105,8 +121,10 @@ while time.monotonic() - start < secs:
         if msg[0] == 8:
             ident, sq = struct.unpack("!HH", msg[4:8])
             pkt = ip_packet(my, src, 1, icmp(0, ident, sq, msg[8:]), sq)
-            s.send(src_mac + my_mac + struct.pack("!H", ETH_P_IP) + pkt)
+            send(src_mac + my_mac + struct.pack("!H", ETH_P_IP) + pkt)
             counts["echo_replies"] += 1
         elif msg[0] == 0 and struct.unpack("!H", msg[4:6])[0] == 0x4242:
             counts["pongs"] += 1
+if last_seq:
+    print(f"last udp sequence: {last_seq}")
 print("wire: " + " ".join(f"{k}={v}" for k, v in counts.items()))
