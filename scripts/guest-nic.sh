@@ -23,6 +23,8 @@ mkdir -p "$res"
 exec >"$res/nic.log" 2>&1
 : >"$res/bed.results"
 trap 'dmesg >"$res/dmesg.log"; echo "done" >"$res/finished"' EXIT
+# The host's freeze watchdog (scripts/lib.sh bed_watch) reads this.
+( while :; do date +%s >"$res/heartbeat"; sleep 5; done ) &
 result() { echo "$*" >>"$res/bed.results"; echo "nic: [$2] $1: ${*:3}"; }
 check() { # check, text, command...: ok when the command succeeds
 	local name=$1 text=$2; shift 2
