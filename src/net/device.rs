@@ -225,8 +225,8 @@ pub(crate) struct Device {
     /// it is the first field: dropped (stopped) before the rest.
     pub(super) poll: TxPoll,
     /// The transmit poll period (`tuning::tx_poll_ns`), 0: no polling. On
-    /// virtio-mmio only for now: with it on the vhost transport the bench
-    /// bed froze in each of three runs (docs/design.md).
+    /// virtio-mmio only: on the vhost transport it gained nothing
+    /// (bench/results/vhost-poll-2026-12-01, docs/design.md).
     pub(super) tx_poll_ns: u64,
     pub(crate) id: u32,
     pub(crate) gpa: u64,
