@@ -31,16 +31,16 @@ case "$np/" in "$(dirname "$KDIR")"/*) ;; *) ro+=(--rodir "$np") ;; esac
 t_bed=$SECONDS
 # The bed's console goes to vng.log (--verbose, loglevel 7): if the bed
 # hangs, its soft-lockup, hung-task and RCU-stall reports are there. A bed
-# that freezes (no heartbeat for 240 s: scripts/lib.sh bed_watch) is booted
-# once more; the frozen attempt is kept in build/demo.attempt1.
-for attempt in 1 2; do
-	bed_watched "$res" 240 timeout 1800 vng --verbose --append "loglevel=7" --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
+# that freezes (no heartbeat for 180 s: scripts/lib.sh bed_watch) is booted
+# again, up to three boots; a frozen attempt is kept in build/demo.attempt<n>.
+for attempt in 1 2 3; do
+	bed_watched "$res" 180 timeout 1800 vng --verbose --append "loglevel=7" --run "$KDIR" --disable-kvm --qemu-opts='-cpu max' --memory 4G --cpus 1 \
 		--rwdir "$res" "${ro[@]}" \
 		--exec "$here/scripts/guest-demo.sh $res $here/pvpass.ko $here/tool/target/release/pvpassctl $KDIR/arch/x86/boot/bzImage $here/build/demo-initramfs.cpio.gz $np" \
 		>"$res/vng.log" 2>&1 || true
-	[ "$attempt" = 1 ] && [ -f "$res/frozen" ] && [ ! -f "$res/finished" ] || break
+	[ "$attempt" != 3 ] && [ -f "$res/frozen" ] && [ ! -f "$res/finished" ] || break
 	echo "demo: the test bed froze (a known fault of nested SVM under TCG: docs/reliability.md); booting it again"
-	rm -rf "$res.attempt1"; mv "$res" "$res.attempt1"; mkdir -p "$res"
+	rm -rf "$res.attempt$attempt"; mv "$res" "$res.attempt$attempt"; mkdir -p "$res"
 done
 t_bed=$((SECONDS - t_bed))
 if [ ! -f "$res/finished" ]; then

@@ -13,16 +13,17 @@ KDIR=$(PVPASS_QUIET=1 bash "$here/scripts/kernel.sh" --print-dir)
 nics="-netdev hubport,id=hp0,hubid=1 -device igb,netdev=hp0,mac=52:54:00:12:34:56"
 nics+=" -netdev hubport,id=hp1,hubid=1 -device virtio-net-pci,netdev=hp1,mac=52:54:00:ab:cd:ef"
 start=$SECONDS
-# A bed that freezes (no heartbeat for 300 s: scripts/lib.sh bed_watch) is
-# booted once more; the frozen attempt is kept in <results dir>.attempt1.
-for attempt in 1 2; do
+# A bed that freezes (no heartbeat for 180 s: scripts/lib.sh bed_watch) is
+# booted again, up to three boots; a frozen attempt is kept in
+# <results dir>.attempt<n>.
+for attempt in 1 2 3; do
 	rm -rf "$res"; mkdir -p "$res"
-	bed_watched "$res" 300 timeout 900 vng --run "$KDIR" --disable-kvm --qemu-opts="-cpu max $nics" --memory 2G --cpus 2 \
+	bed_watched "$res" 180 timeout 900 vng --run "$KDIR" --disable-kvm --qemu-opts="-cpu max $nics" --memory 2G --cpus 2 \
 		--rwdir "$res" --rodir "$(dirname "$KDIR")" \
 		--exec "$here/scripts/guest-nic.sh $res $ko" >"$res/vng.log" 2>&1 || true
-	[ "$attempt" = 1 ] && [ -f "$res/frozen" ] && [ ! -f "$res/finished" ] || break
-	echo "the NIC bed froze; booting it once more"
-	rm -rf "$res.attempt1"; mv "$res" "$res.attempt1"
+	[ "$attempt" != 3 ] && [ -f "$res/frozen" ] && [ ! -f "$res/finished" ] || break
+	echo "the NIC bed froze; booting it again"
+	rm -rf "$res.attempt$attempt"; mv "$res" "$res.attempt$attempt"
 done
 echo "NIC bed ran in $((SECONDS - start)) s"
 [ -f "$res/finished" ] || { echo "the bed did not finish (log: $res/vng.log)"; tail -n 30 "$res/vng.log"; exit 1; }
