@@ -210,8 +210,20 @@ booted() { # results dir, consoles...
 	local d=$1 c; shift
 	for c in "$@"; do grep -aq 'pvpass-demo: guest up' "$d/$c.console" 2>/dev/null || return 1; done
 }
+# bed_results <label> <results dir> <log>: one result per line of the bed's
+# bed.results ("<check> ok|fail <text>"), or a failure if it wrote none.
+bed_results() {
+	local label=$1 r=$2 log=$3 check status text
+	if [ -s "$r/bed.results" ]; then
+		while read -r check status text; do
+			[ "$status" = ok ] && ok "$label bed: $check: $text" || bad "$label bed: $check: $text (log: $r)"
+		done <"$r/bed.results"
+	else
+		bad "$label bed: no results (log: $log)"; tail -n 20 "$log"
+	fi
+}
 qemu_bed() { # label, script, consoles that must show a booted guest...
-	local label=$1 script=$2 r=$build/$1 check status text; shift 2
+	local label=$1 script=$2 r=$build/$1; shift 2
 	local attempt
 	for attempt in 1 2 3; do
 		qemu_bed_once "$r" "$script"
@@ -221,13 +233,7 @@ qemu_bed() { # label, script, consoles that must show a booted guest...
 		echo "$label bed: the bed froze or a guest did not boot (attempt $attempt kept in $r.attempt$attempt); once more"
 		rm -rf "$r.attempt$attempt"; mv "$r" "$r.attempt$attempt"
 	done
-	if [ -s "$r/bed.results" ]; then
-		while read -r check status text; do
-			[ "$status" = ok ] && ok "$label bed: $check: $text" || bad "$label bed: $check: $text (log: $r)"
-		done <"$r/bed.results"
-	else
-		bad "$label bed: no results (log: $r/vng.log)"; tail -n 20 "$r/vng.log"
-	fi
+	bed_results "$label" "$r" "$r/vng.log"
 	if grep -nE 'BUG:|WARNING:|Oops|KASAN|general protection|Call Trace|soft lockup|rcu: INFO|possible circular locking' "$r/dmesg.log" 2>/dev/null; then
 		bad "$label bed: kernel log has no BUG/WARNING/Oops or lockdep report"
 	else
@@ -256,16 +262,6 @@ fi
 # The NIC bed: pvpass drives QEMU's igb (scripts/nic-bed.sh, guest-nic.sh):
 # it takes the function from igb by driver_override, the host pool's
 # pvpnic0 talks to the wire both ways, unloading leaves the NIC quiesced.
-nic_bed() {
-	local r=$build/nic check status text
-	bash scripts/nic-bed.sh "$r" "$here/pvpass.ko" >"$logs/nic-bed.log" 2>&1
-	if [ -s "$r/bed.results" ]; then
-		while read -r check status text; do
-			[ "$status" = ok ] && ok "nic bed: $check: $text" || bad "nic bed: $check: $text (log: $r)"
-		done <"$r/bed.results"
-	else
-		bad "nic bed: no results (log: $logs/nic-bed.log)"; tail -n 20 "$logs/nic-bed.log"
-	fi
-}
-nic_bed
+bash scripts/nic-bed.sh "$build/nic" "$here/pvpass.ko" >"$logs/nic-bed.log" 2>&1
+bed_results nic "$build/nic" "$logs/nic-bed.log"
 finish
