@@ -14,10 +14,11 @@
 #   result <check> ok|fail <text>; check <check> <text> <command...>
 #   wait_for <file> <regex> <seconds>: the file has a matching line.
 #   pins_back: a pinned_pages result: back to the baseline within 10 s.
-#   attach_mmio <pvpassctl> <qemu pid> <name>: attach the paused QEMU's
-#       window 0xd0000000, GSI 7, MAC 52:54:00:00:00:01 (log <name>.log in
-#       the results, ready file /tmp/<name>); waits up to 130 s for it and
-#       sets $attach_pid (the attach process) and $attach_id.
+#   attach_mmio <pvpassctl> <qemu pid> <name> [<mac> [<attach args>...]]:
+#       attach the paused QEMU's window 0xd0000000, GSI 7, MAC <mac>
+#       (52:54:00:00:00:01 by default; log <name>.log in the results, ready
+#       file /tmp/<name>); waits up to 130 s for it and sets $attach_pid
+#       (the attach process) and $attach_id.
 #   $bed_args: the nested guests' command line (as the demo's).
 
 host=10.0.0.254
@@ -63,10 +64,11 @@ wait_for() {
 }
 
 attach_mmio() {
-	local ready=/tmp/$3 log=$bed_res/$3.log end=$((SECONDS + 130))
+	local ctl=$1 pid=$2 ready=/tmp/$3 log=$bed_res/$3.log end=$((SECONDS + 130)) mac=${4:-52:54:00:00:00:01}
+	shift $(($# < 4 ? $# : 4))
 	rm -f "$ready"
-	"$1" attach --pid "$2" --gpa 0xd0000000 --gsi 7 --mac 52:54:00:00:00:01 --wait 120 \
-		--ready-file "$ready" >"$log" 2>&1 &
+	"$ctl" attach --pid "$pid" --gpa 0xd0000000 --gsi 7 --mac "$mac" --wait 120 \
+		--ready-file "$ready" "$@" >"$log" 2>&1 &
 	attach_pid=$!
 	while [ ! -s "$ready" ] && [ $SECONDS -lt $end ] && kill -0 $attach_pid 2>/dev/null; do sleep 0.2; done
 	cat "$log"

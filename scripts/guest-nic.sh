@@ -11,11 +11,16 @@
 # frames flowing both ways) leaves the function quiesced (registers and PCI command read from
 # userspace, scripts/nic-regs.py), that the stock driver can take it back,
 # and that the kernel log has no warning.
+# With a pvpassctl, guest kernel, initramfs and netperf, two stock
+# virtio-mmio guests are attached to the NIC's backend (`--backend pvpnic0`:
+# a VMDq pool each) and ping each other (through the NIC's internal switch),
+# the host's pvpnic0 and the wire, run netperf to each other and to the
+# host, and the pools' counters and the pins are checked.
 # Results go to $1: nic.log, bed.results ("<check> ok|fail <text>" lines),
 # dmesg.log, finished.
-# Usage: guest-nic.sh <results dir> <pvpass.ko>
+# Usage: guest-nic.sh <results dir> <pvpass.ko> [<pvpassctl> <bzImage> <initramfs> <netperf dir>]
 set -u
-res=$1 ko=$2
+res=$1 ko=$2 ctl=${3:-} kernel=${4:-} initrd=${5:-} np=${6:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 nic_mac=52:54:00:12:34:56 wire_mac=52:54:00:ab:cd:ef
 host_ip=10.0.1.1 wire_ip=10.0.1.2
@@ -112,6 +117,8 @@ busybox ping -c 3 -W 2 -I pvpnic0 $wire_ip >"$res/ping-reopen.log" 2>&1
 wait $wire
 line=$(grep 'packet loss' "$res/ping-reopen.log")
 check host_if_reopen "pvpnic0 -> wire after down/up: $line" grep -q ' 0% packet loss' <<<"$line"
+
+[ -n "$ctl" ] && . "$here/scripts/guest-nic-vms.sh"
 
 # Unloaded under traffic both ways: the far end pings pvpnic0 every 10 ms
 # and the host sends UDP through it when rmmod closes the interface and

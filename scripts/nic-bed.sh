@@ -2,12 +2,16 @@
 # The NIC bed, for development: boots the cached bed kernel under TCG (as
 # `make check` does) with QEMU's igb (82576, the NIC pvpass drives) and a
 # virtio-net NIC on one hub (the "wire"), and runs scripts/guest-nic.sh in it:
-#   scripts/nic-bed.sh <results dir> [<pvpass.ko>]
+#   scripts/nic-bed.sh <results dir> [<pvpass.ko> [<pvpassctl> <bzImage> <initramfs> <netperf dir>]]
+# (with the last four, two nested guests on the NIC's VMDq pools too:
+# scripts/guest-nic-vms.sh).
 # Prints the bed's results ("<check> ok|fail <text>"); exit 1 if one failed.
 # One bed at a time on a small machine: flock /tmp/pvpass-bed.lock scripts/nic-bed.sh ...
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 res=$(readlink -f "$1") ko=$(readlink -f "${2:-$here/pvpass.ko}")
+vms=""
+[ $# -ge 6 ] && vms="$(readlink -f "$3") $(readlink -f "$4") $(readlink -f "$5") $(readlink -f "$6")"
 KDIR=$(PVPASS_QUIET=1 bash "$here/scripts/kernel.sh" --print-dir)
 . "$here/scripts/lib.sh"
 nics="-netdev hubport,id=hp0,hubid=1 -device igb,netdev=hp0,mac=52:54:00:12:34:56"
@@ -20,7 +24,7 @@ for attempt in 1 2 3; do
 	rm -rf "$res"; mkdir -p "$res"
 	bed_watched "$res" 180 timeout 900 vng --run "$KDIR" --disable-kvm --qemu-opts="-cpu max $nics" --memory 2G --cpus 2 \
 		--rwdir "$res" --rodir "$(dirname "$KDIR")" \
-		--exec "$here/scripts/guest-nic.sh $res $ko" >"$res/vng.log" 2>&1 || true
+		--exec "$here/scripts/guest-nic.sh $res $ko $vms" >"$res/vng.log" 2>&1 || true
 	[ "$attempt" != 3 ] && [ -f "$res/frozen" ] && [ ! -f "$res/finished" ] || break
 	echo "the NIC bed froze; booting it again"
 	rm -rf "$res.attempt$attempt"; mv "$res" "$res.attempt$attempt"

@@ -262,6 +262,13 @@ fi
 # The NIC bed: pvpass drives QEMU's igb (scripts/nic-bed.sh, guest-nic.sh):
 # it takes the function from igb by driver_override, the host pool's
 # pvpnic0 talks to the wire both ways, unloading leaves the NIC quiesced.
-bash scripts/nic-bed.sh "$build/nic" "$here/pvpass.ko" >"$logs/nic-bed.log" 2>&1
+# With the QEMU guests' initramfs, two nested guests share it too, each on a
+# VMDq pool of its own (scripts/guest-nic-vms.sh).
+if [ -n "${np:-}" ] && [ -s "$build/qemu-initramfs.cpio.gz" ]; then
+	bash scripts/nic-bed.sh "$build/nic" "$here/pvpass.ko" "$here/tool/target/release/pvpassctl" \
+		"$KDIR/arch/x86/boot/bzImage" "$build/qemu-initramfs.cpio.gz" "$np" >"$logs/nic-bed.log" 2>&1
+else
+	bash scripts/nic-bed.sh "$build/nic" "$here/pvpass.ko" >"$logs/nic-bed.log" 2>&1
+fi
 bed_results nic "$build/nic" "$logs/nic-bed.log"
 finish

@@ -42,6 +42,7 @@ pub(crate) const COUNTER_NAME_LEN: usize = 32;
 /// `pvpass_switch::flags` (out).
 pub(crate) const SWITCH_DEFAULT: u32 = 1 << 0;
 pub(crate) const SWITCH_HOST_PORT: u32 = 1 << 1;
+pub(crate) const SWITCH_NIC: u32 = 1 << 2;
 /// `PVPASS_ATTACH_F_RESAMPLE`.
 pub(crate) const ATTACH_F_RESAMPLE: u32 = 1 << 0;
 

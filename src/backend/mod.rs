@@ -89,7 +89,7 @@ pub(crate) trait Uplink: Send {
     fn another(&self) -> Result<KBox<dyn Uplink>>;
 }
 
-/// A backend: a switch (or, next, a NIC).
+/// A backend: a switch, or a NIC (`nic::vm`).
 pub(crate) trait Backend: Send + Sync {
     /// Its name (NUL-padded).
     fn name(&self) -> &Name;
@@ -106,6 +106,11 @@ pub(crate) trait Backend: Send + Sync {
     /// as a host port, do not count): true if it is now closed, for
     /// deletion.
     fn close_if_unused(&self) -> bool;
+    /// A line per hardware queue set with its counters, for debugfs `nic`
+    /// (a NIC's pools; nothing for a switch).
+    fn write_queues(&self, _f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        Ok(())
+    }
 }
 
 /// A port while connected; dropping it disconnects the port.
@@ -218,6 +223,19 @@ pub(crate) fn delete(name: &Name) -> Result {
     };
     drop(gone);
     Ok(())
+}
+
+/// Take the backend `name` out of the list whatever its ports (a NIC's, at
+/// unbind: its devices stay attached to it, cut off). Dropped outside the
+/// lock.
+pub(crate) fn remove(name: &Name) {
+    let gone = {
+        let mut all = BACKENDS.lock();
+        all.iter()
+            .position(|b| b.name() == name)
+            .and_then(|i| all.remove(i).ok())
+    };
+    drop(gone);
 }
 
 /// Remove every backend (module unload: no device is attached any more).

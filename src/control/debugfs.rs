@@ -9,6 +9,9 @@
 //! - `/sys/kernel/debug/pvpass/devices`: one line per attachment, `name=value`
 //!   pairs: where it is, then every counter by its GET_COUNTERS name, then
 //!   the receive side's state.
+//! - `/sys/kernel/debug/pvpass/nic`: one line per VMDq pool of each NIC bound
+//!   to pvpass: the backend, the pool, the attachment on it, its counters
+//!   (frames, CPU copies, drops each way).
 
 use kernel::{
     debugfs::{
@@ -31,6 +34,8 @@ pub(crate) struct Debugfs {
     _pinned: File<()>,
     #[pin]
     _devices: File<()>,
+    #[pin]
+    _nic: File<()>,
     _dir: Dir,
 }
 
@@ -91,6 +96,15 @@ impl Debugfs {
                 writeln!(f, "{}", PINNED_PAGES.load(Relaxed))
             }),
             _devices <- dir.read_callback_file(c"devices", (), &|(): &(), f| write_devices(f)),
+            _nic <- dir.read_callback_file(c"nic", (), &|(): &(), f| {
+                let mut r = Ok(());
+                crate::backend::for_each(|b| {
+                    if r.is_ok() {
+                        r = b.write_queues(f);
+                    }
+                });
+                r
+            }),
             _dir: dir,
         }? Error)
     }

@@ -88,19 +88,33 @@ impl<'a> Frame<'a> {
 
     /// Copy the frame's bytes into `dst` (as many as fit).
     pub(crate) fn copy_to(&self, dst: &mut [u8]) {
+        self.copy_from(0, dst);
+    }
+
+    /// Copy the frame's bytes from `pos` on into `dst` (as many as fit).
+    pub(crate) fn copy_from(&self, pos: usize, dst: &mut [u8]) {
+        // `seen`: frame bytes before the current segment; `at`: bytes of
+        // `dst` written.
+        let mut seen = 0usize;
         let mut at = 0usize;
         self.segments(|seg| {
-            let n = seg.len().min(dst.len() - at);
-            match (seg, dst.get_mut(at..at + n)) {
-                (Segment::Kernel(b), Some(d)) => {
-                    if let Some(b) = b.get(..n) {
-                        d.copy_from_slice(b);
+            let len = seg.len();
+            let end = seen + len;
+            if end > pos + at {
+                let skip = pos + at - seen;
+                let n = (len - skip).min(dst.len() - at);
+                match (seg, dst.get_mut(at..at + n)) {
+                    (Segment::Kernel(b), Some(d)) => {
+                        if let Some(b) = b.get(skip..skip + n) {
+                            d.copy_from_slice(b);
+                        }
                     }
+                    (Segment::Page(page, off, _), Some(d)) => page.read(off + skip, d),
+                    (_, None) => {}
                 }
-                (Segment::Page(page, off, _), Some(d)) => page.read(off, d),
-                (_, None) => {}
+                at += n;
             }
-            at += n;
+            seen = end;
             at < dst.len()
         });
     }

@@ -19,8 +19,10 @@ use kernel::{
         Device as _,
         DmaMask, //
     },
+    irq,
     pci,
     prelude::*,
+    sync::Arc,
     time::{
         delay::fsleep,
         Delta, //
@@ -35,8 +37,14 @@ use super::{
         BAR0_SIZE, //
     },
     host::HostIf,
+    vm::{
+        NicBackend,
+        NicPools,
+        VmIrq, //
+    },
 };
 use crate::{
+    backend,
     glue,
     pvcore::igb::{
         pools::{
@@ -93,11 +101,22 @@ pub(crate) struct Plan {
     pub(super) quiesced: bool,
 }
 
-/// A bound 82576. Dropped in field order: the host pool (its interrupt,
-/// interface, rings and buffers) before BAR0, which the pool's reference
-/// points into.
+/// The NIC as a backend: its VM pools, their interrupt and the backend's
+/// registration.
+struct VmPart {
+    /// Kept for its drop (the interrupt freed, its thread stopped).
+    _irq: Pin<KBox<irq::ThreadedRegistration<VmIrq>>>,
+    pools: Arc<NicPools>,
+    backend: Arc<NicBackend>,
+}
+
+/// A bound 82576. Dropped in field order: the VM pools' interrupt and
+/// memory (revoked and quiesced by `release` before), the host pool (its
+/// interrupt, interface, rings and buffers), then BAR0, which both point
+/// into.
 pub(crate) struct NicDev<'bound> {
     pdev: &'bound pci::Device<Bound>,
+    vm: Option<VmPart>,
     host: Pin<KBox<HostIf<'bound>>>,
     bar: KBox<Bar0<'bound>>,
     mac: [u8; 6],
@@ -239,16 +258,45 @@ impl pci::Driver for NicDriver {
                     let _ = nic.stop_all(&mut r);
                 };
                 let found = bring_up(bound, bar_ref).inspect_err(|_| stop())?;
+                // Vector 0 for the host pool, vector 1 for the VM pools; with
+                // one vector only, no VM pools.
+                let msix = pci::IrqTypes::default().with(pci::IrqType::MsiX);
+                let (vectors, two) = match bound.alloc_irq_vectors(2, 2, msix) {
+                    Ok(v) => (v, true),
+                    Err(_) => (
+                        bound
+                            .alloc_irq_vectors(1, 1, msix)
+                            .inspect_err(|_| stop())?,
+                        false,
+                    ),
+                };
                 let host = KBox::pin_init(
-                    HostIf::new(bound, bar_ref, found.nic, found.mac),
+                    HostIf::new(bound, bar_ref, found.nic, found.mac, *vectors.start()),
                     GFP_KERNEL,
                 )
                 .inspect_err(|e| {
                     dev_err!(pdev, "host pool interface not made: {:?}\n", e);
                     stop();
                 })?;
-                let m = found.mac;
                 let name = host.name();
+                let vm = if two {
+                    vm_part(bound, bar_ref, &host, *vectors.end(), &name)
+                        .inspect_err(|e| {
+                            dev_warn!(
+                                pdev,
+                                "no VM pools ({:?}): the NIC serves the host only\n",
+                                e
+                            )
+                        })
+                        .ok()
+                } else {
+                    dev_warn!(
+                        pdev,
+                        "one MSI-X vector only: the NIC serves the host only\n"
+                    );
+                    None
+                };
+                let m = found.mac;
                 let name = CStr::from_bytes_until_nul(&name).unwrap_or(c"?");
                 match found.link_ms {
                     Some(ms) => dev_info!(
@@ -264,6 +312,7 @@ impl pci::Driver for NicDriver {
                 }
                 Ok(NicDev {
                     pdev: bound,
+                    vm,
                     host,
                     bar,
                     mac: found.mac,
@@ -278,10 +327,48 @@ impl pci::Driver for NicDriver {
     }
 }
 
+/// The VM pools over the bound NIC, their interrupt on `vector`, and the
+/// backend named after the host interface, registered.
+fn vm_part<'bound>(
+    pdev: &'bound pci::Device<Bound>,
+    bar: &'bound Bar0<'bound>,
+    host: &HostIf<'bound>,
+    vector: pci::IrqVector<'bound>,
+    name: &[u8],
+) -> Result<VmPart> {
+    // SAFETY: BAR0, the plan (inside `host`) and the device stay valid
+    // until `NicDev::release` revokes the pools, which every way out of the
+    // binding runs before `host` and the bar are dropped (`NicDev::drop`).
+    let pools = unsafe { NicPools::new(bar, host.plan(), pdev.as_ref())? };
+    let irq = KBox::pin_init(
+        pdev.request_threaded_irq(
+            vector,
+            irq::Flags::TRIGGER_NONE,
+            c"pvpass-vm",
+            Ok::<_, Error>(VmIrq(pools.clone())),
+        ),
+        GFP_KERNEL,
+    )?;
+    let backend = NicBackend::new(name, pools.clone())?;
+    let dynb: Arc<dyn backend::Backend> = backend.clone();
+    backend::add(dynb)?;
+    Ok(VmPart {
+        _irq: irq,
+        pools,
+        backend,
+    })
+}
+
 impl NicDev<'_> {
-    /// The host's interface unregistered (closing it stops its pool), then
-    /// the NIC quiesced. Idempotent.
+    /// The backend taken out of the list (no new attachment finds it), the
+    /// VM pools stopped and their ports let go, the host's interface
+    /// unregistered (closing it stops its pool), then the NIC quiesced.
+    /// Idempotent.
     fn release(&self) {
+        if let Some(vm) = &self.vm {
+            backend::remove(backend::Backend::name(&*vm.backend));
+            vm.pools.revoke();
+        }
         self.host.unregister();
         self.quiesce();
     }

@@ -443,17 +443,16 @@ pub(crate) struct HostIf<'a> {
 
 impl<'a> HostIf<'a> {
     /// Rings and buffers, the interface (registered last), MSI-X vector 0
-    /// and its handler, around the plan of a NIC that was set up (`nic`).
+    /// (`vector`) and its handler, around the plan of a NIC that was set up
+    /// (`nic`).
     pub(crate) fn new(
         pdev: &'a pci::Device<Bound>,
         bar: &'a Bar0<'a>,
         nic: Nic,
         mac: [u8; 6],
+        vector: pci::IrqVector<'a>,
     ) -> impl PinInit<Self, Error> + 'a {
         pin_init::pin_init_scope(move || {
-            let msix = pci::IrqTypes::default().with(pci::IrqType::MsiX);
-            let vectors = pdev.alloc_irq_vectors(1, 1, msix)?;
-            let vector = *vectors.start();
             let pool = KBox::pin_init(HostPool::new(pdev.as_ref(), bar, nic), GFP_KERNEL)?;
             let ctx = core::ptr::from_ref::<HostPool<'_>>(&pool)
                 .cast_mut()

@@ -13,6 +13,8 @@
 //! - `host`: the host's pool 0: its rings, its interface (`pvpnic<n>`,
 //!   glue/nic.c) and the NIC's interrupt (MSI-X through `kernel::irq`).
 //! - `ring`: the DMA memory the NIC sees (descriptor rings, buffers).
+//! - `vm`: the NIC as a backend: a VMDq pool (1 to 7) per attached device,
+//!   named after the host interface (`pvpassctl attach --backend pvpnic0`).
 //!
 //! Registered at module load (`Registration`); with no 82576 whose
 //! driver_override names pvpass, it does nothing.
@@ -21,6 +23,7 @@ pub(crate) mod bar;
 pub(crate) mod driver;
 pub(crate) mod host;
 pub(crate) mod ring;
+pub(crate) mod vm;
 
 /// The driver's registration with the PCI core (named "pvpass").
 pub(crate) type Registration =

@@ -4,7 +4,9 @@
 use crate::admin::{backend_name, json_string, open_versioned};
 use crate::device::{require_switches, Device, SwitchOp};
 use crate::say;
-use crate::uapi::{PvpassSwitch, PVPASS_SWITCH_DEFAULT, PVPASS_SWITCH_HOST_PORT};
+use crate::uapi::{
+    PvpassSwitch, PVPASS_SWITCH_DEFAULT, PVPASS_SWITCH_HOST_PORT, PVPASS_SWITCH_NIC,
+};
 use anyhow::{anyhow, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -19,7 +21,10 @@ pub fn switch_flags(flags: u32) -> String {
     if flags & PVPASS_SWITCH_HOST_PORT != 0 {
         names.push("host-port".to_owned());
     }
-    let unknown = flags & !(PVPASS_SWITCH_DEFAULT | PVPASS_SWITCH_HOST_PORT);
+    if flags & PVPASS_SWITCH_NIC != 0 {
+        names.push("nic".to_owned());
+    }
+    let unknown = flags & !(PVPASS_SWITCH_DEFAULT | PVPASS_SWITCH_HOST_PORT | PVPASS_SWITCH_NIC);
     if unknown != 0 {
         names.push(format!("{unknown:#x}"));
     }
@@ -154,6 +159,7 @@ mod tests {
         assert_eq!(switch_flags(PVPASS_SWITCH_DEFAULT), "default");
         assert_eq!(switch_flags(PVPASS_SWITCH_HOST_PORT), "host-port");
         assert_eq!(switch_flags(3), "default,host-port");
+        assert_eq!(switch_flags(PVPASS_SWITCH_NIC), "nic");
         assert_eq!(switch_flags(2 | 8), "host-port,0x8");
     }
 

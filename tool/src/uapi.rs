@@ -67,6 +67,8 @@ pub const PVPASS_MAX_SWITCHES: u32 = 16;
 pub const PVPASS_SWITCH_DEFAULT: u32 = 1 << 0;
 /// `PvpassSwitch::flags` (out): the switch has the host interface (pvpsw0).
 pub const PVPASS_SWITCH_HOST_PORT: u32 = 1 << 1;
+/// `PvpassSwitch::flags` (out): a NIC bound to pvpass, a VMDq pool per device.
+pub const PVPASS_SWITCH_NIC: u32 = 1 << 2;
 /// Size of `PvpassCounter::name`, NUL included.
 pub const PVPASS_COUNTER_NAME_LEN: usize = 32;
 
@@ -610,7 +612,7 @@ int main(void) {
     P(offsetof(struct pvpass_list, flags)); P(offsetof(struct pvpass_list, entries));
     P(sizeof(((struct pvpass_info *)0)->reserved));
     P(PVPASS_FEAT_SWITCHES); P(PVPASS_FEAT_COUNTERS); P(PVPASS_MAX_SWITCHES);
-    P(PVPASS_SWITCH_DEFAULT); P(PVPASS_SWITCH_HOST_PORT); P(PVPASS_COUNTER_NAME_LEN);
+    P(PVPASS_SWITCH_DEFAULT); P(PVPASS_SWITCH_HOST_PORT); P(PVPASS_SWITCH_NIC); P(PVPASS_COUNTER_NAME_LEN);
     P(PVPASS_SWITCH_ADD); P(PVPASS_SWITCH_DEL); P(PVPASS_SWITCH_LIST);
     P(PVPASS_GET_COUNTERS);
     P(sizeof(struct pvpass_switch)); P(sizeof(struct pvpass_switch_list));
@@ -750,12 +752,13 @@ int main(void) {
             "sizeof(((struct pvpass_info *)0)->reserved)",
             std::mem::size_of_val(&PvpassInfo::default().reserved) as u64,
         )];
-        let new_numbers: [(&str, u64); 14] = [
+        let new_numbers: [(&str, u64); 15] = [
             ("PVPASS_FEAT_SWITCHES", PVPASS_FEAT_SWITCHES.into()),
             ("PVPASS_FEAT_COUNTERS", PVPASS_FEAT_COUNTERS.into()),
             ("PVPASS_MAX_SWITCHES", PVPASS_MAX_SWITCHES.into()),
             ("PVPASS_SWITCH_DEFAULT", PVPASS_SWITCH_DEFAULT.into()),
             ("PVPASS_SWITCH_HOST_PORT", PVPASS_SWITCH_HOST_PORT.into()),
+            ("PVPASS_SWITCH_NIC", PVPASS_SWITCH_NIC.into()),
             ("PVPASS_COUNTER_NAME_LEN", PVPASS_COUNTER_NAME_LEN as u64),
             ("PVPASS_SWITCH_ADD", PVPASS_SWITCH_ADD.into()),
             ("PVPASS_SWITCH_DEL", PVPASS_SWITCH_DEL.into()),

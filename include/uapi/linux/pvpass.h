@@ -229,6 +229,9 @@ struct pvpass_list {
 #define PVPASS_MAX_SWITCHES	16
 #define PVPASS_SWITCH_DEFAULT	(1U << 0)	/* out: the module's own switch */
 #define PVPASS_SWITCH_HOST_PORT	(1U << 1)	/* out: has the host interface */
+#define PVPASS_SWITCH_NIC	(1U << 2)	/* out: a NIC bound to pvpass (a VMDq pool per
+					 * device); named after its host interface,
+					 * it goes with the binding (DEL: EBUSY) */
 
 struct pvpass_switch {
 	char  name[PVPASS_NAME_LEN];	/* in (ADD, DEL), out (LIST) */

@@ -1,0 +1,793 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The NIC as a backend: a device attached with `--backend <interface>`
+//! (the host pool's interface name, e.g. `pvpnic0`) gets a VMDq pool of its
+//! own (pools 1 to 7; pool 0 is the host's): its MAC in the pool's receive
+//! address entry, so the NIC steers unicast to it by hardware, a receive
+//! and a transmit queue, and the pool's receive on vector 1.
+//!
+//! Frames go through this pool's own host buffers (coherent DMA memory the
+//! driver owns), one CPU copy each way, counted: a transmitted frame is
+//! copied from the guest's pinned pages into the pool's transmit buffers
+//! after the source-MAC check, and its descriptors are built by the core
+//! (`build_tx`) from the checked virtio-net header; a received frame is
+//! delivered from the pool's receive buffer to the device, which copies it
+//! into the guest's buffers. So every address the NIC is given is one of
+//! the pool's own buffers, never guest memory: with no IOMMU, nothing a
+//! guest writes can point the NIC anywhere. (Posting guest buffers to the
+//! NIC itself, zero copy, is the next step: it needs transmit completion
+//! after the exit (`Sent::Pending`) and a receive buffer provider.)
+//!
+//! Broadcast reaches every pool; multicast is not delivered to pools (the
+//! 82576's multicast filter is an inexact hash shared by all pools).
+//!
+//! Lifetime: the backend (`NicBackend`) is reference counted and may
+//! outlive the binding (an attachment keeps its link). The registers it
+//! uses are the bound driver's: `Hw` points into the driver's data and is
+//! revoked (`NicPools::revoke`, under every lock that reads it) at unbind
+//! before the NIC is quiesced and before that data goes. The pools' DMA
+//! memory is the backend's own and is freed with it, after the driver
+//! dropped its reference, which it does after the quiesce.
+//!
+//! Lock order: `NicBackend::state`, then a pool's `rx`, then its `tx`, then
+//! the driver's plan. The data path takes one pool's `tx` (a sender) or `rx`
+//! (the interrupt thread), never two pools' locks.
+
+use core::ptr::NonNull;
+use kernel::{
+    device::{
+        Bound,
+        Device, //
+    },
+    irq, new_mutex,
+    prelude::*,
+    sync::{
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
+        Arc,
+        Mutex, //
+    },
+};
+
+use super::{
+    bar::{
+        Bar0,
+        BarRegs,
+        Wait, //
+    },
+    driver::Plan,
+    ring::{
+        BufArea,
+        DescRing, //
+    },
+};
+use crate::{
+    backend::{
+        Backend,
+        Name,
+        Port,
+        Sent,
+        Uplink, //
+    },
+    mem::Frame,
+    pvcore::igb::Regs as _,
+    pvcore::{
+        igb::{
+            desc::{
+                build_tx,
+                RawDesc,
+                TxSeg,
+                TX_MAX_DATA_DESCS,
+                TX_MAX_DESCS, //
+            },
+            pools::{
+                valid_unicast,
+                NicError,
+                PoolPath,
+                PoolRxConfig,
+                RingConfig, //
+            },
+            regs::{
+                self,
+                Pool,
+                NUM_POOLS, //
+            },
+            ring::{
+                RxRing,
+                TxRing, //
+            },
+        },
+        vnet::{
+            NetHdr,
+            F_DATA_VALID, //
+        },
+    },
+    uapi, //
+};
+
+/// Pools for VMs: 1 to `NUM_POOLS - 1`.
+const VM_POOLS: usize = NUM_POOLS as usize - 1;
+/// Descriptors per ring (and buffers per direction) of a VM pool.
+const RING: u16 = 128;
+const RING_N: usize = RING as usize;
+/// Buffer size of both directions.
+const BUF_LEN: u32 = 2048;
+const BUF: usize = BUF_LEN as usize;
+/// Largest frame a VM pool receives (without FCS): a 1500-byte MTU and one
+/// VLAN tag. The NIC drops longer ones for the pool (RLPML), so no frame
+/// spans two buffers.
+const MAX_FRAME: u16 = 1518;
+/// The MSI-X vector of every VM pool's receive queue.
+pub(crate) const VECTOR: u8 = 1;
+const VECTOR_MASK: u32 = 1 << VECTOR;
+/// Frames one pool gives its port per pass of the interrupt thread.
+const RX_BUDGET: u16 = RING;
+/// Budgets per pool per run of the interrupt thread (a real-time thread:
+/// a flood into one pool must not keep it on its CPU).
+const RX_PASSES: u32 = 4;
+
+/// The bound driver's parts the backend uses: BAR0, the plan and the
+/// device (for DMA allocations). Valid while the backend's `state.hw` (or a
+/// pool side's) is `Some`, see the module documentation.
+#[derive(Clone, Copy)]
+struct Hw {
+    bar: NonNull<Bar0<'static>>,
+    plan: NonNull<Mutex<Plan>>,
+    dev: NonNull<Device<Bound>>,
+}
+
+// SAFETY: The pointees are the bound driver's and are shared with its other
+// threads anyway (BAR accesses are MMIO, the plan is a mutex, the device is
+// reference counted); `Hw` is used only while valid (see `Hw`).
+unsafe impl Send for Hw {}
+
+impl Hw {
+    /// BAR0 as registers.
+    fn regs(&self, wait: Wait) -> BarRegs<'_, 'static> {
+        // SAFETY: Valid while the `Hw` is reachable (see `Hw`).
+        BarRegs::new(unsafe { self.bar.as_ref() }, wait)
+    }
+
+    fn plan(&self) -> &Mutex<Plan> {
+        // SAFETY: As above.
+        unsafe { self.plan.as_ref() }
+    }
+
+    fn dev(&self) -> &Device<Bound> {
+        // SAFETY: As above.
+        unsafe { self.dev.as_ref() }
+    }
+}
+
+/// A pool's DMA memory, allocated at its first connect and kept until the
+/// backend goes (so a queue that would not stop never has its memory
+/// freed under it).
+struct Mem {
+    rx_ring: DescRing,
+    tx_ring: DescRing,
+    rx_buf: BufArea,
+    tx_buf: BufArea,
+}
+
+impl Mem {
+    fn new(dev: &Device<Bound>) -> Result<Self> {
+        Ok(Self {
+            rx_ring: DescRing::new(dev, RING)?,
+            tx_ring: DescRing::new(dev, RING)?,
+            rx_buf: BufArea::new(dev, RING, BUF_LEN)?,
+            tx_buf: BufArea::new(dev, RING, BUF_LEN)?,
+        })
+    }
+}
+
+/// A running pool side's registers and memory.
+struct On {
+    hw: Hw,
+    mem: Arc<Mem>,
+}
+
+struct RxSide {
+    on: Option<On>,
+    ring: RxRing<RING_N>,
+    port: Option<Arc<dyn Port>>,
+}
+
+struct TxSide {
+    on: Option<On>,
+    ring: TxRing<RING_N>,
+}
+
+/// A pool's counters, in the order of `POOL_COUNTERS`.
+#[derive(Clone, Copy)]
+enum Pc {
+    TxFrames,
+    TxCopies,
+    /// Refused: the ring full, too long, or an offload the NIC cannot do.
+    TxDrops,
+    TxSpoofed,
+    RxFrames,
+    RxCopies,
+    /// Written back with an error, or out of range.
+    RxErrors,
+}
+
+/// The names of a pool's counters (debugfs `nic`), in `Pc` order.
+pub(crate) const POOL_COUNTERS: [&str; 7] = [
+    "tx_frames",
+    "tx_copies",
+    "tx_drops",
+    "tx_spoofed",
+    "rx_frames",
+    "rx_copies",
+    "rx_errors",
+];
+
+struct PoolCounters([Atomic<u64>; POOL_COUNTERS.len()]);
+
+impl PoolCounters {
+    const fn new() -> Self {
+        Self([const { Atomic::new(0) }; POOL_COUNTERS.len()])
+    }
+
+    fn inc(&self, c: Pc) {
+        if let Some(a) = self.0.get(c as usize) {
+            a.add(1, Relaxed);
+        }
+    }
+
+    fn get(&self) -> [u64; POOL_COUNTERS.len()] {
+        let mut v = [0u64; POOL_COUNTERS.len()];
+        for (d, a) in v.iter_mut().zip(&self.0) {
+            *d = a.load(Relaxed);
+        }
+        v
+    }
+}
+
+/// One VM pool.
+#[pin_data]
+struct VmPool {
+    pool: Pool,
+    #[pin]
+    rx: Mutex<RxSide>,
+    #[pin]
+    tx: Mutex<TxSide>,
+    counters: PoolCounters,
+}
+
+impl VmPool {
+    fn new(pool: Pool) -> impl PinInit<Self> {
+        pin_init!(Self {
+            pool,
+            rx <- new_mutex!(RxSide {
+                on: None,
+                ring: RxRing::new(),
+                port: None,
+            }),
+            tx <- new_mutex!(TxSide {
+                on: None,
+                ring: TxRing::new(),
+            }),
+            counters: PoolCounters::new(),
+        })
+    }
+}
+
+/// The backend's state: who is on which pool.
+struct State {
+    hw: Option<Hw>,
+    /// The port id on each VM pool (pool `i + 1`).
+    ports: [Option<u32>; VM_POOLS],
+    mem: [Option<Arc<Mem>>; VM_POOLS],
+    /// Pools whose queue did not confirm it stopped: not used again until
+    /// the NIC is reset (the next bind).
+    stuck: u8,
+}
+
+/// The NIC backend of one bound 82576: its name and its VM pools.
+pub(crate) struct NicBackend {
+    name: Name,
+    pools: Arc<NicPools>,
+}
+
+impl NicBackend {
+    /// The backend named `name` (the host interface's name, NUL-padded) on
+    /// `pools`.
+    pub(crate) fn new(name: &[u8], pools: Arc<NicPools>) -> Result<Arc<Self>> {
+        let mut n = [0u8; uapi::NAME_LEN];
+        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        let src = name.get(..len).ok_or(EINVAL)?;
+        n.get_mut(..len).ok_or(EINVAL)?.copy_from_slice(src);
+        crate::backend::parse_name(&n)?;
+        Ok(Arc::new(Self { name: n, pools }, GFP_KERNEL)?)
+    }
+}
+
+/// The VM pools of one bound 82576.
+#[pin_data]
+pub(crate) struct NicPools {
+    #[pin]
+    state: Mutex<State>,
+    pools: KVec<Pin<KBox<VmPool>>>,
+}
+
+impl NicPools {
+    /// The VM pools of the bound NIC whose BAR0, plan and device these are.
+    ///
+    /// # Safety
+    ///
+    /// `bar`, `plan` and `dev` stay valid until [`NicPools::revoke`]
+    /// returned.
+    pub(crate) unsafe fn new(
+        bar: &Bar0<'_>,
+        plan: &Mutex<Plan>,
+        dev: &Device<Bound>,
+    ) -> Result<Arc<Self>> {
+        let mut pools = KVec::with_capacity(VM_POOLS, GFP_KERNEL)?;
+        for i in 1..NUM_POOLS {
+            let pool = Pool::new(i).ok_or(EINVAL)?;
+            pools.push(KBox::pin_init(VmPool::new(pool), GFP_KERNEL)?, GFP_KERNEL)?;
+        }
+        let hw = Hw {
+            bar: NonNull::from(bar).cast(),
+            plan: NonNull::from(plan),
+            dev: NonNull::from(dev),
+        };
+        Arc::pin_init(
+            try_pin_init!(Self {
+                state <- new_mutex!(State {
+                    hw: Some(hw),
+                    ports: [None; VM_POOLS],
+                    mem: [const { None }; VM_POOLS],
+                    stuck: 0,
+                }),
+                pools,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn pool(&self, i: usize) -> Option<&VmPool> {
+        self.pools.get(i).map(|p| &**p)
+    }
+
+    /// Unbind: every pool stopped and its port let go, then the registers
+    /// forgotten. After it returns nothing of the backend touches the NIC;
+    /// the caller quiesces it next. Idempotent.
+    pub(crate) fn revoke(&self) {
+        let mut gone = KVec::new();
+        {
+            let mut st = self.state.lock();
+            for i in 0..VM_POOLS {
+                if let Some(p) = self.stop_pool(&mut st, i) {
+                    let _ = gone.push(p, GFP_ATOMIC);
+                }
+            }
+            st.hw = None;
+        }
+        // The ports' last references outside the locks.
+        drop(gone);
+    }
+
+    /// Stops VM pool `i` (index into `pools`): nothing more to or from it,
+    /// its queues disabled (confirmed, or the pool marked stuck), its MAC
+    /// out of the NIC. Returns its port.
+    fn stop_pool(&self, st: &mut State, i: usize) -> Option<Arc<dyn Port>> {
+        let vp = self.pool(i)?;
+        st.ports.get_mut(i)?.take()?;
+        let mut rx = vp.rx.lock();
+        let mut tx = vp.tx.lock();
+        let port = rx.port.take();
+        let hw = rx.on.take().map(|o| o.hw);
+        tx.on = None;
+        if let Some(hw) = hw {
+            let mut plan = hw.plan().lock();
+            let mut r = hw.regs(Wait::Sleep);
+            let nic = &mut plan.nic;
+            let _ = nic.map_vectors(&mut r, vp.pool, None, None);
+            nic.clear_pool_mac(&mut r, vp.pool);
+            let rx_ok = nic.disable_rx(&mut r, vp.pool).is_ok();
+            let tx_ok = nic.disable_tx(&mut r, vp.pool).is_ok();
+            if !(rx_ok && tx_ok) {
+                st.stuck |= vp.pool.bit() as u8;
+                pr_err!(
+                    "pvpass: NIC pool {} did not stop; kept out of use until the NIC is reset\n",
+                    vp.pool.index()
+                );
+            }
+        }
+        rx.ring.drain(|_| {});
+        tx.ring.drain(|_| {});
+        port
+    }
+
+    /// Starts VM pool `i` for `port`, under the state lock.
+    fn start_pool(&self, st: &mut State, hw: Hw, i: usize, port: &Arc<dyn Port>) -> Result {
+        let vp = self.pool(i).ok_or(EINVAL)?;
+        let mem = match st.mem.get(i).and_then(|m| m.clone()) {
+            Some(m) => m,
+            None => {
+                let m = Arc::new(Mem::new(hw.dev())?, GFP_KERNEL)?;
+                if let Some(slot) = st.mem.get_mut(i) {
+                    *slot = Some(m.clone());
+                }
+                m
+            }
+        };
+        let mut rx = vp.rx.lock();
+        let mut tx = vp.tx.lock();
+        rx.ring.reset(RING, BUF_LEN).map_err(|_| EINVAL)?;
+        tx.ring.reset(RING).map_err(|_| EINVAL)?;
+        let mut descs = mem.rx_ring.descs();
+        for b in 0..RING.saturating_sub(1) {
+            let addr = mem.rx_buf.dma(b).ok_or(EINVAL)?;
+            rx.ring
+                .post(&mut descs, addr, BUF_LEN, u64::from(b))
+                .map_err(|_| EINVAL)?;
+        }
+        let mut plan = hw.plan().lock();
+        if plan.quiesced {
+            return Err(ENODEV);
+        }
+        let mut r = hw.regs(Wait::Sleep);
+        let nic = &mut plan.nic;
+        let pool = vp.pool;
+        let cfg = PoolRxConfig {
+            buf_len: BUF_LEN,
+            max_frame: MAX_FRAME,
+            broadcast: true,
+            multicast: false,
+            drop_when_empty: true,
+        };
+        let started = (|| {
+            nic.set_pool_mac(&mut r, pool, port.mac())?;
+            nic.enable_rx(
+                &mut r,
+                pool,
+                RingConfig {
+                    base: mem.rx_ring.base(),
+                    size: mem.rx_ring.size(),
+                },
+                &cfg,
+            )?;
+            PoolPath::new(pool).write_rx_tail(&mut r, rx.ring.tail());
+            nic.enable_tx(
+                &mut r,
+                pool,
+                RingConfig {
+                    base: mem.tx_ring.base(),
+                    size: mem.tx_ring.size(),
+                },
+            )?;
+            nic.map_vectors(&mut r, pool, Some(VECTOR), None)?;
+            nic.set_interval(&mut r, VECTOR, 0)?;
+            nic.enable_vectors(&mut r, VECTOR_MASK);
+            Ok(())
+        })();
+        if let Err(e) = started {
+            let _ = nic.map_vectors(&mut r, pool, None, None);
+            nic.clear_pool_mac(&mut r, pool);
+            let ok = nic.disable_rx(&mut r, pool).is_ok() & nic.disable_tx(&mut r, pool).is_ok();
+            if !ok {
+                st.stuck |= pool.bit() as u8;
+            }
+            rx.ring.drain(|_| {});
+            return Err(match e {
+                NicError::MacInUse => eaddrinuse(),
+                _ => EIO,
+            });
+        }
+        rx.on = Some(On {
+            hw,
+            mem: mem.clone(),
+        });
+        rx.port = Some(port.clone());
+        tx.on = Some(On { hw, mem });
+        Ok(())
+    }
+
+    /// The interrupt thread: every running pool's received frames to its
+    /// port, up to `RX_PASSES` budgets each. If a pool still has frames,
+    /// the vector is raised again (EICS): the thread runs once more, after
+    /// the other interrupts of this CPU.
+    fn service(&self) {
+        for pass in 1..=RX_PASSES {
+            let mut more = false;
+            for vp in self.pools.iter() {
+                more |= self.service_pool(vp, pass == RX_PASSES);
+            }
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Up to `RX_BUDGET` frames of one pool; whether it may have more. On
+    /// the `last` pass, a pool with more raises the vector again.
+    fn service_pool(&self, vp: &VmPool, last: bool) -> bool {
+        let mut rx = vp.rx.lock();
+        let rx = &mut *rx;
+        let (Some(on), Some(port)) = (rx.on.as_ref(), rx.port.as_ref()) else {
+            return false;
+        };
+        let mem = &*on.mem;
+        let mut descs = mem.rx_ring.descs();
+        let mut reposted = false;
+        let mut n = 0u16;
+        while n < RX_BUDGET {
+            let b = match rx.ring.reap(&mut descs) {
+                Ok(None) => break,
+                Ok(Some(d)) => {
+                    let b = u16::try_from(d.cookie).unwrap_or(u16::MAX);
+                    match mem.rx_buf.ptr(b) {
+                        Some(data) if d.len <= BUF_LEN && !d.wb.frame_error() => {
+                            // SAFETY: `data` holds `d.len` bytes the NIC
+                            // wrote (DD seen, then the read fence); it does
+                            // not write the buffer again until it is
+                            // reposted below, after the delivery.
+                            let bytes = unsafe {
+                                core::slice::from_raw_parts(data.cast_const(), d.len as usize)
+                            };
+                            let hdr = NetHdr {
+                                flags: if d.wb.l4_csum_ok() { F_DATA_VALID } else { 0 },
+                                num_buffers: 1,
+                                ..NetHdr::default()
+                            };
+                            port.deliver(&hdr, &Frame::kernel(bytes));
+                            vp.counters.inc(Pc::RxFrames);
+                            vp.counters.inc(Pc::RxCopies);
+                        }
+                        _ => vp.counters.inc(Pc::RxErrors),
+                    }
+                    b
+                }
+                Err(f) => {
+                    vp.counters.inc(Pc::RxErrors);
+                    u16::try_from(f.cookie).unwrap_or(u16::MAX)
+                }
+            };
+            n += 1;
+            if let Some(addr) = mem.rx_buf.dma(b) {
+                reposted |= rx
+                    .ring
+                    .post(&mut descs, addr, BUF_LEN, u64::from(b))
+                    .is_ok();
+            }
+        }
+        let more = n == RX_BUDGET;
+        let mut r = on.hw.regs(Wait::Spin);
+        if reposted {
+            PoolPath::new(vp.pool).write_rx_tail(&mut r, rx.ring.tail());
+        }
+        if more && last {
+            r.write32(regs::EICS, VECTOR_MASK);
+        }
+        more
+    }
+
+    /// Transmit one frame on VM pool `i` for the port whose MAC is `mac`.
+    fn xmit(&self, i: usize, mac: &[u8; 6], hdr: &NetHdr, frame: &Frame<'_>) -> Sent {
+        let Some(vp) = self.pool(i) else {
+            return Sent::NotAPort;
+        };
+        // The NIC model checks no source MAC: pvpass does.
+        if frame.head().get(6..12) != Some(&mac[..]) {
+            vp.counters.inc(Pc::TxSpoofed);
+            return Sent::Spoofed;
+        }
+        let mut tx = vp.tx.lock();
+        let tx = &mut *tx;
+        let Some(on) = tx.on.as_ref() else {
+            return Sent::NotAPort;
+        };
+        let mem = &*on.mem;
+        let mut descs = mem.tx_ring.descs();
+        while tx.ring.reap(&mut descs).is_some() {}
+        let len = frame.len();
+        let nbuf = len.div_ceil(BUF);
+        // One descriptor per buffer and a context descriptor.
+        if nbuf == 0 || nbuf > TX_MAX_DATA_DESCS || usize::from(tx.ring.free()) < nbuf + 1 {
+            vp.counters.inc(Pc::TxDrops);
+            return Sent::Done;
+        }
+        // The frame's buffers are those of the ring positions its
+        // descriptors take, from the tail on (at least `nbuf` of them): free
+        // while those descriptors are.
+        let first = tx.ring.tail();
+        let mut segs = [TxSeg::default(); TX_MAX_DATA_DESCS];
+        let mut head: Option<&mut [u8]> = None;
+        for (k, seg) in segs.iter_mut().enumerate().take(nbuf) {
+            let pos = (usize::from(first) + k) % RING_N;
+            let pos = pos as u16;
+            let (Some(ptr), Some(addr)) = (mem.tx_buf.ptr(pos), mem.tx_buf.dma(pos)) else {
+                vp.counters.inc(Pc::TxDrops);
+                return Sent::Done;
+            };
+            let at = k * BUF;
+            let n = (len - at).min(BUF);
+            // SAFETY: Buffer `pos` has `BUF` bytes, which the NIC does not
+            // read now (its descriptor is free) and nothing else references.
+            let dst = unsafe { core::slice::from_raw_parts_mut(ptr, n) };
+            frame.copy_from(at, dst);
+            *seg = TxSeg {
+                addr,
+                len: n as u32,
+            };
+            if k == 0 {
+                head = Some(dst);
+            }
+        }
+        let Some(head) = head else {
+            return Sent::Done;
+        };
+        let mut out: [RawDesc; TX_MAX_DESCS] = [[0; 16]; TX_MAX_DESCS];
+        let posted = build_tx(hdr, head, segs.get(..nbuf).unwrap_or(&[]), &mut out)
+            .ok()
+            .and_then(|b| {
+                let d = out.get(..b.descs)?;
+                tx.ring.post(&mut descs, d, 0).ok()
+            });
+        if posted.is_none() {
+            vp.counters.inc(Pc::TxDrops);
+            return Sent::Done;
+        }
+        let mut r = on.hw.regs(Wait::Spin);
+        PoolPath::new(vp.pool).write_tx_tail(&mut r, tx.ring.tail());
+        vp.counters.inc(Pc::TxFrames);
+        vp.counters.inc(Pc::TxCopies);
+        Sent::Done
+    }
+
+    /// Each pool's counters, for debugfs: `f(pool, port id, counters)`.
+    pub(crate) fn for_each_pool(
+        &self,
+        mut f: impl FnMut(u8, Option<u32>, [u64; POOL_COUNTERS.len()]),
+    ) {
+        let ports = self.state.lock().ports;
+        for (vp, id) in self.pools.iter().zip(ports) {
+            f(vp.pool.index(), id, vp.counters.get());
+        }
+    }
+}
+
+/// EADDRINUSE (not among the kernel crate's named error codes).
+fn eaddrinuse() -> Error {
+    Error::from_errno(-(kernel::bindings::EADDRINUSE as i32))
+}
+
+impl NicPools {
+    fn connect(self: &Arc<Self>, port: Arc<dyn Port>) -> Result<KBox<dyn Uplink>> {
+        let mac = port.mac();
+        if !valid_unicast(&mac) {
+            return Err(EINVAL);
+        }
+        let mut st = self.state.lock();
+        let hw = st.hw.ok_or(ENODEV)?;
+        let id = port.id();
+        if st.ports.contains(&Some(id)) {
+            return Err(EEXIST);
+        }
+        let stuck = st.stuck;
+        let i = st
+            .ports
+            .iter()
+            .enumerate()
+            .position(|(i, p)| p.is_none() && stuck & (1u8 << (i + 1)) == 0)
+            .ok_or(ENOSPC)?;
+        // The uplink first: nothing to undo if it cannot be made.
+        let up: KBox<dyn Uplink> = KBox::new(
+            NicUplink {
+                pools: self.clone(),
+                pool: i,
+                mac,
+            },
+            GFP_KERNEL,
+        )?;
+        self.start_pool(&mut st, hw, i, &port)?;
+        if let Some(p) = st.ports.get_mut(i) {
+            *p = Some(id);
+        }
+        Ok(up)
+    }
+
+    fn disconnect(&self, id: u32) {
+        let port = {
+            let mut st = self.state.lock();
+            let Some(i) = st.ports.iter().position(|p| *p == Some(id)) else {
+                return;
+            };
+            self.stop_pool(&mut st, i)
+        };
+        drop(port);
+    }
+}
+
+impl Backend for NicBackend {
+    fn name(&self) -> &Name {
+        &self.name
+    }
+
+    fn connect(&self, port: Arc<dyn Port>) -> Result<KBox<dyn Uplink>> {
+        self.pools.connect(port)
+    }
+
+    fn disconnect(&self, id: u32) {
+        self.pools.disconnect(id);
+    }
+
+    fn info(&self) -> uapi::Switch {
+        let ports = self.pools.state.lock().ports.iter().flatten().count();
+        uapi::Switch {
+            name: self.name,
+            flags: uapi::SWITCH_NIC,
+            ports: u32::try_from(ports).unwrap_or(u32::MAX),
+            ..Default::default()
+        }
+    }
+
+    /// A NIC's backend goes with its driver binding, not by SWITCH_DEL.
+    fn close_if_unused(&self) -> bool {
+        false
+    }
+
+    fn write_queues(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = self.name.iter().position(|&b| b == 0).unwrap_or(0);
+        let name = core::str::from_utf8(self.name.get(..name).unwrap_or(&[])).unwrap_or("?");
+        let mut r = Ok(());
+        self.pools.for_each_pool(|pool, id, values| {
+            if r.is_err() {
+                return;
+            }
+            r = (|| {
+                write!(f, "backend={} pool={}", name, pool)?;
+                match id {
+                    Some(id) => write!(f, " id={}", id)?,
+                    None => write!(f, " id=-")?,
+                }
+                for (n, v) in POOL_COUNTERS.iter().zip(values) {
+                    write!(f, " {}={}", n, v)?;
+                }
+                writeln!(f)
+            })();
+        });
+        r
+    }
+}
+
+/// A port's way into its pool.
+struct NicUplink {
+    pools: Arc<NicPools>,
+    pool: usize,
+    mac: [u8; 6],
+}
+
+impl Uplink for NicUplink {
+    fn xmit(&mut self, hdr: &NetHdr, frame: &Frame<'_>) -> Sent {
+        self.pools.xmit(self.pool, &self.mac, hdr, frame)
+    }
+
+    fn another(&self) -> Result<KBox<dyn Uplink>> {
+        let up: KBox<dyn Uplink> = KBox::new(
+            NicUplink {
+                pools: self.pools.clone(),
+                pool: self.pool,
+                mac: self.mac,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(up)
+    }
+}
+
+/// The VM pools' interrupt (vector 1): the thread gives every pool's
+/// received frames to its port.
+pub(crate) struct VmIrq(pub(crate) Arc<NicPools>);
+
+impl irq::ThreadedHandler for VmIrq {
+    fn handle_threaded(&self, _dev: &Device<Bound>) -> irq::IrqReturn {
+        self.0.service();
+        irq::IrqReturn::Handled
+    }
+}
