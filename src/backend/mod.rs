@@ -65,10 +65,10 @@ pub(crate) enum Sent {
     /// Delivered (every receiver has its copy): the sender may give the
     /// buffer back now.
     Done,
-    /// Taken by the backend, which completes it later (a NIC's transmit
-    /// interrupt): the sender keeps the buffer and its pins until then.
-    /// No backend of this version returns it.
-    #[expect(dead_code, reason = "a NIC backend completes transmits later")]
+    /// Taken by the backend, which completes it later (a NIC that reads
+    /// the frame's pages itself): the sender keeps the buffer and its pins
+    /// until [`Uplink::completed`] counts it (or [`Uplink::flush`]
+    /// returned).
     Pending,
     /// Dropped: the source MAC is another port's own, a group address or
     /// all zeros.
@@ -87,6 +87,18 @@ pub(crate) trait Uplink: Send {
     /// Another uplink of the same port, for another sender of it (a queue
     /// pair of a multiqueue port: each sends on its own thread).
     fn another(&self) -> Result<KBox<dyn Uplink>>;
+    /// How many of this uplink's [`Sent::Pending`] frames the backend has
+    /// finished with since the last call, oldest first (a backend completes
+    /// an uplink's frames in the order they were sent).
+    fn completed(&mut self) -> u32 {
+        0
+    }
+    /// Waits (bounded) until the backend no longer reads any of this
+    /// uplink's pending frames, stopping what reads them if it must: after
+    /// it returns, every pending frame counts as completed (and is not
+    /// counted by `completed` again), and their buffers may be unpinned.
+    /// Process context.
+    fn flush(&mut self) {}
 }
 
 /// A backend: a switch, or a NIC (`nic::vm`).

@@ -19,7 +19,10 @@ pub(crate) mod page;
 pub(crate) mod pins;
 pub(crate) mod ring;
 
-pub(crate) use frame::Frame;
+pub(crate) use frame::{
+    Frame,
+    Segment, //
+};
 pub(crate) use own::{
     OwnThread,
     UserMem, //

@@ -691,6 +691,7 @@ impl Device {
 
     /// Stop the transmit queue: nothing more is sent, no poll is owed.
     pub(super) fn stop_tx(&self, st: &mut DevState) {
+        Self::abandon_pending(st);
         st.txq = None;
         st.tx_more = false;
         st.tx_deferred = false;

@@ -184,4 +184,12 @@ impl Uplink for QueueUplink {
         self.port
             .uplink(usize::from(self.index), self.inner.another()?)
     }
+
+    fn completed(&mut self) -> u32 {
+        self.inner.completed()
+    }
+
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
 }

@@ -124,6 +124,12 @@ counters! {
         CtrlErrors => ctrl_errors,
         /// Malformed control chains (the device needs a reset).
         DropCtrlBadChain => drop_ctrl_bad_chain,
+        /// Frames the backend read from the guest's pages itself and
+        /// completed later (a NIC pool: zero copy).
+        TxPending => tx_pending,
+        /// Waits for the backend to finish with pending frames (the exit's
+        /// end with frames still held, or `PENDING` held).
+        TxFlushes => tx_flushes,
     }
 }
 

@@ -55,11 +55,64 @@ const TX_BUDGET_FRAMES: u32 = 256;
 /// Transmit bytes one exit may send (vhost-net's byte weight).
 const TX_BUDGET_BYTES: usize = 512 << 10;
 
-/// The chain being sent and its pinned buffer (allocated zeroed, as
-/// `RxBig`).
+/// Frames a backend may hold at once (`Sent::Pending`) per transmit queue.
+/// One more waits for the oldest (`Uplink::flush`).
+const PENDING: usize = 32;
+
+/// The chain being sent and its pinned buffer, and the frames the backend
+/// still reads (allocated zeroed, as `RxBig`).
 pub(super) struct TxBig {
     pub(super) chain: Chain<64>,
     pub(super) buf: Buf,
+    pub(super) pending: Pending,
+}
+
+/// Frames the backend answered `Sent::Pending`, oldest first: their chain
+/// heads, and their buffers, pinned until the backend is done with them.
+/// All-zero is the empty queue.
+pub(super) struct Pending {
+    heads: [u16; PENDING],
+    bufs: [Buf; PENDING],
+    first: usize,
+    len: usize,
+}
+
+impl Pending {
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Keep `buf` (swapped for an empty buffer) for chain `head`; false if
+    /// full.
+    fn push(&mut self, head: u16, buf: &mut Buf) -> bool {
+        if self.len >= PENDING {
+            return false;
+        }
+        let i = (self.first + self.len) % PENDING;
+        let (Some(h), Some(b)) = (self.heads.get_mut(i), self.bufs.get_mut(i)) else {
+            return false;
+        };
+        *h = head;
+        core::mem::swap(b, buf);
+        self.len += 1;
+        true
+    }
+
+    /// The oldest frame: `f(head, buf)` (which releases the buffer), then
+    /// it is gone. False if there is none.
+    fn pop(&mut self, f: impl FnOnce(u16, &mut Buf)) -> bool {
+        if self.len == 0 {
+            return false;
+        }
+        let i = self.first;
+        let (Some(h), Some(b)) = (self.heads.get(i).copied(), self.bufs.get_mut(i)) else {
+            return false;
+        };
+        f(h, b);
+        self.first = (self.first + 1) % PENDING;
+        self.len -= 1;
+        true
+    }
 }
 
 impl Device {
@@ -122,7 +175,24 @@ impl Device {
                 }
                 break;
             }
-            let TxBig { chain, buf } = &mut **tx;
+            // Frames the backend finished with go back to the guest first;
+            // with the backend holding `PENDING`, wait for it.
+            let mut done = uplink.as_mut().map_or(0, |u| u.completed());
+            if tx.pending.len() >= PENDING {
+                if let Some(u) = uplink.as_mut() {
+                    u.flush();
+                    self.counters.inc(C::TxFlushes);
+                }
+                done = u32::MAX;
+            }
+            if let Err(e) = Self::complete(q, &mem, tx_pins, &mut tx.pending, done) {
+                return self.broken(st, "transmit used ring", e);
+            }
+            let TxBig {
+                chain,
+                buf,
+                pending,
+            } = &mut **tx;
             match q.pop(&mem, map, chain) {
                 Ok(false) if tx_policy.at_empty(why, frames, poll_ns != 0) == AtEmpty::Defer => {
                     if let Err(e) = q.disable_notify(&mem) {
@@ -146,7 +216,16 @@ impl Device {
             match tx_pins.acquire(chain, map, buf, false) {
                 Ok(()) => {
                     bytes = bytes.saturating_add(buf.len());
-                    self.send(buf, *tx_off, uplink.as_mut());
+                    // The backend reads the pages: chain and pins wait for
+                    // its completion (`complete`). There is room: a full
+                    // queue was flushed above.
+                    if self.send(buf, *tx_off, uplink.as_mut()) == Some(Sent::Pending)
+                        && pending.push(chain.head(), buf)
+                    {
+                        self.counters.inc(C::TxPending);
+                        completed = true;
+                        continue;
+                    }
                 }
                 Err(e) => {
                     self.counters.inc(C::DropTxBadBuffer);
@@ -162,6 +241,31 @@ impl Device {
                 return self.broken(st, "transmit used ring", e);
             }
             completed = true;
+        }
+        // What the backend finished meanwhile; what it still holds is
+        // waited for now (bounded: a NIC reads a frame in microseconds), so
+        // no chain stays with the backend once the exit is over.
+        {
+            let DevState {
+                map,
+                txq,
+                tx_pins,
+                tx,
+                uplink,
+                ..
+            } = &mut *st;
+            if let (Some(q), Some(u)) = (txq.as_mut(), uplink.as_mut()) {
+                let mut done = u.completed();
+                if tx.pending.len() > done as usize {
+                    u.flush();
+                    self.counters.inc(C::TxFlushes);
+                    done = u32::MAX;
+                }
+                let mem = UserMem::new(cpu, map);
+                if let Err(e) = Self::complete(q, &mem, tx_pins, &mut tx.pending, done) {
+                    return self.broken(st, "transmit used ring", e);
+                }
+            }
         }
         if yielded {
             st.tx_more = true;
@@ -205,11 +309,60 @@ impl Device {
         }
     }
 
+    /// The `n` oldest pending frames (all for `u32::MAX`) back to the
+    /// guest: their pins released, their chains in the used ring.
+    fn complete(
+        q: &mut crate::pvcore::virtq::Virtqueue,
+        mem: &UserMem<'_>,
+        pins: &mut crate::mem::VmPins,
+        pending: &mut Pending,
+        n: u32,
+    ) -> Result<(), crate::pvcore::virtq::QueueError> {
+        let mut res = Ok(());
+        for _ in 0..n.min(PENDING as u32) {
+            let more = pending.pop(|head, buf| {
+                pins.release(buf);
+                if res.is_ok() {
+                    res = q.push(mem, head, 0);
+                }
+            });
+            if !more {
+                break;
+            }
+        }
+        res
+    }
+
+    /// Gives up the pending frames without completing them (the queue is
+    /// being stopped): the backend is flushed first, so that nothing reads
+    /// their pages any more, then they are unpinned.
+    pub(super) fn abandon_pending(st: &mut DevState) {
+        let DevState {
+            tx_pins,
+            tx,
+            uplink,
+            ..
+        } = st;
+        if tx.pending.len() == 0 {
+            return;
+        }
+        if let Some(u) = uplink.as_mut() {
+            u.flush();
+        }
+        while tx.pending.pop(|_, buf| tx_pins.release(buf)) {}
+    }
+
     /// Check and forward the frame in pinned transmit buffer `buf`. Its
     /// virtio-net header and Ethernet header are read once into kernel
     /// memory, checked and routed from there; the rest is copied once, from
-    /// the pinned pages straight into each receiver.
-    fn send(&self, buf: &Buf, tx_off: Offloads, uplink: Option<&mut KBox<dyn Uplink>>) {
+    /// the pinned pages straight into each receiver (or read by the NIC).
+    /// What the backend said, if it was given the frame.
+    fn send(
+        &self,
+        buf: &Buf,
+        tx_off: Offloads,
+        uplink: Option<&mut KBox<dyn Uplink>>,
+    ) -> Option<Sent> {
         let total = buf.len();
         let mut head = [0u8; HDR_LEN + ETH_HLEN];
         let n = total.min(head.len());
@@ -219,29 +372,28 @@ impl Device {
             .and_then(|b| b.split_first_chunk::<HDR_LEN>())
         else {
             self.counters.inc(C::DropTxBadBuffer);
-            return;
+            return None;
         };
         let mut hdr = NetHdr::parse(raw);
         let flen = total - HDR_LEN;
         if let Err(e) = hdr.check_parts(eth, flen, tx_off) {
             self.counters.inc(C::DropTxBadHdr);
             self.warn("transmit header refused, frame dropped", e);
-            return;
+            return None;
         }
         let frame = Frame::pinned(eth, buf, got, flen);
         let sent = uplink.map_or(Sent::NotAPort, |up| up.xmit(&hdr, &frame));
         match sent {
-            Sent::Done => {}
-            // No backend completes later yet; when one does, the chain and
-            // its pins are kept until it does (see `backend::Sent`).
-            Sent::Pending => {}
+            // Pending: the caller keeps the chain and its pins until the
+            // backend completes it (see `backend::Sent`).
+            Sent::Done | Sent::Pending => {}
             Sent::Spoofed => {
                 self.counters.inc(C::DropTxSpoofed);
                 self.warn(
                     "frame with another port's MAC, a group or zero MAC as source dropped",
                     eth.get(6..12),
                 );
-                return;
+                return Some(sent);
             }
             Sent::Storm => {
                 self.counters.inc(C::DropTxStorm);
@@ -249,15 +401,16 @@ impl Device {
                     "broadcast/multicast over the port's rate limit dropped",
                     flen,
                 );
-                return;
+                return Some(sent);
             }
             // Not connected yet, or being detached: off the backend already.
-            Sent::NotAPort => return,
+            Sent::NotAPort => return Some(sent),
         }
         self.counters.inc(C::TxFrames);
         self.counters.add(C::TxBytes, flen as u64);
         if hdr.is_gso() {
             self.counters.inc(C::TxGso);
         }
+        Some(sent)
     }
 }

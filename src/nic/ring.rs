@@ -168,3 +168,47 @@ impl BufArea {
         Some(unsafe { self.mem.as_mut_ptr().cast::<u8>().add(off) })
     }
 }
+
+/// Maps `len` bytes of `page` at `off` for the NIC to read (a guest page
+/// pinned for the frame that points at it); its bus address, or `None`.
+pub(crate) fn map_page(
+    dev: &Device<Bound>,
+    page: *mut kernel::bindings::page,
+    off: usize,
+    len: usize,
+) -> Option<u64> {
+    // `Device` wraps `struct device` transparently.
+    let raw = core::ptr::from_ref(dev).cast_mut().cast();
+    // SAFETY: `raw` is a bound device; `page` is a live page (pinned by the
+    // caller until the mapping is undone), `off + len` within it.
+    let addr = unsafe {
+        kernel::bindings::dma_map_page_attrs(
+            raw,
+            page,
+            off,
+            len,
+            kernel::bindings::dma_data_direction_DMA_TO_DEVICE,
+            0,
+        )
+    };
+    // DMA_MAPPING_ERROR is all ones.
+    (addr != u64::MAX).then_some(addr)
+}
+
+/// Undoes `map_page` (same device, address and length), once the NIC is
+/// done reading.
+pub(crate) fn unmap_page(dev: &Device<Bound>, addr: u64, len: usize) {
+    let raw = core::ptr::from_ref(dev).cast_mut().cast();
+    // SAFETY: `addr`/`len` are a live mapping of `map_page` on this device,
+    // which the NIC no longer reads (its descriptor was written back, or
+    // the queue was stopped).
+    unsafe {
+        kernel::bindings::dma_unmap_page_attrs(
+            raw,
+            addr,
+            len,
+            kernel::bindings::dma_data_direction_DMA_TO_DEVICE,
+            0,
+        )
+    };
+}

@@ -127,6 +127,13 @@ const RX_BUDGET: u16 = RING;
 /// Budgets per pool per run of the interrupt thread (a real-time thread:
 /// a flood into one pool must not keep it on its CPU).
 const RX_PASSES: u32 = 4;
+/// Bytes of a transmitted frame copied into a host buffer before the NIC
+/// reads the rest from the guest's pages: Ethernet (with a VLAN tag), IPv4
+/// with options or IPv6, and TCP with options fit.
+const HEAD_COPY: usize = 128;
+/// A flush waits this many times `FLUSH_US` for the NIC's write-backs.
+const FLUSH_TRIES: u32 = 1000;
+const FLUSH_US: i64 = 10;
 
 /// The bound driver's parts the backend uses: BAR0, the plan and the
 /// device (for DMA allocations). Valid while the backend's `state.hw` (or a
@@ -194,16 +201,120 @@ struct RxSide {
     port: Option<Arc<dyn Port>>,
 }
 
+/// Most senders (queue pairs) of one port.
+const UPLINKS: usize = 8;
+
 struct TxSide {
     on: Option<On>,
     ring: TxRing<RING_N>,
+    /// Guest pages mapped for the NIC, by the ring position of the
+    /// descriptor that points at them: (bus address, length; 0: none).
+    maps: [(u64, u32); RING_N],
+    /// Uplinks in use (bit per index).
+    uplinks: u8,
+    /// Zero-copy frames each uplink sent that the NIC finished, not yet
+    /// counted by its `completed`.
+    done: [u32; UPLINKS],
+    /// Zero-copy frames each uplink has in the ring.
+    in_flight: [u32; UPLINKS],
+}
+
+/// A transmitted frame's cookie: its uplink, first ring position and
+/// descriptor count, and whether it points into guest pages.
+#[derive(Clone, Copy)]
+struct TxCookie {
+    uplink: u8,
+    first: u16,
+    ndesc: u16,
+    zero_copy: bool,
+}
+
+impl TxCookie {
+    fn encode(self) -> u64 {
+        (u64::from(self.zero_copy) << 48)
+            | (u64::from(self.uplink) << 32)
+            | (u64::from(self.first) << 16)
+            | u64::from(self.ndesc)
+    }
+
+    fn decode(c: u64) -> Self {
+        Self {
+            zero_copy: (c >> 48) & 1 == 1,
+            uplink: ((c >> 32) & 0xff) as u8,
+            first: ((c >> 16) & 0xffff) as u16,
+            ndesc: (c & 0xffff) as u16,
+        }
+    }
+}
+
+impl TxSide {
+    /// The NIC is done with the frame of `cookie`: its guest pages
+    /// unmapped, and counted for its uplink if it was zero copy.
+    fn finish(&mut self, dev: Option<&Device<Bound>>, cookie: u64) {
+        let c = TxCookie::decode(cookie);
+        for k in 0..c.ndesc {
+            let pos = (usize::from(c.first) + usize::from(k)) % RING_N;
+            if let Some(m) = self.maps.get_mut(pos) {
+                if m.1 != 0 {
+                    if let Some(dev) = dev {
+                        super::ring::unmap_page(dev, m.0, m.1 as usize);
+                    }
+                    *m = (0, 0);
+                }
+            }
+        }
+        if c.zero_copy {
+            let u = usize::from(c.uplink);
+            if let (Some(d), Some(f)) = (self.done.get_mut(u), self.in_flight.get_mut(u)) {
+                *d = d.saturating_add(1);
+                *f = f.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Takes every frame the NIC wrote back.
+    fn reap(&mut self) {
+        let Some(on) = self.on.as_ref() else { return };
+        let (hw, mem) = (on.hw, on.mem.clone());
+        let mut descs = mem.tx_ring.descs();
+        while let Some(d) = self.ring.reap(&mut descs) {
+            self.finish(Some(hw.dev()), d.cookie);
+        }
+    }
+
+    /// Forgets every frame in the ring (after the queue was stopped, or
+    /// before it was started): unmapped and counted done.
+    fn drain(&mut self, dev: Option<&Device<Bound>>) {
+        let mut cookies = KVec::new();
+        self.ring.drain(|d| {
+            let _ = cookies.push(d.cookie, GFP_ATOMIC);
+        });
+        for c in cookies {
+            self.finish(dev, c);
+        }
+        // Anything left mapped (a cookie list that could not be kept).
+        for m in self.maps.iter_mut() {
+            if m.1 != 0 {
+                if let Some(dev) = dev {
+                    super::ring::unmap_page(dev, m.0, m.1 as usize);
+                }
+                *m = (0, 0);
+            }
+        }
+        self.in_flight = [0; UPLINKS];
+    }
 }
 
 /// A pool's counters, in the order of `POOL_COUNTERS`.
 #[derive(Clone, Copy)]
 enum Pc {
     TxFrames,
+    /// Copied whole (short, or not postable from the guest's pages).
     TxCopies,
+    /// Read by the NIC from the guest's pages (the head copy aside).
+    TxZeroCopy,
+    /// Flushes that had to stop the queue.
+    TxStalls,
     /// Refused: the ring full, too long, or an offload the NIC cannot do.
     TxDrops,
     TxSpoofed,
@@ -214,9 +325,11 @@ enum Pc {
 }
 
 /// The names of a pool's counters (debugfs `nic`), in `Pc` order.
-pub(crate) const POOL_COUNTERS: [&str; 7] = [
+pub(crate) const POOL_COUNTERS: [&str; 9] = [
     "tx_frames",
     "tx_copies",
+    "tx_zero_copy",
+    "tx_stalls",
     "tx_drops",
     "tx_spoofed",
     "rx_frames",
@@ -269,6 +382,10 @@ impl VmPool {
             tx <- new_mutex!(TxSide {
                 on: None,
                 ring: TxRing::new(),
+                maps: [(0, 0); RING_N],
+                uplinks: 0,
+                done: [0; UPLINKS],
+                in_flight: [0; UPLINKS],
             }),
             counters: PoolCounters::new(),
         })
@@ -381,6 +498,7 @@ impl NicPools {
         let mut tx = vp.tx.lock();
         let port = rx.port.take();
         let hw = rx.on.take().map(|o| o.hw);
+        tx.reap();
         tx.on = None;
         if let Some(hw) = hw {
             let mut plan = hw.plan().lock();
@@ -399,7 +517,9 @@ impl NicPools {
             }
         }
         rx.ring.drain(|_| {});
-        tx.ring.drain(|_| {});
+        // The queue is stopped (or the pool stuck, and reset before its
+        // memory goes): nothing reads the mapped guest pages any more.
+        tx.drain(hw.as_ref().map(|h| h.dev()));
         port
     }
 
@@ -419,6 +539,7 @@ impl NicPools {
         let mut rx = vp.rx.lock();
         let mut tx = vp.tx.lock();
         rx.ring.reset(RING, BUF_LEN).map_err(|_| EINVAL)?;
+        tx.drain(None);
         tx.ring.reset(RING).map_err(|_| EINVAL)?;
         let mut descs = mem.rx_ring.descs();
         for b in 0..RING.saturating_sub(1) {
@@ -567,8 +688,10 @@ impl NicPools {
         more
     }
 
-    /// Transmit one frame on VM pool `i` for the port whose MAC is `mac`.
-    fn xmit(&self, i: usize, mac: &[u8; 6], hdr: &NetHdr, frame: &Frame<'_>) -> Sent {
+    /// Transmit one frame on VM pool `i` for uplink `up` of the port whose
+    /// MAC is `mac`: zero copy (`Sent::Pending`) if it has bytes past the
+    /// head copy in guest pages, else copied whole.
+    fn xmit(&self, i: usize, up: u8, mac: &[u8; 6], hdr: &NetHdr, frame: &Frame<'_>) -> Sent {
         let Some(vp) = self.pool(i) else {
             return Sent::NotAPort;
         };
@@ -579,32 +702,53 @@ impl NicPools {
         }
         let mut tx = vp.tx.lock();
         let tx = &mut *tx;
+        tx.reap();
         let Some(on) = tx.on.as_ref() else {
             return Sent::NotAPort;
         };
-        let mem = &*on.mem;
-        let mut descs = mem.tx_ring.descs();
-        while tx.ring.reap(&mut descs).is_some() {}
+        let (hw, mem) = (on.hw, on.mem.clone());
+        let sent = if frame.len() > HEAD_COPY {
+            Self::post_zero_copy(vp, tx, hw, &mem, up, hdr, frame)
+        } else {
+            None
+        };
+        let sent = match sent {
+            Some(s) => Some(s),
+            None => Self::post_copy(vp, tx, &mem, hdr, frame),
+        };
+        if sent.is_some() {
+            let mut r = hw.regs(Wait::Spin);
+            PoolPath::new(vp.pool).write_tx_tail(&mut r, tx.ring.tail());
+            vp.counters.inc(Pc::TxFrames);
+        } else {
+            vp.counters.inc(Pc::TxDrops);
+        }
+        // A dropped frame is done with, as a sent one would be.
+        sent.unwrap_or(Sent::Done)
+    }
+
+    /// Posts the frame copied whole into the buffers of the ring positions
+    /// its descriptors take (from the tail on: free while those
+    /// descriptors are). `None` if it cannot be sent.
+    fn post_copy(
+        vp: &VmPool,
+        tx: &mut TxSide,
+        mem: &Mem,
+        hdr: &NetHdr,
+        frame: &Frame<'_>,
+    ) -> Option<Sent> {
         let len = frame.len();
         let nbuf = len.div_ceil(BUF);
         // One descriptor per buffer and a context descriptor.
         if nbuf == 0 || nbuf > TX_MAX_DATA_DESCS || usize::from(tx.ring.free()) < nbuf + 1 {
-            vp.counters.inc(Pc::TxDrops);
-            return Sent::Done;
+            return None;
         }
-        // The frame's buffers are those of the ring positions its
-        // descriptors take, from the tail on (at least `nbuf` of them): free
-        // while those descriptors are.
         let first = tx.ring.tail();
         let mut segs = [TxSeg::default(); TX_MAX_DATA_DESCS];
         let mut head: Option<&mut [u8]> = None;
         for (k, seg) in segs.iter_mut().enumerate().take(nbuf) {
-            let pos = (usize::from(first) + k) % RING_N;
-            let pos = pos as u16;
-            let (Some(ptr), Some(addr)) = (mem.tx_buf.ptr(pos), mem.tx_buf.dma(pos)) else {
-                vp.counters.inc(Pc::TxDrops);
-                return Sent::Done;
-            };
+            let pos = ((usize::from(first) + k) % RING_N) as u16;
+            let (ptr, addr) = (mem.tx_buf.ptr(pos)?, mem.tx_buf.dma(pos)?);
             let at = k * BUF;
             let n = (len - at).min(BUF);
             // SAFETY: Buffer `pos` has `BUF` bytes, which the NIC does not
@@ -619,25 +763,216 @@ impl NicPools {
                 head = Some(dst);
             }
         }
-        let Some(head) = head else {
-            return Sent::Done;
-        };
         let mut out: [RawDesc; TX_MAX_DESCS] = [[0; 16]; TX_MAX_DESCS];
-        let posted = build_tx(hdr, head, segs.get(..nbuf).unwrap_or(&[]), &mut out)
-            .ok()
-            .and_then(|b| {
-                let d = out.get(..b.descs)?;
-                tx.ring.post(&mut descs, d, 0).ok()
-            });
-        if posted.is_none() {
-            vp.counters.inc(Pc::TxDrops);
-            return Sent::Done;
-        }
-        let mut r = on.hw.regs(Wait::Spin);
-        PoolPath::new(vp.pool).write_tx_tail(&mut r, tx.ring.tail());
-        vp.counters.inc(Pc::TxFrames);
+        let b = build_tx(hdr, head?, segs.get(..nbuf)?, &mut out).ok()?;
+        let cookie = TxCookie {
+            uplink: 0,
+            first,
+            ndesc: b.descs as u16,
+            zero_copy: false,
+        };
+        let mut descs = mem.tx_ring.descs();
+        tx.ring
+            .post(&mut descs, out.get(..b.descs)?, cookie.encode())
+            .ok()?;
         vp.counters.inc(Pc::TxCopies);
-        Sent::Done
+        Some(Sent::Done)
+    }
+
+    /// Posts the frame zero copy: its first `HEAD_COPY` bytes (every header
+    /// an offload needs) copied into the host buffer of the first ring
+    /// position, so the headers the NIC acts on are the ones checked here
+    /// and cannot change after; the rest read by the NIC from the guest's
+    /// pinned pages, mapped for it until its write-back. `None` if it
+    /// cannot be sent that way (then it is copied).
+    fn post_zero_copy(
+        vp: &VmPool,
+        tx: &mut TxSide,
+        hw: Hw,
+        mem: &Mem,
+        up: u8,
+        hdr: &NetHdr,
+        frame: &Frame<'_>,
+    ) -> Option<Sent> {
+        let len = frame.len();
+        let first = tx.ring.tail();
+        let ptr = mem.tx_buf.ptr(first)?;
+        let addr = mem.tx_buf.dma(first)?;
+        // SAFETY: As in `post_copy`: the buffer of a free ring position.
+        let head = unsafe { core::slice::from_raw_parts_mut(ptr, HEAD_COPY) };
+        frame.copy_from(0, head);
+        let mut segs = [TxSeg::default(); TX_MAX_DATA_DESCS];
+        let mut maps = [(0u64, 0u32); TX_MAX_DATA_DESCS];
+        let mut nseg = 1usize;
+        if let Some(s) = segs.get_mut(0) {
+            *s = TxSeg {
+                addr,
+                len: HEAD_COPY as u32,
+            };
+        }
+        let dev = hw.dev();
+        let mut ok = true;
+        let mut seen = 0usize;
+        frame.segments(|seg| {
+            let (s_len, s_at) = (seg.len(), seen);
+            seen += s_len;
+            // The part of this segment past the head copy.
+            let skip = HEAD_COPY.saturating_sub(s_at);
+            if skip >= s_len {
+                return true;
+            }
+            let crate::mem::Segment::Page(page, off, _) = seg else {
+                // Bytes in kernel memory past the head copy: not here.
+                ok = false;
+                return false;
+            };
+            let n = s_len - skip;
+            let (Some(s), Some(m)) = (segs.get_mut(nseg), maps.get_mut(nseg)) else {
+                ok = false;
+                return false;
+            };
+            match super::ring::map_page(dev, page.as_raw().cast(), off + skip, n) {
+                Some(a) => {
+                    *s = TxSeg {
+                        addr: a,
+                        len: n as u32,
+                    };
+                    *m = (a, n as u32);
+                    nseg += 1;
+                    true
+                }
+                None => {
+                    ok = false;
+                    false
+                }
+            }
+        });
+        let unmap_all = |maps: &[(u64, u32)]| {
+            for m in maps.iter().filter(|m| m.1 != 0) {
+                super::ring::unmap_page(dev, m.0, m.1 as usize);
+            }
+        };
+        if !ok || seen != len || usize::from(tx.ring.free()) < nseg + 1 {
+            unmap_all(&maps);
+            return None;
+        }
+        let mut out: [RawDesc; TX_MAX_DESCS] = [[0; 16]; TX_MAX_DESCS];
+        let built = segs
+            .get(..nseg)
+            .and_then(|segs| build_tx(hdr, head, segs, &mut out).ok());
+        let Some(b) = built else {
+            unmap_all(&maps);
+            return None;
+        };
+        let cookie = TxCookie {
+            uplink: up,
+            first,
+            ndesc: b.descs as u16,
+            zero_copy: true,
+        };
+        let mut descs = mem.tx_ring.descs();
+        let posted = out
+            .get(..b.descs)
+            .and_then(|d| tx.ring.post(&mut descs, d, cookie.encode()).ok());
+        if posted.is_none() {
+            unmap_all(&maps);
+            return None;
+        }
+        // The data descriptors are the last `nseg`: record each mapping at
+        // its descriptor's position, undone at the frame's write-back.
+        let data0 = usize::from(first) + b.descs - nseg;
+        for (k, m) in maps.iter().enumerate().take(nseg).skip(1) {
+            if let Some(slot) = tx.maps.get_mut((data0 + k) % RING_N) {
+                *slot = *m;
+            }
+        }
+        if let Some(f) = tx.in_flight.get_mut(usize::from(up)) {
+            *f = f.saturating_add(1);
+        }
+        vp.counters.inc(Pc::TxZeroCopy);
+        Some(Sent::Pending)
+    }
+
+    /// Zero-copy frames of uplink `up` of pool `i` the NIC finished since
+    /// the last call.
+    fn completed(&self, i: usize, up: u8) -> u32 {
+        let Some(vp) = self.pool(i) else { return 0 };
+        let mut tx = vp.tx.lock();
+        tx.reap();
+        tx.done.get_mut(usize::from(up)).map_or(0, core::mem::take)
+    }
+
+    /// Waits (bounded) for uplink `up`'s zero-copy frames; if the NIC does
+    /// not finish them, stops the pool's transmit queue (confirmed), forgets
+    /// what was in it and starts it again empty. Afterwards none of the
+    /// uplink's frames is read by the NIC.
+    fn flush(&self, i: usize, up: u8) {
+        let Some(vp) = self.pool(i) else { return };
+        let mut tx = vp.tx.lock();
+        Self::flush_locked(vp, &mut tx, up);
+        // The sender counts every frame it holds as completed now: nothing
+        // is left to count for it.
+        if let Some(d) = tx.done.get_mut(usize::from(up)) {
+            *d = 0;
+        }
+    }
+
+    fn flush_locked(vp: &VmPool, tx: &mut TxSide, up: u8) {
+        let left = |tx: &TxSide| tx.in_flight.get(usize::from(up)).copied().unwrap_or(0);
+        for _ in 0..FLUSH_TRIES {
+            tx.reap();
+            if left(tx) == 0 || tx.on.is_none() {
+                return;
+            }
+            kernel::time::delay::udelay(kernel::time::Delta::from_micros(FLUSH_US));
+        }
+        vp.counters.inc(Pc::TxStalls);
+        let Some(on) = tx.on.as_ref() else { return };
+        let (hw, mem) = (on.hw, on.mem.clone());
+        let mut plan = hw.plan().lock();
+        let mut r = hw.regs(Wait::Spin);
+        let nic = &mut plan.nic;
+        if nic.disable_tx(&mut r, vp.pool).is_err() {
+            pr_err!(
+                "pvpass: NIC pool {} transmit did not stop for a flush\n",
+                vp.pool.index()
+            );
+        }
+        tx.drain(Some(hw.dev()));
+        let restarted = tx.ring.reset(RING).is_ok()
+            && nic
+                .enable_tx(
+                    &mut r,
+                    vp.pool,
+                    RingConfig {
+                        base: mem.tx_ring.base(),
+                        size: mem.tx_ring.size(),
+                    },
+                )
+                .is_ok();
+        if !restarted {
+            tx.on = None;
+        }
+    }
+
+    /// A new uplink index of pool `i`; ENOSPC past `UPLINKS`.
+    fn new_uplink(&self, i: usize) -> Result<u8> {
+        let vp = self.pool(i).ok_or(EINVAL)?;
+        let mut tx = vp.tx.lock();
+        let free = (0..UPLINKS as u8)
+            .find(|u| tx.uplinks & (1 << u) == 0)
+            .ok_or(ENOSPC)?;
+        tx.uplinks |= 1 << free;
+        if let Some(d) = tx.done.get_mut(usize::from(free)) {
+            *d = 0;
+        }
+        Ok(free)
+    }
+
+    fn drop_uplink(&self, i: usize, up: u8) {
+        if let Some(vp) = self.pool(i) {
+            vp.tx.lock().uplinks &= !(1u8 << up);
+        }
     }
 
     /// Each pool's counters, for debugfs: `f(pool, port id, counters)`.
@@ -677,14 +1012,7 @@ impl NicPools {
             .position(|(i, p)| p.is_none() && stuck & (1u8 << (i + 1)) == 0)
             .ok_or(ENOSPC)?;
         // The uplink first: nothing to undo if it cannot be made.
-        let up: KBox<dyn Uplink> = KBox::new(
-            NicUplink {
-                pools: self.clone(),
-                pool: i,
-                mac,
-            },
-            GFP_KERNEL,
-        )?;
+        let up = NicUplink::make(self, i, mac)?;
         self.start_pool(&mut st, hw, i, &port)?;
         if let Some(p) = st.ports.get_mut(i) {
             *p = Some(id);
@@ -760,24 +1088,46 @@ impl Backend for NicBackend {
 struct NicUplink {
     pools: Arc<NicPools>,
     pool: usize,
+    /// Its index among the pool's uplinks (whose completions it counts).
+    up: u8,
     mac: [u8; 6],
+}
+
+impl NicUplink {
+    fn make(pools: &Arc<NicPools>, pool: usize, mac: [u8; 6]) -> Result<KBox<dyn Uplink>> {
+        let up = pools.new_uplink(pool)?;
+        let u = NicUplink {
+            pools: pools.clone(),
+            pool,
+            up,
+            mac,
+        };
+        let b: KBox<dyn Uplink> = KBox::new(u, GFP_KERNEL)?;
+        Ok(b)
+    }
+}
+
+impl Drop for NicUplink {
+    fn drop(&mut self) {
+        self.pools.drop_uplink(self.pool, self.up);
+    }
 }
 
 impl Uplink for NicUplink {
     fn xmit(&mut self, hdr: &NetHdr, frame: &Frame<'_>) -> Sent {
-        self.pools.xmit(self.pool, &self.mac, hdr, frame)
+        self.pools.xmit(self.pool, self.up, &self.mac, hdr, frame)
     }
 
     fn another(&self) -> Result<KBox<dyn Uplink>> {
-        let up: KBox<dyn Uplink> = KBox::new(
-            NicUplink {
-                pools: self.pools.clone(),
-                pool: self.pool,
-                mac: self.mac,
-            },
-            GFP_KERNEL,
-        )?;
-        Ok(up)
+        NicUplink::make(&self.pools, self.pool, self.mac)
+    }
+
+    fn completed(&mut self) -> u32 {
+        self.pools.completed(self.pool, self.up)
+    }
+
+    fn flush(&mut self) {
+        self.pools.flush(self.pool, self.up);
     }
 }
 
