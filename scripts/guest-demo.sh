@@ -53,57 +53,10 @@ echo "demo: pinned pages before any attachment: ${pin_base:-not available}"
 
 qmp() { python3 "$(dirname "$0")/qmp.py" "$1" "$2"; } # socket, command
 
-# The control port for guest 2 (guest/README.md): every connection carries
-# one line from the guest, logged with the time to $words, and gets back one
-# line, the current content of $reply ("wait" until this script says more).
-# Guest 2 asks every 2 s while it waits, so it is never a passive receiver
-# here, and a lost word is simply asked for again.
-words=$res/words.log reply=/tmp/pvpass-demo-reply
-echo wait >$reply
-: >"$words"
-python3 - "$bed_port" "$words" "$reply" <<'PY' &
-import socket, sys, time
-port, words, reply = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", port)); s.listen(8)
-while True:
-    c, peer = s.accept()
-    c.settimeout(10)
-    try:
-        data = b""
-        while b"\n" not in data:
-            d = c.recv(256)
-            if not d:
-                break
-            data += d
-        line = data.decode(errors="replace").split("\n")[0].strip()
-        try:
-            r = open(reply).read().strip() or "wait"
-        except OSError:
-            r = "wait"
-        with open(words, "a") as f:
-            f.write("%s %s %s -> %s\n" % (time.strftime("%H:%M:%S"), peer[0], line, r))
-        c.sendall((r + "\n").encode())
-    except OSError:
-        pass
-    finally:
-        c.close()
-PY
-ctlpid=$!
-# say <word...>: what guest 2 gets from now on when it asks.
-say() { echo "$*" >$reply.new && mv $reply.new $reply; }
-# await <word> <seconds>: the first line guest 2 sent that starts with <word>
-# (printed without the reply), within the deadline.
-await() {
-	local end=$((SECONDS + $2)) l
-	while :; do
-		l=$(grep -m1 -E "^[^ ]+ [^ ]+ $1( |$)" "$words")
-		[ -n "$l" ] && { l=${l#* }; l=${l#* }; echo "${l% -> *}"; return 0; }
-		[ $SECONDS -lt $end ] || return 1
-		sleep 0.5
-	done
-}
+# The control port for guest 2 (guest/README.md, scripts/bed-control.sh).
+# shellcheck source=scripts/bed-control.sh
+. "$(dirname "$0")/bed-control.sh"
+control_start "$bed_port" "$res/words.log"
 # diag: what the bed sees of the switch when a step did not happen.
 diag() {
 	echo "--- diagnostics ($(date +%T))"

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
 #include <linux/if_packet.h>
@@ -113,6 +114,11 @@ static inline int pvpass_open(void)
 	return fd;
 }
 
+/*
+ * An ATTACH request. $PVPASS_TEST_BACKEND names the backend (the NIC bed
+ * runs the data path's tests on a NIC's pools: scripts/guest-nic-vms.sh);
+ * unset, the default switch.
+ */
 static inline struct pvpass_attach attach_req(int vm_fd, __u64 gpa, __u32 gsi, const __u8 *mac)
 {
 	struct pvpass_attach a = {
@@ -121,8 +127,11 @@ static inline struct pvpass_attach attach_req(int vm_fd, __u64 gpa, __u32 gsi, c
 		.gsi = gsi,
 		.gpa = gpa,
 	};
+	const char *backend = getenv("PVPASS_TEST_BACKEND");
 
 	memcpy(a.mac, mac, 6);
+	if (backend)
+		strncpy(a.backend, backend, sizeof(a.backend) - 1);
 	return a;
 }
 
