@@ -31,4 +31,7 @@ check:
 bench:
 	./bench/run.sh
 
-.PHONY: all module clippy clean demo check bench
+bench-nic:
+	./bench/nic.sh
+
+.PHONY: all module clippy clean demo check bench bench-nic

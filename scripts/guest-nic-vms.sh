@@ -67,7 +67,7 @@ check pools_assigned "A is attachment ${id_a:-?}, B ${id_b:-?}: $(grep -E ' pool
 # The wire answers for $wire_ip while the guests boot, and pings A.
 first() { grep -a -m1 -E "$2" "$res/$1.console" 2>/dev/null | tr -d '\r'; }
 wait_for "$res/vma.console" 'pvpass-demo: (ping host|netserver)' 400
-python3 "$here/scripts/nic-wire.py" "$wire_if" $wire_ip $ip_a 12 10 0.5 >"$res/wire-vm.log" 2>&1
+wire python3 "$here/scripts/nic-wire.py" "$wire_if" $wire_ip $ip_a 12 10 0.5 >"$res/wire-vm.log" 2>&1
 line=$(cat "$res/wire-vm.log")
 check wire_pings_guest "wire -> guest A (pool 1), 10 pings: $line" grep -q 'pongs=10' <<<"$line"
 line=$(first vma 'pvpass-demo: ping host ')
@@ -88,7 +88,7 @@ done
 rxa() { sed -n "s/.* pool=1 id=[0-9]* .*rx_frames=\([0-9]*\).*/\1/p" /sys/kernel/debug/pvpass/nic; }
 rxb() { sed -n "s/.* pool=2 id=[0-9]* .*rx_frames=\([0-9]*\).*/\1/p" /sys/kernel/debug/pvpass/nic; }
 a0=$(rxa) b0=$(rxb)
-python3 - "$wire_if" $mac_b <<'PY'
+wire python3 - "$wire_if" $mac_b <<'PY'
 import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((sys.argv[1], 0))

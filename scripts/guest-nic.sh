@@ -4,10 +4,11 @@
 # Moves the igb function from the stock igb driver (built in) to pvpass with
 # driver_override, checks pvpass's probe (the MAC QEMU gave the NIC, link
 # up), that the host pool's interface pvpnic0 talks to the wire (the wire's
-# far end is scripts/nic-wire.py on raw frames: the bed kernel has no
-# network namespaces): pvpnic0 pings it, and it pings pvpnic0, both at
-# small and near-MTU size, that the NIC inserts UDP and TCP checksums, that
-# pvpnic0 works again after down/up; then that `rmmod pvpass` (pvpnic0 up,
+# far end is scripts/nic-wire.py on raw frames): pvpnic0 pings it, and it
+# pings pvpnic0, both at small and near-MTU size, that the NIC inserts UDP
+# and TCP checksums, that pvpnic0 works again after down/up; with a netperf
+# dir, that pvpnic0 runs netperf to a stack on the wire (the wire NIC moved
+# into a network namespace); then that `rmmod pvpass` (pvpnic0 up,
 # frames flowing both ways) leaves the function quiesced (registers and PCI command read from
 # userspace, scripts/nic-regs.py), that the stock driver can take it back,
 # and that the kernel log has no warning.
@@ -118,12 +119,35 @@ wait $wire
 line=$(grep 'packet loss' "$res/ping-reopen.log")
 check host_if_reopen "pvpnic0 -> wire after down/up: $line" grep -q ' 0% packet loss' <<<"$line"
 
+# From here the wire NIC is in a network namespace with a stack of its own
+# (10.0.1.9 and a netserver; scripts/nic-wire.py still answers for
+# $wire_ip on raw frames, run in the namespace through `wire`): the host's
+# pvpnic0 runs netperf to a real peer across the igb.
+wire() { if [ -e /run/netns/wire ]; then ip netns exec wire "$@"; else "$@"; fi; }
+if [ -n "$np" ]; then
+	if ip netns add wire; then
+		ip link set "$wire_if" netns wire
+		ip -n wire link set lo up
+		ip -n wire addr add 10.0.1.9/24 dev "$wire_if"
+		ip -n wire link set "$wire_if" up
+		ip netns exec wire "$np/netserver" -4 -D >"$res/wire-netserver.log" 2>&1 &
+		sleep 1
+		for t in TCP_STREAM TCP_MAERTS TCP_RR; do
+			out=$(timeout 60 "$np/netperf" -4 -H 10.0.1.9 -t $t -l 3 -P 0 -- -o THROUGHPUT,THROUGHPUT_UNITS 2>&1 | tail -n 1)
+			check "host_netperf_wire_$t" "pvpnic0 <-> the wire's stack, netperf $t: $out" \
+				awk -F, -v v="${out%%,*}" 'BEGIN { exit !(v ~ /^[0-9.]+$/ && v + 0 > 0) }'
+		done
+	else
+		result wire_netns fail "ip netns add wire: no network namespaces in the bed kernel"
+	fi
+fi
+
 [ -n "$ctl" ] && . "$here/scripts/guest-nic-vms.sh"
 
 # Unloaded under traffic both ways: the far end pings pvpnic0 every 10 ms
 # and the host sends UDP through it when rmmod closes the interface and
 # quiesces the NIC.
-python3 "$here/scripts/nic-wire.py" "$wire_if" $wire_ip $host_ip 8 500 0.01 >"$res/wire-unload.log" 2>&1 &
+wire python3 "$here/scripts/nic-wire.py" "$wire_if" $wire_ip $host_ip 8 500 0.01 >"$res/wire-unload.log" 2>&1 &
 wire=$!
 python3 - "$wire_ip" <<'PY' &
 import socket, sys, time

@@ -4,7 +4,8 @@
 # virtio-net NIC on one hub (the "wire"), and runs scripts/guest-nic.sh in it:
 #   scripts/nic-bed.sh <results dir> [<pvpass.ko> [<pvpassctl> <bzImage> <initramfs> <netperf dir>]]
 # (with the last four, two nested guests on the NIC's VMDq pools too:
-# scripts/guest-nic-vms.sh).
+# scripts/guest-nic-vms.sh). NIC_BED_EXEC=<script> runs another script in
+# the bed with the same arguments (bench/nic.sh: bench/nic-bed.sh).
 # Prints the bed's results ("<check> ok|fail <text>"); exit 1 if one failed.
 # One bed at a time on a small machine: flock /tmp/pvpass-bed.lock scripts/nic-bed.sh ...
 set -euo pipefail
@@ -22,9 +23,9 @@ start=$SECONDS
 # <results dir>.attempt<n>.
 for attempt in 1 2 3; do
 	rm -rf "$res"; mkdir -p "$res"
-	bed_watched "$res" 180 timeout 900 vng --run "$KDIR" --disable-kvm --qemu-opts="-cpu max $nics" --memory 2G --cpus 2 \
+	bed_watched "$res" 180 timeout "${NIC_BED_TIMEOUT:-900}" vng --run "$KDIR" --disable-kvm --qemu-opts="-cpu max $nics" --memory 2G --cpus 2 \
 		--rwdir "$res" --rodir "$(dirname "$KDIR")" \
-		--exec "$here/scripts/guest-nic.sh $res $ko $vms" >"$res/vng.log" 2>&1 || true
+		--exec "$here/${NIC_BED_EXEC:-scripts/guest-nic.sh} $res $ko $vms" >"$res/vng.log" 2>&1 || true
 	[ "$attempt" != 3 ] && [ -f "$res/frozen" ] && [ ! -f "$res/finished" ] || break
 	echo "the NIC bed froze; booting it again"
 	rm -rf "$res.attempt$attempt"; mv "$res" "$res.attempt$attempt"
