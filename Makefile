@@ -5,6 +5,7 @@
 #   make demo            install everything, build, run the demo (README)
 #   make check           build what is stale and run every test (README)
 #   make bench           netperf: pvpass vs vhost-net vs QEMU virtio-net (README, bench/run.sh)
+#   make bench-nic       wire <-> guest through one igb: pvpass pools vs igb + bridge + vhost-net (bench/nic.sh)
 KDIR ?= $(shell PVPASS_QUIET=1 ./scripts/kernel.sh --print-dir 2>/dev/null)
 KMAKE := LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc HOSTRUSTC=/usr/bin/rustc BINDGEN=/usr/local/bin/bindgen
 

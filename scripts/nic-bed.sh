@@ -18,16 +18,20 @@ KDIR=$(PVPASS_QUIET=1 bash "$here/scripts/kernel.sh" --print-dir)
 nics="-netdev hubport,id=hp0,hubid=1 -device igb,netdev=hp0,mac=52:54:00:12:34:56"
 nics+=" -netdev hubport,id=hp1,hubid=1 -device virtio-net-pci,netdev=hp1,mac=52:54:00:ab:cd:ef"
 start=$SECONDS
-# A bed that freezes (no heartbeat for 180 s: scripts/lib.sh bed_watch) is
-# booted again, up to three boots; a frozen attempt is kept in
+# A bed that freezes (no heartbeat for 180 s: scripts/lib.sh bed_watch), or
+# whose nested guest did not boot (guest-nic-vms.sh writes not-booted), is
+# booted again, up to three boots; the attempt is kept in
 # <results dir>.attempt<n>.
 for attempt in 1 2 3; do
 	rm -rf "$res"; mkdir -p "$res"
 	bed_watched "$res" 180 timeout "${NIC_BED_TIMEOUT:-900}" vng --run "$KDIR" --disable-kvm --qemu-opts="-cpu max $nics" --memory 2G --cpus 2 \
 		--rwdir "$res" --rodir "$(dirname "$KDIR")" \
 		--exec "$here/${NIC_BED_EXEC:-scripts/guest-nic.sh} $res $ko $vms" >"$res/vng.log" 2>&1 || true
-	[ "$attempt" != 3 ] && [ -f "$res/frozen" ] && [ ! -f "$res/finished" ] || break
-	echo "the NIC bed froze; booting it again"
+	again=""
+	[ -f "$res/frozen" ] && [ ! -f "$res/finished" ] && again="froze"
+	[ -s "$res/not-booted" ] && again="had a nested guest that did not boot ($(tr '\n' ' ' <"$res/not-booted"))"
+	[ "$attempt" != 3 ] && [ -n "$again" ] || break
+	echo "the NIC bed $again; booting it again"
 	rm -rf "$res.attempt$attempt"; mv "$res" "$res.attempt$attempt"
 done
 echo "NIC bed ran in $((SECONDS - start)) s"

@@ -211,9 +211,16 @@ booted() { # results dir, consoles...
 	for c in "$@"; do grep -aq 'pvpass-demo: guest up' "$d/$c.console" 2>/dev/null || return 1; done
 }
 # bed_results <label> <results dir> <log>: one result per line of the bed's
-# bed.results ("<check> ok|fail <text>"), or a failure if it wrote none.
+# bed.results ("<check> ok|fail <text>"), or a failure if it wrote none; and
+# a failure if the bed did not finish (killed by its timeout: the checks it
+# did not reach are missing, not passed).
 bed_results() {
 	local label=$1 r=$2 log=$3 check status text
+	if [ -f "$r/finished" ]; then
+		ok "$label bed: finished"
+	else
+		bad "$label bed: did not finish (its timeout or a freeze; log: $log)"
+	fi
 	if [ -s "$r/bed.results" ]; then
 		while read -r check status text; do
 			[ "$status" = ok ] && ok "$label bed: $check: $text" || bad "$label bed: $check: $text (log: $r)"

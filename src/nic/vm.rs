@@ -6,17 +6,22 @@
 //! address entry, so the NIC steers unicast to it by hardware, a receive
 //! and a transmit queue, and the pool's receive on vector 1.
 //!
-//! Frames go through this pool's own host buffers (coherent DMA memory the
-//! driver owns), one CPU copy each way, counted: a transmitted frame is
-//! copied from the guest's pinned pages into the pool's transmit buffers
-//! after the source-MAC check, and its descriptors are built by the core
-//! (`build_tx`) from the checked virtio-net header; a received frame is
-//! delivered from the pool's receive buffer to the device, which copies it
-//! into the guest's buffers. So every address the NIC is given is one of
-//! the pool's own buffers, never guest memory: with no IOMMU, nothing a
-//! guest writes can point the NIC anywhere. (Posting guest buffers to the
-//! NIC itself, zero copy, is the next step: it needs transmit completion
-//! after the exit (`Sent::Pending`) and a receive buffer provider.)
+//! Transmit is zero copy: after the source-MAC check, the frame's first
+//! `HEAD_COPY` bytes are copied into the pool's own buffer (the headers the
+//! NIC acts on are the ones checked here, and cannot change after) and the
+//! rest is given to the NIC as the guest's pinned pages, mapped for it; the
+//! descriptors are built by the core (`build_tx`) from the checked
+//! virtio-net header. The uplink answers `Sent::Pending`, and the device
+//! keeps the chain and its pins until `completed` counts the NIC's
+//! write-back (or `flush` stopped what reads it). Short frames, and frames
+//! the NIC cannot take from guest pages, are copied whole into the pool's
+//! buffers. Receive takes one CPU copy: the NIC writes into the pool's
+//! buffers, the device copies the frame into the guest's (posting the
+//! guest's buffers to the NIC is the next step: it needs a receive buffer
+//! provider from the device). So every address the NIC is given is one of
+//! the pool's own buffers or a page pinned for the VM that owns the pool,
+//! from the device's translation of a chain it checked: with no IOMMU,
+//! nothing a guest writes can point the NIC anywhere else.
 //!
 //! Broadcast reaches every pool; multicast is not delivered to pools (the
 //! 82576's multicast filter is an inexact hash shared by all pools).
@@ -29,9 +34,10 @@
 //! memory is the backend's own and is freed with it, after the driver
 //! dropped its reference, which it does after the quiesce.
 //!
-//! Lock order: `NicBackend::state`, then a pool's `rx`, then its `tx`, then
-//! the driver's plan. The data path takes one pool's `tx` (a sender) or `rx`
-//! (the interrupt thread), never two pools' locks.
+//! Lock order: a device's transmit state (the sender's), `NicPools::state`,
+//! then a pool's `rx`, then its `tx`, then the driver's plan. The data path
+//! takes one pool's `tx` (a sender) or `rx` (the interrupt thread), never
+//! two pools' locks.
 
 use core::ptr::NonNull;
 use kernel::{
