@@ -38,12 +38,10 @@ check nic_backend_listed "$(tr '\n' ';' <<<"$list")" grep -qE '^pvpnic0 +nic +0'
 common=(-enable-kvm -cpu host -machine "q35,kernel-irqchip=on" -m 256M -smp 1 -nodefaults
 	-display none -no-reboot -kernel "$kernel" -initrd "$initrd")
 # nic_vm <name> <ip> <peer> <role> <mac> [<args>]: a paused guest (<args>
-# added to its command line), attached to the
-# NIC's backend, then let run; sets $q (QEMU's pid), $a, $id. Both QEMUs on
-# the bed's CPU 0: in the first trial, with the two nested guests' vCPUs on
-# both of the bed's (TCG) CPUs, the second guest died at its first second
-# of boot with its stack reading as its own kernel's symbol strings (a
-# nested-paging fault of the bed, before its virtio device was touched).
+# added to its command line), attached to the NIC's backend, then let run;
+# sets $q (QEMU's pid), $a, $id. The bed has one CPU (scripts/nic-bed.sh);
+# the QEMUs are pinned to it all the same (taskset), so that a bed with more
+# CPUs does not spread the nested guests over them.
 nic_vm() {
 	taskset -c 0 qemu-system-x86_64 "${common[@]}" \
 		-append "console=ttyS0 $(cat "$here/guest/cmdline") panic=-1 $bed_args pvpass_ip=$2/24 pvpass_peer=$3 pvpass_host=$host_ip pvpass_netperf=$4 ${6:-}" \
