@@ -18,19 +18,17 @@
 set -u
 res=$1 ko=$2 ctl=$3 kernel=$4 initrd=$5 np=$6
 here=$(cd "$(dirname "$0")/.." && pwd)
+# BENCH_NIC_* from bench/nic.sh, through scripts/nic-bed.sh.
+# shellcheck source=/dev/null
+[ -f "$res/bench.env" ] && . "$res/bench.env"
 rounds=${BENCH_NIC_ROUNDS:-3} len=${BENCH_NIC_LEN:-5}
 tests=${BENCH_NIC_TESTS:-TCP_STREAM TCP_MAERTS UDP_STREAM TCP_RR}
 nic_mac=52:54:00:12:34:56 wire_mac=52:54:00:ab:cd:ef guest_mac=52:54:00:00:00:01
 wire_ip=10.0.1.2 guest_ip=10.0.1.3
-mkdir -p "$res"
-exec >"$res/nic-bench.log" 2>&1
-: >"$res/bed.results"
-trap 'dmesg >"$res/dmesg.log"; echo "done" >"$res/finished"' EXIT
-( while :; do date +%s >"$res/heartbeat"; sleep 5; done ) &
-result() { echo "$*" >>"$res/bed.results"; echo "nic-bench: [$2] $1: ${*:3}"; }
-mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
-modprobe kvm_amd || { result kvm fail "kvm_amd did not load"; exit 1; }
-insmod "$ko" || { result pvpass fail "insmod"; exit 1; }
+# Log (nic-bench.log), results, heartbeat, kvm_amd, pvpass.ko, debugfs.
+# shellcheck source=scripts/bed-guests.sh
+. "$here/scripts/bed-guests.sh"
+bed_start nic-bench "$res" "$ko"
 
 dev=""
 for d in /sys/bus/pci/devices/*; do
@@ -65,7 +63,7 @@ to_igb() {
 
 common=(-enable-kvm -cpu host -machine "q35,kernel-irqchip=on" -m 256M -smp 1 -nodefaults
 	-display none -no-reboot -kernel "$kernel" -initrd "$initrd")
-args="console=ttyS0 panic=-1 lpj=4000000 tsc=reliable no_timer_check pvpass_ip=$guest_ip/24 pvpass_peer=$wire_ip pvpass_netperf=server"
+args="console=ttyS0 panic=-1 $bed_args pvpass_ip=$guest_ip/24 pvpass_peer=$wire_ip pvpass_netperf=server"
 # guest_up <console>: the guest's netserver runs (bounded).
 guest_up() {
 	local end=$((SECONDS + 400))
@@ -116,7 +114,7 @@ run_tests() {
 run_pvpass() { # round
 	to_pvpass
 	local con=$res/pvpass-$1.console
-	taskset -c 0 qemu-system-x86_64 "${common[@]}" -append "$args $(cat "$here/guest/cmdline")" \
+	qemu-system-x86_64 "${common[@]}" -append "$args $(cat "$here/guest/cmdline")" \
 		-serial "file:$con" -qmp "unix:/tmp/bqmp,server=on,wait=off" -S &
 	local q=$!
 	"$ctl" attach --pid $q --gpa 0xd0000000 --gsi 7 --mac $guest_mac --backend pvpnic0 --wait 120 \
@@ -140,7 +138,7 @@ run_vhost() { # round
 	ip link set tap0 master br0
 	ip link set tap0 up
 	ip link set br0 up
-	taskset -c 0 qemu-system-x86_64 "${common[@]}" -append "$args" \
+	qemu-system-x86_64 "${common[@]}" -append "$args" \
 		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vhost=on \
 		-device virtio-net-pci,netdev=n0,mac=$guest_mac,romfile= \
 		-serial "file:$con" &

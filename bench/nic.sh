@@ -6,6 +6,7 @@
 # README.md: the table of bench/nic-report.py) and prints the table.
 #   BENCH_NIC_ROUNDS=3   rounds (each boots the guest once per configuration)
 #   BENCH_NIC_LEN=5      seconds per netperf run
+#   BENCH_NIC_TESTS="TCP_STREAM TCP_MAERTS UDP_STREAM TCP_RR"   a subset
 #   BENCH_OUT=...        where the results go
 # Every number comes from nested software emulation (QEMU TCG running the
 # bed, KVM in it running the guest): only the ratios of one run carry over.
@@ -25,6 +26,7 @@ start=$SECONDS
 # One bed at a time on a small machine.
 flock /tmp/pvpass-bed.lock env NIC_BED_EXEC=bench/nic-bed.sh NIC_BED_TIMEOUT=3000 \
 	BENCH_NIC_ROUNDS="${BENCH_NIC_ROUNDS:-3}" BENCH_NIC_LEN="${BENCH_NIC_LEN:-5}" \
+	BENCH_NIC_TESTS="${BENCH_NIC_TESTS:-TCP_STREAM TCP_MAERTS UDP_STREAM TCP_RR}" \
 	bash scripts/nic-bed.sh "$res" "$here/pvpass.ko" "$here/tool/target/release/pvpassctl" \
 	"$KDIR/arch/x86/boot/bzImage" "$here/build/qemu-initramfs.cpio.gz" "$np" || true
 [ -s "$res/nic-runs.csv" ] || { echo "bench-nic: no runs (see $res/nic-bench.log)"; exit 1; }

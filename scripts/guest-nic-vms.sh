@@ -39,11 +39,9 @@ common=(-enable-kvm -cpu host -machine "q35,kernel-irqchip=on" -m 256M -smp 1 -n
 	-display none -no-reboot -kernel "$kernel" -initrd "$initrd")
 # nic_vm <name> <ip> <peer> <role> <mac> [<args>]: a paused guest (<args>
 # added to its command line), attached to the NIC's backend, then let run;
-# sets $q (QEMU's pid), $a, $id. The bed has one CPU (scripts/nic-bed.sh);
-# the QEMUs are pinned to it all the same (taskset), so that a bed with more
-# CPUs does not spread the nested guests over them.
+# sets $q (QEMU's pid), $a, $id.
 nic_vm() {
-	taskset -c 0 qemu-system-x86_64 "${common[@]}" \
+	qemu-system-x86_64 "${common[@]}" \
 		-append "console=ttyS0 $(cat "$here/guest/cmdline") panic=-1 $bed_args pvpass_ip=$2/24 pvpass_peer=$3 pvpass_host=$host_ip pvpass_netperf=$4 ${6:-}" \
 		-serial "file:$res/$1.console" -qmp "unix:/tmp/nqmp-$1,server=on,wait=off" -S &
 	q=$!

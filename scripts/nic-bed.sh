@@ -27,6 +27,9 @@ start=$SECONDS
 # <results dir>.attempt<n>.
 for attempt in 1 2 3; do
 	rm -rf "$res"; mkdir -p "$res"
+	# The bed does not inherit this environment: BENCH_NIC_* reach it in a
+	# file (bench/nic-bed.sh reads it).
+	for v in ${!BENCH_NIC_@}; do printf 'export %s=%q\n' "$v" "${!v}"; done >"$res/bench.env"
 	bed_watched "$res" 180 timeout "${NIC_BED_TIMEOUT:-900}" vng --run "$KDIR" --disable-kvm --qemu-opts="-cpu max $nics" --memory 2G --cpus 1 \
 		--rwdir "$res" --rodir "$(dirname "$KDIR")" \
 		--exec "$here/${NIC_BED_EXEC:-scripts/guest-nic.sh} $res $ko $vms" >"$res/vng.log" 2>&1 || true

@@ -42,6 +42,12 @@ pub(crate) mod switch;
 /// The name of a backend: NUL-padded, as in the UAPI.
 pub(crate) type Name = [u8; uapi::NAME_LEN];
 
+/// EADDRINUSE, what `Backend::connect` answers for a MAC another port has
+/// (not among the kernel crate's named error codes).
+pub(crate) fn eaddrinuse() -> Error {
+    Error::from_errno(-(kernel::bindings::EADDRINUSE as i32))
+}
+
 /// The name of the switch made at load (and of the empty ATTACH name).
 pub(crate) const DEFAULT: &[u8] = b"default";
 

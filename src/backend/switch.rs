@@ -51,6 +51,7 @@ use kernel::{
 };
 
 use super::{
+    eaddrinuse,
     Backend,
     Name,
     Port,
@@ -359,11 +360,6 @@ impl Targets {
     fn add(&mut self, p: &Arc<dyn Port>) {
         let _ = self.ports.push_within_capacity(p.clone());
     }
-}
-
-/// EADDRINUSE (not among the kernel crate's named error codes).
-fn eaddrinuse() -> Error {
-    Error::from_errno(-(kernel::bindings::EADDRINUSE as i32))
 }
 
 fn max_age() -> u64 {

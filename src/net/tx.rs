@@ -176,17 +176,20 @@ impl Device {
                 break;
             }
             // Frames the backend finished with go back to the guest first;
-            // with the backend holding `PENDING`, wait for it.
-            let mut done = uplink.as_mut().map_or(0, |u| u.completed());
-            if tx.pending.len() >= PENDING {
-                if let Some(u) = uplink.as_mut() {
-                    u.flush();
-                    self.counters.inc(C::TxFlushes);
+            // with the backend holding `PENDING`, wait for it. Nothing to
+            // ask while it holds none (a switch never does).
+            if tx.pending.len() > 0 {
+                let mut done = uplink.as_mut().map_or(0, |u| u.completed());
+                if tx.pending.len() >= PENDING {
+                    if let Some(u) = uplink.as_mut() {
+                        u.flush();
+                        self.counters.inc(C::TxFlushes);
+                    }
+                    done = u32::MAX;
                 }
-                done = u32::MAX;
-            }
-            if let Err(e) = Self::complete(q, &mem, tx_pins, &mut tx.pending, done) {
-                return self.broken(st, "transmit used ring", e);
+                if let Err(e) = Self::complete(q, &mem, tx_pins, &mut tx.pending, done) {
+                    return self.broken(st, "transmit used ring", e);
+                }
             }
             let TxBig {
                 chain,
@@ -254,7 +257,8 @@ impl Device {
                 uplink,
                 ..
             } = &mut *st;
-            if let (Some(q), Some(u)) = (txq.as_mut(), uplink.as_mut()) {
+            if let (Some(q), Some(u), true) = (txq.as_mut(), uplink.as_mut(), tx.pending.len() > 0)
+            {
                 let mut done = u.completed();
                 if tx.pending.len() > done as usize {
                     u.flush();

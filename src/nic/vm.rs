@@ -71,6 +71,7 @@ use super::{
 };
 use crate::{
     backend::{
+        eaddrinuse,
         Backend,
         Name,
         Port,
@@ -991,11 +992,6 @@ impl NicPools {
             f(vp.pool.index(), id, vp.counters.get());
         }
     }
-}
-
-/// EADDRINUSE (not among the kernel crate's named error codes).
-fn eaddrinuse() -> Error {
-    Error::from_errno(-(kernel::bindings::EADDRINUSE as i32))
 }
 
 impl NicPools {
