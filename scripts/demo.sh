@@ -164,6 +164,8 @@ nic_ok "steering by MAC in hardware: $(nic steering | cut -d' ' -f2-)" steering
 nic_ok "netperf B -> A: $(nic netperf_TCP_STREAM_peer | sed 's/.*peer 10.0.1.3 //'), $(nic netperf_TCP_RR_peer | sed 's/.*peer 10.0.1.3 //') (TCG, nested: not a benchmark)" \
 	netperf_TCP_STREAM_peer netperf_TCP_RR_peer
 nic_ok "zero-copy transmit: $(nic pool2_zero_copy | cut -d' ' -f2- | sed 's/^B.s pool: //')" device_tx_pending pool2_zero_copy
+nic_ok "zero-copy receive: $(nic pool1_rx_zero_copy | cut -d' ' -f2- | sed 's/^A.s pool: //'), into the buffers guest A posted" \
+	pool1_rx_zero_copy device_rx_zero_copy
 nic_ok "guest A killed while B streamed to it: its pool freed and its pins returned; B still pings and streams to the host; all pins back at the end" \
 	killed_guest_pool_freed killed_guest_pins survivor_pings_host survivor_streams pools_free pinned_pages
 nic_ok "rmmod under traffic leaves the NIC quiesced, the stock igb takes it back, kernel log clean" \

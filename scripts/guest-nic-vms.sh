@@ -80,6 +80,8 @@ wait_for "$res/vma.console" 'pvpass-demo: (ping host|netserver)' 400
 wire python3 "$here/scripts/nic-wire.py" "$wire_if" $wire_ip $ip_a 12 10 0.5 >"$res/wire-vm.log" 2>&1
 line=$(cat "$res/wire-vm.log")
 check wire_pings_guest "wire -> guest A (pool 1), 10 pings: $line" grep -q 'pongs=10' <<<"$line"
+# What the devices and pools looked like then (read when a check failed).
+{ cat /sys/kernel/debug/pvpass/devices /sys/kernel/debug/pvpass/nic; "$ctl" stats "${id_a:-0}" --json; dmesg | grep -a pvpass | tail -n 30; } >"$res/state-after-wire.log" 2>&1
 line=$(first vma 'pvpass-demo: ping host ')
 check guest_pings_host "A (pool 1) -> pvpnic0 (pool 0): ${line:-no ping line}" grep -q ' 0% packet loss' <<<"$line"
 
@@ -132,6 +134,10 @@ echo "nic: stats of B: $stats"
 sn() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$stats"; }
 check device_tx_pending "B: tx_frames=$(sn tx_frames) tx_pending=$(sn tx_pending) tx_flushes=$(sn tx_flushes)" \
 	test "$(sn tx_pending)" -gt 0 2>/dev/null
+# B's receive buffers are lent to its pool: the device counts the frames
+# the NIC wrote into them, and a copy for each it had to bounce.
+check device_rx_zero_copy "B: rx_frames=$(sn rx_frames) rx_lent=$(sn rx_lent) rx_zero_copy=$(sn rx_zero_copy) rx_bounced=$(sn rx_bounced) rx_reclaimed=$(sn rx_reclaimed)" \
+	test "$(sn rx_zero_copy)" -gt 0 -a "$(($(sn rx_zero_copy) + $(sn rx_bounced)))" -le "$(sn rx_frames)" 2>/dev/null
 case "$word" in
 streaming*)
 	rx0=$(grep ' pool=1 ' /sys/kernel/debug/pvpass/nic)
@@ -164,9 +170,15 @@ for p in 1 2; do
 	line=$(grep " pool=$p " <<<"$nicstat")
 	n() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$line"; }
 	check "pool${p}_counters" "$line" test "$(n tx_frames)" -gt 0 -a "$(n rx_frames)" -gt 0 \
-		-a "$(($(n tx_copies) + $(n tx_zero_copy)))" = "$(n tx_frames)" -a "$(n rx_copies)" = "$(n rx_frames)" \
+		-a "$(($(n tx_copies) + $(n tx_zero_copy)))" = "$(n tx_frames)" -a "$(($(n rx_copies) + $(n rx_zero_copy)))" = "$(n rx_frames)" \
 		-a "$(n tx_drops)" = 0 -a "$(n tx_spoofed)" = 0 -a "$(n rx_errors)" = 0
 done
+# Receive is zero copy too: the NIC writes frames straight into the guest's
+# lent receive buffers (a buffer not in one piece of host memory is
+# bounced: the pool's rx_copies). A received B's stream.
+line=$(grep " pool=1 " <<<"$nicstat")
+check pool1_rx_zero_copy "A's pool: $(n rx_zero_copy) of $(n rx_frames) frames received zero copy, $(n rx_copies) bounced" \
+	test "$(n rx_zero_copy)" -gt 0 2>/dev/null
 line=$(grep " pool=2 " <<<"$nicstat")
 check pool2_zero_copy "B's pool: $(n tx_zero_copy) of $(n tx_frames) frames sent zero copy, $(n tx_stalls) stalled flushes" \
 	test "$(n tx_zero_copy)" -gt 0 2>/dev/null
@@ -210,5 +222,33 @@ if [ -x "$bin" ]; then
 	done <"$res/nic-datapath.tap"
 	echo "$before"
 	cat /sys/kernel/debug/pvpass/nic
+	pins_back
+	# The same VMs taking MRG_RXBUF (PVPASS_TEST_MRG): their receive
+	# buffers are lent to the NIC (zero-copy receive), and a hostile
+	# receive queue must break or empty only its own device, with nothing
+	# written into its buffers and every lent page unpinned at the end.
+	args=()
+	for t in frame_between_two_vms frames_written_into_pinned_buffers_and_unpinned_on_detach \
+		receive_head_index_out_of_range receive_descriptor_loop receive_avail_index_jump \
+		receive_zero_length_descriptor receive_buffer_outside_guest_memory receive_buffer_read_only \
+		receive_chain_longer_than_queue receive_queue_ready_0_stops_delivery \
+		port_without_buffers_drops_its_own_traffic; do
+		args+=(-t "$t")
+	done
+	zc() { grep -a -o 'rx_zero_copy=[0-9]*' /sys/kernel/debug/pvpass/nic | cut -d= -f2 | paste -sd+ | bc; }
+	zc0=$(zc)
+	PVPASS_TEST_MRG=1 PVPASS_TEST_BACKEND=pvpnic0 PVPASS_KO=$ko timeout 600 "$bin" "${args[@]}" >"$res/nic-datapath-mrg.tap" 2>"$res/nic-datapath-mrg.err"
+	echo "kselftests on the NIC, receive buffers lent: exit $?"
+	while read -r line; do
+		case $line in
+		"ok "*"# SKIP"*) result "nic_lent_kselftest_$(cut -d' ' -f3 <<<"$line")" fail "skipped: $line" ;;
+		"ok "*) result "nic_lent_kselftest_$(cut -d' ' -f3 <<<"$line")" ok "$line" ;;
+		"not ok "*) result "nic_lent_kselftest_$(cut -d' ' -f4 <<<"$line")" fail "$line (nic-datapath-mrg.err)" ;;
+		esac
+	done <"$res/nic-datapath-mrg.tap"
+	# The tests' devices did lend (the NIC wrote into guest buffers).
+	zc1=$(zc)
+	check nic_lent_kselftests_zero_copy "pools' rx_zero_copy: ${zc0:-?} before the lent runs, ${zc1:-?} after" \
+		test "${zc1:-0}" -gt "${zc0:-0}"
 	pins_back
 fi

@@ -663,6 +663,45 @@ fn rx_write_backs_that_do_not_fit_are_faults() {
 }
 
 #[test]
+fn a_frame_limit_admits_shorter_buffers_and_refuses_longer_write_backs() {
+    // A pool that drops frames over 1518 bytes may be given a guest's
+    // 1518-byte buffer on a 2048-byte queue; nothing longer than a slot's
+    // own buffer is ever delivered from it.
+    let mut r: RxRing<8> = RxRing::new();
+    r.reset(8, 2048).unwrap();
+    let mut m = Mem::new(8);
+    assert_eq!(r.post(&mut m, 0x1000, 1518, 0), Err(RingError::BadBuffer));
+    assert_eq!(r.limit(0), Err(RingError::BadBuffer));
+    r.limit(1518).unwrap();
+    assert_eq!(r.post(&mut m, 0x1000, 1517, 0), Err(RingError::BadBuffer));
+    r.post(&mut m, 0x1000, 1518, 1).unwrap();
+    r.post(&mut m, 0x2000, 2048, 2).unwrap();
+    r.post(&mut m, 0x3000, 1518, 3).unwrap();
+    m.wb(0, DONE, 1518);
+    m.wb(1, DONE, 2000);
+    m.wb(2, DONE, 1519);
+    let d = r.reap(&mut m).unwrap().unwrap();
+    assert_eq!((d.cookie, d.len), (1, 1518));
+    let d = r.reap(&mut m).unwrap().unwrap();
+    assert_eq!(
+        (d.cookie, d.len),
+        (2, 2000),
+        "a full buffer takes its length"
+    );
+    assert_eq!(
+        r.reap(&mut m),
+        Err(RxFault {
+            cookie: 3,
+            kind: RxFaultKind::BadLength
+        }),
+        "a write-back longer than the buffer posted there"
+    );
+    // A reset forgets the limit.
+    r.reset(8, 2048).unwrap();
+    assert_eq!(r.post(&mut m, 0x1000, 1518, 0), Err(RingError::BadBuffer));
+}
+
+#[test]
 fn rx_drain_returns_every_posted_buffer() {
     let mut r: RxRing<8> = RxRing::new();
     r.reset(8, 1024).unwrap();

@@ -15,13 +15,17 @@
 //! (`hostport`). The interface is the one a NIC backend needs as well:
 //! [`Sent::Pending`] for a transmit the backend completes later (the frame's
 //! pins are then kept until its completion), [`Frame::segments`] for the
-//! pinned pages of a frame as a scatterlist, and [`Port::deliver`] may be
-//! called from any thread, without waiting for the receiver.
+//! pinned pages of a frame as a scatterlist, [`Port::deliver`] may be
+//! called from any thread, without waiting for the receiver, and a backend
+//! that writes frames into memory itself (a NIC's receive queue) may borrow
+//! the port's posted receive buffers instead ([`Port::lend`], [`Loan`],
+//! [`Port::returned`], [`Uplink::reclaim`]).
 //!
 //! Lock order: `BACKENDS`, then a backend's own locks (a switch's table,
 //! which is a leaf). `BACKENDS` is held only to find, add and delete a
 //! backend, never while a frame is sent.
 
+use core::ptr::NonNull;
 use kernel::{
     prelude::*,
     sync::{
@@ -31,6 +35,7 @@ use kernel::{
 };
 
 use crate::{
+    glue,
     mem::Frame,
     pvcore::vnet::NetHdr,
     uapi, //
@@ -63,6 +68,49 @@ pub(crate) trait Port: Send + Sync {
     /// the receiving side: what cannot be delivered now is queued or dropped
     /// (counted by the port).
     fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>);
+    /// Receive buffer provider: lend the backend up to `out.len()` of the
+    /// buffers the guest posted, each for one frame of at most `need` bytes,
+    /// oldest first; returns how many. The backend returns them in the same
+    /// order ([`Port::returned`]), or all at once by [`Uplink::reclaim`],
+    /// and writes nothing into one after that. Never waits (any thread).
+    /// `Some(0)`: none now (no buffer posted, its receive side busy: the
+    /// backend asks again after [`Uplink::rx_service`]); `None`: the port
+    /// does not lend (now): the backend delivers copies by `deliver`.
+    fn lend(&self, _need: usize, _out: &mut [Loan]) -> Option<usize> {
+        None
+    }
+    /// The backend is done with the port's oldest loan, `token`: `frame`
+    /// is in it, or is to be copied into it (`Returned`). False if the port
+    /// cannot take it now (its receive side busy): the backend keeps it,
+    /// and asks again after the port called [`Uplink::rx_service`]. Never
+    /// waits.
+    fn returned(&self, _token: u16, _r: Returned<'_>) -> bool {
+        true
+    }
+}
+
+/// A receive buffer a port lends its backend ([`Port::lend`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Loan {
+    /// The port's name for it, given back with [`Port::returned`].
+    pub(crate) token: u16,
+    /// Where the frame may be written as it is: `need` bytes from `off` in
+    /// the pinned page `page`, which stays pinned until the loan is
+    /// returned or reclaimed. `None`: the buffer is not in one piece of
+    /// host memory (or is too small): the backend writes the frame into
+    /// memory of its own and the port copies it ([`Returned::Copy`]).
+    pub(crate) direct: Option<(NonNull<glue::Page>, usize)>,
+}
+
+/// How a loan comes back ([`Port::returned`]).
+pub(crate) enum Returned<'a> {
+    /// A frame of `len` bytes was written where the loan said
+    /// ([`Loan::direct`]), with the header `hdr`.
+    Written(NetHdr, u32),
+    /// A frame to copy into the buffer, with its header.
+    Copy(NetHdr, Frame<'a>),
+    /// Nothing was written (a damaged frame): the buffer goes back empty.
+    Empty,
 }
 
 /// What became of a frame handed to an uplink.
@@ -105,6 +153,19 @@ pub(crate) trait Uplink: Send {
     /// counted by `completed` again), and their buffers may be unpinned.
     /// Process context.
     fn flush(&mut self) {}
+    /// The backend stops writing into the port's loans and forgets them
+    /// (a NIC: the pool's receive queue disabled and confirmed): after it
+    /// returns, none is written or returned, and their pages may be
+    /// unpinned. False if that could not be confirmed: the pages must then
+    /// stay pinned. Process context, no lock of the port's receive side held.
+    fn reclaim(&mut self) -> bool {
+        true
+    }
+    /// The port's receive side was busy or had no buffers when the backend
+    /// last asked (`lend`, `returned`), or the guest posted buffers: the
+    /// backend asks again now. On the port's own thread, no lock of its
+    /// receive side held.
+    fn rx_service(&mut self) {}
 }
 
 /// A backend: a switch, or a NIC (`nic::vm`).

@@ -18,6 +18,7 @@
 //! is emptied only by `release` (which needs it `&mut`), so a handle read from
 //! a token borrowed `&` is a pinned page for as long as that borrow lasts.
 
+use core::ptr::NonNull;
 use kernel::{
     alloc::flags::__GFP_ZERO,
     bindings,
@@ -43,6 +44,7 @@ use super::{
     ring::RING_PAGES, //
 };
 use crate::{
+    glue,
     kvm::{
         self,
         GuestMap,
@@ -311,12 +313,20 @@ impl Pinner for KernelPinner<'_> {
 
 /// A pinned buffer: a chain translated to host segments, and the pins of
 /// their pages (empty when not acquired). All-zero is a valid empty buffer.
-pub(crate) struct Buf {
-    sg: SgList<SEGS>,
+pub(crate) struct Buf<const S: usize = SEGS> {
+    sg: SgList<S>,
     tok: PinToken,
 }
 
-impl Buf {
+impl<const S: usize> Buf<S> {
+    /// An empty buffer (not acquired).
+    pub(crate) const fn new() -> Self {
+        Self {
+            sg: SgList::new(),
+            tok: PinToken::new(),
+        }
+    }
+
     /// Bytes the buffer holds (0 when not acquired).
     pub(crate) fn len(&self) -> usize {
         if self.tok.is_empty() {
@@ -375,6 +385,20 @@ impl Buf {
             dst.copy_from(doff + at, &page, off, len);
             true
         });
+    }
+
+    /// The pinned page and the offset in it of bytes `[pos, pos + n)` of the
+    /// buffer, if they lie in one piece of one page (for a device to write
+    /// them itself); valid while the buffer stays acquired.
+    pub(crate) fn page_at(&self, pos: usize, n: usize) -> Option<(NonNull<glue::Page>, usize)> {
+        let mut at = None;
+        self.pieces(pos, n, |page, off, len, _| {
+            if len == n {
+                at = NonNull::new(page.as_raw()).map(|p| (p, off));
+            }
+            false
+        });
+        at
     }
 
     /// Guest pages of the buffer (when acquired; for dirty logging).
@@ -516,11 +540,11 @@ impl VmPins {
     /// `pvpass_pin_pages`). A receive buffer spread over more pages than
     /// `max_pages` of its length is refused (`Scattered`) before anything is
     /// pinned, so a frame's pin cost is bounded by its length.
-    pub(crate) fn acquire(
+    pub(crate) fn acquire<const S: usize>(
         &mut self,
         chain: &Chain<64>,
         map: &GuestMap,
-        buf: &mut Buf,
+        buf: &mut Buf<S>,
         nofault: bool,
     ) -> Result<(), PinBufError> {
         if chain.descs().iter().any(|d| d.writable != self.write) {
@@ -576,7 +600,7 @@ impl VmPins {
     }
 
     /// Drop `buf`'s pins (its pages stay cached for the next buffer).
-    pub(crate) fn release(&mut self, buf: &mut Buf) {
+    pub(crate) fn release<const S: usize>(&mut self, buf: &mut Buf<S>) {
         self.release_token(&mut buf.tok);
     }
 

@@ -72,7 +72,9 @@ use super::{
 };
 use crate::{
     backend::{
+        Loan,
         Port,
+        Returned,
         Uplink, //
     },
     kvm::{
@@ -241,6 +243,8 @@ pub(crate) struct Device {
     /// How often the VMM changed what backs guest memory (mmu notifier,
     /// `kvm::MmWatch`): part of the memory generation, see `MapGen`.
     pub(super) mm_seq: Atomic<u32>,
+    /// Whether receive buffers are lent to the backend (`lend`).
+    pub(super) lending: super::lend::LendFlags,
     /// Notification coalescing of the receive (0) and transmit (1) queues
     /// (`coal`); their timers are `poll`'s.
     pub(super) coal: [Coal; 2],
@@ -324,6 +328,11 @@ impl MmioOps for OnVcpu<'_> {
     fn notify(&mut self, q: u16) {
         let Self { dev, cpu, st } = self;
         dev.counters.inc(C::Notifies);
+        if q == 0 {
+            // The guest posted receive buffers: a backend that borrows them
+            // (`lend`) takes them now.
+            dev.lending.want.store(true, Relaxed);
+        }
         if dev.refresh(*cpu, st) {
             // A receive notify polls the transmit ring too if a poll is
             // owed: this exit is one the guest made anyway.
@@ -363,7 +372,7 @@ impl MmioOps for OnVcpu<'_> {
     fn stop(&mut self, q: u16) {
         if q == 0 {
             // Nothing more goes into its buffers, its rings are unpinned.
-            self.dev.stop_rx();
+            self.dev.stop_rx(self.st);
             self.dev.coal_stop(0);
         } else if q == CTRL_QUEUE {
             self.st.ctrlq = None;
@@ -378,7 +387,7 @@ impl MmioOps for OnVcpu<'_> {
         self.dev.stop_tx(self.st);
         self.st.ctrlq = None;
         self.st.notf_coal = false;
-        self.dev.stop_rx();
+        self.dev.stop_rx(self.st);
         self.dev.coal_reset();
         self.dev.backlog.lock().clear();
     }
@@ -400,6 +409,14 @@ impl Port for Device {
 
     fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>) {
         self.receive(hdr, frame);
+    }
+
+    fn lend(&self, need: usize, out: &mut [Loan]) -> Option<usize> {
+        Device::lend(self, need, out)
+    }
+
+    fn returned(&self, token: u16, r: Returned<'_>) -> bool {
+        self.loan_returned(token, r)
     }
 }
 
@@ -499,9 +516,11 @@ impl Device {
                     dirty_log: false,
                     scratch,
                     stopped_at: None,
+                    lender: None,
                 }),
                 backlog <- new_spinlock!(backlog),
                 mm_seq: Atomic::new(0),
+                lending: super::lend::LendFlags::new(),
                 coal: [const { Coal::new() }; 2],
                 rx_used: Atomic::new(0),
                 counters: Counters::new(),
@@ -611,6 +630,7 @@ impl Device {
         self.stop_tx(st);
         st.ctrlq = None;
         self.coal_reset();
+        self.reclaim_loans(st);
         // The backend's reference on the switch (a cycle through its port
         // table, broken here and by the link's disconnect).
         let uplink = st.uplink.take();
@@ -626,6 +646,7 @@ impl Device {
         pins.release(&mut big.bfirst);
         pins.release(&mut big.bmore);
         pins.shutdown();
+        rx.lender = None;
         drop(rx);
         drop(locked);
         drop(uplink);
@@ -683,6 +704,7 @@ impl Device {
         st.ctrlq = None;
         st.tx_deferred = false;
         self.poll.cancel();
+        self.reclaim_loans(st);
         let mut rx = self.rx.lock();
         rx.stop();
         drop(rx);
@@ -699,8 +721,9 @@ impl Device {
     }
 
     /// Stop the receive queue and unpin its rings and its cached buffer
-    /// pages (the driver took them back).
-    pub(super) fn stop_rx(&self) {
+    /// pages (the driver took them back), its lent buffers taken back first.
+    pub(super) fn stop_rx(&self, st: &mut DevState) {
+        self.reclaim_loans(st);
         let mut rx = self.rx.lock();
         rx.stop();
         rx.pins.invalidate();
@@ -808,6 +831,7 @@ impl Device {
             .or(st.tx_stopped_at.take());
         self.stop_tx(st);
         st.tx_pins.invalidate();
+        self.reclaim_loans(st);
         let mut rx = self.rx.lock();
         rx.stop();
         let r = rx.stopped_at.take();
@@ -832,6 +856,9 @@ impl Device {
     /// guest).
     pub(crate) fn serve(&self, own: &dyn OwnThread) {
         self.counters.inc(C::Notifies);
+        // A kick of either queue: the guest may have posted receive buffers
+        // for a backend that borrows them (`lend`).
+        self.lending.want.store(true, Relaxed);
         if self.rx_used.load(Relaxed) == 0 {
             let posted = self.rx.try_lock().is_some_and(|rx| {
                 rx.q.as_ref()
@@ -869,6 +896,9 @@ impl Device {
         }
         st.map_valid = false;
         self.counters.inc(C::MapRereads);
+        // Lent buffers were checked against the old map: taken back before
+        // anything is read afresh, lent again after.
+        let relend = self.reclaim_loans(st);
         let (dirty_log, gen) = match self.snapshot(cpu, &mut st.map) {
             Ok(d) => d,
             Err(e) => {
@@ -910,6 +940,12 @@ impl Device {
             drop(rx);
             self.broken(st, "receive queue outside guest memory", e);
             return false;
+        }
+        drop(rx);
+        if relend {
+            if let Some(u) = st.uplink.as_mut() {
+                u.rx_service();
+            }
         }
         true
     }

@@ -7,6 +7,7 @@
 //!   memory map; what the transport drives (`OnVcpu`);
 //! - `tx`: the transmit queue, on the guest's vCPU thread;
 //! - `rx`: the receive queue, from any thread, and the backlog;
+//! - `lend`: zero-copy receive, the guest's buffers lent to the backend;
 //! - `coal`: the control queue (virtio-mmio) and notification coalescing;
 //! - `queues`: a port of several queue pairs (vhost multiqueue);
 //! - `stats`: the counter table;
@@ -15,6 +16,7 @@
 mod coal;
 mod device;
 mod ffi;
+mod lend;
 pub(crate) mod queues;
 mod rx;
 pub(crate) mod stats;

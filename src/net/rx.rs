@@ -16,7 +16,10 @@
 
 use kernel::{
     prelude::*,
-    sync::atomic::Atomic, //
+    sync::atomic::{
+        Atomic,
+        Relaxed, //
+    },
 };
 
 use super::{
@@ -136,6 +139,8 @@ pub(super) struct RxState {
     /// The next avail index of the queue when it last stopped (also when
     /// it broke): what vhost's GET_VRING_BASE reports.
     pub(super) stopped_at: Option<u16>,
+    /// Buffers lent to the backend (`lend`), once it asked for some.
+    pub(super) lender: Option<KBox<super::lend::Lender>>,
 }
 
 impl RxState {
@@ -143,7 +148,9 @@ impl RxState {
     /// queue is broken, or its memory moved).
     pub(super) fn stop(&mut self) {
         if let Some(q) = self.q.take() {
-            self.stopped_at = Some(q.last_avail());
+            // Lent buffers were not used: the guest gets them again.
+            let lent = self.lender.as_ref().map_or(0, |l| l.outstanding());
+            self.stopped_at = Some(q.last_avail().wrapping_sub(lent));
         }
         self.ring.release(&mut self.pins);
     }
@@ -163,7 +170,7 @@ enum Rx {
 impl Device {
     /// A malformed receive queue, found on any thread: stop it and have the
     /// registers say so at the next access.
-    fn rx_broken(&self, rx: &mut RxState, what: &str, err: impl core::fmt::Debug) {
+    pub(super) fn rx_broken(&self, rx: &mut RxState, what: &str, err: impl core::fmt::Debug) {
         self.warn(what, err);
         rx.stop();
         self.transport.needs_reset();
@@ -173,6 +180,12 @@ impl Device {
     /// checked header) into this port's receive buffers now if it can, or
     /// queue it in the backlog and kick the interrupt.
     pub(super) fn receive(&self, hdr: &NetHdr, frame: &Frame<'_>) {
+        if self.lending.active.load(Relaxed) {
+            // Frames come only through loans while lending (nothing else may
+            // pop the queue): a backend never delivers then.
+            self.counters.inc(C::DropRxNoBuffer);
+            return;
+        }
         // Never wait for the receiver: its own thread may hold `rx` while it
         // faults pages in (for a VMM that may never resolve the fault). The
         // frame then waits in the backlog for that thread.
@@ -250,7 +263,7 @@ impl Device {
     /// frame is written and again after its buffers are pinned: a memslot
     /// deleted and its host range reused between the two would otherwise
     /// land the frame in the VMM's own memory.
-    fn map_stale(&self, rx: &RxState) -> bool {
+    pub(super) fn map_stale(&self, rx: &RxState) -> bool {
         rx.big.map_gen.stale(&rx.pins, &self.mm_seq)
     }
 
@@ -277,6 +290,7 @@ impl Device {
             dirty_log: _,
             scratch: _,
             stopped_at: _,
+            lender: _,
         } = rx;
         let Some(queue) = q.as_mut() else {
             return Ok(Rx::Wait(false));
@@ -355,6 +369,7 @@ impl Device {
     /// then the map is read afresh and the frame tried again, as KVM retries
     /// a fault whose `mmu_invalidate_seq` moved.
     pub(super) fn drain_rx(&self, cpu: &dyn OwnThread, st: &mut DevState, kick: bool) {
+        self.lend_service(cpu, st);
         // Most exits find nothing waiting: leave `rx` to the senders then.
         if self.backlog.lock().is_empty() {
             return;

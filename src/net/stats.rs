@@ -130,6 +130,17 @@ counters! {
         /// Waits for the backend to finish with pending frames (the exit's
         /// end with frames still held, or `PENDING` held).
         TxFlushes => tx_flushes,
+        /// Receive buffers lent to the backend, which writes frames into
+        /// them itself (a NIC pool: `net::lend`).
+        RxLent => rx_lent,
+        /// Frames the backend wrote straight into a lent buffer (zero copy).
+        RxZeroCopy => rx_zero_copy,
+        /// Frames copied into a lent buffer that the backend could not take
+        /// as it is (not in one piece of host memory): one copy each.
+        RxBounced => rx_bounced,
+        /// Lent buffers taken back unwritten (queue stop, reset, memory map
+        /// change) and made available again.
+        RxReclaimed => rx_reclaimed,
     }
 }
 

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The DMA memory the NIC sees, all of it allocated and owned by the driver:
-//! descriptor rings (the core's `ring::DescMem` over coherent memory) and
-//! packet buffer areas (coherent too: one copy each way at this stage, no
-//! per-frame mapping). Freed only after the NIC was quiesced (the driver's
-//! unbind), so the NIC never writes into memory the kernel reuses.
+//! The DMA memory the NIC sees: descriptor rings (the core's
+//! `ring::DescMem` over coherent memory) and packet buffer areas (coherent
+//! too), allocated and owned by the driver and freed only after the NIC was
+//! quiesced (the driver's unbind), so the NIC never writes into memory the
+//! kernel reuses; and the mapping of guest pages pinned for a frame or a
+//! lent receive buffer (`map_page`), undone before they are unpinned.
 
 use kernel::{
     device::{
@@ -169,46 +170,49 @@ impl BufArea {
     }
 }
 
-/// Maps `len` bytes of `page` at `off` for the NIC to read (a guest page
-/// pinned for the frame that points at it); its bus address, or `None`.
+/// Which way the NIC moves the bytes of a mapped page.
+#[derive(Clone, Copy)]
+pub(crate) enum Dir {
+    /// It reads them (a transmitted frame).
+    ToNic,
+    /// It writes them (a receive buffer).
+    FromNic,
+}
+
+impl Dir {
+    fn raw(self) -> kernel::bindings::dma_data_direction {
+        match self {
+            Dir::ToNic => kernel::bindings::dma_data_direction_DMA_TO_DEVICE,
+            Dir::FromNic => kernel::bindings::dma_data_direction_DMA_FROM_DEVICE,
+        }
+    }
+}
+
+/// Maps `len` bytes of `page` at `off` for the NIC (a guest page pinned for
+/// the frame or the receive buffer that points at it); its bus address, or
+/// `None`.
 pub(crate) fn map_page(
     dev: &Device<Bound>,
     page: *mut kernel::bindings::page,
     off: usize,
     len: usize,
+    dir: Dir,
 ) -> Option<u64> {
     // `Device` wraps `struct device` transparently.
     let raw = core::ptr::from_ref(dev).cast_mut().cast();
     // SAFETY: `raw` is a bound device; `page` is a live page (pinned by the
     // caller until the mapping is undone), `off + len` within it.
-    let addr = unsafe {
-        kernel::bindings::dma_map_page_attrs(
-            raw,
-            page,
-            off,
-            len,
-            kernel::bindings::dma_data_direction_DMA_TO_DEVICE,
-            0,
-        )
-    };
+    let addr = unsafe { kernel::bindings::dma_map_page_attrs(raw, page, off, len, dir.raw(), 0) };
     // DMA_MAPPING_ERROR is all ones.
     (addr != u64::MAX).then_some(addr)
 }
 
-/// Undoes `map_page` (same device, address and length), once the NIC is
-/// done reading.
-pub(crate) fn unmap_page(dev: &Device<Bound>, addr: u64, len: usize) {
+/// Undoes `map_page` (same device, address, length and direction), once the
+/// NIC is done with the page.
+pub(crate) fn unmap_page(dev: &Device<Bound>, addr: u64, len: usize, dir: Dir) {
     let raw = core::ptr::from_ref(dev).cast_mut().cast();
     // SAFETY: `addr`/`len` are a live mapping of `map_page` on this device,
     // which the NIC no longer reads (its descriptor was written back, or
     // the queue was stopped).
-    unsafe {
-        kernel::bindings::dma_unmap_page_attrs(
-            raw,
-            addr,
-            len,
-            kernel::bindings::dma_data_direction_DMA_TO_DEVICE,
-            0,
-        )
-    };
+    unsafe { kernel::bindings::dma_unmap_page_attrs(raw, addr, len, dir.raw(), 0) };
 }

@@ -15,13 +15,27 @@
 //! keeps the chain and its pins until `completed` counts the NIC's
 //! write-back (or `flush` stopped what reads it). Short frames, and frames
 //! the NIC cannot take from guest pages, are copied whole into the pool's
-//! buffers. Receive takes one CPU copy: the NIC writes into the pool's
-//! buffers, the device copies the frame into the guest's (posting the
-//! guest's buffers to the NIC is the next step: it needs a receive buffer
-//! provider from the device). So every address the NIC is given is one of
-//! the pool's own buffers or a page pinned for the VM that owns the pool,
-//! from the device's translation of a chain it checked: with no IOMMU,
-//! nothing a guest writes can point the NIC anywhere else.
+//! buffers.
+//!
+//! Receive is zero copy too, while the device lends its receive buffers
+//! (`Port::lend`: a guest that took MRG_RXBUF, no dirty logging): the
+//! pool's ring then holds the guest's own posted buffers, each checked,
+//! translated and pinned by the device, the NIC's descriptor pointing past
+//! the room for the virtio-net header, which the device writes when the
+//! loan comes back (`Port::returned`) with the used entry. A buffer that is
+//! not in one piece of a page is posted as the pool's buffer at that ring
+//! position and copied in on return (a bounce, `rx_copies`). The pool's
+//! frame limit (RLPML, `MAX_FRAME`) is what keeps the NIC inside a lent
+//! buffer of `MAX_FRAME` bytes. Before any lent page is unpinned the pool's
+//! receive queue is disabled and the disable confirmed (`Uplink::reclaim`,
+//! `stop_pool`); if it does not confirm, the pages stay pinned. A device
+//! that does not lend gets copies as before: the NIC writes into the pool's
+//! buffers and the device copies each frame into the guest's.
+//!
+//! So every address the NIC is given is one of the pool's own buffers or a
+//! page pinned for the VM that owns the pool, from the device's translation
+//! of a chain it checked: with no IOMMU, nothing a guest writes can point
+//! the NIC anywhere else.
 //!
 //! Broadcast reaches every pool; multicast is not delivered to pools (the
 //! 82576's multicast filter is an inexact hash shared by all pools).
@@ -66,19 +80,25 @@ use super::{
     driver::Plan,
     ring::{
         BufArea,
-        DescRing, //
+        DescRing,
+        Dir, //
     },
 };
 use crate::{
     backend::{
         eaddrinuse,
         Backend,
+        Loan,
         Name,
         Port,
+        Returned,
         Sent,
         Uplink, //
     },
-    mem::Frame,
+    mem::{
+        new_zeroed,
+        Frame, //
+    },
     pvcore::igb::Regs as _,
     pvcore::{
         igb::{
@@ -142,6 +162,27 @@ const HEAD_COPY: usize = 128;
 const FLUSH_TRIES: u32 = 1000;
 const FLUSH_US: i64 = 10;
 
+/// The header of a received frame: its checksum verified by the NIC, or
+/// not known.
+fn rx_hdr(csum_ok: bool) -> NetHdr {
+    NetHdr {
+        flags: if csum_ok { F_DATA_VALID } else { 0 },
+        num_buffers: 1,
+        ..NetHdr::default()
+    }
+}
+
+/// How a VM pool receives: into buffers of `BUF_LEN` (or lent ones of
+/// `MAX_FRAME`), frames up to `MAX_FRAME`, broadcast, no multicast, and
+/// frames dropped when its ring is empty (never held for the other pools).
+const RX_CONFIG: PoolRxConfig = PoolRxConfig {
+    buf_len: BUF_LEN,
+    max_frame: MAX_FRAME,
+    broadcast: true,
+    multicast: false,
+    drop_when_empty: true,
+};
+
 /// The bound driver's parts the backend uses: BAR0, the plan and the
 /// device (for DMA allocations). Valid while the backend's `state.hw` (or a
 /// pool side's) is `Some`, see the module documentation.
@@ -204,8 +245,85 @@ struct On {
 
 struct RxSide {
     on: Option<On>,
-    ring: RxRing<RING_N>,
+    ring: KBox<RxRing<RING_N>>,
     port: Option<Arc<dyn Port>>,
+    /// The ring holds the port's lent buffers (zero-copy receive), and for
+    /// loans the NIC cannot write as they are, the pool's buffer at the
+    /// loan's ring position; otherwise the pool's own buffers only.
+    lent: bool,
+    /// Lent pages mapped for the NIC, by ring position (bus address; 0:
+    /// none), undone when the loan comes back or the queue stopped.
+    maps: KBox<[u64; RING_N]>,
+    /// A loan the port could not take back yet: given back first next time.
+    held: Option<Held>,
+}
+
+/// A loan the NIC is done with (see `RxSide::held`).
+#[derive(Clone, Copy)]
+struct Held {
+    token: u16,
+    /// The ring position it was posted at (its bounce buffer).
+    pos: u16,
+    /// The frame's length and checksum verdict; `None`: nothing usable.
+    frame: Option<(u32, bool)>,
+    /// Written where the loan said (else into the bounce buffer).
+    direct: bool,
+}
+
+/// A receive descriptor's cookie: one of the pool's own buffers, or a loan.
+#[derive(Clone, Copy)]
+enum RxCookie {
+    Own(u16),
+    Loan { token: u16, pos: u16, direct: bool },
+}
+
+const LOAN_BIT: u64 = 1 << 40;
+const DIRECT_BIT: u64 = 1 << 41;
+
+impl RxCookie {
+    fn encode(self) -> u64 {
+        match self {
+            RxCookie::Own(b) => u64::from(b),
+            RxCookie::Loan { token, pos, direct } => {
+                LOAN_BIT
+                    | if direct { DIRECT_BIT } else { 0 }
+                    | (u64::from(pos) << 16)
+                    | u64::from(token)
+            }
+        }
+    }
+
+    fn decode(c: u64) -> Self {
+        if c & LOAN_BIT == 0 {
+            return RxCookie::Own((c & 0xffff) as u16);
+        }
+        RxCookie::Loan {
+            token: (c & 0xffff) as u16,
+            pos: ((c >> 16) & 0xffff) as u16,
+            direct: c & DIRECT_BIT != 0,
+        }
+    }
+}
+
+/// Loans asked for at once.
+const LEND_BATCH: usize = 32;
+
+impl RxSide {
+    /// Forgets every buffer in the ring (after the queue was stopped, or
+    /// before it was started): lent pages unmapped. The port's loans are
+    /// its own again (it takes them back, `Uplink::reclaim`, or is gone).
+    fn drain(&mut self, dev: Option<&Device<Bound>>) {
+        self.ring.drain(|_| {});
+        for m in self.maps.iter_mut() {
+            if *m != 0 {
+                if let Some(dev) = dev {
+                    super::ring::unmap_page(dev, *m, usize::from(MAX_FRAME), Dir::FromNic);
+                }
+                *m = 0;
+            }
+        }
+        self.held = None;
+    }
 }
 
 /// Most senders (queue pairs) of one port.
@@ -213,10 +331,10 @@ const UPLINKS: usize = 8;
 
 struct TxSide {
     on: Option<On>,
-    ring: TxRing<RING_N>,
+    ring: KBox<TxRing<RING_N>>,
     /// Guest pages mapped for the NIC, by the ring position of the
     /// descriptor that points at them: (bus address, length; 0: none).
-    maps: [(u64, u32); RING_N],
+    maps: KBox<[(u64, u32); RING_N]>,
     /// Uplinks in use (bit per index).
     uplinks: u8,
     /// Zero-copy frames each uplink sent that the NIC finished, not yet
@@ -264,7 +382,7 @@ impl TxSide {
             if let Some(m) = self.maps.get_mut(pos) {
                 if m.1 != 0 {
                     if let Some(dev) = dev {
-                        super::ring::unmap_page(dev, m.0, m.1 as usize);
+                        super::ring::unmap_page(dev, m.0, m.1 as usize, Dir::ToNic);
                     }
                     *m = (0, 0);
                 }
@@ -303,7 +421,7 @@ impl TxSide {
         for m in self.maps.iter_mut() {
             if m.1 != 0 {
                 if let Some(dev) = dev {
-                    super::ring::unmap_page(dev, m.0, m.1 as usize);
+                    super::ring::unmap_page(dev, m.0, m.1 as usize, Dir::ToNic);
                 }
                 *m = (0, 0);
             }
@@ -329,10 +447,12 @@ enum Pc {
     RxCopies,
     /// Written back with an error, or out of range.
     RxErrors,
+    /// Written by the NIC straight into a guest's lent buffer.
+    RxZeroCopy,
 }
 
 /// The names of a pool's counters (debugfs `nic`), in `Pc` order.
-pub(crate) const POOL_COUNTERS: [&str; 9] = [
+pub(crate) const POOL_COUNTERS: [&str; 10] = [
     "tx_frames",
     "tx_copies",
     "tx_zero_copy",
@@ -342,6 +462,7 @@ pub(crate) const POOL_COUNTERS: [&str; 9] = [
     "rx_frames",
     "rx_copies",
     "rx_errors",
+    "rx_zero_copy",
 ];
 
 struct PoolCounters([Atomic<u64>; POOL_COUNTERS.len()]);
@@ -378,24 +499,39 @@ struct VmPool {
 }
 
 impl VmPool {
-    fn new(pool: Pool) -> impl PinInit<Self> {
-        pin_init!(Self {
+    /// Its rings' bookkeeping is on the heap: several KiB a side, too much
+    /// for the probe's stack once per pool.
+    fn new(pool: Pool) -> Result<impl PinInit<Self>> {
+        // SAFETY: The all-zero value of each is valid: unconfigured rings
+        // (as the core documents) and no mappings.
+        let (rx_ring, rx_maps, tx_ring, tx_maps) = unsafe {
+            (
+                new_zeroed::<RxRing<RING_N>>()?,
+                new_zeroed::<[u64; RING_N]>()?,
+                new_zeroed::<TxRing<RING_N>>()?,
+                new_zeroed::<[(u64, u32); RING_N]>()?,
+            )
+        };
+        Ok(pin_init!(Self {
             pool,
             rx <- new_mutex!(RxSide {
                 on: None,
-                ring: RxRing::new(),
+                ring: rx_ring,
                 port: None,
+                lent: false,
+                maps: rx_maps,
+                held: None,
             }),
             tx <- new_mutex!(TxSide {
                 on: None,
-                ring: TxRing::new(),
-                maps: [(0, 0); RING_N],
+                ring: tx_ring,
+                maps: tx_maps,
                 uplinks: 0,
                 done: [0; UPLINKS],
                 in_flight: [0; UPLINKS],
             }),
             counters: PoolCounters::new(),
-        })
+        }))
     }
 }
 
@@ -452,7 +588,7 @@ impl NicPools {
         let mut pools = KVec::with_capacity(VM_POOLS, GFP_KERNEL)?;
         for i in 1..NUM_POOLS {
             let pool = Pool::new(i).ok_or(EINVAL)?;
-            pools.push(KBox::pin_init(VmPool::new(pool), GFP_KERNEL)?, GFP_KERNEL)?;
+            pools.push(KBox::pin_init(VmPool::new(pool)?, GFP_KERNEL)?, GFP_KERNEL)?;
         }
         let hw = Hw {
             bar: NonNull::from(bar).cast(),
@@ -523,9 +659,10 @@ impl NicPools {
                 );
             }
         }
-        rx.ring.drain(|_| {});
         // The queue is stopped (or the pool stuck, and reset before its
-        // memory goes): nothing reads the mapped guest pages any more.
+        // memory goes): nothing reads or writes the mapped guest pages any
+        // more. A stuck pool's lent pages stay pinned (`reclaim` says so).
+        rx.drain(hw.as_ref().map(|h| h.dev()));
         tx.drain(hw.as_ref().map(|h| h.dev()));
         port
     }
@@ -545,7 +682,10 @@ impl NicPools {
         };
         let mut rx = vp.rx.lock();
         let mut tx = vp.tx.lock();
+        rx.drain(None);
         rx.ring.reset(RING, BUF_LEN).map_err(|_| EINVAL)?;
+        rx.ring.limit(u32::from(MAX_FRAME)).map_err(|_| EINVAL)?;
+        rx.lent = false;
         tx.drain(None);
         tx.ring.reset(RING).map_err(|_| EINVAL)?;
         let mut descs = mem.rx_ring.descs();
@@ -562,13 +702,7 @@ impl NicPools {
         let mut r = hw.regs(Wait::Sleep);
         let nic = &mut plan.nic;
         let pool = vp.pool;
-        let cfg = PoolRxConfig {
-            buf_len: BUF_LEN,
-            max_frame: MAX_FRAME,
-            broadcast: true,
-            multicast: false,
-            drop_when_empty: true,
-        };
+        let cfg = RX_CONFIG;
         let started = (|| {
             nic.set_pool_mac(&mut r, pool, port.mac())?;
             nic.enable_rx(
@@ -637,55 +771,81 @@ impl NicPools {
     fn service_pool(&self, vp: &VmPool, last: bool) -> bool {
         let mut rx = vp.rx.lock();
         let rx = &mut *rx;
-        let (Some(on), Some(port)) = (rx.on.as_ref(), rx.port.as_ref()) else {
+        let (Some(on), Some(port)) = (rx.on.as_ref(), rx.port.clone()) else {
             return false;
         };
-        let mem = &*on.mem;
+        let (hw, mem) = (on.hw, on.mem.clone());
         let mut descs = mem.rx_ring.descs();
         let mut reposted = false;
         let mut n = 0u16;
-        while n < RX_BUDGET {
-            let b = match rx.ring.reap(&mut descs) {
+        // A loan the port could not take last time goes back first; while
+        // it cannot, the rest waits in the ring (the port asks again).
+        let mut blocked = false;
+        if let Some(h) = rx.held.take() {
+            if !Self::give_back(vp, rx, &mem, &*port, h) {
+                rx.held = Some(h);
+                blocked = true;
+            }
+        }
+        while !blocked && n < RX_BUDGET {
+            let (cookie, frame) = match rx.ring.reap(&mut descs) {
                 Ok(None) => break,
+                Ok(Some(d)) if !d.wb.frame_error() => (d.cookie, Some((d.len, d.wb.l4_csum_ok()))),
                 Ok(Some(d)) => {
-                    let b = u16::try_from(d.cookie).unwrap_or(u16::MAX);
-                    match mem.rx_buf.ptr(b) {
-                        Some(data) if d.len <= BUF_LEN && !d.wb.frame_error() => {
-                            // SAFETY: `data` holds `d.len` bytes the NIC
-                            // wrote (DD seen, then the read fence); it does
-                            // not write the buffer again until it is
-                            // reposted below, after the delivery.
-                            let bytes = unsafe {
-                                core::slice::from_raw_parts(data.cast_const(), d.len as usize)
-                            };
-                            let hdr = NetHdr {
-                                flags: if d.wb.l4_csum_ok() { F_DATA_VALID } else { 0 },
-                                num_buffers: 1,
-                                ..NetHdr::default()
-                            };
-                            port.deliver(&hdr, &Frame::kernel(bytes));
-                            vp.counters.inc(Pc::RxFrames);
-                            vp.counters.inc(Pc::RxCopies);
-                        }
-                        _ => vp.counters.inc(Pc::RxErrors),
-                    }
-                    b
+                    vp.counters.inc(Pc::RxErrors);
+                    (d.cookie, None)
                 }
                 Err(f) => {
                     vp.counters.inc(Pc::RxErrors);
-                    u16::try_from(f.cookie).unwrap_or(u16::MAX)
+                    (f.cookie, None)
                 }
             };
             n += 1;
-            if let Some(addr) = mem.rx_buf.dma(b) {
-                reposted |= rx
-                    .ring
-                    .post(&mut descs, addr, BUF_LEN, u64::from(b))
-                    .is_ok();
+            match RxCookie::decode(cookie) {
+                RxCookie::Own(b) => {
+                    if let (Some((len, csum)), Some(data)) = (frame, mem.rx_buf.ptr(b)) {
+                        if len <= BUF_LEN {
+                            // SAFETY: `data` holds `len` bytes the NIC wrote
+                            // (DD seen, then the read fence); it does not
+                            // write the buffer again until it is reposted
+                            // below, after the delivery.
+                            let bytes = unsafe {
+                                core::slice::from_raw_parts(data.cast_const(), len as usize)
+                            };
+                            port.deliver(&rx_hdr(csum), &Frame::kernel(bytes));
+                            vp.counters.inc(Pc::RxFrames);
+                            vp.counters.inc(Pc::RxCopies);
+                        }
+                    }
+                    // Lending started meanwhile: own buffers are not reposted.
+                    if !rx.lent {
+                        if let Some(addr) = mem.rx_buf.dma(b) {
+                            reposted |= rx
+                                .ring
+                                .post(&mut descs, addr, BUF_LEN, u64::from(b))
+                                .is_ok();
+                        }
+                    }
+                }
+                RxCookie::Loan { token, pos, direct } => {
+                    let h = Held {
+                        token,
+                        pos,
+                        frame,
+                        direct,
+                    };
+                    if !Self::give_back(vp, rx, &mem, &*port, h) {
+                        rx.held = Some(h);
+                        blocked = true;
+                    }
+                }
             }
         }
+        if !blocked {
+            reposted |= Self::refill(vp, rx, hw, &mem, &*port);
+        }
         let more = n == RX_BUDGET;
-        let mut r = on.hw.regs(Wait::Spin);
+        let mut r = hw.regs(Wait::Spin);
         if reposted {
             PoolPath::new(vp.pool).write_rx_tail(&mut r, rx.ring.tail());
         }
@@ -693,6 +853,231 @@ impl NicPools {
             r.write32(regs::EICS, VECTOR_MASK);
         }
         more
+    }
+
+    /// Gives loan `h` back to `port`: its page unmapped (once), the frame
+    /// written there or copied from its bounce buffer. False if the port
+    /// cannot take it now.
+    fn give_back(vp: &VmPool, rx: &mut RxSide, mem: &Mem, port: &dyn Port, h: Held) -> bool {
+        if let Some(m) = rx.maps.get_mut(usize::from(h.pos)) {
+            if *m != 0 {
+                if let Some(on) = rx.on.as_ref() {
+                    super::ring::unmap_page(on.hw.dev(), *m, usize::from(MAX_FRAME), Dir::FromNic);
+                }
+                *m = 0;
+            }
+        }
+        let back = match h.frame {
+            Some((len, csum)) if h.direct && len <= u32::from(MAX_FRAME) => {
+                Returned::Written(rx_hdr(csum), len)
+            }
+            Some((len, csum)) if !h.direct && len <= BUF_LEN => match mem.rx_buf.ptr(h.pos) {
+                Some(data) => {
+                    // SAFETY: The bounce buffer of ring position `pos` holds
+                    // `len` bytes the NIC wrote (its descriptor was reaped);
+                    // nothing is posted at `pos` again before the loan is
+                    // given back (the ring is refilled only after).
+                    let bytes =
+                        unsafe { core::slice::from_raw_parts(data.cast_const(), len as usize) };
+                    let ok =
+                        port.returned(h.token, Returned::Copy(rx_hdr(csum), Frame::kernel(bytes)));
+                    if ok {
+                        vp.counters.inc(Pc::RxFrames);
+                        vp.counters.inc(Pc::RxCopies);
+                    }
+                    return ok;
+                }
+                None => Returned::Empty,
+            },
+            _ => Returned::Empty,
+        };
+        let written = matches!(back, Returned::Written(..));
+        let ok = port.returned(h.token, back);
+        if ok && written {
+            vp.counters.inc(Pc::RxFrames);
+            vp.counters.inc(Pc::RxZeroCopy);
+        }
+        ok
+    }
+
+    /// Fills the free descriptors of a pool's ring: with the port's loans
+    /// while it lends, with the pool's own buffers otherwise; switching
+    /// between the two as the port says (`Port::lend`). Whether anything
+    /// was posted.
+    fn refill(vp: &VmPool, rx: &mut RxSide, hw: Hw, mem: &Mem, port: &dyn Port) -> bool {
+        let mut loans = [Loan {
+            token: 0,
+            direct: None,
+        }; LEND_BATCH];
+        if !rx.lent {
+            // Own buffers: does the port lend now? Then the queue is
+            // restarted empty (its own buffers out) and takes loans.
+            if port.lend(usize::from(MAX_FRAME), &mut []).is_none() {
+                return false;
+            }
+            if !Self::restart_rx(vp, rx, hw, mem) {
+                return false;
+            }
+            rx.lent = true;
+        }
+        let mut descs = mem.rx_ring.descs();
+        let dev = hw.dev();
+        let mut posted = false;
+        loop {
+            let want = usize::from(rx.ring.free()).min(LEND_BATCH);
+            if want == 0 {
+                break;
+            }
+            let got = match port.lend(
+                usize::from(MAX_FRAME),
+                loans.get_mut(..want).unwrap_or(&mut []),
+            ) {
+                Some(k) => k,
+                None => {
+                    // The port stopped lending (it took its loans back):
+                    // own buffers again, once the ring holds no loan.
+                    if rx.ring.posted() == 0 {
+                        rx.lent = false;
+                        return Self::post_own(rx, mem) || posted;
+                    }
+                    break;
+                }
+            };
+            for l in loans.iter().take(got) {
+                let pos = rx.ring.tail();
+                let mapped = l.direct.and_then(|(page, off)| {
+                    super::ring::map_page(
+                        dev,
+                        page.as_ptr().cast(),
+                        off,
+                        usize::from(MAX_FRAME),
+                        Dir::FromNic,
+                    )
+                });
+                let (addr, len, direct) = match mapped {
+                    Some(a) => (a, u32::from(MAX_FRAME), true),
+                    None => (mem.rx_buf.dma(pos).unwrap_or(0), BUF_LEN, false),
+                };
+                let cookie = RxCookie::Loan {
+                    token: l.token,
+                    pos,
+                    direct,
+                };
+                if rx.ring.post(&mut descs, addr, len, cookie.encode()).is_ok() {
+                    if direct {
+                        if let Some(m) = rx.maps.get_mut(usize::from(pos)) {
+                            *m = addr;
+                        }
+                    }
+                    posted = true;
+                } else {
+                    // Cannot happen (a free descriptor was counted, the
+                    // address is the pool's or a mapping): the loan goes
+                    // back empty, in order.
+                    if direct {
+                        super::ring::unmap_page(dev, addr, usize::from(MAX_FRAME), Dir::FromNic);
+                    }
+                    vp.counters.inc(Pc::RxErrors);
+                    let _ = port.returned(l.token, Returned::Empty);
+                }
+            }
+            if got < want {
+                break;
+            }
+        }
+        posted
+    }
+
+    /// Posts the pool's own buffers on an empty ring.
+    fn post_own(rx: &mut RxSide, mem: &Mem) -> bool {
+        let mut descs = mem.rx_ring.descs();
+        let mut posted = false;
+        for b in 0..RING.saturating_sub(1) {
+            if let Some(addr) = mem.rx_buf.dma(b) {
+                posted |= rx
+                    .ring
+                    .post(&mut descs, addr, BUF_LEN, u64::from(b))
+                    .is_ok();
+            }
+        }
+        posted
+    }
+
+    /// Stops a pool's receive queue (confirmed), forgets its ring and starts
+    /// it again empty. False if it did not stop (the pool is then left
+    /// stopped, its buffers in place: nothing is unpinned under it).
+    fn restart_rx(vp: &VmPool, rx: &mut RxSide, hw: Hw, mem: &Mem) -> bool {
+        let mut plan = hw.plan().lock();
+        if plan.quiesced {
+            return false;
+        }
+        let mut r = hw.regs(Wait::Sleep);
+        let nic = &mut plan.nic;
+        if nic.disable_rx(&mut r, vp.pool).is_err() {
+            vp.counters.inc(Pc::RxErrors);
+            pr_err!(
+                "pvpass: NIC pool {} receive did not stop; its lent buffers stay pinned\n",
+                vp.pool.index()
+            );
+            rx.on = None;
+            return false;
+        }
+        rx.drain(Some(hw.dev()));
+        let ok = rx.ring.reset(RING, BUF_LEN).is_ok()
+            && rx.ring.limit(u32::from(MAX_FRAME)).is_ok()
+            && nic
+                .enable_rx(
+                    &mut r,
+                    vp.pool,
+                    RingConfig {
+                        base: mem.rx_ring.base(),
+                        size: mem.rx_ring.size(),
+                    },
+                    &RX_CONFIG,
+                )
+                .is_ok();
+        if !ok {
+            rx.on = None;
+        }
+        ok
+    }
+
+    /// `Uplink::reclaim` of port `id` on VM pool `i`: the pool's receive
+    /// queue restarted empty, so no loan of the port is written any more.
+    /// True if that is confirmed (also if the port is no longer on the
+    /// pool: stopping the pool confirmed it then, unless the pool is stuck).
+    fn reclaim(&self, i: usize, id: u32) -> bool {
+        let stuck = {
+            let st = self.state.lock();
+            if st.ports.get(i).copied().flatten() != Some(id) {
+                return st.stuck & (1u8 << (i + 1)) == 0;
+            }
+            false
+        };
+        let Some(vp) = self.pool(i) else {
+            return !stuck;
+        };
+        let mut rx = vp.rx.lock();
+        let rx = &mut *rx;
+        if !rx.lent {
+            return true;
+        }
+        let Some(on) = rx.on.as_ref() else {
+            // Stopped, not confirmed (`restart_rx`).
+            return false;
+        };
+        let (hw, mem) = (on.hw, on.mem.clone());
+        Self::restart_rx(vp, rx, hw, &mem)
+    }
+
+    /// `Uplink::rx_service` of port `id` on VM pool `i`.
+    fn rx_service(&self, i: usize, id: u32) {
+        if self.state.lock().ports.get(i).copied().flatten() != Some(id) {
+            return;
+        }
+        if let Some(vp) = self.pool(i) {
+            self.service_pool(vp, true);
+        }
     }
 
     /// Transmit one frame on VM pool `i` for uplink `up` of the port whose
@@ -838,7 +1223,7 @@ impl NicPools {
                 ok = false;
                 return false;
             };
-            match super::ring::map_page(dev, page.as_raw().cast(), off + skip, n) {
+            match super::ring::map_page(dev, page.as_raw().cast(), off + skip, n, Dir::ToNic) {
                 Some(a) => {
                     *s = TxSeg {
                         addr: a,
@@ -856,7 +1241,7 @@ impl NicPools {
         });
         let unmap_all = |maps: &[(u64, u32)]| {
             for m in maps.iter().filter(|m| m.1 != 0) {
-                super::ring::unmap_page(dev, m.0, m.1 as usize);
+                super::ring::unmap_page(dev, m.0, m.1 as usize, Dir::ToNic);
             }
         };
         if !ok || seen != len || usize::from(tx.ring.free()) < nseg + 1 {
@@ -1014,7 +1399,7 @@ impl NicPools {
             .position(|(i, p)| p.is_none() && stuck & (1u8 << (i + 1)) == 0)
             .ok_or(ENOSPC)?;
         // The uplink first: nothing to undo if it cannot be made.
-        let up = NicUplink::make(self, i, mac)?;
+        let up = NicUplink::make(self, i, mac, id)?;
         self.start_pool(&mut st, hw, i, &port)?;
         if let Some(p) = st.ports.get_mut(i) {
             *p = Some(id);
@@ -1093,16 +1478,19 @@ struct NicUplink {
     /// Its index among the pool's uplinks (whose completions it counts).
     up: u8,
     mac: [u8; 6],
+    /// Its port's id.
+    id: u32,
 }
 
 impl NicUplink {
-    fn make(pools: &Arc<NicPools>, pool: usize, mac: [u8; 6]) -> Result<KBox<dyn Uplink>> {
+    fn make(pools: &Arc<NicPools>, pool: usize, mac: [u8; 6], id: u32) -> Result<KBox<dyn Uplink>> {
         let up = pools.new_uplink(pool)?;
         let u = NicUplink {
             pools: pools.clone(),
             pool,
             up,
             mac,
+            id,
         };
         let b: KBox<dyn Uplink> = KBox::new(u, GFP_KERNEL)?;
         Ok(b)
@@ -1116,12 +1504,20 @@ impl Drop for NicUplink {
 }
 
 impl Uplink for NicUplink {
+    fn reclaim(&mut self) -> bool {
+        self.pools.reclaim(self.pool, self.id)
+    }
+
+    fn rx_service(&mut self) {
+        self.pools.rx_service(self.pool, self.id);
+    }
+
     fn xmit(&mut self, hdr: &NetHdr, frame: &Frame<'_>) -> Sent {
         self.pools.xmit(self.pool, self.up, &self.mac, hdr, frame)
     }
 
     fn another(&self) -> Result<KBox<dyn Uplink>> {
-        NicUplink::make(&self.pools, self.pool, self.mac)
+        NicUplink::make(&self.pools, self.pool, self.mac, self.id)
     }
 
     fn completed(&mut self) -> u32 {

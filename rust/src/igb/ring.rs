@@ -42,8 +42,9 @@ pub enum RingError {
     /// No free descriptor (or not enough for the whole frame).
     Full,
     /// A receive buffer shorter than the queue's buffer size (the NIC fills up
-    /// to the buffer size whatever the frame), at address 0 (the NIC would
-    /// skip it), or whose range wraps.
+    /// to the buffer size whatever the frame) or, on a ring with a frame
+    /// limit ([`RxRing::limit`]), than that limit; at address 0 (the NIC
+    /// would skip it), or whose range wraps.
     BadBuffer,
     /// A transmit frame of no descriptors, or of more than the ring holds.
     BadFrame,
@@ -95,6 +96,8 @@ pub struct RxDone {
 pub struct RxSlot {
     /// Bus address given to the NIC.
     pub addr: u64,
+    /// Its length as posted.
+    pub len: u32,
     /// The caller's cookie (a pin token, a virtio head, ...).
     pub cookie: u64,
 }
@@ -121,6 +124,8 @@ fn wrap_add(i: u16, n: u16, size: u16) -> u16 {
 pub struct RxRing<const N: usize> {
     size: u16,
     buf_len: u32,
+    /// Shortest buffer `post` takes: the buffer size, or the frame limit.
+    min_len: u32,
     next_to_use: u16,
     next_to_clean: u16,
     posted: u16,
@@ -135,11 +140,16 @@ impl<const N: usize> RxRing<N> {
         Self {
             size: 0,
             buf_len: 0,
+            min_len: 0,
             next_to_use: 0,
             next_to_clean: 0,
             posted: 0,
             discarding: false,
-            slots: [RxSlot { addr: 0, cookie: 0 }; N],
+            slots: [RxSlot {
+                addr: 0,
+                len: 0,
+                cookie: 0,
+            }; N],
         }
     }
 
@@ -153,10 +163,25 @@ impl<const N: usize> RxRing<N> {
         }
         self.size = size;
         self.buf_len = buf_len;
+        self.min_len = buf_len;
         self.next_to_use = 0;
         self.next_to_clean = 0;
         self.posted = 0;
         self.discarding = false;
+        Ok(())
+    }
+
+    /// The NIC writes no frame longer than `frame_max` into this ring (the
+    /// queue's pool drops longer ones: RLPML, with the CRC stripped), so a
+    /// buffer of `frame_max` bytes may be posted even if it is shorter than
+    /// the buffer size: a guest's receive buffer lent as it is. A write-back
+    /// longer than the buffer posted at its position is refused
+    /// ([`RxFaultKind::BadLength`]). Only lowers the minimum.
+    pub fn limit(&mut self, frame_max: u32) -> Result<(), RingError> {
+        if frame_max == 0 {
+            return Err(RingError::BadBuffer);
+        }
+        self.min_len = self.min_len.min(frame_max);
         Ok(())
     }
 
@@ -192,7 +217,8 @@ impl<const N: usize> RxRing<N> {
     }
 
     /// Posts a buffer at the next free descriptor. `len` is the buffer's
-    /// usable length from `addr`; it must hold the queue's whole buffer size.
+    /// usable length from `addr`; it must hold the queue's whole buffer size
+    /// (or the ring's frame limit, [`RxRing::limit`]).
     /// Write the tail ([`RxRing::tail`]) to RDT after a batch.
     pub fn post<M: DescMem>(
         &mut self,
@@ -204,7 +230,7 @@ impl<const N: usize> RxRing<N> {
         if self.free() == 0 {
             return Err(RingError::Full);
         }
-        if addr == 0 || len < self.buf_len || addr.checked_add(u64::from(len)).is_none() {
+        if addr == 0 || len < self.min_len || addr.checked_add(u64::from(len)).is_none() {
             return Err(RingError::BadBuffer);
         }
         let i = self.next_to_use;
@@ -212,7 +238,7 @@ impl<const N: usize> RxRing<N> {
             .slots
             .get_mut(usize::from(i))
             .ok_or(RingError::BadSize)?;
-        *slot = RxSlot { addr, cookie };
+        *slot = RxSlot { addr, len, cookie };
         mem.write(i, &rx_read(addr));
         self.next_to_use = wrap_add(i, 1, self.size);
         self.posted = self.posted.wrapping_add(1);
@@ -254,7 +280,7 @@ impl<const N: usize> RxRing<N> {
             return Err(fault(RxFaultKind::SpansBuffers));
         }
         let len = u32::from(wb.length);
-        if len == 0 || len > self.buf_len {
+        if len == 0 || len > self.buf_len || len > slot.len {
             return Err(fault(RxFaultKind::BadLength));
         }
         if wb.frame_error() {
