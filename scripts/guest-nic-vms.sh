@@ -96,7 +96,8 @@ for g in $ip_a $ip_b; do
 done
 
 # Steering: unicast for B's MAC and for a MAC nobody has, from the wire:
-# none may reach A's pool (broadcast is the only traffic pools share).
+# none may reach A's pool (broadcast and multicast are the only traffic
+# pools share).
 rxa() { sed -n "s/.* pool=1 id=[0-9]* .*rx_frames=\([0-9]*\).*/\1/p" /sys/kernel/debug/pvpass/nic; }
 rxb() { sed -n "s/.* pool=2 id=[0-9]* .*rx_frames=\([0-9]*\).*/\1/p" /sys/kernel/debug/pvpass/nic; }
 a0=$(rxa) b0=$(rxb)
@@ -115,6 +116,22 @@ sleep 2
 a1=$(rxa) b1=$(rxb)
 check steering "pool 1 (A) rx_frames ${a0:-?} -> ${a1:-?}, pool 2 (B) ${b0:-?} -> ${b1:-?} for 100 frames to B's MAC and 100 to an unknown MAC" \
 	test -n "$a1" -a -n "$b1" -a $((${a1:-0} - ${a0:-0})) -lt 10 -a $((${b1:-0} - ${b0:-0})) -ge 100
+# Multicast reaches every pool, as on a switch port (the guests' stacks
+# filter the groups): 50 frames to IPv6's all-nodes group and 50 to mDNS's.
+wire python3 - "$wire_if" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+src = bytes.fromhex(open(f"/sys/class/net/{sys.argv[1]}/address").read().strip().replace(":", ""))
+for dst in ("33:33:00:00:00:01", "01:00:5e:00:00:fb"):
+    d = bytes.fromhex(dst.replace(":", ""))
+    for i in range(50):
+        s.send(d + src + b"\x08\x00" + bytes([0x45, 0, 0, 46]) + bytes(42))
+PY
+sleep 2
+a2=$(rxa) b2=$(rxb)
+check multicast_to_pools "pool 1 (A) rx_frames ${a1:-?} -> ${a2:-?}, pool 2 (B) ${b1:-?} -> ${b2:-?} for 100 multicast frames from the wire" \
+	test -n "$a2" -a -n "$b2" -a $((${a2:-0} - ${a1:-0})) -ge 100 -a $((${b2:-0} - ${b1:-0})) -ge 100
 
 # The kill test: B streams to A (zero copy, through the NIC's switch); A's
 # QEMU is killed in the middle; A's pool must be stopped and freed and its

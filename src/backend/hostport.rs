@@ -199,5 +199,6 @@ unsafe extern "C" fn pvpass_rs_host_xmit(
     let mut uplink = tx.uplink.lock();
     if let Some(up) = uplink.as_deref_mut() {
         up.xmit(&hdr, &Frame::kernel(frame));
+        up.push();
     }
 }

@@ -153,6 +153,11 @@ pub(crate) trait Uplink: Send {
     /// counted by `completed` again), and their buffers may be unpinned.
     /// Process context.
     fn flush(&mut self) {}
+    /// The end of a batch of `xmit`s (one transmit service): a backend that
+    /// hands frames to hardware may have held them back until now (a NIC's
+    /// tail register written once per batch, not per frame). `flush` and a
+    /// later `xmit` that finds its ring full push too.
+    fn push(&mut self) {}
     /// The backend stops writing into the port's loans and forgets them
     /// (a NIC: the pool's receive queue disabled and confirmed): after it
     /// returns, none is written or returned, and their pages may be

@@ -192,4 +192,8 @@ impl Uplink for QueueUplink {
     fn flush(&mut self) {
         self.inner.flush();
     }
+
+    fn push(&mut self) {
+        self.inner.push();
+    }
 }

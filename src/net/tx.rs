@@ -152,6 +152,8 @@ impl Device {
         let mut bytes = 0usize;
         let mut yielded = false;
         let mut deferred = false;
+        // Frames handed to the backend in this service (`Uplink::push`).
+        let mut sent = false;
         loop {
             let DevState {
                 map,
@@ -219,6 +221,7 @@ impl Device {
             match tx_pins.acquire(chain, map, buf, false) {
                 Ok(()) => {
                     bytes = bytes.saturating_add(buf.len());
+                    sent = true;
                     // The backend reads the pages: chain and pins wait for
                     // its completion (`complete`). There is room: a full
                     // queue was flushed above.
@@ -247,7 +250,8 @@ impl Device {
         }
         // What the backend finished meanwhile; what it still holds is
         // waited for now (bounded: a NIC reads a frame in microseconds), so
-        // no chain stays with the backend once the exit is over.
+        // no chain stays with the backend once the exit is over. The batch
+        // is handed over first (a NIC's tail, once per service).
         {
             let DevState {
                 map,
@@ -257,6 +261,11 @@ impl Device {
                 uplink,
                 ..
             } = &mut *st;
+            if sent {
+                if let Some(u) = uplink.as_mut() {
+                    u.push();
+                }
+            }
             if let (Some(q), Some(u), true) = (txq.as_mut(), uplink.as_mut(), tx.pending.len() > 0)
             {
                 let mut done = u.completed();

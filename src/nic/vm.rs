@@ -37,8 +37,12 @@
 //! of a chain it checked: with no IOMMU, nothing a guest writes can point
 //! the NIC anywhere else.
 //!
-//! Broadcast reaches every pool; multicast is not delivered to pools (the
-//! 82576's multicast filter is an inexact hash shared by all pools).
+//! Broadcast and multicast reach every pool: the host's pool sets every
+//! bit of the 82576's multicast hash (which is shared by all pools and
+//! inexact, so it could not filter by group anyway) and each VM pool takes
+//! what hits it (ROMPE). A guest gets all multicast, as from a switch; the
+//! device offers no receive filter tables (CTRL_RX), so its stack filters
+//! the groups it joined.
 //!
 //! Lifetime: the backend (`NicBackend`) is reference counted and may
 //! outlive the binding (an attachment keeps its link). The registers it
@@ -173,13 +177,13 @@ fn rx_hdr(csum_ok: bool) -> NetHdr {
 }
 
 /// How a VM pool receives: into buffers of `BUF_LEN` (or lent ones of
-/// `MAX_FRAME`), frames up to `MAX_FRAME`, broadcast, no multicast, and
+/// `MAX_FRAME`), frames up to `MAX_FRAME`, broadcast, all multicast, and
 /// frames dropped when its ring is empty (never held for the other pools).
 const RX_CONFIG: PoolRxConfig = PoolRxConfig {
     buf_len: BUF_LEN,
     max_frame: MAX_FRAME,
     broadcast: true,
-    multicast: false,
+    multicast: true,
     drop_when_empty: true,
 };
 
@@ -342,6 +346,8 @@ struct TxSide {
     done: [u32; UPLINKS],
     /// Zero-copy frames each uplink has in the ring.
     in_flight: [u32; UPLINKS],
+    /// Frames posted since the tail was last written (`push`).
+    unpushed: bool,
 }
 
 /// A transmitted frame's cookie: its uplink, first ring position and
@@ -427,6 +433,7 @@ impl TxSide {
             }
         }
         self.in_flight = [0; UPLINKS];
+        self.unpushed = false;
     }
 }
 
@@ -529,6 +536,7 @@ impl VmPool {
                 uplinks: 0,
                 done: [0; UPLINKS],
                 in_flight: [0; UPLINKS],
+                unpushed: false,
             }),
             counters: PoolCounters::new(),
         }))
@@ -1099,6 +1107,11 @@ impl NicPools {
             return Sent::NotAPort;
         };
         let (hw, mem) = (on.hw, on.mem.clone());
+        if tx.unpushed && usize::from(tx.ring.free()) <= TX_MAX_DESCS {
+            // A batch that fills the ring: what it holds goes now.
+            Self::push_locked(vp, tx);
+            tx.reap();
+        }
         let sent = if frame.len() > HEAD_COPY {
             Self::post_zero_copy(vp, tx, hw, &mem, up, hdr, frame)
         } else {
@@ -1109,8 +1122,8 @@ impl NicPools {
             None => Self::post_copy(vp, tx, &mem, hdr, frame),
         };
         if sent.is_some() {
-            let mut r = hw.regs(Wait::Spin);
-            PoolPath::new(vp.pool).write_tx_tail(&mut r, tx.ring.tail());
+            // The tail is written at the batch's end (`push`).
+            tx.unpushed = true;
             vp.counters.inc(Pc::TxFrames);
         } else {
             vp.counters.inc(Pc::TxDrops);
@@ -1285,6 +1298,24 @@ impl NicPools {
         Some(Sent::Pending)
     }
 
+    /// Writes pool `i`'s transmit tail if frames were posted since it was
+    /// last written (`Uplink::push`).
+    fn push(&self, i: usize) {
+        if let Some(vp) = self.pool(i) {
+            Self::push_locked(vp, &mut vp.tx.lock());
+        }
+    }
+
+    fn push_locked(vp: &VmPool, tx: &mut TxSide) {
+        if !core::mem::take(&mut tx.unpushed) {
+            return;
+        }
+        if let Some(on) = tx.on.as_ref() {
+            let mut r = on.hw.regs(Wait::Spin);
+            PoolPath::new(vp.pool).write_tx_tail(&mut r, tx.ring.tail());
+        }
+    }
+
     /// Zero-copy frames of uplink `up` of pool `i` the NIC finished since
     /// the last call.
     fn completed(&self, i: usize, up: u8) -> u32 {
@@ -1310,6 +1341,7 @@ impl NicPools {
     }
 
     fn flush_locked(vp: &VmPool, tx: &mut TxSide, up: u8) {
+        Self::push_locked(vp, tx);
         let left = |tx: &TxSide| tx.in_flight.get(usize::from(up)).copied().unwrap_or(0);
         for _ in 0..FLUSH_TRIES {
             tx.reap();
@@ -1526,6 +1558,10 @@ impl Uplink for NicUplink {
 
     fn flush(&mut self) {
         self.pools.flush(self.pool, self.up);
+    }
+
+    fn push(&mut self) {
+        self.pools.push(self.pool);
     }
 }
 
