@@ -83,15 +83,15 @@ frames() { # <config>: frames on the guest's link so far
 	vhost) echo $(($(cat /sys/class/net/tap0/statistics/rx_packets) + $(cat /sys/class/net/tap0/statistics/tx_packets))) ;;
 	esac
 }
-echo "config,round,test,throughput,units,exits,frames,tx_copies,tx_zero_copy,rx_copies" >"$res/nic-runs.csv"
+echo "config,round,test,throughput,units,exits,frames,tx_copies,tx_zero_copy,rx_copies,rx_zero_copy" >"$res/nic-runs.csv"
 # run_tests <config> <round>
 run_tests() {
-	local t out e0 f0 c0 z0 r0 e1 f1 opt
+	local t out e0 f0 c0 z0 r0 q0 e1 f1 opt
 	for t in $tests; do
 		opt=()
 		[ "$t" = UDP_STREAM ] && opt=(-m 64)
 		e0=$(exits) f0=$(frames "$1")
-		c0=$(pool tx_copies) z0=$(pool tx_zero_copy) r0=$(pool rx_copies)
+		c0=$(pool tx_copies) z0=$(pool tx_zero_copy) r0=$(pool rx_copies) q0=$(pool rx_zero_copy)
 		# "<throughput>,<units>,<receiver's calls>,<seconds>"
 		out=$(timeout $((len + 60)) ip netns exec wire "$np/netperf" -4 -H $guest_ip -t "$t" -l "$len" -P 0 -- \
 			"${opt[@]}" -o THROUGHPUT,THROUGHPUT_UNITS,REMOTE_RECV_CALLS,ELAPSED_TIME 2>&1 | tail -n 1)
@@ -103,12 +103,13 @@ run_tests() {
 			tp=$(awk -v c="$rcalls" -v s="$secs" 'BEGIN { if (s > 0) printf "%.3f", c / s / 1000 }')
 			u=kpps
 		fi
-		local dc="" dz="" dr=""
+		local dc="" dz="" dr="" dq=""
 		if [ "$1" = pvpass ]; then
 			dc=$(($(pool tx_copies) - c0)) dz=$(($(pool tx_zero_copy) - z0)) dr=$(($(pool rx_copies) - r0))
+			dq=$(($(pool rx_zero_copy) - q0))
 		fi
 		u=${u/10^6bits\/s/Mbit\/s}
-		echo "$1,$2,$t,$tp,$u,$((e1 - e0)),$((f1 - f0)),$dc,$dz,$dr" >>"$res/nic-runs.csv"
+		echo "$1,$2,$t,$tp,$u,$((e1 - e0)),$((f1 - f0)),$dc,$dz,$dr,$dq" >>"$res/nic-runs.csv"
 	done
 }
 run_pvpass() { # round

@@ -49,8 +49,8 @@ def spread(vals):
 def main():
     rows = list(csv.DictReader(open(sys.argv[1])))
     tests = [t for t in NAMES if any(r["test"] == t for r in rows)]
-    print("| test | pvpass | vhost-net | pvpass / vhost-net | target | exits/frame pvpass | exits/frame vhost-net | CPU copies/frame pvpass | zero-copy transmits |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| test | pvpass | vhost-net | pvpass / vhost-net | target | exits/frame pvpass | exits/frame vhost-net | CPU copies/frame pvpass | zero-copy transmits | zero-copy receives |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for t in tests:
         by = {c: [r for r in rows if r["test"] == t and r["config"] == c] for c in ("pvpass", "vhost")}
         mp, sp = spread([num(r["throughput"]) for r in by["pvpass"]])
@@ -71,7 +71,10 @@ def main():
         _, cp = spread(copies)
         zc = sum(int(num(r["tx_zero_copy"]) or 0) for r in by["pvpass"])
         tx = sum(int((num(r["tx_zero_copy"]) or 0) + (num(r["tx_copies"]) or 0)) for r in by["pvpass"])
-        print(f"| {NAMES[t]} | {sp} | {sv} | {ratio} | {target} | {ep} | {ev} | {cp} | {zc} of {tx} |")
+        # Older runs have no rx_zero_copy column.
+        rz = sum(int(num(r.get("rx_zero_copy") or "") or 0) for r in by["pvpass"])
+        rxn = sum(int((num(r.get("rx_zero_copy") or "") or 0) + (num(r["rx_copies"]) or 0)) for r in by["pvpass"])
+        print(f"| {NAMES[t]} | {sp} | {sv} | {ratio} | {target} | {ep} | {ev} | {cp} | {zc} of {tx} | {rz} of {rxn} |")
     n = {c: len({r["round"] for r in rows if r["config"] == c}) for c in ("pvpass", "vhost")}
     print()
     print(f"Rounds: pvpass {n['pvpass']}, vhost-net {n['vhost']} (interleaved, one guest boot "

@@ -110,6 +110,8 @@ pub(crate) enum Returned<'a> {
     /// A frame to copy into the buffer, with its header.
     Copy(NetHdr, Frame<'a>),
     /// Nothing was written (a damaged frame): the buffer goes back empty.
+    /// For the newest loan (one the backend could not post), it goes back
+    /// unused instead, as if never lent.
     Empty,
 }
 

@@ -537,7 +537,12 @@ impl Device {
 
     /// Connected to its backend: frames go through `uplink` from now on.
     pub(crate) fn set_uplink(&self, uplink: KBox<dyn Uplink>) {
-        let old = self.state.lock().st.uplink.replace(uplink);
+        let mut locked = self.state.lock();
+        // Loans made through an old uplink go back through it first.
+        self.reclaim_loans(&mut locked.st, false);
+        let old = locked.st.uplink.replace(uplink);
+        self.lending.linked.store(true, Relaxed);
+        drop(locked);
         drop(old);
     }
 
@@ -630,7 +635,8 @@ impl Device {
         self.stop_tx(st);
         st.ctrlq = None;
         self.coal_reset();
-        self.reclaim_loans(st);
+        self.lending.linked.store(false, Relaxed);
+        self.reclaim_loans(st, true);
         // The backend's reference on the switch (a cycle through its port
         // table, broken here and by the link's disconnect).
         let uplink = st.uplink.take();
@@ -704,10 +710,7 @@ impl Device {
         st.ctrlq = None;
         st.tx_deferred = false;
         self.poll.cancel();
-        self.reclaim_loans(st);
-        let mut rx = self.rx.lock();
-        rx.stop();
-        drop(rx);
+        self.reclaim_loans(st, true);
         self.transport.needs_reset();
     }
 
@@ -723,9 +726,8 @@ impl Device {
     /// Stop the receive queue and unpin its rings and its cached buffer
     /// pages (the driver took them back), its lent buffers taken back first.
     pub(super) fn stop_rx(&self, st: &mut DevState) {
-        self.reclaim_loans(st);
+        self.reclaim_loans(st, true);
         let mut rx = self.rx.lock();
-        rx.stop();
         rx.pins.invalidate();
     }
 
@@ -738,6 +740,8 @@ impl Device {
         queues: [Option<QueueConfig>; NUM_QUEUES],
     ) {
         st.map_valid = false;
+        // Loans of an earlier queue (none: a reset or stop took them back).
+        self.reclaim_loans(st, true);
         let (dirty_log, gen) = match self.snapshot(cpu, &mut st.map) {
             Ok(d) => d,
             Err(e) => return self.broken(st, "guest memory map", e),
@@ -831,9 +835,8 @@ impl Device {
             .or(st.tx_stopped_at.take());
         self.stop_tx(st);
         st.tx_pins.invalidate();
-        self.reclaim_loans(st);
+        self.reclaim_loans(st, true);
         let mut rx = self.rx.lock();
-        rx.stop();
         let r = rx.stopped_at.take();
         rx.pins.invalidate();
         drop(rx);
@@ -898,7 +901,7 @@ impl Device {
         self.counters.inc(C::MapRereads);
         // Lent buffers were checked against the old map: taken back before
         // anything is read afresh, lent again after.
-        let relend = self.reclaim_loans(st);
+        let relend = self.reclaim_loans(st, false);
         let (dirty_log, gen) = match self.snapshot(cpu, &mut st.map) {
             Ok(d) => d,
             Err(e) => {

@@ -58,7 +58,6 @@ use crate::{
         PinBufError, //
     },
     pvcore::{
-        pincache::PinError,
         virtq::Chain,
         vnet::{
             NetHdr,
@@ -94,6 +93,9 @@ pub(super) struct Lender {
     closing: bool,
     /// Scratch for popping.
     chain: Chain<64>,
+    /// The avail index of a chain the device's own thread could not pin
+    /// (with faults allowed): lent empty when popped next.
+    dead_at: Option<u16>,
 }
 
 impl Lender {
@@ -116,6 +118,7 @@ impl Lender {
                 count: 0,
                 closing: false,
                 chain: Chain::new(),
+                dead_at: None,
             },
             GFP_KERNEL,
         )?)
@@ -136,6 +139,9 @@ pub(super) struct LendFlags {
     /// `Uplink::rx_service` (a busy receive side, a page to fault in, the
     /// guest posted buffers).
     pub(super) want: Atomic<bool>,
+    /// The device has its uplink (`Device::set_uplink`): only then may it
+    /// lend, so that taking loans back can always reach the backend.
+    pub(super) linked: Atomic<bool>,
 }
 
 impl LendFlags {
@@ -143,6 +149,7 @@ impl LendFlags {
         Self {
             active: Atomic::new(false),
             want: Atomic::new(false),
+            linked: Atomic::new(false),
         }
     }
 }
@@ -161,7 +168,8 @@ impl Device {
         };
         if rx.lender.as_ref().is_none_or(|l| !l.closing) && !self.lending.active.load(Relaxed) {
             // Start lending only with nothing else in the queue's way.
-            let can = rx.q.is_some()
+            let can = self.lending.linked.load(Relaxed)
+                && rx.q.is_some()
                 && rx.mrg_rxbuf
                 && !rx.dirty_log
                 && !self.map_stale(&rx)
@@ -206,6 +214,7 @@ impl Device {
             count,
             closing,
             chain,
+            dead_at,
         } = &mut **l;
         if *closing {
             return 0;
@@ -213,6 +222,7 @@ impl Device {
         let mut n = 0usize;
         let mut bad = None;
         while n < out.len() && *count < LEND_MAX {
+            let idx = q.last_avail();
             match q.pop(&**ring, &big.map, &mut *chain) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -250,18 +260,21 @@ impl Device {
                         None
                     }
                 }
+                // A chain whose pages the device's own thread could not
+                // pin either (`lend_service`): lent empty, as the copy path
+                // drops its frame, rather than asked for again for ever.
+                Err(PinBufError::WouldFault) if *dead_at == Some(idx) => {
+                    *dead_at = None;
+                    self.warn("receive buffer cannot be pinned, returned empty", idx);
+                    slot.dead = true;
+                    None
+                }
                 // Not from this thread: the chain stays available, the
                 // device's own thread faults its pages in and comes back.
                 Err(PinBufError::WouldFault) => {
                     q.unpop();
                     self.lending.want.store(true, Relaxed);
                     self.transport.kick();
-                    break;
-                }
-                // Not now (the pin quota is full): the chain stays
-                // available for the next refill.
-                Err(PinBufError::Pin(PinError::WouldBlock)) => {
-                    q.unpop();
                     break;
                 }
                 // The guest's malformed buffer: lent empty, returned empty.
@@ -322,6 +335,17 @@ impl Device {
         let (Some(q), Some(l)) = (q.as_mut(), lender.as_mut()) else {
             return true;
         };
+        let newest = (l.first + l.count + LEND_MAX - 1) % LEND_MAX;
+        if l.count > 0 && usize::from(token) == newest && matches!(r, Returned::Empty) {
+            // The newest loan back unused (the backend could not post it):
+            // nothing was popped after it, so it goes back on the queue.
+            if let Some(slot) = l.slots.get_mut(newest) {
+                pins.release(&mut slot.buf);
+            }
+            l.count -= 1;
+            q.unpop();
+            return true;
+        }
         if l.count == 0 || usize::from(token) != l.first {
             // Not the oldest: a backend bug, not the guest's.
             self.warn("loan returned out of order, ignored", token);
@@ -393,15 +417,29 @@ impl Device {
     /// own thread, before its receive pins or its map go, `rx` not held.
     /// Afterwards the lender is inactive; the next `lend` may start it
     /// again (the caller has the backend ask, `Uplink::rx_service`, if it
-    /// wants that). True if it was active.
-    pub(super) fn reclaim_loans(&self, st: &mut DevState) -> bool {
+    /// wants that), unless `stop`: then the receive queue is stopped in the
+    /// same critical section, so no loan is made between the two (lending
+    /// needs a running queue). True if it was active.
+    pub(super) fn reclaim_loans(&self, st: &mut DevState, stop: bool) -> bool {
         if !self.lending.active.load(Relaxed) {
+            if stop {
+                self.rx.lock().stop();
+            }
             return false;
         }
-        if let Some(l) = self.rx.lock().lender.as_mut() {
-            l.closing = true;
-        }
-        let confirmed = st.uplink.as_mut().is_none_or(|u| u.reclaim());
+        let outstanding = {
+            let mut rx = self.rx.lock();
+            rx.lender.as_mut().map_or(0, |l| {
+                l.closing = true;
+                l.count
+            })
+        };
+        // No uplink (not connected yet, or gone) confirms nothing: loans
+        // are kept pinned then.
+        let confirmed = match st.uplink.as_mut() {
+            Some(u) => u.reclaim(),
+            None => outstanding == 0,
+        };
         let mut rx = self.rx.lock();
         let RxState {
             q, pins, lender, ..
@@ -420,7 +458,10 @@ impl Device {
                         slot.buf = Buf::new();
                     }
                 }
-                if let Some(q) = q.as_mut() {
+                // Given back to the guest only if nothing writes them any
+                // more: unconfirmed, they stay in flight (the pool is stuck
+                // until the NIC is reset).
+                if let (true, Some(q)) = (confirmed, q.as_mut()) {
                     q.unpop();
                 }
             }
@@ -433,6 +474,9 @@ impl Device {
             l.closing = false;
         }
         self.lending.active.store(false, Relaxed);
+        if stop {
+            rx.stop();
+        }
         true
     }
 
@@ -454,14 +498,26 @@ impl Device {
                 lender,
                 ..
             } = &mut *rx;
+            let mut bad = None;
             if let (Some(q), Some(l)) = (q.as_mut(), lender.as_mut()) {
-                if let Ok(true) = q.pop(&**ring, &big.map, &mut l.chain) {
-                    let mut b: Buf<LEND_SEGS> = Buf::new();
-                    if pins.acquire(&l.chain, &big.map, &mut b, false).is_ok() {
-                        pins.release(&mut b);
+                let idx = q.last_avail();
+                match q.pop(&**ring, &big.map, &mut l.chain) {
+                    Ok(true) => {
+                        let mut b: Buf<LEND_SEGS> = Buf::new();
+                        match pins.acquire(&l.chain, &big.map, &mut b, false) {
+                            Ok(()) => pins.release(&mut b),
+                            // Not even from here: the next loan of it is
+                            // empty (`lend_locked`).
+                            Err(_) => l.dead_at = Some(idx),
+                        }
+                        q.unpop();
                     }
-                    q.unpop();
+                    Ok(false) => {}
+                    Err(e) => bad = Some(e),
                 }
+            }
+            if let Some(e) = bad {
+                self.rx_broken(&mut rx, "malformed receive chain", e);
             }
         }
         if let Some(u) = st.uplink.as_mut() {

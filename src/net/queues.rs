@@ -196,4 +196,12 @@ impl Uplink for QueueUplink {
     fn push(&mut self) {
         self.inner.push();
     }
+
+    fn reclaim(&mut self) -> bool {
+        self.inner.reclaim()
+    }
+
+    fn rx_service(&mut self) {
+        self.inner.rx_service();
+    }
 }

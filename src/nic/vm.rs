@@ -126,6 +126,7 @@ use crate::{
                 NUM_POOLS, //
             },
             ring::{
+                RxFaultKind,
                 RxRing,
                 TxRing, //
             },
@@ -503,6 +504,9 @@ struct VmPool {
     #[pin]
     tx: Mutex<TxSide>,
     counters: PoolCounters,
+    /// Its receive queue did not confirm a stop outside `stop_pool`
+    /// (`restart_rx`): treated as stuck (`State::stuck`) from then on.
+    stuck: Atomic<bool>,
 }
 
 impl VmPool {
@@ -539,6 +543,7 @@ impl VmPool {
                 unpushed: false,
             }),
             counters: PoolCounters::new(),
+            stuck: Atomic::new(false),
         }))
     }
 }
@@ -659,7 +664,7 @@ impl NicPools {
             nic.clear_pool_mac(&mut r, vp.pool);
             let rx_ok = nic.disable_rx(&mut r, vp.pool).is_ok();
             let tx_ok = nic.disable_tx(&mut r, vp.pool).is_ok();
-            if !(rx_ok && tx_ok) {
+            if !(rx_ok && tx_ok) || vp.stuck.load(Relaxed) {
                 st.stuck |= vp.pool.bit() as u8;
                 pr_err!(
                     "pvpass: NIC pool {} did not stop; kept out of use until the NIC is reset\n",
@@ -805,6 +810,12 @@ impl NicPools {
                 }
                 Err(f) => {
                     vp.counters.inc(Pc::RxErrors);
+                    if f.kind == RxFaultKind::BadLength && crate::kvm::ratelimit() {
+                        pr_warn!(
+                            "pvpass: NIC pool {} wrote back more than its buffer holds\n",
+                            vp.pool.index()
+                        );
+                    }
                     (f.cookie, None)
                 }
             };
@@ -951,7 +962,8 @@ impl NicPools {
                     break;
                 }
             };
-            for l in loans.iter().take(got) {
+            let mut failed = None;
+            for (k, l) in loans.iter().take(got).enumerate() {
                 let pos = rx.ring.tail();
                 let mapped = l.direct.and_then(|(page, off)| {
                     super::ring::map_page(
@@ -980,14 +992,22 @@ impl NicPools {
                     posted = true;
                 } else {
                     // Cannot happen (a free descriptor was counted, the
-                    // address is the pool's or a mapping): the loan goes
-                    // back empty, in order.
+                    // address is the pool's or a mapping).
                     if direct {
                         super::ring::unmap_page(dev, addr, usize::from(MAX_FRAME), Dir::FromNic);
                     }
                     vp.counters.inc(Pc::RxErrors);
+                    failed = Some(k);
+                    break;
+                }
+            }
+            if let Some(k) = failed {
+                // This loan and the later ones of the batch go back unused,
+                // newest first (so each is the port's newest then).
+                for l in loans.iter().take(got).skip(k).rev() {
                     let _ = port.returned(l.token, Returned::Empty);
                 }
+                break;
             }
             if got < want {
                 break;
@@ -1023,11 +1043,13 @@ impl NicPools {
         let nic = &mut plan.nic;
         if nic.disable_rx(&mut r, vp.pool).is_err() {
             vp.counters.inc(Pc::RxErrors);
+            // Stuck: the pool is not used again until the NIC is reset, and
+            // its ring (with the loans) stays as it is for `stop_pool`.
+            vp.stuck.store(true, Relaxed);
             pr_err!(
                 "pvpass: NIC pool {} receive did not stop; its lent buffers stay pinned\n",
                 vp.pool.index()
             );
-            rx.on = None;
             return false;
         }
         rx.drain(Some(hw.dev()));
@@ -1045,9 +1067,15 @@ impl NicPools {
                 )
                 .is_ok();
         if !ok {
-            rx.on = None;
+            // Stopped and emptied (so nothing is written any more), but not
+            // receiving: logged, the pool goes on without receive.
+            vp.counters.inc(Pc::RxErrors);
+            pr_err!(
+                "pvpass: NIC pool {} receive did not start again\n",
+                vp.pool.index()
+            );
         }
-        ok
+        true
     }
 
     /// `Uplink::reclaim` of port `id` on VM pool `i`: the pool's receive
@@ -1055,23 +1083,29 @@ impl NicPools {
     /// True if that is confirmed (also if the port is no longer on the
     /// pool: stopping the pool confirmed it then, unless the pool is stuck).
     fn reclaim(&self, i: usize, id: u32) -> bool {
-        let stuck = {
-            let st = self.state.lock();
-            if st.ports.get(i).copied().flatten() != Some(id) {
-                return st.stuck & (1u8 << (i + 1)) == 0;
-            }
-            false
-        };
+        // `state` and the pool's `rx` held together: the port cannot leave
+        // the pool in between (`stop_pool` takes both).
+        let st = self.state.lock();
         let Some(vp) = self.pool(i) else {
-            return !stuck;
+            return true;
         };
+        let stuck = st.stuck & (1u8 << (i + 1)) != 0 || vp.stuck.load(Relaxed);
         let mut rx = vp.rx.lock();
         let rx = &mut *rx;
+        if rx.port.as_ref().map(|p| p.id()) != Some(id) {
+            // Stopped for this port already (`stop_pool`, confirmed unless
+            // the pool is stuck), or never started: none of its loans is in
+            // the ring.
+            return !stuck;
+        }
+        if stuck {
+            return false;
+        }
         if !rx.lent {
+            // Its own buffers only: no loan in the ring.
             return true;
         }
         let Some(on) = rx.on.as_ref() else {
-            // Stopped, not confirmed (`restart_rx`).
             return false;
         };
         let (hw, mem) = (on.hw, on.mem.clone());
@@ -1099,6 +1133,14 @@ impl NicPools {
         if frame.head().get(6..12) != Some(&mac[..]) {
             vp.counters.inc(Pc::TxSpoofed);
             return Sent::Spoofed;
+        }
+        // No frame longer than a pool takes leaves a pool (a segmented one
+        // is cut to its MSS by the NIC): the frame limit that keeps the
+        // NIC inside lent receive buffers is then not the only guard
+        // against one pool's frame reaching another's.
+        if !hdr.is_gso() && frame.len() > usize::from(MAX_FRAME) {
+            vp.counters.inc(Pc::TxDrops);
+            return Sent::Done;
         }
         let mut tx = vp.tx.lock();
         let tx = &mut *tx;
