@@ -28,7 +28,9 @@ wire_ip=10.0.1.2 guest_ip=10.0.1.3
 # Log (nic-bench.log), results, heartbeat, kvm_amd, pvpass.ko, debugfs.
 # shellcheck source=scripts/bed-guests.sh
 . "$here/scripts/bed-guests.sh"
+bed_params=${BENCH_NIC_PARAMS:-}
 bed_start nic-bench "$res" "$ko"
+echo "nic-bench: pvpass.ko parameters: ${bed_params:-defaults}"
 
 dev=""
 for d in /sys/bus/pci/devices/*; do

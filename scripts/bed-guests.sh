@@ -39,7 +39,9 @@ bed_start() {
 	else
 		modprobe kvm_amd || { echo "$bed_label: kvm_amd did not load"; exit 1; }
 	fi
-	insmod "$3" || { echo "$bed_label: pvpass.ko did not load"; exit 1; }
+	# $bed_params: module parameters (words), e.g. "rx_lend=0".
+	# shellcheck disable=SC2086
+	insmod "$3" ${bed_params:-} || { echo "$bed_label: pvpass.ko did not load"; exit 1; }
 	ip link set pvpsw0 up && ip addr add $host/24 dev pvpsw0
 	mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 	pin_base=$(pinned)

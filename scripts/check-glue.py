@@ -29,6 +29,7 @@ TYPES = {
     "u64*": "*mut u64",
     "void*": "*mut c_void",
     "constvoid*": "*const c_void",
+    "void*const*": "*const *mut c_void",
     "constchar*": "*const c_char",
     "structfile*": "*mut File",
     "structpvpass_mmio*": "*mut Mmio",

@@ -101,6 +101,10 @@ module! {
             default: 1,
             description: "Inject an edge-triggered GSI's interrupt on the thread that raises it (1) instead of through KVM's irqfd work item (0)",
         },
+        rx_lend: u32 {
+            default: 1,
+            description: "Zero-copy receive on a NIC: lend a guest's receive buffers to its VMDq pool (1) instead of copying each frame from the pool's buffers (0)",
+        },
     },
 }
 

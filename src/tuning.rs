@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's parameters (`insmod pvpass.ko tx_poll_us=50 inline_irq=1`),
+//! The module's parameters (`insmod pvpass.ko tx_poll_us=50 inline_irq=1
+//! rx_lend=1`),
 //! read once at load: the data path's tunables, for measuring one design
 //! against another in the same boot (bench/README.md).
 
@@ -21,4 +22,10 @@ pub(crate) fn tx_poll_ns() -> u64 {
 /// (`kvm::IrqFd`).
 pub(crate) fn inline_irq() -> bool {
     *module_parameters::inline_irq.value() != 0
+}
+
+/// A device lends its receive buffers to a backend that asks (a NIC pool:
+/// zero-copy receive, `net::lend`); 0: the backend copies into them.
+pub(crate) fn rx_lend() -> bool {
+    *module_parameters::rx_lend.value() != 0
 }

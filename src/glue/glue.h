@@ -109,7 +109,8 @@ void pvpass_nicport_unregister(struct pvpass_nicport *p);
 void pvpass_nicport_free(struct pvpass_nicport *p);
 void pvpass_nicport_name(struct pvpass_nicport *p, char *name);
 void pvpass_nicport_irq(struct pvpass_nicport *p);
-u32 pvpass_nicport_tx_next(struct pvpass_nicport *p, void *dst, u32 max, void *hdr);
+u32 pvpass_nicport_tx_next(struct pvpass_nicport *p, void *const *bufs, u32 nbufs, u32 buf_len,
+			   u32 max, u32 max_gso, void *hdr);
 void pvpass_nicport_tx_error(struct pvpass_nicport *p);
 void pvpass_nicport_tx_done(struct pvpass_nicport *p);
 int pvpass_nicport_rx(struct pvpass_nicport *p, const void *data, u32 len, bool csum_ok);

@@ -196,8 +196,11 @@ extern "C" {
     pub(crate) fn pvpass_nicport_irq(p: *mut NicPort);
     pub(crate) fn pvpass_nicport_tx_next(
         p: *mut NicPort,
-        dst: *mut c_void,
+        bufs: *const *mut c_void,
+        nbufs: u32,
+        buf_len: u32,
         max: u32,
+        max_gso: u32,
         hdr: *mut c_void,
     ) -> u32;
     pub(crate) fn pvpass_nicport_tx_error(p: *mut NicPort);

@@ -121,9 +121,16 @@ static void pvpass_nic_setup(struct net_device *dev)
 {
 	ether_setup(dev);
 	dev->netdev_ops = &pvpass_nic_ops;
-	/* The NIC inserts TCP and UDP checksums (IPv4, IPv6). */
-	dev->features = NETIF_F_RXCSUM | NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM;
+	/*
+	 * The NIC inserts TCP and UDP checksums (IPv4, IPv6) and segments TCP
+	 * (TSO, from a copy of the frame in up to 32 of the pool's 2 KiB
+	 * buffers: scatter-gather costs nothing more, the copy gathers).
+	 */
+	dev->features = NETIF_F_RXCSUM | NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM |
+			NETIF_F_SG | NETIF_F_TSO | NETIF_F_TSO6;
 	dev->hw_features = dev->features;
+	/* 32 data descriptors of 2 KiB (the pool's TX_MAX_DATA_DESCS). */
+	netif_set_tso_max_size(dev, 32 * 2048);
 	dev->min_mtu = ETH_MIN_MTU;
 	dev->max_mtu = ETH_DATA_LEN;
 }
@@ -191,19 +198,23 @@ void pvpass_nicport_irq(struct pvpass_nicport *p)
 }
 
 /*
- * The next queued frame, copied into @dst (room for @max bytes), with its
- * virtio-net header (a virtio_net_hdr_v1, 12 bytes at @hdr: the checksum
- * the NIC is to insert, if any): its length, or 0 if none is queued. A
- * frame longer than @max, or whose checksum the NIC cannot insert (not
- * TCP or UDP: resolved here in software), is handled here; one that
- * cannot be is dropped (counted) and the next one taken. NAPI poll only.
+ * The next queued frame, copied into the @nbufs buffers at @bufs (@buf_len
+ * bytes each, filled in order), with its virtio-net header (a
+ * virtio_net_hdr_v1, 12 bytes at @hdr: the checksum the NIC is to insert
+ * and the segmentation it is to do, if any): its length, or 0 if none is
+ * queued or the next does not fit in @nbufs buffers now (it stays queued).
+ * A frame of more than @max bytes (@max_gso for a TSO frame), or whose
+ * checksum the NIC cannot insert (not TCP or UDP: resolved here in
+ * software), is handled here; one that cannot be is dropped (counted) and
+ * the next one taken. NAPI poll only.
  */
-u32 pvpass_nicport_tx_next(struct pvpass_nicport *p, void *dst, u32 max, void *hdr)
+u32 pvpass_nicport_tx_next(struct pvpass_nicport *p, void *const *bufs, u32 nbufs, u32 buf_len,
+			   u32 max, u32 max_gso, void *hdr)
 {
 	struct net_device *dev = p->dev;
 	struct virtio_net_hdr_v1 *h = hdr;
 	struct sk_buff *skb;
-	u32 len;
+	u32 len, off, n, i;
 
 	while ((skb = skb_dequeue(&p->txq))) {
 		len = skb->len;
@@ -213,10 +224,21 @@ u32 pvpass_nicport_tx_next(struct pvpass_nicport *p, void *dst, u32 max, void *h
 		      skb->csum_offset == offsetof(struct udphdr, check)) &&
 		    skb_checksum_help(skb))
 			goto drop;
-		if (len > max || len < ETH_HLEN || skb_is_gso(skb) ||
-		    virtio_net_hdr_from_skb(skb, (struct virtio_net_hdr *)h, true, false, 0) ||
-		    skb_copy_bits(skb, 0, dst, len))
+		if (len < ETH_HLEN || len > (skb_is_gso(skb) ? max_gso : max) ||
+		    (skb_is_gso(skb) &&
+		     !(skb_shinfo(skb)->gso_type & (SKB_GSO_TCPV4 | SKB_GSO_TCPV6))) ||
+		    virtio_net_hdr_from_skb(skb, (struct virtio_net_hdr *)h, true, false, 0))
 			goto drop;
+		if (!buf_len || len > (u64)nbufs * buf_len) {
+			/* Not now: the ring has too few free buffers. */
+			skb_queue_head(&p->txq, skb);
+			return 0;
+		}
+		for (off = 0, i = 0; off < len; off += n, i++) {
+			n = min(buf_len, len - off);
+			if (skb_copy_bits(skb, off, bufs[i], n))
+				goto drop;
+		}
 		DEV_STATS_INC(dev, tx_packets);
 		DEV_STATS_ADD(dev, tx_bytes, len);
 		if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)

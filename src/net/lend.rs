@@ -168,7 +168,8 @@ impl Device {
         };
         if rx.lender.as_ref().is_none_or(|l| !l.closing) && !self.lending.active.load(Relaxed) {
             // Start lending only with nothing else in the queue's way.
-            let can = self.lending.linked.load(Relaxed)
+            let can = crate::tuning::rx_lend()
+                && self.lending.linked.load(Relaxed)
                 && rx.q.is_some()
                 && rx.mrg_rxbuf
                 && !rx.dirty_log

@@ -63,7 +63,9 @@ use crate::{
             desc::{
                 build_tx,
                 RawDesc,
-                TxSeg, //
+                TxSeg,
+                TX_MAX_DATA_DESCS,
+                TX_MAX_DESCS, //
             },
             pools::{
                 Nic,
@@ -335,43 +337,76 @@ impl<'a> HostPool<'a> {
         }
 
         let mut sent = false;
-        let max = u32::from(MAX_FRAME).min(self.tx_buf.len());
+        let buf_len = self.tx_buf.len();
+        let max = u32::from(MAX_FRAME).min(buf_len);
+        // A TSO frame: at most 32 data descriptors, one buffer each.
+        let max_gso = u32::try_from(TX_MAX_DATA_DESCS)
+            .unwrap_or(0)
+            .saturating_mul(buf_len);
         for _ in 0..RING {
-            // Room for a context and a data descriptor.
-            if path.tx.free() < 2 {
+            // Room for a context descriptor and a data descriptor per
+            // buffer. A frame's buffers are those of the ring positions of
+            // its descriptors (from its first on), free while those are.
+            let room = usize::from(path.tx.free().saturating_sub(1)).min(TX_MAX_DATA_DESCS);
+            if room == 0 {
                 break;
             }
-            // The frame's buffer is the one of its first descriptor, free
-            // while that descriptor is.
-            let slot = path.tx.tail();
-            let (Some(dst), Some(addr)) = (self.tx_buf.ptr(slot), self.tx_buf.dma(slot)) else {
+            let first = path.tx.tail();
+            let mut bufs = [core::ptr::null_mut::<c_void>(); TX_MAX_DATA_DESCS];
+            let mut segs = [TxSeg::default(); TX_MAX_DATA_DESCS];
+            let mut n = 0usize;
+            for (k, (b, sg)) in bufs.iter_mut().zip(segs.iter_mut()).take(room).enumerate() {
+                let slot = (usize::from(first) + k) % RING_N;
+                let slot = u16::try_from(slot).unwrap_or(0);
+                let (Some(ptr), Some(addr)) = (self.tx_buf.ptr(slot), self.tx_buf.dma(slot)) else {
+                    break;
+                };
+                *b = ptr.cast();
+                *sg = TxSeg { addr, len: buf_len };
+                n += 1;
+            }
+            if n == 0 {
                 break;
-            };
+            }
             let mut raw = [0u8; HDR_LEN];
-            // SAFETY: `port` is live; `dst` has room for `max` bytes of a
-            // buffer the NIC does not own; `raw` holds a virtio_net_hdr_v1.
+            // SAFETY: `port` is live; `bufs` holds `n` buffers of `buf_len`
+            // bytes each that the NIC does not own (their descriptors are
+            // free); `raw` holds a virtio_net_hdr_v1.
             let len = unsafe {
-                glue::pvpass_nicport_tx_next(port, dst.cast(), max, raw.as_mut_ptr().cast())
+                glue::pvpass_nicport_tx_next(
+                    port,
+                    bufs.as_ptr(),
+                    n as u32,
+                    buf_len,
+                    max,
+                    max_gso,
+                    raw.as_mut_ptr().cast(),
+                )
             };
             if len == 0 {
                 break;
             }
-            let Ok(n) = usize::try_from(len) else { break };
-            // SAFETY: The glue copied `len <= max` bytes to `dst`, a buffer
-            // of at least `max` bytes that nothing else references now.
-            let head = unsafe { core::slice::from_raw_parts_mut(dst, n) };
-            let mut descs: [RawDesc; 2] = [[0; 16]; 2];
-            let posted = build_tx(
-                &NetHdr::parse(&raw),
-                head,
-                &[TxSeg { addr, len }],
-                &mut descs,
-            )
-            .ok()
-            .and_then(|b| {
-                let d = descs.get(..b.descs)?;
-                path.tx.post(&mut tx, d, u64::from(slot)).ok()
-            });
+            // The buffers the frame filled, the last one in part.
+            let used = len.div_ceil(buf_len) as usize;
+            let (Some(last), Some(head_ptr)) = (segs.get_mut(used.wrapping_sub(1)), bufs.first())
+            else {
+                break;
+            };
+            last.len = len - (used as u32 - 1) * buf_len;
+            // SAFETY: The glue copied the frame's first `min(len, buf_len)`
+            // bytes into the first buffer (of `buf_len` bytes), which nothing
+            // else references now.
+            let head = unsafe {
+                core::slice::from_raw_parts_mut(head_ptr.cast::<u8>(), len.min(buf_len) as usize)
+            };
+            let mut descs: [RawDesc; TX_MAX_DESCS] = [[0; 16]; TX_MAX_DESCS];
+            let posted = segs
+                .get(..used)
+                .and_then(|segs| build_tx(&NetHdr::parse(&raw), head, segs, &mut descs).ok())
+                .and_then(|b| {
+                    let d = descs.get(..b.descs)?;
+                    path.tx.post(&mut tx, d, u64::from(first)).ok()
+                });
             if posted.is_some() {
                 sent = true;
             } else {
