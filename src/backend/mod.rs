@@ -168,6 +168,12 @@ pub(crate) trait Uplink: Send {
     fn reclaim(&mut self) -> bool {
         true
     }
+    /// Whether the backend borrows the port's receive buffers
+    /// ([`Port::lend`]): then the port tells it when its guest posts some
+    /// ([`Uplink::rx_service`]).
+    fn borrows_rx(&self) -> bool {
+        false
+    }
     /// The port's receive side was busy or had no buffers when the backend
     /// last asked (`lend`, `returned`), or the guest posted buffers: the
     /// backend asks again now. On the port's own thread, no lock of its

@@ -328,9 +328,9 @@ impl MmioOps for OnVcpu<'_> {
     fn notify(&mut self, q: u16) {
         let Self { dev, cpu, st } = self;
         dev.counters.inc(C::Notifies);
-        if q == 0 {
-            // The guest posted receive buffers: a backend that borrows them
-            // (`lend`) takes them now.
+        if q == 0 && dev.lending.lends.load(Relaxed) {
+            // The guest posted receive buffers: the backend that borrows
+            // them (`lend`) takes them now.
             dev.lending.want.store(true, Relaxed);
         }
         if dev.refresh(*cpu, st) {
@@ -540,7 +540,9 @@ impl Device {
         let mut locked = self.state.lock();
         // Loans made through an old uplink go back through it first.
         self.reclaim_loans(&mut locked.st, false);
+        let lends = uplink.borrows_rx() && crate::tuning::rx_lend();
         let old = locked.st.uplink.replace(uplink);
+        self.lending.lends.store(lends, Relaxed);
         self.lending.linked.store(true, Relaxed);
         drop(locked);
         drop(old);
@@ -861,7 +863,9 @@ impl Device {
         self.counters.inc(C::Notifies);
         // A kick of either queue: the guest may have posted receive buffers
         // for a backend that borrows them (`lend`).
-        self.lending.want.store(true, Relaxed);
+        if self.lending.lends.load(Relaxed) {
+            self.lending.want.store(true, Relaxed);
+        }
         if self.rx_used.load(Relaxed) == 0 {
             let posted = self.rx.try_lock().is_some_and(|rx| {
                 rx.q.as_ref()

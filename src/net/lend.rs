@@ -142,6 +142,10 @@ pub(super) struct LendFlags {
     /// The device has its uplink (`Device::set_uplink`): only then may it
     /// lend, so that taking loans back can always reach the backend.
     pub(super) linked: Atomic<bool>,
+    /// Its backend borrows receive buffers (`Uplink::borrows_rx`, and
+    /// `rx_lend`): a guest that posts some (a receive notify) is worth
+    /// telling it about. Devices that never lend (a switch's) never call it.
+    pub(super) lends: Atomic<bool>,
 }
 
 impl LendFlags {
@@ -150,6 +154,7 @@ impl LendFlags {
             active: Atomic::new(false),
             want: Atomic::new(false),
             linked: Atomic::new(false),
+            lends: Atomic::new(false),
         }
     }
 }

@@ -782,6 +782,13 @@ impl NicPools {
     /// Up to `RX_BUDGET` frames of one pool; whether it may have more. On
     /// the `last` pass, a pool with more raises the vector again.
     fn service_pool(&self, vp: &VmPool, last: bool) -> bool {
+        self.service_pool_with(vp, last, true)
+    }
+
+    /// `service_pool`; without `reap` (the port's own thread, between its
+    /// guest's exits: `rx_service`), only the loan held back is given and
+    /// the ring refilled; the interrupt thread, raised, reaps the rest.
+    fn service_pool_with(&self, vp: &VmPool, last: bool, reap: bool) -> bool {
         let mut rx = vp.rx.lock();
         let rx = &mut *rx;
         let (Some(on), Some(port)) = (rx.on.as_ref(), rx.port.clone()) else {
@@ -794,13 +801,16 @@ impl NicPools {
         // A loan the port could not take last time goes back first; while
         // it cannot, the rest waits in the ring (the port asks again).
         let mut blocked = false;
+        let mut unblocked = false;
         if let Some(h) = rx.held.take() {
-            if !Self::give_back(vp, rx, &mem, &*port, h) {
+            if Self::give_back(vp, rx, &mem, &*port, h) {
+                unblocked = true;
+            } else {
                 rx.held = Some(h);
                 blocked = true;
             }
         }
-        while !blocked && n < RX_BUDGET {
+        while reap && !blocked && n < RX_BUDGET {
             let (cookie, frame) = match rx.ring.reap(&mut descs) {
                 Ok(None) => break,
                 Ok(Some(d)) if !d.wb.frame_error() => (d.cookie, Some((d.len, d.wb.l4_csum_ok()))),
@@ -868,7 +878,7 @@ impl NicPools {
         if reposted {
             PoolPath::new(vp.pool).write_rx_tail(&mut r, rx.ring.tail());
         }
-        if more && last {
+        if (more && last) || (unblocked && !reap) {
             r.write32(regs::EICS, VECTOR_MASK);
         }
         more
@@ -1118,7 +1128,7 @@ impl NicPools {
             return;
         }
         if let Some(vp) = self.pool(i) {
-            self.service_pool(vp, true);
+            self.service_pool_with(vp, true, false);
         }
     }
 
@@ -1578,6 +1588,10 @@ impl Drop for NicUplink {
 }
 
 impl Uplink for NicUplink {
+    fn borrows_rx(&self) -> bool {
+        true
+    }
+
     fn reclaim(&mut self) -> bool {
         self.pools.reclaim(self.pool, self.id)
     }
