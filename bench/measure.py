@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Run the netperf tests of one benchmark configuration inside the test bed
-and append one CSV row per (test, repetition) to <res>/runs.csv.
+"""Run the netperf tests of benchmark configurations inside the test bed
+and append one CSV row per (configuration, test, repetition) to
+<res>/runs.csv.
 
-Runs in the bed (L1), called by bench/bed.sh once the configuration's guests
-are up (or with no guests for `loopback`). For a guest configuration, guest 2
+Runs in the bed (L1), called by bench/bed.sh once the guests are up (or with
+no guests for `loopback`): for one configuration (--config, --kind, ...), or
+for several whose guests run at the same time (--config interleaved and one
+--plan per configuration), then repetition by repetition, test by test,
+configuration by configuration, the order of the configurations rotated
+each repetition. For a guest configuration on subnet N, guest 2 (10.0.N.2)
 runs netperf (asked over TCP port 12867, bench/guest-agent) against guest 1
-or the bed. While a test runs, the bed takes two snapshots, one second after
-it started and one second before it ends, of:
+(10.0.N.1) or the bed (10.0.N.254). While a test runs, the bed takes two
+snapshots, one second after it started and one second before it ends, of:
 
-  - KVM's statistics summed over every VM and vCPU (debugfs kvm/: exits,
-    irq_injections, ...);
+  - KVM's statistics (debugfs kvm/: exits, irq_injections, ...), summed over
+    the configuration's own VMs when their QEMU pids are known (--pids),
+    over every VM otherwise;
   - /proc/stat's cpu line (the bed's CPU time, jiffies);
   - the frames on the virtual wire, counted at the bed: frames the guests
     sent plus frames the bed's stack sent to them (pvpass: the attachments'
@@ -20,7 +26,8 @@ it started and one second before it ends, of:
 
 Per-packet figures are deltas over that window divided by the frames in it;
 the throughput is netperf's own figure for the whole test. Nothing goes over
-the guests' network during the window but the test itself.
+the guests' network during the window but the test itself. Runs already
+in runs.csv (a measure.py run again after the bed froze) are not run again.
 """
 import argparse
 import csv
@@ -42,19 +49,24 @@ PV_FIELDS = ["tx_frames", "rx_frames", "notifies", "interrupts", "mmio_reads", "
 OUTPUT = "THROUGHPUT,THROUGHPUT_UNITS,ELAPSED_TIME,LOCAL_SEND_CALLS,REMOTE_RECV_CALLS," \
          "REMOTE_BYTES_RECVD,TRANSACTION_RATE"
 AGENT_PORT = 12867
-HOST_IP = "10.0.0.254"
-SERVER_GUEST = "10.0.0.1"
-CLIENT_GUEST = "10.0.0.2"
+# Addresses on a configuration's subnet 10.0.<net>.0/24.
+HOST, SERVER, CLIENT = 254, 1, 2
 
-# name -> (netperf test, destination, test-specific options)
+
+def ip(net, host):
+    return f"10.0.{net}.{host}"
+
+
+# name -> (netperf test, destination, test-specific options); the
+# destination of a guest test is a host number on the configuration's subnet.
 GUEST_TESTS = {
-    "tcp_stream_g2h": ("TCP_STREAM", HOST_IP, ""),
-    "tcp_stream_g2g": ("TCP_STREAM", SERVER_GUEST, ""),
-    "udp64_g2g": ("UDP_STREAM", SERVER_GUEST, "-m 64"),
-    "tcp_rr_g2g": ("TCP_RR", SERVER_GUEST, ""),
+    "tcp_stream_g2h": ("TCP_STREAM", HOST, ""),
+    "tcp_stream_g2g": ("TCP_STREAM", SERVER, ""),
+    "udp64_g2g": ("UDP_STREAM", SERVER, "-m 64"),
+    "tcp_rr_g2g": ("TCP_RR", SERVER, ""),
     # Not in the default set; BENCH_TESTS can add them.
-    "tcp_rr_g2h": ("TCP_RR", HOST_IP, ""),
-    "udp64_g2h": ("UDP_STREAM", HOST_IP, "-m 64"),
+    "tcp_rr_g2h": ("TCP_RR", HOST, ""),
+    "udp64_g2h": ("UDP_STREAM", HOST, "-m 64"),
     # No traffic: the background rate of exits and interrupts (timers, idle).
     "idle": ("IDLE", None, ""),
 }
@@ -63,6 +75,11 @@ LOOPBACK_TESTS = {
     "udp64_lo": ("UDP_STREAM", "127.0.0.1", "-m 64"),
     "tcp_rr_lo": ("TCP_RR", "127.0.0.1", ""),
 }
+# The loopback test measured beside a guest test when configurations are
+# interleaved (both streams share one loopback run a repetition).
+LOOPBACK_OF = {"tcp_stream_g2h": "tcp_stream_lo", "tcp_stream_g2g": "tcp_stream_lo",
+               "udp64_g2g": "udp64_lo", "tcp_rr_g2g": "tcp_rr_lo",
+               "tcp_rr_g2h": "tcp_rr_lo", "udp64_g2h": "udp64_lo"}
 COLUMNS = ["config", "test", "rep", "value", "unit", "elapsed_s", "window_s", "packets", "bytes",
            "bed_insns"] + \
     KVM_STATS + ["cpu_busy_ms", "cpu_guest_ms", "cpu_host_ms"] + \
@@ -81,8 +98,20 @@ def read_int(path):
         return None
 
 
-def kvm_stats():
-    return {n: read_int(f"{KVM_DIR}/{n}") for n in KVM_STATS}
+def kvm_stats(pids=()):
+    """KVM's counters over every VM, or over the VMs of these QEMU processes
+    (debugfs kvm/<pid>-<fd>/: the VM's statistics and its vCPUs' summed)."""
+    if not pids:
+        return {n: read_int(f"{KVM_DIR}/{n}") for n in KVM_STATS}
+    try:
+        dirs = [d for d in os.listdir(KVM_DIR) if d.split("-")[0] in {str(p) for p in pids}]
+    except OSError:
+        dirs = []
+    out = {}
+    for n in KVM_STATS:
+        vals = [read_int(f"{KVM_DIR}/{d}/{n}") for d in dirs]
+        out[n] = None if not vals or None in vals else sum(vals)
+    return out
 
 
 def cpu_jiffies():
@@ -115,8 +144,9 @@ def netdev(name, field):
 class Wire:
     """Counts frames on the virtual wire for one configuration."""
 
-    def __init__(self, kind, ctl=None, macs=(), taps=()):
+    def __init__(self, kind, ctl=None, macs=(), taps=(), pids=(), net=0):
         self.kind, self.ctl, self.taps = kind, ctl, list(taps)
+        self.pids, self.net = list(pids), net
         self.ids = []
         if kind == "pvpass":
             infos = json.loads(subprocess.run([ctl, "list", "--json"], capture_output=True,
@@ -134,7 +164,7 @@ class Wire:
         return out
 
     def snapshot(self):
-        s = {"t": time.monotonic(), "kvm": kvm_stats(), "cpu": cpu_jiffies(), "pv": [],
+        s = {"t": time.monotonic(), "kvm": kvm_stats(self.pids), "cpu": cpu_jiffies(), "pv": [],
              "insns": bed_insns()}
         if self.kind == "pvpass":
             s["pv"] = self.pv_stats()
@@ -142,9 +172,10 @@ class Wire:
                                                                                  "tx_packets")
             s["bytes"] = sum(p.get("tx_bytes", 0) for p in s["pv"]) + netdev("pvpsw0", "tx_bytes")
         elif self.kind == "bridge":
-            s["packets"] = sum(netdev(t, "rx_packets") for t in self.taps) + netdev("br0",
+            br = "br0" if self.net == 0 else f"br{self.net}"
+            s["packets"] = sum(netdev(t, "rx_packets") for t in self.taps) + netdev(br,
                                                                                    "tx_packets")
-            s["bytes"] = sum(netdev(t, "rx_bytes") for t in self.taps) + netdev("br0", "tx_bytes")
+            s["bytes"] = sum(netdev(t, "rx_bytes") for t in self.taps) + netdev(br, "tx_bytes")
         else:
             s["packets"] = netdev("lo", "tx_packets")
             s["bytes"] = netdev("lo", "tx_bytes")
@@ -251,7 +282,8 @@ def run_one(wire, loopback, test, dest, opts, length, profile=None):
         out, _ = p.communicate(timeout=length + 120)
         lines = out.splitlines()
     else:
-        gen = agent(CLIENT_GUEST, f"run {test} {dest} {length} {opts}", length + 120)
+        gen = agent(ip(wire.net, CLIENT), f"run {test} {ip(wire.net, dest)} {length} {opts}",
+                    length + 120)
         first = next(gen, None)
         if first != "start":
             return None, f"agent said {first!r}"
@@ -275,101 +307,167 @@ def run_one(wire, loopback, test, dest, opts, length, profile=None):
     return d, res[-1]
 
 
+class Target:
+    """One configuration to measure: its name, how its wire is counted, its
+    tests."""
+
+    def __init__(self, args):
+        self.config, self.kind, self.net = args.config, args.kind, args.net
+        self.args = args
+        self.loopback = self.kind == "loopback"
+        self.table = LOOPBACK_TESTS if self.loopback else GUEST_TESTS
+        self.wire = None
+
+    def start(self):
+        if not self.loopback:
+            wait_agents([ip(self.net, SERVER), ip(self.net, CLIENT)], 120)
+        a = self.args
+        self.wire = Wire(self.kind, ctl=a.ctl, macs=[m for m in a.macs.split(",") if m],
+                         taps=[t for t in a.taps.split(",") if t],
+                         pids=[int(p) for p in a.pids.split(",") if p], net=self.net)
+        if not self.loopback:
+            # Warm-up (not recorded): ARP entries, first connections.
+            for host in (SERVER, HOST):
+                for line in agent(ip(self.net, CLIENT), f"run TCP_RR {ip(self.net, host)} 1", 120):
+                    if line.startswith("out: ") or line.startswith("end"):
+                        log(f"{self.config} warm-up to {ip(self.net, host)}: {line}")
+
+
+def target_parser():
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--kind", choices=["pvpass", "bridge", "loopback"])
+    ap.add_argument("--net", type=int, default=0)
+    ap.add_argument("--ctl")
+    ap.add_argument("--macs", default="")
+    ap.add_argument("--taps", default="")
+    ap.add_argument("--pids", default="", help="the configuration's QEMU pids (KVM counters)")
+    return ap
+
+
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(parents=[target_parser()])
     ap.add_argument("--config", required=True)
-    ap.add_argument("--kind", required=True, choices=["pvpass", "bridge", "loopback"])
     ap.add_argument("--res", required=True)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--len", type=int, default=8)
     ap.add_argument("--tests", default="")
-    ap.add_argument("--ctl")
-    ap.add_argument("--macs", default="")
-    ap.add_argument("--taps", default="")
+    ap.add_argument("--plan", action="append", default=[],
+                    help="with --config interleaved: '<config>:<net>:<the options above>', "
+                         "once per configuration")
     ap.add_argument("--profile", default="",
-                    help="after the reps, one more run of this test under perf record")
+                    help="after the reps, one more run of this test under perf record "
+                         "(one configuration only)")
     ap.add_argument("--budget", type=int, default=0,
-                    help="seconds for the whole configuration; runs that would start "
+                    help="seconds for the whole measure.py; runs that would start "
                          "after it are recorded as skipped (0: no limit)")
     args = ap.parse_args()
     t_start = time.monotonic()
 
-    loopback = args.kind == "loopback"
-    table = LOOPBACK_TESTS if loopback else GUEST_TESTS
+    if args.plan:
+        targets = []
+        for p in args.plan:
+            cfg, net, rest = p.split(":", 2)
+            t = target_parser().parse_args(rest.split())
+            t.config, t.net = cfg, int(net)
+            targets.append(Target(t))
+    else:
+        if not args.kind:
+            ap.error("--kind or --plan is needed")
+        targets = [Target(args)]
+    if not targets:
+        raise SystemExit("measure: nothing to measure")
+    guests = [t for t in targets if not t.loopback]
     names = args.tests.split() if args.tests else \
-        (list(LOOPBACK_TESTS) if loopback else ["tcp_stream_g2h", "tcp_stream_g2g",
-                                                 "udp64_g2g", "tcp_rr_g2g", "idle"])
-    names = [n for n in names if n in table]
-    if not loopback:
-        wait_agents([SERVER_GUEST, CLIENT_GUEST], 120)
-    wire = Wire(args.kind, ctl=args.ctl, macs=[m for m in args.macs.split(",") if m],
-                taps=[t for t in args.taps.split(",") if t])
-    if not loopback:
-        # Warm-up (not recorded): ARP entries, first connections.
-        for dest in (SERVER_GUEST, HOST_IP):
-            for l in agent(CLIENT_GUEST, f"run TCP_RR {dest} 1", 120):
-                if l.startswith("out: ") or l.startswith("end"):
-                    log(f"warm-up to {dest}: {l}")
+        (list(LOOPBACK_TESTS) if not guests else ["tcp_stream_g2h", "tcp_stream_g2g",
+                                                   "udp64_g2g", "tcp_rr_g2g", "idle"])
+    if guests:
+        names = [n for n in names if n in GUEST_TESTS]
+    else:
+        names = [n for n in names if n in LOOPBACK_TESTS]
+    for t in targets:
+        t.start()
 
     path = os.path.join(args.res, "runs.csv")
     new = not os.path.exists(path)
+    done = set()
+    if not new:
+        with open(path) as f:
+            done = {(r["config"], r["test"], r["rep"]) for r in csv.DictReader(f)
+                    if r.get("value")}
     with open(path, "a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=COLUMNS)
         if new:
             w.writeheader()
-        # Repetitions outermost: a drift in the bed's speed spreads over
-        # every test instead of biasing one. The UDP floods come after all
-        # the other runs: on 2026-11-23 a 64-byte flood left pvpass's
-        # receive path wedged (the sender's guest unreachable afterwards),
-        # which would have cost every later run of the configuration.
-        later = [n for n in names if table[n][0] == "UDP_STREAM"]
+        # Repetitions outermost, then tests, then configurations (rotated
+        # each repetition): a drift in the bed's speed spreads over every
+        # test and configuration instead of biasing one. The UDP floods come
+        # after all the other runs: on 2026-11-23 a 64-byte flood left
+        # pvpass's receive path wedged (the sender's guest unreachable
+        # afterwards), which would have cost every later run.
+        kind = {n: (LOOPBACK_TESTS if not guests else GUEST_TESTS)[n][0] for n in names}
+        later = [n for n in names if kind[n] == "UDP_STREAM"]
         first = [n for n in names if n not in later]
-        order = [(rep, n) for rep in range(1, args.reps + 1) for n in first]
-        if args.profile in table:
-            order.append((0, None))  # the profiled run, before the floods
-        order += [(rep, n) for rep in range(1, args.reps + 1) for n in later]
+
+        def runs(tests):
+            out = []
+            for rep in range(1, args.reps + 1):
+                k = (rep - 1) % len(targets)
+                for n in tests:
+                    for t in targets[k:] + targets[:k]:
+                        name = n if not guests or not t.loopback else LOOPBACK_OF.get(n)
+                        if name and (t, name, rep) not in out:
+                            out.append((t, name, rep))
+            return out
+
+        order = runs(first)
+        if args.profile in GUEST_TESTS or args.profile in LOOPBACK_TESTS:
+            order.append((targets[0], None, 0))  # the profiled run, before the floods
+        order += runs(later)
         failed_in_a_row = {}
-        for rep, name in order:
+        for t, name, rep in order:
+            if (t.config, name, str(rep)) in done:
+                log(f"{t.config} {name} rep {rep}: in runs.csv already")
+                continue
             # Guards against a wedged configuration (seen once: a 64-byte UDP
             # flood under vhost-net left netperf's control connection in
             # retransmit backoff, and each later run waited out its timeout):
             # a test that failed twice in a row is not run again, and nothing
-            # starts once the configuration's budget is spent. Either way the
-            # run is written down as skipped, never silently dropped.
+            # starts once the budget is spent. Either way the run is written
+            # down as skipped, never silently dropped.
             skip = None
-            if name is not None and failed_in_a_row.get(name, 0) >= 2:
+            if name is not None and failed_in_a_row.get((t.config, name), 0) >= 2:
                 skip = "skipped: its last two runs failed"
             elif args.budget and time.monotonic() - t_start > args.budget:
-                skip = f"skipped: configuration over its {args.budget} s budget"
+                skip = f"skipped: over the {args.budget} s budget"
             if skip:
                 if name is not None:
-                    log(f"{args.config} {name} rep {rep}: {skip}")
-                    w.writerow({"config": args.config, "test": name, "rep": rep,
+                    log(f"{t.config} {name} rep {rep}: {skip}")
+                    w.writerow({"config": t.config, "test": name, "rep": rep,
                                 "netperf": "FAILED " + skip})
                     f.flush()
                 continue
             if name is None:
                 try:
-                    profile_run(args, wire, loopback, table, args.profile)
+                    profile_run(args, t, args.profile)
                 except (OSError, StopIteration, subprocess.TimeoutExpired) as e:
                     log(f"profile run failed: {e}")
                 continue
-            test, dest, opts = table[name]
+            test, dest, opts = t.table[name]
             t0 = time.monotonic()
             try:
-                d, line = run_one(wire, loopback, test, dest, opts, args.len)
+                d, line = run_one(t.wire, t.loopback, test, dest, opts, args.len)
             except (OSError, StopIteration, subprocess.TimeoutExpired) as e:
                 d, line = None, f"error: {e}"
             if d is None:
-                failed_in_a_row[name] = failed_in_a_row.get(name, 0) + 1
-                log(f"{args.config} {name} rep {rep}: FAILED: {line}")
-                w.writerow({"config": args.config, "test": name, "rep": rep,
+                failed_in_a_row[(t.config, name)] = failed_in_a_row.get((t.config, name), 0) + 1
+                log(f"{t.config} {name} rep {rep}: FAILED: {line}")
+                w.writerow({"config": t.config, "test": name, "rep": rep,
                             "netperf": "FAILED " + line.replace("\n", " ")})
                 f.flush()
                 continue
-            failed_in_a_row[name] = 0
+            failed_in_a_row[(t.config, name)] = 0
             value, unit, elapsed = parse_netperf(test, line)
-            row = {"config": args.config, "test": name, "rep": rep,
+            row = {"config": t.config, "test": name, "rep": rep,
                    "value": f"{value:.3f}", "unit": unit, "elapsed_s": f"{elapsed:.2f}",
                    "netperf": line.strip()}
             row.update(d)
@@ -377,23 +475,27 @@ def main():
             f.flush()
             pk = d["packets"] or 1
             ex = d["exits"]
-            log(f"{args.config} {name} rep {rep}: {value:.2f} {unit}; "
+            ins = d["bed_insns"]
+            log(f"{t.config} {name} rep {rep}: {value:.2f} {unit}; "
                 f"{d['packets']} frames in {d['window_s']} s, "
                 f"exits/frame {'n/a' if ex == '' else f'{ex / pk:.2f}'}, "
+                f"insns/frame {'n/a' if ins == '' else f'{ins / pk:.0f}'}, "
                 f"cpu {d['cpu_busy_ms']} ms ({time.monotonic() - t0:.1f} s)")
 
 
-def profile_run(args, wire, loopback, table, name):
+def profile_run(args, t, name):
     """One extra (unrecorded) run of `name` with `perf record -a` over its
     window; writes <res>/profile-<config>.txt (where the bed's time goes)."""
-    test, dest, opts = table[name]
-    data = os.path.join("/tmp", f"perf-{args.config}.data")
-    d, line = run_one(wire, loopback, test, dest, opts, args.len, profile=data)
+    if name not in t.table:
+        return
+    test, dest, opts = t.table[name]
+    data = os.path.join("/tmp", f"perf-{t.config}.data")
+    d, line = run_one(t.wire, t.loopback, test, dest, opts, args.len, profile=data)
     if not os.path.exists(data):
         return
-    out = os.path.join(args.res, f"profile-{args.config}.txt")
+    out = os.path.join(args.res, f"profile-{t.config}.txt")
     with open(out, "w") as f:
-        f.write(f"# {args.config} {name}: {line}\n# bed-wide cpu-clock samples over the "
+        f.write(f"# {t.config} {name}: {line}\n# bed-wide cpu-clock samples over the "
                 f"window; guest time shows up at the VM entry/exit point\n")
         if d:
             f.write(f"# window: {d['packets']} frames, {d['exits']} exits, "
@@ -406,7 +508,7 @@ def profile_run(args, wire, loopback, table, name):
             f.write("\n".join(l for l in r.stdout.splitlines() if l and not l.startswith("#"))
                     + "\n\n")
     os.remove(data)
-    log(f"profile of {args.config} {name}: {out}")
+    log(f"profile of {t.config} {name}: {out}")
 
 
 if __name__ == "__main__":

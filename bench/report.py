@@ -78,6 +78,18 @@ def per_packet(row, cols):
     return v / pk
 
 
+def per_ginsn(row):
+    """The run's figure per 10^9 instructions of the bed instead of per
+    second: netperf's rate divided by the bed's instruction rate in the
+    window (BENCH_ICOUNT=plugin). Where the bed's CPU is the bottleneck this
+    is a cost in instructions, which a slower or busier machine does not
+    change."""
+    v, w, n = num(row.get("value")), num(row.get("window_s")), num(row.get("bed_insns"))
+    if v is None or not w or not n:
+        return None
+    return v * w * 1e9 / n
+
+
 def stats(vals):
     vals = [v for v in vals if v is not None]
     if not vals:
@@ -159,7 +171,7 @@ def main():
         if key[1] == "idle":
             continue
         s = {"value": stats([num(r["value"]) for r in rows]), "unit": rows[0]["unit"],
-             "n": len(rows)}
+             "n": len(rows), "value_gi": stats([per_ginsn(r) for r in rows]), "rows": rows}
         for k, _, cols in PER_PACKET:
             s[k] = stats([per_packet(r, cols) for r in rows])
         s["exits_net_pp"] = stats([above_idle(r, "exits") for r in rows])
@@ -187,10 +199,22 @@ def main():
             return None
         return a[k][0] / b[k][0]
 
+    def rep_ratios(cfg, row, f):
+        """The ratio against vhost-net of each repetition measured beside
+        it (interleaved runs: the same rep number), median [min-max]."""
+        _, a = cell(cfg, row)
+        _, b = cell("vhost", row)
+        if not a or not b:
+            return None
+        vb = {r["rep"]: f(r) for r in b["rows"]}
+        return stats([f(r) / vb[r["rep"]] for r in a["rows"]
+                      if f(r) is not None and vb.get(r["rep"])])
+
     # summary.csv
     with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        hdr = ["config", "test", "n", "unit", "median", "min", "max", "ratio_vs_vhost"]
+        hdr = ["config", "test", "n", "unit", "median", "min", "max", "ratio_vs_vhost",
+               "per_ginsn_median", "per_ginsn_min", "per_ginsn_max", "ratio_per_ginsn_vs_vhost"]
         for k in [p[0] for p in PER_PACKET] + ["exits_net_pp", "irqs_net_pp"]:
             hdr += [k + "_median", k + "_min", k + "_max"]
         w.writerow(hdr)
@@ -198,8 +222,11 @@ def main():
             v = s["value"]
             rrow = next((r for r in ROWS if test in (r[1], r[2])), None)
             rat = ratio(cfg, rrow) if rrow and cfg != "loopback" else None
+            rat_gi = ratio(cfg, rrow, "value_gi") if rrow and cfg != "loopback" else None
             line = [cfg, test, s["n"], s["unit"], *(f"{x:.4g}" for x in v[:3]),
                     "" if rat is None else f"{rat:.3f}"]
+            line += [f"{x:.4g}" for x in s["value_gi"][:3]] if s["value_gi"] else ["", "", ""]
+            line += ["" if rat_gi is None else f"{rat_gi:.3f}"]
             for k in [p[0] for p in PER_PACKET] + ["exits_net_pp", "irqs_net_pp"]:
                 line += [f"{x:.4g}" for x in s[k][:3]] if s[k] else ["", "", ""]
             w.writerow(line)
@@ -253,6 +280,34 @@ def main():
             cells.append("–")
         md.append("| " + " | ".join(cells) + " |")
     md.append("")
+    # The same per instruction of the bed (the plugin's count).
+    if any(s.get("value_gi") for s in summary.values()):
+        md.append("The same figures per 10^9 instructions the bed executed (netperf's rate "
+                  "over the bed's instruction rate in the window, BENCH_ICOUNT=plugin): "
+                  "a cost in instructions, which the machine's speed and load change less. "
+                  "\"Per rep\" is the ratio of each repetition against vhost-net's run "
+                  "of the same repetition (interleaved: measured minutes apart), median "
+                  "[min–max]: the spread of the ratio itself.")
+        md.append("")
+        guests = [(c, n) for c, n in present if c not in ("vhost", "loopback")]
+        hdr = ["test"] + [f"{n} per Ginsn" for c, n in present] + \
+            [f"{n} / vhost-net per Ginsn (per rep)" for c, n in guests] + \
+            [f"{n} / vhost-net per second (per rep)" for c, n in guests]
+        md.append("| " + " | ".join(hdr) + " |")
+        md.append("|" + " --- |" * len(hdr))
+        for row in rows:
+            cells = [row[0]]
+            for c, _ in present:
+                _, s = cell(c, row)
+                cells.append(fmt_stat(s["value_gi"]) if s and s.get("value_gi") else "–")
+            for k, f in (("value_gi", per_ginsn), ("value", lambda r: num(r.get("value")))):
+                for c, _ in guests:
+                    r = ratio(c, row, k)
+                    pr = rep_ratios(c, row, f)
+                    cells.append("n/a" if r is None else
+                                 f"{r:.2f}x" + (f" ({fmt_stat(pr)})" if pr else ""))
+            md.append("| " + " | ".join(cells) + " |")
+        md.append("")
     # Per-packet tables
     md.append("Per packet (frames on the virtual wire, counted in the bed over the middle of "
               "each run; a GSO frame counts once; exits and interrupts are KVM's counters "

@@ -7,23 +7,33 @@
 # bench/results/ (bench/report.py): runs.csv, summary.csv, bench.md,
 # bench.png, and prints the table.
 #
-#   BENCH_REPS=3            repetitions of each point (median, min, max)
+#   BENCH_REPS=5            repetitions of each point (median, min, max)
 #   BENCH_LEN=8             seconds per netperf run (-l)
 #   BENCH_CONFIGS="loopback pvpass pvpass-vhost vhost qemu"   a subset for quick iteration
 #   BENCH_TESTS="..."       netperf tests (bench/measure.py's names)
 #   BENCH_GSI=7             the pvpass guests' GSI (5: level-triggered on q35,
 #                           which pvpassctl attaches with resampling)
-#   BENCH_PROFILE=tcp_stream_g2g  one more run of this test per guest config
-#                           under `perf record -a` (profile-<config>.txt); "" skips
+#   BENCH_INTERLEAVE=1      every configuration's guests up at once, runs interleaved
+#                           rep by rep, test by test (bench/bed.sh run_interleaved);
+#                           0: one configuration after another, as before 2026-12-02
+#                           (needed for configurations with other module parameters:
+#                           pvpass-base, pvpass-pN)
+#   BENCH_TSO_SEGS=44       the guests' tcp_min_tso_segs: TSO frames of at least this
+#                           many segments whatever the pacing rate, so the frame size
+#                           does not follow the machine's speed (""/0: the kernel's 2)
+#   BENCH_HALT_POLL_NS=0    the bed's KVM halt_poll_ns (0: no spinning while idle)
+#   BENCH_PROFILE=          a test to run once more per guest config under
+#                           `perf record -a` (profile-<config>.txt); with
+#                           BENCH_INTERLEAVE=0 only (perf in this bed samples its idle loop)
 #   BENCH_OUT=bench/results where the results go
 #   BENCH_QEMU_OPTS=...     more options for the bed's QEMU (e.g. a monitor:
 #                           -monitor unix:/tmp/bedmon,server,nowait)
-#   BENCH_ICOUNT=plugin     count the bed's instructions: loads a small TCG plugin
+#   BENCH_ICOUNT=plugin     (the default) count the bed's instructions: loads a small TCG plugin
 #                           (built here, bench_icount_plugin below) that keeps the
 #                           running total in <res>/icount ("<insns> <host ns>",
 #                           rewritten every 2 ms), exports BENCH_ICOUNT_FILE to the
 #                           bed (bench.env) for a measure.py that snapshots it, and
-#                           writes the total to meta.txt. Unset: no plugin (as before).
+#                           writes the total to meta.txt. "": no plugin.
 #                           -icount itself does not work here (nested L2 guests
 #                           deadlock at boot): see the notes on deterministic timing.
 #
@@ -121,11 +131,21 @@ main() {
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 . scripts/lib.sh
-BENCH_REPS=${BENCH_REPS:-3}
+BENCH_REPS=${BENCH_REPS:-5}
 BENCH_LEN=${BENCH_LEN:-8}
 BENCH_CONFIGS=${BENCH_CONFIGS:-loopback pvpass pvpass-vhost vhost qemu}
 BENCH_TESTS=${BENCH_TESTS:-}
-BENCH_PROFILE=${BENCH_PROFILE-tcp_stream_g2g}
+BENCH_PROFILE=${BENCH_PROFILE-}
+# Configurations that load the module with other parameters cannot run
+# beside plain pvpass: one after another for them.
+case " $BENCH_CONFIGS " in
+*-base\ * | *-p[0-9]*) BENCH_INTERLEAVE=${BENCH_INTERLEAVE:-0} ;;
+esac
+BENCH_INTERLEAVE=${BENCH_INTERLEAVE:-1}
+BENCH_TSO_SEGS=${BENCH_TSO_SEGS-44}
+BENCH_HALT_POLL_NS=${BENCH_HALT_POLL_NS:-0}
+BENCH_ICOUNT=${BENCH_ICOUNT-plugin}
+[ "$BENCH_TSO_SEGS" = 0 ] && BENCH_TSO_SEGS=
 BENCH_GSI=${BENCH_GSI:-7}
 out=${BENCH_OUT:-$here/bench/results}
 start=$(date +%s)
@@ -158,9 +178,12 @@ BENCH_TESTS='$BENCH_TESTS'
 BENCH_PROFILE='$BENCH_PROFILE'
 BENCH_GSI='$BENCH_GSI'
 BENCH_BUDGET='$budget'
+BENCH_INTERLEAVE='$BENCH_INTERLEAVE'
+BENCH_TSO_SEGS='$BENCH_TSO_SEGS'
+BENCH_HALT_POLL_NS='$BENCH_HALT_POLL_NS'
 EOF
 icount_opts=
-case ${BENCH_ICOUNT:-} in
+case $BENCH_ICOUNT in
 "") ;;
 plugin)
 	bench_icount_plugin "$res/bench-icount.so"
@@ -187,6 +210,8 @@ bed_start=$(date +%s)
 # moved for $BENCH_STALL s (default 420: above a netperf run's timeout), its
 # QEMU is killed, and the configurations it had not finished run again in a
 # fresh boot (up to 3 boots); rows of the one it was in are dropped.
+# Interleaved, no row is dropped: the next boot runs every configuration
+# again and measure.py skips the runs runs.csv has.
 left=$BENCH_CONFIGS
 for boot in 1 2 3; do
 	sed -i "s/^BENCH_CONFIGS=.*/BENCH_CONFIGS='$left'/" "$res/bench.env"
@@ -217,6 +242,12 @@ for boot in 1 2 3; do
 	for c in $left; do grep -qx "$c" <<<"$done_cfgs" || next="$next $c"; done
 	next=${next# }
 	frozen_in=${next%% *}
+	if [ "$BENCH_INTERLEAVE" = 1 ]; then
+		frozen_in=$(sed -n 's/^measure: \([^ ]*\) .* rep .*/\1/p' "$res/bed.log" 2>/dev/null | tail -n1)
+		echo "bed froze after a run of ${frozen_in:-?} (boot $boot); the runs not in runs.csv again in a new boot" >>"$res/failures.txt"
+		echo "bench: the bed froze; running what runs.csv lacks in a new boot" >&2
+		continue
+	fi
 	echo "bed froze during ${frozen_in:-?} (boot $boot); $next run again in a new boot" >>"$res/failures.txt"
 	echo "bench: the bed froze during ${frozen_in:-?}; running again: $next" >&2
 	[ -f "$res/runs.csv" ] && python3 - "$res/runs.csv" "$next" <<'PY'
@@ -251,6 +282,9 @@ cp "$res"/profile-*.txt "$out/" 2>/dev/null || true
 	echo "reps: $BENCH_REPS"
 	echo "len_s: $BENCH_LEN"
 	echo "pvpass_gsi: $BENCH_GSI"
+	echo "interleaved: $BENCH_INTERLEAVE"
+	echo "guest_tcp_min_tso_segs: ${BENCH_TSO_SEGS:-kernel default}"
+	echo "bed_halt_poll_ns: $BENCH_HALT_POLL_NS"
 	echo "bed_wall_s: $bed_s"
 	echo "total_wall_s: $(($(date +%s) - start))"
 	echo "failures: $(tr '\n' ';' <"$res/failures.txt" 2>/dev/null || true)"
