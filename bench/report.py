@@ -16,6 +16,7 @@ CONFIGS = [("pvpass", "pvpass"), ("pvpass-vhost", "pvpass (vhost transport)"),
            ("pvpass-base", "pvpass, tx_poll_us=0 inline_irq=0"),
            ("pvpass-vhost-base", "pvpass (vhost), tx_poll_us=0 inline_irq=0"),
            ("pvpass-p1000", "pvpass, 1 ms poll"),
+           ("pvpass-adapt", "pvpass, tx_poll_adapt=1"),
            ("pvpass-vhost-p1000", "pvpass (vhost), 1 ms poll"),
            ("vhost", "vhost-net"), ("qemu", "QEMU virtio-net"),
            ("loopback", "loopback (bed)")]

@@ -17,7 +17,7 @@
 #                           rep by rep, test by test (bench/bed.sh run_interleaved);
 #                           0: one configuration after another, as before 2026-12-02
 #                           (needed for configurations with other module parameters:
-#                           pvpass-base, pvpass-pN)
+#                           pvpass-base, pvpass-adapt, pvpass-pN: the default then)
 #   BENCH_TSO_SEGS=44       the guests' tcp_min_tso_segs: TSO frames of at least this
 #                           many segments whatever the pacing rate, so the frame size
 #                           does not follow the machine's speed (""/0: the kernel's 2)
@@ -139,7 +139,7 @@ BENCH_PROFILE=${BENCH_PROFILE-}
 # Configurations that load the module with other parameters cannot run
 # beside plain pvpass: one after another for them.
 case " $BENCH_CONFIGS " in
-*-base\ * | *-p[0-9]*) BENCH_INTERLEAVE=${BENCH_INTERLEAVE:-0} ;;
+*-base\ * | *-adapt\ * | *-p[0-9]*) BENCH_INTERLEAVE=${BENCH_INTERLEAVE:-0} ;;
 esac
 BENCH_INTERLEAVE=${BENCH_INTERLEAVE:-1}
 BENCH_TSO_SEGS=${BENCH_TSO_SEGS-44}

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's parameters (`insmod pvpass.ko tx_poll_us=50 inline_irq=1
-//! rx_lend=1`),
+//! The module's parameters (`insmod pvpass.ko tx_poll_us=50 tx_poll_adapt=0
+//! inline_irq=1 rx_lend=1`),
 //! read once at load: the data path's tunables, for measuring one design
 //! against another in the same boot (bench/README.md).
 
@@ -16,6 +16,13 @@ const TX_POLL_US_MAX: u32 = 10_000;
 /// (`net::tx`); 0: the guest notifies for every frame, as before.
 pub(crate) fn tx_poll_ns() -> u64 {
     u64::from((*module_parameters::tx_poll_us.value()).min(TX_POLL_US_MAX)) * 1000
+}
+
+/// The transmit poll period adapts to the guest's rate and a deferred ring
+/// is notified after a burst (`pvcore::txpolicy`); 0 (the default until
+/// the benchmark shows it pays): the fixed period, notifications fully off.
+pub(crate) fn tx_poll_adapt() -> bool {
+    *module_parameters::tx_poll_adapt.value() != 0
 }
 
 /// Edge-triggered GSIs are injected on the raising thread when it may

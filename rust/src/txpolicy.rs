@@ -19,10 +19,35 @@
 //!   owed (its timer restarted); if not, the guest is not streaming now (a
 //!   reply came, say) and notifications go back on, so that its next frame
 //!   is served at once: request/response traffic never waits for the
-//!   timer.
+//!   timer;
+//! - the poll period adapts to how fast the guest adds frames: from the
+//!   device's base period (`tx_poll_us`) it doubles at each timer poll
+//!   that finds nothing or a single frame (the guest is slower than the
+//!   period: a poll per frame saves no exit), up to `PERIOD_SHIFT_MAX`
+//!   doublings, and halves at each one that finds `BATCH` or more. On
+//!   hardware, where a streaming guest adds frames microseconds apart, it
+//!   stays at the base; under emulation, where a frame takes a
+//!   millisecond, it grows until a poll finds several;
+//! - while deferred, a guest that adds `KICK_AFTER` frames before any poll
+//!   came notifies anyway (with EVENT_IDX, `avail_event` set that far
+//!   ahead, `Virtqueue::notify_after`): a burst never waits for the timer.
 
 /// Most notified services a miss may skip the deferral for.
 const BACKOFF_MAX: u16 = 64;
+
+/// Most doublings of the poll period: 32 times the base (1.6 ms at the
+/// default 50 µs), so a frame waits at most about twice that.
+pub const PERIOD_SHIFT_MAX: u8 = 5;
+
+/// The period grows no further than this (or the base, if that is longer).
+pub const PERIOD_MAX_NS: u64 = 2_000_000;
+
+/// A timer poll finding this many frames or more halves the period.
+pub const BATCH: u32 = 4;
+
+/// A deferred ring is notified anyway once the guest added this many
+/// frames (EVENT_IDX only).
+pub const KICK_AFTER: u16 = 32;
 
 /// Why the transmit ring is served.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,6 +79,8 @@ pub struct TxPolicy {
     skip: u16,
     /// What the next miss sets `skip` to.
     backoff: u16,
+    /// The poll period is the base period times 2^`shift`.
+    shift: u8,
 }
 
 impl Default for TxPolicy {
@@ -68,6 +95,22 @@ impl TxPolicy {
         Self {
             skip: 0,
             backoff: 1,
+            shift: 0,
+        }
+    }
+
+    /// The poll period for a device whose base period is `base_ns`.
+    pub fn period_ns(&self, base_ns: u64) -> u64 {
+        (base_ns << self.shift).min(PERIOD_MAX_NS.max(base_ns))
+    }
+
+    /// A timer poll found `frames`: the period follows (see the module's
+    /// text).
+    fn adapt(&mut self, frames: u32) {
+        if frames <= 1 {
+            self.shift = self.shift.saturating_add(1).min(PERIOD_SHIFT_MAX);
+        } else if frames >= BATCH {
+            self.shift = self.shift.saturating_sub(1);
         }
     }
 
@@ -90,11 +133,13 @@ impl TxPolicy {
             (TxWhy::Piggyback, 0) => AtEmpty::Notify,
             (TxWhy::Piggyback, _) => AtEmpty::Defer,
             (TxWhy::Timer, 0) => {
+                self.adapt(0);
                 self.skip = self.backoff;
                 self.backoff = self.backoff.saturating_mul(2).min(BACKOFF_MAX);
                 AtEmpty::Notify
             }
-            (TxWhy::Timer, _) => {
+            (TxWhy::Timer, n) => {
+                self.adapt(n);
                 self.backoff = 1;
                 AtEmpty::Defer
             }
@@ -159,6 +204,34 @@ mod tests {
         assert_eq!(p.at_empty(TxWhy::Timer, 0, true), AtEmpty::Notify);
         assert_eq!(p.at_empty(TxWhy::Notify, 1, true), AtEmpty::Notify);
         assert_eq!(p.at_empty(TxWhy::Notify, 1, true), AtEmpty::Defer);
+    }
+
+    #[test]
+    fn the_period_grows_while_polls_find_a_frame_or_none_and_shrinks_on_batches() {
+        let mut p = TxPolicy::new();
+        assert_eq!(p.period_ns(50_000), 50_000);
+        assert_eq!(p.at_empty(TxWhy::Timer, 1, true), AtEmpty::Defer);
+        assert_eq!(p.period_ns(50_000), 100_000);
+        assert_eq!(p.at_empty(TxWhy::Timer, 0, true), AtEmpty::Notify);
+        assert_eq!(p.period_ns(50_000), 200_000);
+        // Two or three frames a poll: the period stays.
+        assert_eq!(p.at_empty(TxWhy::Timer, 3, true), AtEmpty::Defer);
+        assert_eq!(p.period_ns(50_000), 200_000);
+        for _ in 0..20 {
+            p.at_empty(TxWhy::Timer, 1, true);
+        }
+        assert_eq!(p.period_ns(50_000), 50_000 << PERIOD_SHIFT_MAX);
+        // A long base grows no further than PERIOD_MAX_NS, or not at all.
+        assert_eq!(p.period_ns(1_000_000), PERIOD_MAX_NS);
+        assert_eq!(p.period_ns(5_000_000), 5_000_000);
+        for _ in 0..20 {
+            p.at_empty(TxWhy::Timer, BATCH, true);
+        }
+        assert_eq!(p.period_ns(50_000), 50_000);
+        // Notifies and free polls leave it alone.
+        p.at_empty(TxWhy::Notify, 1, true);
+        p.at_empty(TxWhy::Piggyback, 0, true);
+        assert_eq!(p.period_ns(50_000), 50_000);
     }
 
     /// A stream the timer keeps finding frames in stays deferred.

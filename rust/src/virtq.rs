@@ -632,6 +632,23 @@ impl Virtqueue {
         Ok(self.refresh_avail(mem)? != 0)
     }
 
+    /// Asks the guest to notify only once it has added `n` buffers past
+    /// those the device has seen (EVENT_IDX: `avail_event` at the `n`-th; a
+    /// guest adding several at once notifies when it passes it). Without
+    /// EVENT_IDX there is no such threshold: as [`Self::disable_notify`].
+    /// `n` of 0 is taken as 1.
+    pub fn notify_after<M: GuestMemory>(&mut self, mem: &M, n: u16) -> Result<(), QueueError> {
+        self.live()?;
+        if !self.cfg.event_idx {
+            return self.disable_notify(mem);
+        }
+        let event = self.shadow_avail.wrapping_add(n.saturating_sub(1));
+        let r = mem
+            .write_u16(self.avail_event_addr(), event)
+            .map_err(QueueError::from);
+        self.guard(r)
+    }
+
     /// Asks the guest not to notify (without EVENT_IDX: sets
     /// `VRING_USED_F_NO_NOTIFY`; with EVENT_IDX nothing needs writing: the
     /// guest notifies only when it passes `avail_event`).

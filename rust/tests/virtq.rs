@@ -779,6 +779,46 @@ fn enable_notify_with_event_idx_sets_avail_event() {
     assert_eq!(log[w + 2], Event::Read(AVAIL + 2, 2));
 }
 
+/// The guest's side of EVENT_IDX (the driver's `vring_need_event`): it
+/// notifies when moving its index from `old` to `new` passes `event`.
+fn guest_notifies(event: u16, new: u16, old: u16) -> bool {
+    new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
+}
+
+#[test]
+fn notify_after_asks_for_the_nth_buffer() {
+    let mut r = Rig::with(QueueConfig {
+        event_idx: true,
+        ..cfg(8)
+    });
+    let avail_event = USED + 4 + 8 * 8;
+    r.desc(0, BUF, 10, 0, 0);
+    r.offer(0);
+    pop(&mut r).unwrap();
+    let mut c: Chain = Chain::new();
+    assert_eq!(r.q.pop(&r.mem, &r.map, &mut c), Ok(false));
+    r.q.notify_after(&r.mem, 4).unwrap();
+    let event = r.mem.peek_u16(avail_event);
+    // The device has seen 1; the guest adding one at a time notifies at
+    // its 4th more (index 4 -> 5) only, and adding 5 at once notifies.
+    let kicks: Vec<u16> = (1..8u16)
+        .filter(|&i| guest_notifies(event, i + 1, i))
+        .collect();
+    assert_eq!(kicks, [4]);
+    assert!(guest_notifies(event, 6, 1));
+    assert!(!guest_notifies(event, 4, 1));
+    // 0 is 1: the next buffer notifies.
+    r.q.notify_after(&r.mem, 0).unwrap();
+    assert!(guest_notifies(r.mem.peek_u16(avail_event), 2, 1));
+}
+
+#[test]
+fn notify_after_without_event_idx_sets_no_notify() {
+    let mut r = Rig::with(cfg(8));
+    r.q.notify_after(&r.mem, 4).unwrap();
+    assert_eq!(r.mem.peek_u16(USED), VRING_USED_F_NO_NOTIFY);
+}
+
 #[test]
 fn indices_show_both_sides() {
     let mut r = Rig::with(QueueConfig {

@@ -230,6 +230,9 @@ pub(crate) struct Device {
     /// virtio-mmio only: on the vhost transport it gained nothing
     /// (bench/results/vhost-poll-2026-12-01, docs/design.md).
     pub(super) tx_poll_ns: u64,
+    /// The poll period adapts and a deferred ring is notified after a
+    /// burst (`tuning::tx_poll_adapt`).
+    pub(super) tx_poll_adapt: bool,
     pub(crate) id: u32,
     pub(crate) gpa: u64,
     mac: [u8; 6],
@@ -483,6 +486,7 @@ impl Device {
                 // is dropped before the rest of the device goes).
                 poll: unsafe { TxPoll::new(this.as_ptr().cast())? },
                 tx_poll_ns,
+                tx_poll_adapt: crate::tuning::tx_poll_adapt(),
                 id,
                 gpa,
                 mac,

@@ -36,6 +36,7 @@ use crate::{
     pvcore::{
         memmap::PAGE_SIZE,
         txpolicy::{
+            self,
             AtEmpty,
             TxWhy, //
         },
@@ -131,7 +132,11 @@ impl Device {
     ///   (`tx_deferred`). The poll comes at the device's next exit the guest
     ///   makes anyway (its interrupt handler's InterruptStatus read, a
     ///   receive notify, a vhost kick of either queue), or from the poll
-    ///   timer (`transport::poll`) within the poll period;
+    ///   timer (`transport::poll`) within the poll period, or (with
+    ///   `tuning::tx_poll_adapt`, off by default until measured) within a
+    ///   period that adapts from `tuning::tx_poll_ns` up to 32 times it
+    ///   and 2 ms (`pvcore::txpolicy`), or from the guest's own notify once
+    ///   it added `KICK_AFTER` frames;
     /// - a service that found nothing (a poll of an idle ring), and one
     ///   with polling off, turn them back on, re-checking for frames added
     ///   meanwhile: the first frame after idle is notified and served at
@@ -200,7 +205,15 @@ impl Device {
             } = &mut **tx;
             match q.pop(&mem, map, chain) {
                 Ok(false) if tx_policy.at_empty(why, frames, poll_ns != 0) == AtEmpty::Defer => {
-                    if let Err(e) = q.disable_notify(&mem) {
+                    // Off; with `tx_poll_adapt`, but for a burst: the guest
+                    // notifies anyway at its `KICK_AFTER`-th frame
+                    // (EVENT_IDX).
+                    let r = if self.tx_poll_adapt {
+                        q.notify_after(&mem, txpolicy::KICK_AFTER)
+                    } else {
+                        q.disable_notify(&mem)
+                    };
+                    if let Err(e) = r {
                         return self.broken(st, "transmit ring", e);
                     }
                     deferred = true;
@@ -291,7 +304,12 @@ impl Device {
                 self.counters.inc(C::TxDeferrals);
             }
             st.tx_deferred = true;
-            self.poll.arm(cpu.poll_target(), poll_ns);
+            let period = if self.tx_poll_adapt {
+                st.tx_policy.period_ns(poll_ns)
+            } else {
+                poll_ns
+            };
+            self.poll.arm(cpu.poll_target(), period);
         } else if st.tx_deferred {
             st.tx_deferred = false;
             self.poll.cancel();
