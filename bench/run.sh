@@ -287,7 +287,7 @@ cp "$res"/profile-*.txt "$out/" 2>/dev/null || true
 	echo "bed_halt_poll_ns: $BENCH_HALT_POLL_NS"
 	echo "bed_wall_s: $bed_s"
 	echo "total_wall_s: $(($(date +%s) - start))"
-	echo "failures: $(tr '\n' ';' <"$res/failures.txt" 2>/dev/null || true)"
+	echo "failures: $(cat "$res/failures.txt" 2>/dev/null | tr '\n' ';')"
 	[ -z "$icount_opts" ] || echo "bed_insns_total: $(cut -d' ' -f1 "$res/icount" 2>/dev/null)"
 } >"$out/meta.txt"
 python3 bench/report.py "$out"
@@ -299,6 +299,7 @@ if [ -s "$res/failures.txt" ]; then
 	echo "bench: some runs failed:" >&2
 	cat "$res/failures.txt" >&2
 fi
+return 0
 }
 main "$@"
 exit
