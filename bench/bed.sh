@@ -19,7 +19,7 @@
 # Guest 1 is 10.0.N.1 (netserver only), guest 2 is 10.0.N.2 (runs netperf),
 # the bed is 10.0.N.254, MACs 52:54:00:00:0N:0<guest>; N is 0 when the
 # configurations run one after another, and the configuration's own subnet
-# when they are interleaved (BENCH_INTERLEAVE=1, the default; see
+# when they are interleaved (BENCH_INTERLEAVE=1; see
 # run_interleaved below). Results: <res>/runs.csv, logs and consoles in <res>.
 # Usage: <res>/bin/bed.sh <res dir> <pvpass.ko> <pvpassctl> <bzImage> <initramfs> <netperf dir>
 set -u
@@ -310,7 +310,7 @@ guest_lines() { # config: the guests' own lines from their consoles
 	done
 }
 
-# Interleaved (BENCH_INTERLEAVE=1, the default): the guests of every
+# Interleaved (BENCH_INTERLEAVE=1): the guests of every
 # configuration up at the same time, configuration number k on subnet
 # 10.0.k.0/24 (the pvpass ones share pvpsw0, each bridge configuration has
 # its own bridge), and one measure.py that goes repetition by repetition,
@@ -368,7 +368,7 @@ run_interleaved() {
 	[ -n "${pvpass_mon:-}" ] && pvpass_down
 }
 
-if [ "${BENCH_INTERLEAVE:-1}" = 1 ]; then
+if [ "${BENCH_INTERLEAVE:-0}" = 1 ]; then
 	run_interleaved
 else
 	for cfg in $BENCH_CONFIGS; do

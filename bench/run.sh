@@ -13,11 +13,13 @@
 #   BENCH_TESTS="..."       netperf tests (bench/measure.py's names)
 #   BENCH_GSI=7             the pvpass guests' GSI (5: level-triggered on q35,
 #                           which pvpassctl attaches with resampling)
-#   BENCH_INTERLEAVE=1      every configuration's guests up at once, runs interleaved
-#                           rep by rep, test by test (bench/bed.sh run_interleaved);
-#                           0: one configuration after another, as before 2026-12-02
-#                           (needed for configurations with other module parameters:
-#                           pvpass-base, pvpass-adapt, pvpass-pN: the default then)
+#   BENCH_INTERLEAVE=0      one configuration after another (the default); 1: every
+#                           configuration's guests up at once, runs interleaved rep by
+#                           rep, test by test (bench/bed.sh run_interleaved). Not the
+#                           default: with six guests up the bed spent 15-50 % of its CPU
+#                           idle-busy and froze more (results/repeat-2026-12-02). Not
+#                           for configurations with other module parameters
+#                           (pvpass-base, pvpass-adapt, pvpass-pN)
 #   BENCH_TSO_SEGS=44       the guests' tcp_min_tso_segs: TSO frames of at least this
 #                           many segments whatever the pacing rate, so the frame size
 #                           does not follow the machine's speed (""/0: the kernel's 2)
@@ -139,9 +141,9 @@ BENCH_PROFILE=${BENCH_PROFILE-}
 # Configurations that load the module with other parameters cannot run
 # beside plain pvpass: one after another for them.
 case " $BENCH_CONFIGS " in
-*-base\ * | *-adapt\ * | *-p[0-9]*) BENCH_INTERLEAVE=${BENCH_INTERLEAVE:-0} ;;
+*-base\ * | *-adapt\ * | *-p[0-9]*) BENCH_INTERLEAVE=0 ;;
 esac
-BENCH_INTERLEAVE=${BENCH_INTERLEAVE:-1}
+BENCH_INTERLEAVE=${BENCH_INTERLEAVE:-0}
 BENCH_TSO_SEGS=${BENCH_TSO_SEGS-44}
 BENCH_HALT_POLL_NS=${BENCH_HALT_POLL_NS:-0}
 BENCH_ICOUNT=${BENCH_ICOUNT-plugin}
