@@ -20,7 +20,9 @@
 //!   reply came, say) and notifications go back on, so that its next frame
 //!   is served at once: request/response traffic never waits for the
 //!   timer;
-//! - the poll period adapts to how fast the guest adds frames: from the
+//! - (the last two only where the device asks for them: the module's
+//!   `tx_poll_adapt`, off by default until measured) the poll period
+//!   adapts to how fast the guest adds frames: from the
 //!   device's base period (`tx_poll_us`) it doubles at each timer poll
 //!   that finds nothing or a single frame (the guest is slower than the
 //!   period: a poll per frame saves no exit), up to `PERIOD_SHIFT_MAX`
