@@ -231,17 +231,6 @@ wire_args() { # config
 	esac
 }
 
-run_pvpass() { # config
-	pvpass_cfg=$1
-	pvpass_up "$1" "$1" || return 1
-	ip addr add "10.0.$net.254/24" dev pvpsw0
-	# shellcheck disable=SC2046 # the arguments are words
-	boot "$1" start_pvpass && measure "$1" --profile "${BENCH_PROFILE:-}" $(wire_args "$1")
-	stop_guests
-	grep -hE '^(detached|stats)' "$res/$1"-attach*.log
-	pvpass_down
-}
-
 start_pvpass_vhost() {
 	local i
 	for i in 1 2; do
@@ -251,13 +240,19 @@ start_pvpass_vhost() {
 	qemu_prefix=()
 }
 
-run_pvpass_vhost() { # config
+# What starts a pvpass configuration's guests: virtio-mmio or the vhost transport.
+pvpass_start() { # config
+	case $1 in pvpass-vhost*) echo start_pvpass_vhost ;; *) echo start_pvpass ;; esac
+}
+
+run_pvpass() { # config (virtio-mmio or vhost transport)
 	pvpass_cfg=$1
 	pvpass_up "$1" "$1" || return 1
 	ip addr add "10.0.$net.254/24" dev pvpsw0
 	# shellcheck disable=SC2046 # the arguments are words
-	boot "$1" start_pvpass_vhost && measure "$1" --profile "${BENCH_PROFILE:-}" $(wire_args "$1")
+	boot "$1" "$(pvpass_start "$1")" && measure "$1" --profile "${BENCH_PROFILE:-}" $(wire_args "$1")
 	stop_guests
+	[ "$(pvpass_start "$1")" = start_pvpass ] && grep -hE '^(detached|stats)' "$res/$1"-attach*.log
 	pvpass_down
 }
 
@@ -335,7 +330,7 @@ run_interleaved() {
 		pvpass | pvpass-vhost)
 			pvpass_cfg=$cfg
 			ip addr add "10.0.$net.254/24" dev pvpsw0
-			if [ "$cfg" = pvpass ]; then boot "$cfg" start_pvpass; else boot "$cfg" start_pvpass_vhost; fi
+			boot "$cfg" "$(pvpass_start "$cfg")"
 			;;
 		vhost | qemu)
 			bridge_cfg=$cfg bridge_vhost=$([ "$cfg" = vhost ] && echo on || echo off)
@@ -375,8 +370,8 @@ else
 		net=0
 		case $cfg in
 		loopback) measure loopback --kind loopback ;;
-		pvpass | pvpass-base | pvpass-adapt | pvpass-p[0-9]*) run_pvpass "$cfg" ;;
-		pvpass-vhost | pvpass-vhost-base | pvpass-vhost-p[0-9]*) run_pvpass_vhost "$cfg" ;;
+		pvpass | pvpass-base | pvpass-adapt | pvpass-p[0-9]* | pvpass-vhost | pvpass-vhost-base | pvpass-vhost-p[0-9]*)
+			run_pvpass "$cfg" ;;
 		vhost) run_bridge vhost on ;;
 		qemu) run_bridge qemu off ;;
 		*) echo "bed: unknown configuration $cfg"; echo "$cfg: unknown configuration" >>"$res/failures.txt" ;;

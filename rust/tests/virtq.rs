@@ -752,13 +752,20 @@ fn need_notify_with_event_idx_uses_used_event() {
     assert!(log.contains(&Event::Fence(Fence::Full)));
 }
 
-#[test]
-fn enable_notify_with_event_idx_sets_avail_event() {
-    let mut r = Rig::with(QueueConfig {
+/// A queue of 8 with EVENT_IDX, and where its `avail_event` lies (after
+/// the used ring's flags, index and 8 entries).
+fn event_idx_rig() -> Rig {
+    Rig::with(QueueConfig {
         event_idx: true,
         ..cfg(8)
-    });
-    let avail_event = USED + 4 + 8 * 8;
+    })
+}
+const AVAIL_EVENT: u64 = USED + 4 + 8 * 8;
+
+#[test]
+fn enable_notify_with_event_idx_sets_avail_event() {
+    let mut r = event_idx_rig();
+    let avail_event = AVAIL_EVENT;
     r.desc(0, BUF, 10, 0, 0);
     r.offer(0);
     r.offer(0);
@@ -787,11 +794,8 @@ fn guest_notifies(event: u16, new: u16, old: u16) -> bool {
 
 #[test]
 fn notify_after_asks_for_the_nth_buffer() {
-    let mut r = Rig::with(QueueConfig {
-        event_idx: true,
-        ..cfg(8)
-    });
-    let avail_event = USED + 4 + 8 * 8;
+    let mut r = event_idx_rig();
+    let avail_event = AVAIL_EVENT;
     r.desc(0, BUF, 10, 0, 0);
     r.offer(0);
     pop(&mut r).unwrap();
@@ -849,11 +853,8 @@ fn indices_show_both_sides() {
 /// device last looked is, and `avail_event` asks for a notify at the next.
 #[test]
 fn enable_notify_for_more_counts_only_new_buffers() {
-    let mut r = Rig::with(QueueConfig {
-        event_idx: true,
-        ..cfg(8)
-    });
-    let avail_event = USED + 4 + 8 * 8;
+    let mut r = event_idx_rig();
+    let avail_event = AVAIL_EVENT;
     r.desc(0, BUF, 10, 0, 0);
     r.offer(0);
     r.offer(0);
