@@ -46,6 +46,18 @@ PIN_FIELDS = ["pages_pinned", "pin_hits", "pin_misses"]
 PV_FIELDS = ["tx_frames", "rx_frames", "notifies", "interrupts", "mmio_reads", "mmio_writes",
              "drop_rx_no_buffer", "tx_gso_frames", "tx_yields", "drop_tx_storm",
              "drop_rx_scattered", "tx_deferrals", "tx_polls", "tx_poll_irqs"]
+# The client guest's own transmit counters over the whole run (bench/guest-agent
+# "tx: "): eth0 frames and bytes (a GSO frame once), TCP segments, autocorking.
+GUEST_TX = ["frames", "bytes", "segs", "autocork"]
+# The sending socket's TCP_INFO (guest/tcpinfo.c) one second after netperf's
+# start and one second before its end, TCP_STREAM only: the growth of these
+# between the two samples (up: the guest's uptime, s; *_us: time the socket
+# was busy sending, limited by the receive window, by the send buffer) ...
+TCPI_DELTA = ["up", "bytes_sent", "data_segs_out", "busy_us", "rwnd_limited_us",
+              "sndbuf_limited_us", "retrans"]
+# ... and these as the second sample has them.
+TCPI_STATE = ["cwnd", "ssthresh", "mss", "rtt_us", "min_rtt_us", "unacked", "notsent", "snd_wnd",
+              "pacing_rate", "wmem_alloc", "sndbuf", "wmem_queued"]
 OUTPUT = "THROUGHPUT,THROUGHPUT_UNITS,ELAPSED_TIME,LOCAL_SEND_CALLS,REMOTE_RECV_CALLS," \
          "REMOTE_BYTES_RECVD,TRANSACTION_RATE"
 AGENT_PORT = 12867
@@ -83,7 +95,8 @@ LOOPBACK_OF = {"tcp_stream_g2h": "tcp_stream_lo", "tcp_stream_g2g": "tcp_stream_
 COLUMNS = ["config", "test", "rep", "value", "unit", "elapsed_s", "window_s", "packets", "bytes",
            "bed_insns"] + \
     KVM_STATS + ["cpu_busy_ms", "cpu_guest_ms", "cpu_host_ms"] + \
-          ["pv_" + f for f in PV_FIELDS] + PIN_FIELDS + ["tcp_retrans", "tcp_timeouts", "netperf"]
+          ["pv_" + f for f in PV_FIELDS] + PIN_FIELDS + ["tcp_retrans", "tcp_timeouts"] + \
+          ["g_" + f for f in GUEST_TX] + ["ti_" + f for f in TCPI_DELTA + TCPI_STATE] + ["netperf"]
 
 
 def log(*a):
@@ -260,6 +273,31 @@ def window_wait(window, profile):
         log("perf record failed:", r.stderr.strip()[-300:])
 
 
+def agent_counters(lines):
+    """The client guest's own counters in the agent's answer to `run`:
+    tcp_* (retransmits, timeouts), g_* (GUEST_TX) and ti_* (TCPI_DELTA as
+    the growth between the two TCP_INFO samples, TCPI_STATE from the second)."""
+    d, ti = {}, {}
+    for line in lines:
+        tag, _, body = line.partition(": ")
+        kv = dict(x.partition("=")[::2] for x in body.split() if "=" in x)
+        if tag == "tcp":
+            d.update({"tcp_" + k: v for k, v in kv.items() if k in ("retrans", "timeouts")})
+        elif tag == "tx":
+            d.update({"g_" + k: v for k, v in kv.items() if k in GUEST_TX})
+        elif tag in ("tcpi1", "tcpi2"):
+            ti[tag] = kv
+    if len(ti) == 2:
+        a, b = ti["tcpi1"], ti["tcpi2"]
+        for k in TCPI_DELTA:
+            try:
+                d["ti_" + k] = round(float(b[k]) - float(a[k]), 3)
+            except (KeyError, ValueError):
+                pass
+        d.update({"ti_" + k: b[k] for k in TCPI_STATE if k in b})
+    return d
+
+
 def run_one(wire, loopback, test, dest, opts, length, profile=None):
     """One netperf run with the window snapshots; returns (deltas, netperf line)."""
     warm = 1.0
@@ -298,12 +336,8 @@ def run_one(wire, loopback, test, dest, opts, length, profile=None):
         return None, " | ".join(lines)[-300:]
     d = delta(a, b)
     if not loopback:
-        # The client guest's TCP retransmits and timeouts over the whole run.
-        for l in rest:
-            if l.startswith("tcp: "):
-                for kv in l[5:].split():
-                    k, _, v = kv.partition("=")
-                    d["tcp_" + k] = v
+        # The client guest's TCP and transmit counters.
+        d.update(agent_counters(rest))
     return d, res[-1]
 
 
@@ -480,7 +514,9 @@ def main():
                 f"{d['packets']} frames in {d['window_s']} s, "
                 f"exits/frame {'n/a' if ex == '' else f'{ex / pk:.2f}'}, "
                 f"insns/frame {'n/a' if ins == '' else f'{ins / pk:.0f}'}, "
-                f"cpu {d['cpu_busy_ms']} ms ({time.monotonic() - t0:.1f} s)")
+                f"cpu {d['cpu_busy_ms']} ms ({time.monotonic() - t0:.1f} s)"
+                + (f", guest sent {int(d['g_bytes']) // max(1, int(d['g_frames']))} B/frame"
+                   if d.get("g_frames") else ""))
 
 
 def profile_run(args, t, name):

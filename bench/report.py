@@ -368,6 +368,9 @@ def main():
                   ". \"Above idle\" subtracts that rate over the window before dividing "
                   "by the frames.")
         md.append("")
+    sender = sender_table(rows, present, cell)
+    if sender:
+        md += sender
     pv_rows = [(row, summary[("pvpass", row[1])]) for row in rows if ("pvpass", row[1]) in summary]
     if pv_rows:
         md.append("pvpass's own counters (`pvpassctl stats`, both attachments, same window): ")
@@ -405,6 +408,59 @@ def main():
         f.write("\n".join(md) + "\n")
 
     plot(out, present, rows, summary, ratio)
+
+
+def sender_table(rows, present, cell):
+    """What limits the sending guest's TCP in the streams (bench/guest-agent's
+    eth0 and TCP_INFO samples), median [min-max] over the reps; [] when the
+    runs have none of it (older agents)."""
+    def ratio_of(r, a, b):
+        x, y = num(r.get(a)), num(r.get(b))
+        return x / y if x is not None and y else None
+
+    def share(r, col):
+        # The socket's time in that state over the guest's time between the
+        # two samples (*_us over up, in s).
+        x, up = num(r.get(col)), num(r.get("ti_up"))
+        return 100.0 * x / 1e6 / up if x is not None and up else None
+
+    cols = [
+        ("bytes/frame sent (guest eth0)", lambda r: ratio_of(r, "g_bytes", "g_frames")),
+        ("TCP segments/frame", lambda r: ratio_of(r, "g_segs", "g_frames")),
+        ("autocorked sends/frame", lambda r: ratio_of(r, "g_autocork", "g_frames")),
+        ("busy %", lambda r: share(r, "ti_busy_us")),
+        ("rwnd-limited %", lambda r: share(r, "ti_rwnd_limited_us")),
+        ("sndbuf-limited %", lambda r: share(r, "ti_sndbuf_limited_us")),
+        ("cwnd (segments)", lambda r: num(r.get("ti_cwnd"))),
+        ("unacked (segments)", lambda r: num(r.get("ti_unacked"))),
+        ("peer window (KB)", lambda r: (num(r.get("ti_snd_wnd")) or 0) / 1024.0
+         if r.get("ti_snd_wnd") else None),
+        ("below TCP (KB, wmem_alloc)", lambda r: (num(r.get("ti_wmem_alloc")) or 0) / 1024.0
+         if r.get("ti_wmem_alloc") else None),
+        ("rtt (µs)", lambda r: num(r.get("ti_rtt_us"))),
+    ]
+    out = []
+    for row in rows:
+        if row[1] not in BULK:
+            continue
+        for c, n in present:
+            if c == "loopback":
+                continue
+            _, s = cell(c, row)
+            if not s or not any(r.get("g_frames") for r in s["rows"]):
+                continue
+            out.append("| " + " | ".join([row[0], n] + [fmt_stat(stats([f(r) for r in s["rows"]]))
+                                                       for _, f in cols]) + " |")
+    if not out:
+        return []
+    hdr = ["test", "config"] + [c[0] for c in cols]
+    return ["The sending guest's TCP in the streams (its own eth0 counters over the whole run; "
+            "its socket's TCP_INFO one second after the start and one second before the end, "
+            "the times as shares of the guest's time between them: busy = data queued to send, "
+            "of which rwnd-/sndbuf-limited; not busy = the application had nothing queued; "
+            "cwnd, unacked, the peer's window, what sits below TCP and the RTT from the second "
+            "sample):", "",
+            "| " + " | ".join(hdr) + " |", "|" + " --- |" * len(hdr)] + out + [""]
 
 
 def plot(out, present, rows, summary, ratio):

@@ -15,11 +15,13 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp"/{bin,dev,proc,sys,tmp}
 cp /bin/busybox "$tmp/bin/busybox"
 cp "$np/netperf" "$np/netserver" "$tmp/bin/"
-# `ethtool -L` and `ethtool -C` for busybox guests, and the UDP payload
-# checker (guest/channels.c, guest/coalesce.c, guest/patterns.c).
+# `ethtool -L` and `ethtool -C` for busybox guests, the UDP payload
+# checker, and `ss -ti` of one socket for the benchmark guests
+# (guest/channels.c, guest/coalesce.c, guest/patterns.c, guest/tcpinfo.c).
 gcc -static -O2 -Wall -o "$tmp/bin/channels" "$here/guest/channels.c"
 gcc -static -O2 -Wall -o "$tmp/bin/coalesce" "$here/guest/coalesce.c"
 gcc -static -O2 -Wall -o "$tmp/bin/patterns" "$here/guest/patterns.c"
+gcc -static -O2 -Wall -o "$tmp/bin/tcpinfo" "$here/guest/tcpinfo.c"
 install -m 755 "$init" "$tmp/init"
 for extra in "$@"; do
 	install -D -m 755 "${extra%%:*}" "$tmp/${extra#*:}"
