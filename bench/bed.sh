@@ -12,7 +12,9 @@
 #             polling), to measure that design against this one in one run
 #   pvpass-pN, pvpass-vhost-pN  the same with `tx_poll_us=N`
 #   pvpass-adapt  pvpass loaded `tx_poll_adapt=1` (the adaptive poll period
-#             and the notify after a burst, pvcore::txpolicy)
+#             and the notify after a burst, pvcore::txpolicy; the module's
+#             default since 2026-12-02)
+#   pvpass-fixed  pvpass loaded `tx_poll_adapt=0` (the fixed poll period)
 #   vhost     virtio-net-pci, vhost=on, tap per guest in bridge br0 with the host address
 #   qemu      the same with vhost=off (QEMU's own virtio-net in userspace)
 #   loopback  netperf to 127.0.0.1 in the bed itself (no guests): the ceiling
@@ -76,7 +78,7 @@ start_guest() { # config, index, extra qemu args...
 	# the pacing rate per frame, so under emulation the frame size follows
 	# the machine's speed and load, and with it the cost per byte.
 	[ -n "${BENCH_TSO_SEGS:-}" ] && append="$append bench_tso_segs=$BENCH_TSO_SEGS"
-	case $cfg in pvpass | pvpass-base | pvpass-adapt | pvpass-p[0-9]*) append="$append $mmio_arg" ;; esac
+	case $cfg in pvpass | pvpass-base | pvpass-adapt | pvpass-fixed | pvpass-p[0-9]*) append="$append $mmio_arg" ;; esac
 	rm -f "/tmp/bench-qmp-$net-$i"
 	"${qemu_prefix[@]}" qemu-system-x86_64 -enable-kvm -cpu host -machine q35,kernel-irqchip=on \
 		-m 256M -smp 1 -nodefaults -display none -no-reboot \
@@ -180,6 +182,7 @@ pvpass_params() { # config
 	case $1 in
 	*-base) echo "tx_poll_us=0 inline_irq=0" ;;
 	*-adapt) echo "tx_poll_adapt=1" ;;
+	*-fixed) echo "tx_poll_adapt=0" ;;
 	*-p[0-9]*) echo "tx_poll_us=${1##*-p}" ;;
 	esac
 }
@@ -370,7 +373,7 @@ else
 		net=0
 		case $cfg in
 		loopback) measure loopback --kind loopback ;;
-		pvpass | pvpass-base | pvpass-adapt | pvpass-p[0-9]* | pvpass-vhost | pvpass-vhost-base | pvpass-vhost-p[0-9]*)
+		pvpass | pvpass-base | pvpass-adapt | pvpass-fixed | pvpass-p[0-9]* | pvpass-vhost | pvpass-vhost-base | pvpass-vhost-p[0-9]*)
 			run_pvpass "$cfg" ;;
 		vhost) run_bridge vhost on ;;
 		qemu) run_bridge qemu off ;;

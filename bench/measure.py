@@ -50,7 +50,7 @@ PV_FIELDS = ["tx_frames", "rx_frames", "notifies", "interrupts", "mmio_reads", "
 # "tx: "): eth0 frames and bytes (a GSO frame once), TCP segments, autocorking.
 GUEST_TX = ["frames", "bytes", "segs", "autocork"]
 # The sending socket's TCP_INFO (guest/tcpinfo.c) one second after netperf's
-# start and one second before its end, TCP_STREAM only: the growth of these
+# start and two seconds before its end, TCP_STREAM only: the growth of these
 # between the two samples (up: the guest's uptime, s; *_us: time the socket
 # was busy sending, limited by the receive window, by the send buffer) ...
 TCPI_DELTA = ["up", "bytes_sent", "data_segs_out", "busy_us", "rwnd_limited_us",
@@ -287,7 +287,7 @@ def agent_counters(lines):
             d.update({"g_" + k: v for k, v in kv.items() if k in GUEST_TX})
         elif tag in ("tcpi1", "tcpi2"):
             ti[tag] = kv
-    if len(ti) == 2:
+    if len(ti) == 2 and all("bytes_sent" in x for x in ti.values()):
         a, b = ti["tcpi1"], ti["tcpi2"]
         for k in TCPI_DELTA:
             try:

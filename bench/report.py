@@ -17,6 +17,7 @@ CONFIGS = [("pvpass", "pvpass"), ("pvpass-vhost", "pvpass (vhost transport)"),
            ("pvpass-vhost-base", "pvpass (vhost), tx_poll_us=0 inline_irq=0"),
            ("pvpass-p1000", "pvpass, 1 ms poll"),
            ("pvpass-adapt", "pvpass, tx_poll_adapt=1"),
+           ("pvpass-fixed", "pvpass, tx_poll_adapt=0"),
            ("pvpass-vhost-p1000", "pvpass (vhost), 1 ms poll"),
            ("vhost", "vhost-net"), ("qemu", "QEMU virtio-net"),
            ("loopback", "loopback (bed)")]
@@ -455,7 +456,8 @@ def sender_table(rows, present, cell):
         return []
     hdr = ["test", "config"] + [c[0] for c in cols]
     return ["The sending guest's TCP in the streams (its own eth0 counters over the whole run; "
-            "its socket's TCP_INFO one second after the start and one second before the end, "
+            "its socket's TCP_INFO one second after the start and two seconds before the end "
+            "(a sample that found the socket closed already leaves its run out), "
             "the times as shares of the guest's time between them: busy = data queued to send, "
             "of which rwnd-/sndbuf-limited; not busy = the application had nothing queued; "
             "cwnd, unacked, the peer's window, what sits below TCP and the RTT from the second "

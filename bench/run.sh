@@ -19,7 +19,7 @@
 #                           default: with six guests up the bed spent 15-50 % of its CPU
 #                           idle-busy and froze more (results/repeat-2026-12-02). Not
 #                           for configurations with other module parameters
-#                           (pvpass-base, pvpass-adapt, pvpass-pN)
+#                           (pvpass-base, pvpass-adapt, pvpass-fixed, pvpass-pN)
 #   BENCH_TSO_SEGS=44       the guests' tcp_min_tso_segs: TSO frames of at least this
 #                           many segments whatever the pacing rate, so the frame size
 #                           does not follow the machine's speed (""/0: the kernel's 2)
@@ -220,7 +220,10 @@ for boot in 1 2 3; do
 	rm -f "$res/finished" "$res/frozen"
 	(
 		while sleep 20; do
-			newest=$(stat -c %Y "$res"/bed.log "$res"/*-devices.log "$res"/*.console 2>/dev/null | sort -n | tail -n1)
+			# `|| true`: before the first guest's console exists stat fails,
+			# which under pipefail and -e ended this loop on 2026-12-02 (a
+			# frozen bed then waited for the hours of $bed_limit).
+			newest=$(stat -c %Y "$res"/bed.log "$res"/*-devices.log "$res"/*.console 2>/dev/null | sort -n | tail -n1 || true)
 			if [ -n "$newest" ] && [ $(($(date +%s) - newest)) -gt "${BENCH_STALL:-420}" ]; then
 				echo "bench: no bed log moved for ${BENCH_STALL:-420} s: the bed froze; killing it" >&2
 				touch "$res/frozen"

@@ -98,8 +98,8 @@ module! {
             description: "Transmit polling: after serving frames, leave the guest's transmit notifications off and poll the ring again within this many microseconds (0: notify per frame, no polling)",
         },
         tx_poll_adapt: u32 {
-            default: 0,
-            description: "Transmit polling (virtio-mmio): the poll period adapts to how fast the guest adds frames, from tx_poll_us up to 32 times it (at most 2 ms), and a deferred ring is notified once the guest added 32 frames (1); 0: the fixed period",
+            default: 1,
+            description: "Transmit polling (virtio-mmio): the poll period adapts to how fast the guest adds frames, from tx_poll_us up to 32 times it (at most 2 ms), and a deferred ring is notified once the guest added 32 frames (1, the default); 0: the fixed period, notifications off while deferred",
         },
         inline_irq: u32 {
             default: 1,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's parameters (`insmod pvpass.ko tx_poll_us=50 tx_poll_adapt=0
+//! The module's parameters (`insmod pvpass.ko tx_poll_us=50 tx_poll_adapt=1
 //! inline_irq=1 rx_lend=1`),
 //! read once at load: the data path's tunables, for measuring one design
 //! against another in the same boot (bench/README.md).
@@ -19,8 +19,9 @@ pub(crate) fn tx_poll_ns() -> u64 {
 }
 
 /// The transmit poll period adapts to the guest's rate and a deferred ring
-/// is notified after a burst (`pvcore::txpolicy`); 0 (the default until
-/// the benchmark shows it pays): the fixed period, notifications fully off.
+/// is notified after a burst (`pvcore::txpolicy`; the default since the
+/// same-run A/B of bench/results/run-2026-12-02); 0: the fixed period,
+/// notifications fully off while deferred.
 pub(crate) fn tx_poll_adapt() -> bool {
     *module_parameters::tx_poll_adapt.value() != 0
 }

@@ -21,7 +21,7 @@
 //!   is served at once: request/response traffic never waits for the
 //!   timer;
 //! - (the last two only where the device asks for them: the module's
-//!   `tx_poll_adapt`, off by default until measured) the poll period
+//!   `tx_poll_adapt`, on by default) the poll period
 //!   adapts to how fast the guest adds frames: from the
 //!   device's base period (`tx_poll_us`) it doubles at each timer poll
 //!   that finds nothing or a single frame (the guest is slower than the

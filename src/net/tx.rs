@@ -133,7 +133,7 @@ impl Device {
     ///   makes anyway (its interrupt handler's InterruptStatus read, a
     ///   receive notify, a vhost kick of either queue), or from the poll
     ///   timer (`transport::poll`) within the poll period, or (with
-    ///   `tuning::tx_poll_adapt`, off by default until measured) within a
+    ///   `tuning::tx_poll_adapt`, the default) within a
     ///   period that adapts from `tuning::tx_poll_ns` up to 32 times it
     ///   and 2 ms (`pvcore::txpolicy`), or from the guest's own notify once
     ///   it added `KICK_AFTER` frames;
