@@ -78,7 +78,7 @@ start_guest() { # config, index, extra qemu args...
 	# the pacing rate per frame, so under emulation the frame size follows
 	# the machine's speed and load, and with it the cost per byte.
 	[ -n "${BENCH_TSO_SEGS:-}" ] && append="$append bench_tso_segs=$BENCH_TSO_SEGS"
-	case $cfg in pvpass | pvpass-base | pvpass-adapt | pvpass-fixed | pvpass-p[0-9]*) append="$append $mmio_arg" ;; esac
+	[ "$(pvpass_transport "$cfg")" = mmio ] && append="$append $mmio_arg"
 	rm -f "/tmp/bench-qmp-$net-$i"
 	"${qemu_prefix[@]}" qemu-system-x86_64 -enable-kvm -cpu host -machine q35,kernel-irqchip=on \
 		-m 256M -smp 1 -nodefaults -display none -no-reboot \
@@ -244,9 +244,18 @@ start_pvpass_vhost() {
 	qemu_prefix=()
 }
 
+# The transport of a pvpass configuration (the header's list): mmio, vhost,
+# or nothing for a name that is not one.
+pvpass_transport() { # config
+	case $1 in
+	pvpass | pvpass-base | pvpass-adapt | pvpass-fixed | pvpass-p[0-9]*) echo mmio ;;
+	pvpass-vhost | pvpass-vhost-base | pvpass-vhost-p[0-9]*) echo vhost ;;
+	esac
+}
+
 # What starts a pvpass configuration's guests: virtio-mmio or the vhost transport.
 pvpass_start() { # config
-	case $1 in pvpass-vhost*) echo start_pvpass_vhost ;; *) echo start_pvpass ;; esac
+	case $(pvpass_transport "$1") in vhost) echo start_pvpass_vhost ;; *) echo start_pvpass ;; esac
 }
 
 run_pvpass() { # config (virtio-mmio or vhost transport)
@@ -374,11 +383,16 @@ else
 		net=0
 		case $cfg in
 		loopback) measure loopback --kind loopback ;;
-		pvpass | pvpass-base | pvpass-adapt | pvpass-fixed | pvpass-p[0-9]* | pvpass-vhost | pvpass-vhost-base | pvpass-vhost-p[0-9]*)
-			run_pvpass "$cfg" ;;
 		vhost) run_bridge vhost on ;;
 		qemu) run_bridge qemu off ;;
-		*) echo "bed: unknown configuration $cfg"; echo "$cfg: unknown configuration" >>"$res/failures.txt" ;;
+		*)
+			if [ -n "$(pvpass_transport "$cfg")" ]; then
+				run_pvpass "$cfg"
+			else
+				echo "bed: unknown configuration $cfg"
+				echo "$cfg: unknown configuration" >>"$res/failures.txt"
+			fi
+			;;
 		esac
 		guest_lines "$cfg"
 	done

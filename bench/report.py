@@ -425,6 +425,10 @@ def sender_table(rows, present, cell):
         x, up = num(r.get(col)), num(r.get("ti_up"))
         return 100.0 * x / 1e6 / up if x is not None and up else None
 
+    def kb(r, col):
+        x = num(r.get(col))
+        return None if x is None else x / 1024.0
+
     cols = [
         ("bytes/frame sent (guest eth0)", lambda r: ratio_of(r, "g_bytes", "g_frames")),
         ("TCP segments/frame", lambda r: ratio_of(r, "g_segs", "g_frames")),
@@ -434,10 +438,8 @@ def sender_table(rows, present, cell):
         ("sndbuf-limited %", lambda r: share(r, "ti_sndbuf_limited_us")),
         ("cwnd (segments)", lambda r: num(r.get("ti_cwnd"))),
         ("unacked (segments)", lambda r: num(r.get("ti_unacked"))),
-        ("peer window (KB)", lambda r: (num(r.get("ti_snd_wnd")) or 0) / 1024.0
-         if r.get("ti_snd_wnd") else None),
-        ("below TCP (KB, wmem_alloc)", lambda r: (num(r.get("ti_wmem_alloc")) or 0) / 1024.0
-         if r.get("ti_wmem_alloc") else None),
+        ("peer window (KB)", lambda r: kb(r, "ti_snd_wnd")),
+        ("below TCP (KB, wmem_alloc)", lambda r: kb(r, "ti_wmem_alloc")),
         ("rtt (µs)", lambda r: num(r.get("ti_rtt_us"))),
     ]
     out = []
