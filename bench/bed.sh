@@ -212,7 +212,8 @@ start_pvpass() {
 pvpass_up() { # config whose parameters to load with, log name
 	# shellcheck disable=SC2046 # the parameters are words
 	insmod "$ko" $(pvpass_params "$1") || { echo "$1: insmod failed" >>"$res/failures.txt"; return 1; }
-	echo "bed: $1: pvpass.ko loaded with: $(cd /sys/module/pvpass/parameters && grep -H . ./* | sed 's|^\./||; s|:|=|' | tr '\n' ' ')"
+	# (The module's parameters are not in sysfs: the ones given are logged.)
+	echo "bed: $1: insmod pvpass.ko $(pvpass_params "$1")"
 	"$ctl" version
 	ip link set pvpsw0 up
 	(while sleep 5; do echo "== $(date +%T)"; cat /sys/kernel/debug/pvpass/devices; done) \
