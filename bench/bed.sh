@@ -15,6 +15,8 @@
 #             and the notify after a burst, pvcore::txpolicy; the module's
 #             default since 2026-12-02)
 #   pvpass-fixed  pvpass loaded `tx_poll_adapt=0` (the fixed poll period)
+#   pvpass-hold   pvpass loaded `tx_hold_used=1` (a service that leaves a
+#             poll owed holds its used entries for that poll)
 #   vhost     virtio-net-pci, vhost=on, tap per guest in bridge br0 with the host address
 #   qemu      the same with vhost=off (QEMU's own virtio-net in userspace)
 #   loopback  netperf to 127.0.0.1 in the bed itself (no guests): the ceiling
@@ -183,6 +185,7 @@ pvpass_params() { # config
 	*-base) echo "tx_poll_us=0 inline_irq=0" ;;
 	*-adapt) echo "tx_poll_adapt=1" ;;
 	*-fixed) echo "tx_poll_adapt=0" ;;
+	*-hold) echo "tx_hold_used=1" ;;
 	*-p[0-9]*) echo "tx_poll_us=${1##*-p}" ;;
 	esac
 }
@@ -249,7 +252,7 @@ start_pvpass_vhost() {
 # or nothing for a name that is not one.
 pvpass_transport() { # config
 	case $1 in
-	pvpass | pvpass-base | pvpass-adapt | pvpass-fixed | pvpass-p[0-9]*) echo mmio ;;
+	pvpass | pvpass-base | pvpass-adapt | pvpass-fixed | pvpass-hold | pvpass-p[0-9]*) echo mmio ;;
 	pvpass-vhost | pvpass-vhost-base | pvpass-vhost-p[0-9]*) echo vhost ;;
 	esac
 }

@@ -18,6 +18,7 @@ CONFIGS = [("pvpass", "pvpass"), ("pvpass-vhost", "pvpass (vhost transport)"),
            ("pvpass-p1000", "pvpass, 1 ms poll"),
            ("pvpass-adapt", "pvpass, tx_poll_adapt=1"),
            ("pvpass-fixed", "pvpass, tx_poll_adapt=0"),
+           ("pvpass-hold", "pvpass, tx_hold_used=1"),
            ("pvpass-vhost-p1000", "pvpass (vhost), 1 ms poll"),
            ("vhost", "vhost-net"), ("qemu", "QEMU virtio-net"),
            ("loopback", "loopback (bed)")]

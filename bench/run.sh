@@ -19,7 +19,7 @@
 #                           default: with six guests up the bed spent 15-50 % of its CPU
 #                           idle-busy and froze more (results/repeat-2026-12-02). Not
 #                           for configurations with other module parameters
-#                           (pvpass-base, pvpass-adapt, pvpass-fixed, pvpass-pN)
+#                           (pvpass-base, pvpass-adapt, pvpass-fixed, pvpass-hold, pvpass-pN)
 #   BENCH_TSO_SEGS=44       the guests' tcp_min_tso_segs: TSO frames of at least this
 #                           many segments whatever the pacing rate, so the frame size
 #                           does not follow the machine's speed (""/0: the kernel's 2)

@@ -101,6 +101,10 @@ module! {
             default: 1,
             description: "Transmit polling (virtio-mmio): the poll period adapts to how fast the guest adds frames, from tx_poll_us up to 32 times it (at most 2 ms), and a deferred ring is notified once the guest added 32 frames (1, the default); 0: the fixed period, notifications off while deferred",
         },
+        tx_hold_used: u32 {
+            default: 0,
+            description: "Transmit (virtio-mmio): a service that leaves a poll owed holds the used entries of the frames it sent until that poll (or the next exit) publishes them, as vhost-net completes after the guest's kick returned (1); 0: published at once",
+        },
         inline_irq: u32 {
             default: 1,
             description: "Inject an edge-triggered GSI's interrupt on the thread that raises it (1) instead of through KVM's irqfd work item (0)",

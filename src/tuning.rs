@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The module's parameters (`insmod pvpass.ko tx_poll_us=50 tx_poll_adapt=1
-//! inline_irq=1 rx_lend=1`),
+//! tx_hold_used=0 inline_irq=1 rx_lend=1`),
 //! read once at load: the data path's tunables, for measuring one design
 //! against another in the same boot (bench/README.md).
 
@@ -24,6 +24,13 @@ pub(crate) fn tx_poll_ns() -> u64 {
 /// notifications fully off while deferred.
 pub(crate) fn tx_poll_adapt() -> bool {
     *module_parameters::tx_poll_adapt.value() != 0
+}
+
+/// A transmit service that leaves a poll owed holds the used entries of
+/// what it sent until the poll, or the device's next exit, publishes them
+/// (`net::tx`); 0: every service publishes before it returns.
+pub(crate) fn tx_hold_used() -> bool {
+    *module_parameters::tx_hold_used.value() != 0
 }
 
 /// Edge-triggered GSIs are injected on the raising thread when it may

@@ -248,6 +248,9 @@ pub struct Virtqueue {
     last_avail: u16,
     shadow_avail: u16,
     used_idx: u16,
+    /// Used entries written after `used_idx` but not yet published
+    /// ([`Virtqueue::push_held`]).
+    held: u16,
     used_flags: u16,
     in_flight: u16,
     signalled_used: u16,
@@ -309,6 +312,7 @@ impl Virtqueue {
         self.last_avail = last_avail;
         self.shadow_avail = last_avail;
         self.used_idx = used_idx;
+        self.held = 0;
         self.in_flight = 0;
         self.signalled_valid = false;
     }
@@ -343,6 +347,12 @@ impl Virtqueue {
     #[must_use]
     pub fn used_idx(&self) -> u16 {
         self.used_idx
+    }
+
+    /// Used entries written but not published yet ([`Self::push_held`]).
+    #[must_use]
+    pub fn held(&self) -> u16 {
+        self.held
     }
 
     /// The queue's indices as device and guest see them now, for debugging
@@ -544,18 +554,35 @@ impl Virtqueue {
     }
 
     /// Returns chain `id` to the guest with `len` bytes written, and publishes
-    /// the new used index after a write barrier.
+    /// the new used index (with any entries held before it) after a write
+    /// barrier.
     pub fn push<M: GuestMemory>(&mut self, mem: &M, id: u16, len: u32) -> Result<(), QueueError> {
+        self.push_held(mem, id, len)?;
+        self.publish(mem).map(|_| ())
+    }
+
+    /// As [`Self::push`], but the used index is left as it is: the guest
+    /// does not see the entry (and may not reuse the chain's descriptors)
+    /// until [`Self::publish`]. A device that holds entries must publish
+    /// them before it stops serving the queue for good (they are the
+    /// guest's chains); one that is reset need not. At most the queue's size
+    /// can be held: every chain is popped once.
+    pub fn push_held<M: GuestMemory>(
+        &mut self,
+        mem: &M,
+        id: u16,
+        len: u32,
+    ) -> Result<(), QueueError> {
         self.live()?;
         if id >= self.cfg.size {
             return Err(QueueError::BadUsedId);
         }
-        let r = self.push_inner(mem, id, len);
+        let r = self.write_used(mem, id, len);
         self.guard(r)
     }
 
-    fn push_inner<M: GuestMemory>(&mut self, mem: &M, id: u16, len: u32) -> Result<(), QueueError> {
-        let slot = self.used_idx & self.cfg.size.wrapping_sub(1);
+    fn write_used<M: GuestMemory>(&mut self, mem: &M, id: u16, len: u32) -> Result<(), QueueError> {
+        let slot = self.used_idx.wrapping_add(self.held) & self.cfg.size.wrapping_sub(1);
         let elem = self
             .cfg
             .used
@@ -563,17 +590,37 @@ impl Virtqueue {
             .wrapping_add(u64::from(slot).wrapping_mul(8));
         mem.write_u32(elem, u32::from(id))?;
         mem.write_u32(elem.wrapping_add(4), len)?;
-        // The element must be visible before the index that publishes it.
+        self.held = self.held.wrapping_add(1);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Ok(())
+    }
+
+    /// Publishes the entries held ([`Self::push_held`]): the used index
+    /// moves past them after a write barrier. Returns whether there were
+    /// any (then [`Self::need_notify`] says whether to interrupt).
+    pub fn publish<M: GuestMemory>(&mut self, mem: &M) -> Result<bool, QueueError> {
+        if self.held == 0 {
+            return Ok(false);
+        }
+        self.live()?;
+        let r = self.publish_inner(mem);
+        self.guard(r).map(|()| true)
+    }
+
+    fn publish_inner<M: GuestMemory>(&mut self, mem: &M) -> Result<(), QueueError> {
+        // The elements must be visible before the index that publishes them.
         mem.fence(Fence::Write);
-        let next = self.used_idx.wrapping_add(1);
+        let next = self.used_idx.wrapping_add(self.held);
         mem.write_u16(self.cfg.used.wrapping_add(2), next)?;
         self.used_idx = next;
-        self.in_flight = self.in_flight.saturating_sub(1);
+        self.held = 0;
         Ok(())
     }
 
     /// After pushing: must the guest be interrupted? Honors `used_event`
     /// (EVENT_IDX) or `VRING_AVAIL_F_NO_INTERRUPT` (without EVENT_IDX).
+    /// Entries held and not published are not counted: the guest does not
+    /// see them yet.
     pub fn need_notify<M: GuestMemory>(&mut self, mem: &M) -> Result<bool, QueueError> {
         self.live()?;
         let r = self.need_notify_inner(mem);

@@ -676,6 +676,76 @@ fn push_wraps_around_the_ring() {
     assert_eq!(used_len(2), 20);
 }
 
+/// Entries held are written where the next published ones go, but the
+/// guest sees none of them (the used index stays) until they are published
+/// together, after one write barrier; a `push` after held entries
+/// publishes them with its own.
+#[test]
+fn held_entries_are_written_in_order_and_published_together() {
+    let mut r = Rig::new(4);
+    r.q.push(&r.mem, 3, 30).unwrap();
+    r.q.push_held(&r.mem, 1, 10).unwrap();
+    r.q.push_held(&r.mem, 2, 20).unwrap();
+    assert_eq!(r.q.held(), 2);
+    assert_eq!(r.q.used_idx(), 1);
+    assert_eq!(r.mem.peek_u16(USED + 2), 1);
+    assert_eq!(r.mem.peek_u32(USED + 4 + 8), 1);
+    assert_eq!(r.mem.peek_u32(USED + 4 + 16), 2);
+    r.mem.log.borrow_mut().clear();
+    assert_eq!(r.q.publish(&r.mem), Ok(true));
+    assert_eq!(
+        *r.mem.log.borrow(),
+        vec![
+            Event::Fence(Fence::Write),
+            Event::Write(USED + 2, 3u16.to_le_bytes().to_vec()),
+        ]
+    );
+    assert_eq!((r.q.used_idx(), r.q.held()), (3, 0));
+    // Nothing held: nothing written.
+    r.mem.log.borrow_mut().clear();
+    assert_eq!(r.q.publish(&r.mem), Ok(false));
+    assert!(r.mem.log.borrow().is_empty());
+    r.q.push_held(&r.mem, 0, 0).unwrap();
+    r.q.push(&r.mem, 1, 0).unwrap();
+    assert_eq!(r.mem.peek_u16(USED + 2), 5);
+    assert_eq!(r.mem.peek_u32(USED + 4), 1); // slot 4 % 4 = 0: the push
+    assert_eq!(r.mem.peek_u32(USED + 4 + 24), 0); // slot 3: the held one
+    assert_eq!(r.q.held(), 0);
+}
+
+/// With EVENT_IDX the interrupt decision counts only what was published.
+#[test]
+fn need_notify_does_not_count_held_entries() {
+    let mut r = Rig::with(QueueConfig {
+        event_idx: true,
+        ..cfg(8)
+    });
+    let used_event = AVAIL + 4 + 2 * 8;
+    r.mem.poke(used_event, &1u16.to_le_bytes());
+    r.q.push(&r.mem, 0, 0).unwrap(); // used idx 1
+    assert_eq!(r.q.need_notify(&r.mem), Ok(true));
+    r.q.push_held(&r.mem, 1, 0).unwrap(); // would pass event 1
+    assert_eq!(r.q.need_notify(&r.mem), Ok(false));
+    assert_eq!(r.q.publish(&r.mem), Ok(true)); // used idx 2: passes it
+    assert_eq!(r.q.need_notify(&r.mem), Ok(true));
+}
+
+/// A broken queue publishes nothing it held; a resumed one holds nothing.
+#[test]
+fn held_entries_go_with_a_broken_or_resumed_queue() {
+    let mut r = Rig::new(4);
+    r.q.push_held(&r.mem, 1, 0).unwrap();
+    r.q.resume(7, 9);
+    assert_eq!((r.q.held(), r.q.used_idx()), (0, 9));
+    assert_eq!(r.q.publish(&r.mem), Ok(false));
+    r.q.push_held(&r.mem, 1, 0).unwrap();
+    r.mem.poke(AVAIL + 2, &100u16.to_le_bytes()); // an avail jump breaks it
+    let mut c: Chain = Chain::new();
+    assert!(r.q.pop(&r.mem, &r.map, &mut c).is_err());
+    assert_eq!(r.q.publish(&r.mem), Err(QueueError::Broken));
+    assert_eq!(r.mem.peek_u16(USED + 2), 0);
+}
+
 #[test]
 fn push_rejects_bad_id_without_breaking() {
     let mut r = Rig::new(4);

@@ -233,6 +233,9 @@ pub(crate) struct Device {
     /// The poll period adapts and a deferred ring is notified after a
     /// burst (`tuning::tx_poll_adapt`).
     pub(super) tx_poll_adapt: bool,
+    /// A service that leaves a poll owed holds its used entries for it
+    /// (`tuning::tx_hold_used`).
+    pub(super) tx_hold_used: bool,
     pub(crate) id: u32,
     pub(crate) gpa: u64,
     mac: [u8; 6],
@@ -343,7 +346,7 @@ impl MmioOps for OnVcpu<'_> {
                 dev.process_ctrl(*cpu, st);
             }
             if q == 1 || st.tx_more || st.tx_deferred {
-                dev.process_tx(*cpu, st);
+                dev.process_tx(*cpu, st, false);
             }
             dev.drain_rx(*cpu, st, true);
         }
@@ -362,7 +365,7 @@ impl MmioOps for OnVcpu<'_> {
             let timer = dev.poll_irq.xchg(0, Relaxed) != 0;
             if st.tx_more || st.tx_deferred {
                 st.tx_timer = timer;
-                dev.process_tx(*cpu, st);
+                dev.process_tx(*cpu, st, true);
             }
             dev.drain_rx(*cpu, st, false);
         }
@@ -487,6 +490,7 @@ impl Device {
                 poll: unsafe { TxPoll::new(this.as_ptr().cast())? },
                 tx_poll_ns,
                 tx_poll_adapt: crate::tuning::tx_poll_adapt(),
+                tx_hold_used: crate::tuning::tx_hold_used(),
                 id,
                 gpa,
                 mac,
@@ -889,7 +893,7 @@ impl Device {
         if st.tx_timer {
             self.counters.inc(C::TxPolls);
         }
-        self.process_tx(own, st);
+        self.process_tx(own, st, false);
         self.drain_rx(own, st, true);
         if st.tx_more {
             self.transport.kick();

@@ -74,7 +74,7 @@ impl Device {
         if self.refresh(cpu, st) {
             if st.tx_deferred || st.tx_more {
                 st.tx_timer = true;
-                self.process_tx(cpu, st);
+                self.process_tx(cpu, st, false);
             }
             self.drain_rx(cpu, st, true);
         }

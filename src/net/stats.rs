@@ -141,6 +141,10 @@ counters! {
         /// Lent buffers taken back unwritten (queue stop, reset, memory map
         /// change) and made available again.
         RxReclaimed => rx_reclaimed,
+        /// Transmit services inside the guest's interrupt handler (its
+        /// InterruptStatus read, virtio-mmio) that completed frames: that
+        /// read's status signals them, no interrupt of their own.
+        TxHandlerCompletions => tx_handler_completions,
     }
 }
 

@@ -141,7 +141,14 @@ impl Device {
     ///   with polling off, turn them back on, re-checking for frames added
     ///   meanwhile: the first frame after idle is notified and served at
     ///   once (request/response traffic never waits for a timer).
-    pub(super) fn process_tx(&self, cpu: &dyn OwnThread, st: &mut DevState) {
+    ///
+    /// `in_handler`: the service runs inside the guest's interrupt handler
+    /// (virtio-mmio's InterruptStatus read): what it completes is signalled
+    /// by the status that read returns, with no interrupt of its own (the
+    /// handler then goes on to the transmit queue's used ring; an
+    /// interrupt raised now would only bring it back for a status read and
+    /// an ACK of nothing new). Counted in `tx_handler_completions`.
+    pub(super) fn process_tx(&self, cpu: &dyn OwnThread, st: &mut DevState, in_handler: bool) {
         st.tx_more = false;
         let poll_ns = self.tx_poll_ns;
         let why = if st.tx_timer {
@@ -152,7 +159,18 @@ impl Device {
             TxWhy::Notify
         };
         st.tx_timer = false;
-        let mut completed = false;
+        // What an earlier service held (`tuning::tx_hold_used`) goes to the
+        // guest now, whatever this one holds.
+        let mut published = false;
+        {
+            let DevState { map, txq, .. } = &mut *st;
+            if let Some(q) = txq.as_mut().filter(|q| q.held() > 0) {
+                match q.publish(&UserMem::new(cpu, map)) {
+                    Ok(p) => published = p,
+                    Err(e) => return self.broken(st, "transmit used ring", e),
+                }
+            }
+        }
         let mut frames = 0u32;
         let mut bytes = 0usize;
         let mut yielded = false;
@@ -242,7 +260,6 @@ impl Device {
                         && pending.push(chain.head(), buf)
                     {
                         self.counters.inc(C::TxPending);
-                        completed = true;
                         continue;
                     }
                 }
@@ -256,10 +273,9 @@ impl Device {
             // The buffer goes back to the guest only now: every receiver
             // has its copy.
             tx_pins.release(buf);
-            if let Err(e) = q.push(&mem, chain.head(), 0) {
+            if let Err(e) = q.push_held(&mem, chain.head(), 0) {
                 return self.broken(st, "transmit used ring", e);
             }
-            completed = true;
         }
         // What the backend finished meanwhile; what it still holds is
         // waited for now (bounded: a NIC reads a frame in microseconds), so
@@ -314,6 +330,21 @@ impl Device {
             st.tx_deferred = false;
             self.poll.cancel();
         }
+        // The used entries of this service: published now, or (a poll owed,
+        // `tx_hold_used`) held for it: the guest's driver then frees its
+        // buffers later, as under vhost-net, whose worker completes after
+        // the kick returned. Its TCP sees the socket's earlier data still
+        // below it, so that it corks the next write onto what it has
+        // queued (autocorking) instead of sending each write as a frame of
+        // its own. A budget's end publishes: the guest must come back.
+        let hold = deferred && self.tx_hold_used;
+        let DevState { map, txq, .. } = &mut *st;
+        if let Some(q) = txq.as_mut().filter(|_| !hold) {
+            match q.publish(&UserMem::new(cpu, map)) {
+                Ok(p) => published |= p,
+                Err(e) => return self.broken(st, "transmit used ring", e),
+            }
+        }
         let DevState {
             map,
             txq,
@@ -332,16 +363,21 @@ impl Device {
                 // After a budget's end always, at once: the guest must
                 // come back.
                 self.raise(1, true);
-            } else if completed {
-                // Or held back (notification coalescing, `coal`).
+            } else if published {
+                // Or held back (notification coalescing, `coal`), or, in
+                // the guest's handler, the bit only.
                 let wanted = q.need_notify(&mem).unwrap_or(true);
-                self.completed(1, frames, wanted, true);
+                if in_handler {
+                    self.counters.inc(C::TxHandlerCompletions);
+                }
+                self.completed(1, frames, wanted, !in_handler);
             }
         }
     }
 
     /// The `n` oldest pending frames (all for `u32::MAX`) back to the
-    /// guest: their pins released, their chains in the used ring.
+    /// guest: their pins released, their chains in the used ring (held:
+    /// the service publishes them).
     fn complete(
         q: &mut crate::pvcore::virtq::Virtqueue,
         mem: &UserMem<'_>,
@@ -354,7 +390,7 @@ impl Device {
             let more = pending.pop(|head, buf| {
                 pins.release(buf);
                 if res.is_ok() {
-                    res = q.push(mem, head, 0);
+                    res = q.push_held(mem, head, 0);
                 }
             });
             if !more {
