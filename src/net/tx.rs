@@ -336,7 +336,10 @@ impl Device {
         // the kick returned. Its TCP sees the socket's earlier data still
         // below it, so that it corks the next write onto what it has
         // queued (autocorking) instead of sending each write as a frame of
-        // its own. A budget's end publishes: the guest must come back.
+        // its own. Measured no better, and the frames did not grow
+        // (bench/results/hold-2026-12-02: a stream's ring is notified most
+        // of the time, so little is held): off by default. A budget's end
+        // publishes: the guest must come back.
         let hold = deferred && self.tx_hold_used;
         let DevState { map, txq, .. } = &mut *st;
         if let Some(q) = txq.as_mut().filter(|_| !hold) {
