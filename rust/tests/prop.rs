@@ -1016,3 +1016,70 @@ proptest! {
         fdb_matches_model::<5, 16>(start, max_age, limit, &ops)?;
     }
 }
+
+// ---------------------------------------------------------------------------
+// Held used entries: any mix of `push`, `push_held` and `publish` leaves the
+// used ring as the guest would see it from a model: entries in push order
+// at consecutive slots, the index at the count published, and an index the
+// guest can see never points at an entry not yet written.
+
+#[derive(Clone, Copy, Debug)]
+enum UsedOp {
+    Push(u16),
+    Hold(u16),
+    Publish,
+}
+
+fn arb_used_op() -> impl Strategy<Value = UsedOp> {
+    prop_oneof![
+        (0u16..8).prop_map(UsedOp::Push),
+        (0u16..8).prop_map(UsedOp::Hold),
+        Just(UsedOp::Publish),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn held_and_published_entries_match_model(ops in prop::collection::vec(arb_used_op(), 1..40)) {
+        let mut r = Rig::new(8);
+        // Model: every entry written so far (id, len), and how many the
+        // guest may see.
+        let mut written: Vec<(u16, u32)> = Vec::new();
+        let mut visible = 0usize;
+        for (n, op) in ops.iter().enumerate() {
+            let len = n as u32;
+            match *op {
+                UsedOp::Push(id) => {
+                    // At most a queue's worth in flight: the guest would
+                    // not have more chains.
+                    if written.len() - visible >= 8 { continue; }
+                    r.q.push(&r.mem, id, len).unwrap();
+                    written.push((id, len));
+                    visible = written.len();
+                }
+                UsedOp::Hold(id) => {
+                    if written.len() - visible >= 8 { continue; }
+                    r.q.push_held(&r.mem, id, len).unwrap();
+                    written.push((id, len));
+                }
+                UsedOp::Publish => {
+                    let any = r.q.publish(&r.mem).unwrap();
+                    prop_assert_eq!(any, visible < written.len());
+                    visible = written.len();
+                }
+            }
+            prop_assert_eq!(usize::from(r.mem.peek_u16(USED + 2)), visible % 65536);
+            prop_assert_eq!(usize::from(r.q.used_idx()), visible);
+            prop_assert_eq!(usize::from(r.q.held()), written.len() - visible);
+            // The last 8 written entries are in their slots (older ones were
+            // overwritten by the wrap).
+            for (i, &(id, l)) in written.iter().enumerate().rev().take(8) {
+                let slot = (i % 8) as u64;
+                prop_assert_eq!(r.mem.peek_u32(USED + 4 + 8 * slot), u32::from(id));
+                prop_assert_eq!(r.mem.peek_u32(USED + 8 + 8 * slot), l);
+            }
+        }
+    }
+}
