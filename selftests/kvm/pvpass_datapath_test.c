@@ -1525,7 +1525,8 @@ TEST(transmit_ring_is_polled_after_a_notify)
  * nothing new. Every other service that completes a frame interrupts the
  * guest (no EVENT_IDX, NO_INTERRUPT clear): so the interrupts are the
  * frames less those completed in the handler, plus the interrupts owed
- * polls raised instead of running (tx_poll_irqs). Whether a round's poll
+ * polls raised instead of running (tx_poll_irqs), plus at most one a frame
+ * the guest received (none is sent to it). Whether a round's poll
  * runs in the handler or from the timer depends on the clock: the test
  * needs one such round (SKIP otherwise) and checks the count exactly.
  */
@@ -1534,7 +1535,7 @@ TEST(transmit_poll_in_the_handler_raises_no_interrupt)
 	int pv = pvpass_open();
 	int irq = eventfd(0, EFD_CLOEXEC);
 	static const u8 nobody[6] = { 0x52, 0x54, 0x00, 0xee, 0xee, 0xee };
-	u64 in_read, handled, poll_irqs, i0, irqs;
+	u64 in_read, handled, poll_irqs, i0, r0, irqs, rx, want;
 	struct pvpass_stats sa;
 	struct guest a;
 
@@ -1542,19 +1543,27 @@ TEST(transmit_poll_in_the_handler_raises_no_interrupt)
 	next.nframes = 40;
 	next_irq_fd = irq;
 	a = start(pv, M_SEND_HANDLER, mac_a, nobody);
-	i0 = stats(pv, a.id).interrupts;
+	sa = stats(pv, a.id);
+	i0 = sa.interrupts;
+	r0 = sa.rx_frames;
 	in_read = sync_value(&a);
 	sa = stats(pv, a.id);
 	irqs = sa.interrupts - i0;
+	rx = sa.rx_frames - r0;
 	handled = counter(pv, a.id, "tx_handler_completions");
 	poll_irqs = counter(pv, a.id, "tx_poll_irqs");
-	TH_LOG("80 frames: %llu interrupts, %llu services in the handler (%llu found in the read), %llu poll interrupts",
+	TH_LOG("80 frames: %llu interrupts, %llu services in the handler (%llu found in the read), %llu poll interrupts, %llu frames received",
 	       (unsigned long long)irqs, (unsigned long long)handled,
-	       (unsigned long long)in_read, (unsigned long long)poll_irqs);
+	       (unsigned long long)in_read, (unsigned long long)poll_irqs,
+	       (unsigned long long)rx);
 	EXPECT_EQ(80, sa.tx_frames);
 	EXPECT_EQ(0, sa.drop_tx_bad_chain + sa.drop_tx_bad_buffer);
 	EXPECT_LE(in_read, handled);
-	EXPECT_EQ(80 - handled + poll_irqs, irqs);
+	/* A frame the host port floods to the guest (IPv6 on pvpsw0, say)
+	 * interrupts it at most once: so within rx of exact. */
+	want = 80 - handled + poll_irqs;
+	EXPECT_LE(want, irqs);
+	EXPECT_GE(want + rx, irqs);
 	finish(pv, &a);
 	close(irq);
 	close(pv);
