@@ -8,6 +8,12 @@
 //! holds are queued. A full backlog refuses the
 //! frame: the sender never waits for a receiver, and a receiver that posts no
 //! buffers only loses its own traffic.
+//!
+//! Flooded frames (broadcast, multicast, unknown unicast: a frame the switch
+//! sent to every port) take at most half of the backlog, in frames and in
+//! bytes; the other half is kept for frames addressed to the port. A
+//! neighbour's flood, even at its storm limit and with the receiver
+//! descheduled, then cannot make the receiver lose the frames sent to it.
 
 use super::vnet::NetHdr;
 
@@ -18,6 +24,16 @@ pub struct Entry {
     off: usize,
     len: usize,
     hdr: NetHdr,
+    flooded: bool,
+}
+
+/// How a frame reached a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Addressed to the port (its MAC, or one learned behind it).
+    Unicast,
+    /// Sent to every port: broadcast, multicast or unknown unicast.
+    Flooded,
 }
 
 /// Why a frame was not queued.
@@ -29,6 +45,8 @@ pub enum BacklogError {
     NoRoom,
     /// The frame is empty or larger than the whole ring.
     BadLength,
+    /// A flooded frame, and flooded frames fill their half of the backlog.
+    FloodShare,
 }
 
 /// Frames waiting for a port, oldest first. `B` is the byte storage (a
@@ -41,6 +59,9 @@ pub struct Backlog<B, M> {
     count: usize,
     /// End of the newest frame's bytes (meaningful when `count > 0`).
     tail: usize,
+    /// Flooded frames queued, and their bytes.
+    flood_frames: usize,
+    flood_bytes: usize,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>, M: AsRef<[Entry]> + AsMut<[Entry]>> Backlog<B, M> {
@@ -52,6 +73,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, M: AsRef<[Entry]> + AsMut<[Entry]>> Backlog<B
             head: 0,
             count: 0,
             tail: 0,
+            flood_frames: 0,
+            flood_bytes: 0,
         }
     }
 
@@ -100,24 +123,41 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, M: AsRef<[Entry]> + AsMut<[Entry]>> Backlog<B
         }
     }
 
-    /// Queues a copy of `frame` with `hdr`. Returns whether the backlog was
-    /// empty before (the receiver needs a kick).
-    pub fn push(&mut self, hdr: NetHdr, frame: &[u8]) -> Result<bool, BacklogError> {
-        self.push_with(hdr, frame.len(), |dst| dst.copy_from_slice(frame))
+    /// Flooded frames queued now.
+    pub fn flooded(&self) -> usize {
+        self.flood_frames
     }
 
-    /// Queues a frame of `len` bytes with `hdr`, written in place by `fill`
-    /// (which gets exactly `len` bytes; a frame whose bytes are scattered is
-    /// gathered straight into the backlog). Returns whether the backlog was
-    /// empty before. `fill` is not called if the frame is refused.
+    /// Queues a copy of `frame` with `hdr`, addressed to the port. Returns
+    /// whether the backlog was empty before (the receiver needs a kick).
+    pub fn push(&mut self, hdr: NetHdr, frame: &[u8]) -> Result<bool, BacklogError> {
+        self.push_with(hdr, frame.len(), Delivery::Unicast, |dst| {
+            dst.copy_from_slice(frame)
+        })
+    }
+
+    /// Queues a frame of `len` bytes with `hdr`, which reached the port as
+    /// `how`, written in place by `fill` (which gets exactly `len` bytes; a
+    /// frame whose bytes are scattered is gathered straight into the
+    /// backlog). Returns whether the backlog was empty before. `fill` is not
+    /// called if the frame is refused. A flooded frame is refused once
+    /// flooded frames would hold more than half the entries or bytes.
     pub fn push_with(
         &mut self,
         hdr: NetHdr,
         len: usize,
+        how: Delivery,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<bool, BacklogError> {
         if len == 0 || len > self.cap() {
             return Err(BacklogError::BadLength);
+        }
+        let flooded = how == Delivery::Flooded;
+        if flooded
+            && (self.flood_frames >= self.entries.as_ref().len() / 2
+                || self.flood_bytes.saturating_add(len) > self.cap() / 2)
+        {
+            return Err(BacklogError::FloodShare);
         }
         if self.count >= self.entries.as_ref().len() {
             return Err(BacklogError::TooManyFrames);
@@ -135,7 +175,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, M: AsRef<[Entry]> + AsMut<[Entry]>> Backlog<B
                 .ok_or(BacklogError::NoRoom)?,
         );
         if let Some(e) = self.entries.as_mut().get_mut(slot) {
-            *e = Entry { off, len, hdr };
+            *e = Entry {
+                off,
+                len,
+                hdr,
+                flooded,
+            };
+        }
+        if flooded {
+            self.flood_frames = self.flood_frames.saturating_add(1);
+            self.flood_bytes = self.flood_bytes.saturating_add(len);
         }
         self.tail = end;
         let was_empty = self.count == 0;
@@ -158,6 +207,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, M: AsRef<[Entry]> + AsMut<[Entry]>> Backlog<B
     /// Drops the oldest frame.
     pub fn pop(&mut self) {
         if self.count > 0 {
+            if let Some(e) = self.entries.as_ref().get(self.head) {
+                if e.flooded {
+                    self.flood_frames = self.flood_frames.saturating_sub(1);
+                    self.flood_bytes = self.flood_bytes.saturating_sub(e.len);
+                }
+            }
             self.head = self.slot(1);
             self.count = self.count.saturating_sub(1);
         }
@@ -168,5 +223,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, M: AsRef<[Entry]> + AsMut<[Entry]>> Backlog<B
         self.count = 0;
         self.head = 0;
         self.tail = 0;
+        self.flood_frames = 0;
+        self.flood_bytes = 0;
     }
 }

@@ -1680,6 +1680,83 @@ TEST(broadcast_storm_is_rate_limited)
 	close(pv);
 }
 
+/* Frames a port's backlog holds (src/net/rx.rs BACKLOG_FRAMES). */
+#define BACKLOG_FRAMES	256
+#define FLOOD_UNI_ROUNDS 12
+
+/*
+ * B has posted its QSZ receive buffers, and then its vCPU does not run (a
+ * descheduled VM: its backlog is not drained). A broadcasts at its port's
+ * full storm limit until more frames have passed the limit than B's buffers
+ * and backlog hold; then C sends 96 unicast frames to B, and B runs again.
+ * Must hold: B gets all of C's frames. A neighbour's flood may fill B's
+ * buffers and its share of B's backlog (its drops counted as drop_rx_flood),
+ * never the room that frames addressed to B need.
+ */
+TEST(flood_leaves_room_for_unicast)
+{
+	int pv = pvpass_open(), rounds = 0;
+	long base = pinned_pages();
+	struct job ja = { 0 }, jb = { 0 }, jc = { 0 };
+	struct pvpass_stats sa, sb;
+	struct guest a, b, c;
+	struct ctl *cb;
+
+	ASSERT_GE(base, 0);
+	memcpy(next.peer, mac_c, 6);
+	b = start(pv, M_RX_LOOP, mac_b, mac_a, 1);
+	next.burst = BCAST_BURST;
+	a = start(pv, M_TX_ROUNDS, mac_a, bcast, 1);
+	next.burst = UNI_BURST;
+	c = start(pv, M_TX_ROUNDS, mac_c, mac_b, 1);
+	cb = ctl_of(&b);
+	ASSERT_EQ(0, sync_vcpu(b.vcpu[0]));		/* buffers posted */
+	ASSERT_EQ(0, sync_vcpu(a.vcpu[0]));
+	ASSERT_EQ(0, sync_vcpu(c.vcpu[0]));
+
+	/* A floods until B's buffers and whole backlog could be full. */
+	ja.vcpu = a.vcpu[0];
+	do {
+		ja.rounds = ++rounds;
+		vcpu_rounds(&ja);
+		EXPECT_SYNCED(&ja, "A");
+		sa = stats(pv, a.id);
+	} while (sa.tx_frames < QSZ + BACKLOG_FRAMES + 32 && rounds < 64);
+	ASSERT_LE(QSZ + BACKLOG_FRAMES + 32, sa.tx_frames);
+	jc.vcpu = c.vcpu[0];
+	jc.rounds = FLOOD_UNI_ROUNDS;
+	vcpu_rounds(&jc);
+	EXPECT_SYNCED(&jc, "C");
+	EXPECT_EQ(FLOOD_UNI_ROUNDS * UNI_BURST, stats(pv, c.id).tx_frames);
+
+	jb.vcpu = b.vcpu[0];
+	job_start(&jb, vcpu_step);			/* B takes what waits */
+	usleep(500000);
+	WRITE_ONCE(cb->stop, 1);
+	ASSERT_TRUE(job_wait(&jb, 5000));
+	EXPECT_SYNCED(&jb, "B");
+	sb = stats(pv, b.id);
+	TH_LOG("A: %llu broadcasts passed its limit (%d rounds); B got %llu of C's %d, %llu broadcasts, %llu other; B dropped %llu (drop_rx_no_buffer)",
+	       (unsigned long long)sa.tx_frames, rounds, (unsigned long long)cb->from_peer,
+	       FLOOD_UNI_ROUNDS * UNI_BURST, (unsigned long long)cb->group,
+	       (unsigned long long)cb->other, (unsigned long long)sb.drop_rx_no_buffer);
+	EXPECT_EQ(FLOOD_UNI_ROUNDS * UNI_BURST, cb->from_peer);
+	EXPECT_EQ(0, sb.drop_rx_no_buffer);
+	/*
+	 * The flood got B's buffers and at most its half of the backlog (a
+	 * few group frames from the host's pvpsw0 may come on top).
+	 */
+	EXPECT_LE(cb->group, QSZ + BACKLOG_FRAMES / 2 + 8);
+	EXPECT_LT(0, counter(pv, b.id, "drop_rx_flood"));
+	TH_LOG("B: %llu flooded frames dropped (drop_rx_flood)",
+	       (unsigned long long)counter(pv, b.id, "drop_rx_flood"));
+	finish(pv, &a);
+	finish(pv, &c);
+	finish(pv, &b);
+	EXPECT_EQ(base, pinned_pages_settled(base));
+	close(pv);
+}
+
 /* ---- a receiver's VMM dies under a flood ----------------------------------- */
 
 /* The child of vmm_killed_while_neighbour_delivers_into_it: B's VMM. */

@@ -22,6 +22,7 @@ use kernel::{
 
 use super::{
     Backend,
+    Delivery,
     Link,
     Port,
     Uplink, //
@@ -89,7 +90,7 @@ impl Port for HostPort {
     /// Give a frame (with its checked header) to the host stack; dropped
     /// (counted by the interface) if it is down, memory is short or the
     /// stack refuses the header.
-    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>) {
+    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>, _how: Delivery) {
         let raw = NetHdr {
             num_buffers: 0,
             ..*hdr

@@ -41,6 +41,8 @@ use crate::{
     uapi, //
 };
 
+pub(crate) use crate::pvcore::backlog::Delivery;
+
 pub(crate) mod hostport;
 pub(crate) mod switch;
 
@@ -64,10 +66,12 @@ pub(crate) trait Port: Send + Sync {
     /// The port's own MAC.
     fn mac(&self) -> [u8; 6];
     /// A frame for this port (with its checked virtio-net header), on the
-    /// sender's thread, with no lock of the backend held. Never waits for
+    /// sender's thread, with no lock of the backend held, reaching it as
+    /// `how` (addressed to it, or flooded to every port). Never waits for
     /// the receiving side: what cannot be delivered now is queued or dropped
-    /// (counted by the port).
-    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>);
+    /// (counted by the port); flooded frames may take only part of what a
+    /// port queues, so that a flood cannot crowd out its own traffic.
+    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>, how: Delivery);
     /// Receive buffer provider: lend the backend up to `out.len()` of the
     /// buffers the guest posted, each for one frame of at most `need` bytes,
     /// oldest first; returns how many. The backend returns them in the same

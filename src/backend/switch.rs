@@ -31,7 +31,9 @@
 //! frame from a group or all-zero source MAC is dropped (as Linux's bridge
 //! does); broadcast and multicast frames are rate-limited per port
 //! (`STORM_*`, counted drops), so one guest's flood cannot saturate its
-//! neighbours; a port being removed forwards nothing more.
+//! neighbours, and delivered as `Delivery::Flooded`, which takes at most
+//! half of a receiver's backlog (the rest is kept for frames addressed to
+//! it); a port being removed forwards nothing more.
 //!
 //! Locking: `Switch::table` is a spinlock and a leaf. Under it `forward` only
 //! learns, looks up and takes references on the target ports
@@ -53,6 +55,7 @@ use kernel::{
 use super::{
     eaddrinuse,
     Backend,
+    Delivery,
     Name,
     Port,
     Sent,
@@ -220,6 +223,7 @@ impl Core {
         let now = kvm::jiffies();
         let age = max_age();
         let group = is_group(dst);
+        let mut how = Delivery::Unicast;
         targets.ports.clear();
         {
             let mut t = self.table.lock();
@@ -251,6 +255,7 @@ impl Core {
                     }
                 }
                 None => {
+                    how = Delivery::Flooded;
                     for p in t.slots.iter().filter_map(|s| s.port.as_ref()) {
                         if p.id() != from {
                             targets.add(p);
@@ -260,7 +265,7 @@ impl Core {
             }
         }
         for p in targets.ports.iter() {
-            p.deliver(hdr, frame);
+            p.deliver(hdr, frame, how);
         }
         // The references go here, outside the lock.
         targets.ports.clear();

@@ -72,6 +72,7 @@ use super::{
 };
 use crate::{
     backend::{
+        Delivery,
         Loan,
         Port,
         Returned,
@@ -413,8 +414,8 @@ impl Port for Device {
         self.mac
     }
 
-    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>) {
-        self.receive(hdr, frame);
+    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>, how: Delivery) {
+        self.receive(hdr, frame, how);
     }
 
     fn lend(&self, need: usize, out: &mut [Loan]) -> Option<usize> {

@@ -33,6 +33,7 @@ use kernel::{
 use super::Device;
 use crate::{
     backend::{
+        Delivery,
         Port,
         Sent,
         Uplink, //
@@ -148,10 +149,10 @@ impl Port for QueuePort {
         self.mac
     }
 
-    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>) {
+    fn deliver(&self, hdr: &NetHdr, frame: &Frame<'_>, how: Delivery) {
         let src = frame.head().get(6..12).unwrap_or(&[]);
         if let Some(d) = self.pick(src) {
-            d.deliver(hdr, frame);
+            d.deliver(hdr, frame, how);
         }
     }
 }

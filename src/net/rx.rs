@@ -31,6 +31,7 @@ use super::{
     stats::C, //
 };
 use crate::{
+    backend::Delivery,
     kvm::GuestMap,
     mem::{
         Buf,
@@ -43,6 +44,7 @@ use crate::{
     pvcore::{
         backlog::{
             Backlog,
+            BacklogError,
             Entry, //
         },
         pincache::PinError,
@@ -177,9 +179,12 @@ impl Device {
     }
 
     /// Called by the backend on the sender's thread: write `frame` (with its
-    /// checked header) into this port's receive buffers now if it can, or
-    /// queue it in the backlog and kick the interrupt.
-    pub(super) fn receive(&self, hdr: &NetHdr, frame: &Frame<'_>) {
+    /// checked header, reaching the port as `how`) into this port's receive
+    /// buffers now if it can, or queue it in the backlog and kick the
+    /// interrupt. A flooded frame finding the flooded half of the backlog
+    /// full is dropped (`drop_rx_flood`): the other half waits for frames
+    /// addressed to this port.
+    pub(super) fn receive(&self, hdr: &NetHdr, frame: &Frame<'_>, how: Delivery) {
         if self.lending.active.load(Relaxed) {
             // Frames come only through loans while lending (nothing else may
             // pop the queue): a backend never delivers then.
@@ -203,8 +208,9 @@ impl Device {
         let pushed = self
             .backlog
             .lock()
-            .push_with(*hdr, frame.len(), |d| frame.copy_to(d));
+            .push_with(*hdr, frame.len(), how, |d| frame.copy_to(d));
         match pushed {
+            Err(BacklogError::FloodShare) => self.counters.inc(C::DropRxFlood),
             Err(_) => self.counters.inc(C::DropRxNoBuffer),
             Ok(was_empty) => {
                 self.counters.inc(C::RxDeferred);

@@ -145,6 +145,10 @@ counters! {
         /// InterruptStatus read, virtio-mmio) that completed frames: that
         /// read's status signals them, no interrupt of their own.
         TxHandlerCompletions => tx_handler_completions,
+        /// Flooded frames (broadcast, multicast, unknown unicast) dropped
+        /// because they fill their half of the backlog already; the other
+        /// half is kept for frames addressed to the port (`pvcore::backlog`).
+        DropRxFlood => drop_rx_flood,
     }
 }
 

@@ -92,6 +92,7 @@ use crate::{
     backend::{
         eaddrinuse,
         Backend,
+        Delivery,
         Loan,
         Name,
         Port,
@@ -105,6 +106,7 @@ use crate::{
     },
     pvcore::igb::Regs as _,
     pvcore::{
+        fdb::is_group,
         igb::{
             desc::{
                 build_tx,
@@ -841,7 +843,13 @@ impl NicPools {
                             let bytes = unsafe {
                                 core::slice::from_raw_parts(data.cast_const(), len as usize)
                             };
-                            port.deliver(&rx_hdr(csum), &Frame::kernel(bytes));
+                            // The pool's RAR entry takes only its own
+                            // unicast; group frames reach every pool.
+                            let how = match bytes.first_chunk::<6>() {
+                                Some(d) if !is_group(d) => Delivery::Unicast,
+                                _ => Delivery::Flooded,
+                            };
+                            port.deliver(&rx_hdr(csum), &Frame::kernel(bytes), how);
                             vp.counters.inc(Pc::RxFrames);
                             vp.counters.inc(Pc::RxCopies);
                         }
