@@ -46,7 +46,7 @@ PIN_FIELDS = ["pages_pinned", "pin_hits", "pin_misses"]
 PV_FIELDS = ["tx_frames", "rx_frames", "notifies", "interrupts", "mmio_reads", "mmio_writes",
              "drop_rx_no_buffer", "tx_gso_frames", "tx_yields", "drop_tx_storm",
              "drop_rx_scattered", "tx_deferrals", "tx_polls", "tx_poll_irqs",
-             "tx_handler_completions"]
+             "tx_handler_completions", "merged_irqs", "drop_rx_flood"]
 # The client guest's own transmit counters over the whole run (bench/guest-agent
 # "tx: "): eth0 frames and bytes (a GSO frame once), TCP segments, autocorking.
 GUEST_TX = ["frames", "bytes", "segs", "autocork"]

@@ -617,6 +617,7 @@ impl Device {
         s.set(C::PinMisses, rx.misses + tx.misses);
         s.set(C::Interrupts, self.transport.interrupts());
         s.set(C::Resamples, self.transport.resamples());
+        s.set(C::MergedIrqs, self.transport.merged());
         s
     }
 

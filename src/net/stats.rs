@@ -149,6 +149,10 @@ counters! {
         /// because they fill their half of the backlog already; the other
         /// half is kept for frames addressed to the port (`pvcore::backlog`).
         DropRxFlood => drop_rx_flood,
+        /// Gauge: the transport's. Used-buffer interrupts not signalled
+        /// because one signalled since the guest's last register access
+        /// covers them (virtio-mmio, `transport::mmio`).
+        MergedIrqs => merged_irqs,
     }
 }
 

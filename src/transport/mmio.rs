@@ -14,16 +14,37 @@
 //!   always after the guest's write took effect (an InterruptACK clears only
 //!   the bits the guest read; a reset starts from nothing);
 //! - resampling: after an EOI of a level-triggered GSI, the line is raised
-//!   again while InterruptStatus is not zero.
+//!   again while InterruptStatus is not zero;
+//! - one signal per handler run: one line serves every queue, and the
+//!   guest's handler reads InterruptStatus before it looks at any ring, so a
+//!   used-buffer interrupt signalled since the guest's last register access
+//!   covers what completes after it (`signalled`). The next one is signalled
+//!   only after that access, or `MERGE_MS` after the first (KVM drops an
+//!   edge that comes while the guest has the IOAPIC pin masked: a lost
+//!   signal then holds the next frames up for that long at most, where
+//!   before the next frame's signal came at once). An edge-triggered IOAPIC
+//!   would merge the two signals anyway (or, if the first is already in
+//!   service, deliver one more that finds nothing new), but each costs the
+//!   host an irqfd wake-up (an injection from a work item for an IOAPIC
+//!   route); a level-triggered line stays asserted until the EOI, which
+//!   `resample` re-raises.
 
-use kernel::sync::atomic::{
-    Atomic,
-    Relaxed, //
+use kernel::{
+    sync::atomic::{
+        Acquire,
+        Atomic,
+        Full,
+        Relaxed, //
+    },
+    time::msecs_to_jiffies, //
 };
 
 use super::Transport;
 use crate::{
-    kvm::IrqFd,
+    kvm::{
+        self,
+        IrqFd, //
+    },
     pvcore::{
         virtio_mmio::{
             feature,
@@ -35,6 +56,10 @@ use crate::{
         virtq::QueueConfig, //
     }, //
 };
+
+/// How long a signalled used-buffer interrupt covers later ones while the
+/// guest has made no register access (see the module documentation).
+const MERGE_MS: u32 = 5;
 
 /// What the device behind the registers does, on the vCPU thread, with the
 /// device's state (and so the registers) locked.
@@ -64,11 +89,21 @@ pub(crate) struct MmioIrq {
     /// folded into the registers at the next register access (only ever
     /// 0 or 1: a broken queue goes through `failed`).
     pending_isr: Atomic<u32>,
+    /// When a used-buffer interrupt was signalled since the guest's last
+    /// register access (jiffies with bit 0 set; 0: none): the handler it runs
+    /// is still to read InterruptStatus, so later used buffers need no signal
+    /// of their own (for `MERGE_MS`). Cleared by `fold` before it takes
+    /// `pending_isr`, and read after `pending_isr` is set by `used_buffers`
+    /// (with full ordering): a sender that finds it set has raised its bit
+    /// before the fold that clears it, which the guest's next InterruptStatus
+    /// read returns.
+    signalled: Atomic<u64>,
     /// Set by a thread that found a queue malformed: the device needs a
     /// reset (folded in like `pending_isr`).
     failed: Atomic<u32>,
     interrupts: Atomic<u64>,
     resamples: Atomic<u64>,
+    merged: Atomic<u64>,
 }
 
 impl MmioIrq {
@@ -76,9 +111,11 @@ impl MmioIrq {
         Self {
             irq,
             pending_isr: Atomic::new(0),
+            signalled: Atomic::new(0),
             failed: Atomic::new(0),
             interrupts: Atomic::new(0),
             resamples: Atomic::new(0),
+            merged: Atomic::new(0),
         }
     }
 
@@ -154,6 +191,7 @@ impl MmioIrq {
             }
             Ok(MmioEvent::Reset) => {
                 ops.reset();
+                self.signalled.xchg(0, Full);
                 self.pending_isr.xchg(0, Relaxed);
                 self.failed.xchg(0, Relaxed);
                 Ok(())
@@ -170,7 +208,10 @@ impl MmioIrq {
             ops.failed();
             regs.set_needs_reset();
         }
-        let bits = self.pending_isr.xchg(0, Relaxed);
+        // The guest is in its register access: a sender signals again from
+        // here on (see `signalled`).
+        self.signalled.xchg(0, Full);
+        let bits = self.pending_isr.xchg(0, Full);
         if bits != 0 {
             regs.raise_interrupt(bits);
         }
@@ -204,8 +245,17 @@ impl MmioIrq {
 impl Transport for MmioIrq {
     // One interrupt line for all queues.
     fn used_buffers(&self, _q: u16, inject: bool) {
-        self.pending_isr.xchg(1, Relaxed);
-        if inject {
+        self.pending_isr.xchg(1, Full);
+        if !inject {
+            return;
+        }
+        // One signalled since the guest's last access covers this one.
+        let now = kvm::jiffies() | 1;
+        let at = self.signalled.load(Acquire);
+        if at != 0 && now.wrapping_sub(at) <= msecs_to_jiffies(MERGE_MS) as u64 {
+            self.merged.add(1, Relaxed);
+        } else {
+            self.signalled.xchg(now, Full);
             self.kick();
         }
     }
@@ -229,5 +279,9 @@ impl Transport for MmioIrq {
 
     fn resamples(&self) -> u64 {
         self.resamples.load(Relaxed)
+    }
+
+    fn merged(&self) -> u64 {
+        self.merged.load(Relaxed)
     }
 }

@@ -75,6 +75,13 @@ impl Transport for Irq {
             Self::Vhost(v) => v.resamples(),
         }
     }
+
+    fn merged(&self) -> u64 {
+        match self {
+            Self::Mmio(m) => m.merged(),
+            Self::Vhost(v) => v.merged(),
+        }
+    }
 }
 
 /// The interrupt side of a transport, usable from any thread.
@@ -96,4 +103,10 @@ pub(crate) trait Transport: Send + Sync {
     fn interrupts(&self) -> u64;
     /// Interrupts signalled again after an EOI (level-triggered lines).
     fn resamples(&self) -> u64;
+    /// Used-buffer interrupts not signalled because one signalled earlier
+    /// covers them (virtio-mmio: the guest has not read InterruptStatus
+    /// since).
+    fn merged(&self) -> u64 {
+        0
+    }
 }
